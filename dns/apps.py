@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class DnsConfig(AppConfig):
+    name = "dns"
+    verbose_name = "DNS management"
+
+    def ready(self):
+        from dns import events  # noqa: F401

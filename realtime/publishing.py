@@ -1,0 +1,139 @@
+"""The one entry point for events: `publish` and `publish_on_commit`.
+
+The path of one event (DESIGN.md): the event is stored (its row id is the message_id and
+serves replay), its payload is encoded once, and it is sent ONCE to the channel layer, to
+the group of its event type. Every server process's hub is the only member of those
+groups, receives it once and fans it out to its own connections.
+"""
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from functools import partial
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from realtime import catalogue, envelopes, groups
+from realtime.catalogue import Audience
+from realtime.models import Event
+
+logger = logging.getLogger(__name__)
+
+# Names this process in stored events, so a hub can tell its own events from others'.
+ORIGIN = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class PublishError(ValueError):
+    """The event does not fit its catalogue entry; nothing was stored or sent."""
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """Who may receive a LISTED or USER event (besides users with the see-all permission)."""
+
+    users: frozenset = frozenset()
+    groups: frozenset = frozenset()
+
+    @classmethod
+    def user(cls, user_or_id):
+        return cls(users=frozenset({getattr(user_or_id, "pk", user_or_id)}))
+
+
+def publish(event_type, data, *, priority=None, recipients=None, object_key=""):
+    """Store and broadcast one event now. Returns the stored `Event`.
+
+    Call it after the data it describes is committed; from code that writes, use
+    `publish_on_commit` so that a rolled-back transaction publishes nothing.
+    """
+    entry = _check(event_type, data, priority, recipients)
+    priority = entry.priority if priority is None else priority
+    data_json = envelopes.encode(data)
+    event = Event.objects.create(
+        event_type=entry.name,
+        priority=priority,
+        data=envelopes.decode(data_json),
+        origin=ORIGIN,
+        recipient_users=sorted(recipients.users) if recipients else None,
+        recipient_groups=sorted(recipients.groups) if recipients else None,
+        category=_text_field(data, "category", 64),
+        source=_text_field(data, "source", 128),
+        object_key=object_key[:64],
+    )
+    send_to_layer(groups.event_group(entry.name), layer_message(event, data_json))
+    return event
+
+
+def publish_on_commit(event_type, data, **options):
+    """Publish once the current transaction commits (at once outside a transaction).
+
+    The event is checked against the catalogue now, so a bad call fails where it is made.
+    """
+    _check(event_type, data, options.get("priority"), options.get("recipients"))
+    transaction.on_commit(partial(_publish_logged, event_type, data, **options))
+
+
+def _publish_logged(event_type, data, **options):
+    # After commit the write stands whatever happens here: a broken publish must not
+    # turn a saved alert into a 500 for the caller. It is logged loudly instead.
+    try:
+        publish(event_type, data, **options)
+    except Exception:
+        logger.exception("publishing %s failed", event_type)
+
+
+def layer_message(event, data_json=None):
+    """The channel-layer message for a stored event (also used for catch-up from the DB)."""
+    return {
+        "type": "hub.event",
+        "id": event.pk,
+        "event_type": event.event_type,
+        "priority": event.priority,
+        "timestamp": envelopes.iso(event.created_at),
+        "data": data_json if data_json is not None else envelopes.encode(event.data),
+        "users": event.recipient_users,
+        "groups": event.recipient_groups,
+        "category": event.category,
+        "source": event.source,
+        "object_key": event.object_key,
+        "origin": event.origin,
+    }
+
+
+def send_to_layer(group, message):
+    """group_send from sync code; a layer outage is logged, not raised (the event is stored,
+    hubs catch up from the event table when the layer is back)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, message)
+    except Exception as exc:
+        logger.warning("channel layer unavailable, %s will be delivered by catch-up: %s",
+                       message.get("event_type", message.get("type")), exc)
+
+
+def _check(event_type, data, priority, recipients):
+    try:
+        entry = catalogue.get(event_type)
+    except catalogue.UnknownEventType as exc:
+        raise PublishError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise PublishError(f"{event_type}: data must be an object")
+    if priority is not None and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10
+    ):
+        raise PublishError(f"{event_type}: priority must be an integer 1-10")
+    if entry.audience is Audience.EVERYONE and recipients is not None:
+        raise PublishError(f"{event_type} goes to everyone permitted; it takes no recipients")
+    if entry.audience is not Audience.EVERYONE and recipients is None:
+        raise PublishError(f"{event_type} needs recipients ({entry.audience} audience)")
+    return entry
+
+
+def _text_field(data, name, limit):
+    value = data.get(name)
+    return str(value)[:limit] if isinstance(value, str | int) else ""

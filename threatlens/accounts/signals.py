@@ -1,0 +1,1 @@
+"""Receivers for auth and user changes (audit, user events)."""

@@ -1,0 +1,72 @@
+"""Writing the audit log: the one function every app calls."""
+
+from django.db import models
+
+from realtime.publishing import publish_on_commit
+from threatlens.audit.models import AuditLog
+from threatlens.clientinfo import request_address, request_user_agent
+
+
+def record(
+    action,
+    *,
+    actor=None,
+    target=None,
+    old=None,
+    new=None,
+    details=None,
+    request=None,
+    ip=None,
+    user_agent="",
+    target_type="",
+    target_id="",
+    target_repr="",
+):
+    """Write one audit row and tell admins (`user_action`) once the transaction commits.
+
+    `action` is a short dotted verb (`alert.take_ownership`, `auth.login_failed`);
+    `target` a model instance (or give `target_type`/`target_id`/`target_repr`);
+    `old`/`new` the changed fields' values before and after; `request` fills in the
+    client address and user agent when given.
+    """
+    if request is not None:
+        ip = ip or request_address(request)
+        user_agent = user_agent or request_user_agent(request)
+        if actor is None and getattr(request, "user", None) is not None:
+            actor = request.user if request.user.is_authenticated else None
+    if isinstance(target, models.Model):
+        target_type = target_type or target._meta.label_lower
+        target_id = target_id or str(target.pk)
+        target_repr = target_repr or str(target)[:200]
+    entry = AuditLog.objects.create(
+        actor=actor if actor is not None and actor.pk else None,
+        actor_username=getattr(actor, "username", "") or "",
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        target_repr=str(target_repr)[:200],
+        old_values=old,
+        new_values=new,
+        details=details,
+        ip_address=ip,
+        user_agent=user_agent[:300],
+    )
+    publish_on_commit("user_action", user_action_payload(entry))
+    return entry
+
+
+def user_action_payload(entry):
+    """The `user_action` event data for an audit row (threatlens-ws.md family)."""
+    return {
+        "audit_id": entry.pk,
+        "action": entry.action,
+        "user": entry.actor_username or None,
+        "user_id": entry.actor_id,
+        "target_type": entry.target_type,
+        "target_id": entry.target_id,
+        "target": entry.target_repr,
+        "ip_address": entry.ip_address,
+        "category": "audit",
+        "source": entry.action.split(".")[0],
+        "timestamp": entry.created_at,
+    }

@@ -1,0 +1,297 @@
+"""ThreatLens settings, read from the environment (see README "Configuration").
+
+Two modes:
+- embedded (default): SQLite file, in-memory channel layer, local cache, one process;
+  a fresh clone runs and tests with no configuration at all.
+- production (`THREATLENS_MODE=production`): SECRET_KEY and ALLOWED_HOSTS are required,
+  DEBUG is off, cookies are secure; `DATABASE_URL` and `REDIS_URL` name PostgreSQL and Redis.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
+
+from threatlens.env import (
+    env_bool,
+    env_duration,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+MODE = env_str("THREATLENS_MODE", "embedded")
+if MODE not in ("embedded", "production"):
+    raise ImproperlyConfigured(
+        f"THREATLENS_MODE={MODE!r} is not valid: expected embedded or production."
+    )
+PRODUCTION = MODE == "production"
+
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+
+
+def _secret_key():
+    key = env_str("SECRET_KEY")
+    if key:
+        if PRODUCTION and (len(key) < 50 or len(set(key)) < 5):
+            raise ImproperlyConfigured("SECRET_KEY must be at least 50 varied characters.")
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY must be set when THREATLENS_MODE=production.")
+    # Embedded default: generate once and keep it in an ignored file, so sessions and
+    # tokens survive restarts without a key ever being committed.
+    key_file = Path(env_str("SECRET_KEY_FILE", str(BASE_DIR / ".secret_key")))
+    if not key_file.exists():
+        key_file.write_text(get_random_secret_key())
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
+)
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when THREATLENS_MODE=production.")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "channels",
+    "threatlens.accounts",
+    "threatlens.audit",
+    "threatlens.monitoring",
+    "realtime",
+    "incidents",
+    "dns",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "threatlens.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "threatlens.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+
+DATABASE_URL = env_url(
+    "DATABASE_URL",
+    f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    schemes=("sqlite", "postgres", "postgresql", "pgsql"),
+)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if env_str("DATABASE_TEST_NAME"):
+    # Lets several test runs share one PostgreSQL server without clashing.
+    DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the server read while a manage.py command writes; IMMEDIATE transactions
+    # take the write lock up front instead of failing half-way with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer and cache ---------------------------------------------------
+
+REDIS_URL = env_url("REDIS_URL", None, schemes=("redis", "rediss", "unix"))
+# Prefix of every Redis key (layer and cache), so several deployments or test runs can
+# share one Redis.
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "threatlens")
+
+# The hub's per-process channel receives every event once for all of its connections,
+# so it gets a deep queue; Channels' default capacity of 100 drops bursts silently.
+HUB_CHANNEL_CAPACITY = env_int("REALTIME_HUB_CHANNEL_CAPACITY", 100_000, minimum=100)
+_layer_capacities = {"capacity": 1000, "channel_capacity": {r"rthub\..*": HUB_CHANNEL_CAPACITY}}
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": REDIS_KEY_PREFIX,
+                "expiry": 60,
+                **_layer_capacities,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_KEY_PREFIX,
+            "TIMEOUT": 300,
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"expiry": 60, **_layer_capacities},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "threatlens",
+            "TIMEOUT": 300,
+        }
+    }
+
+# --- Auth ------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(
+        seconds=env_duration("JWT_ACCESS_TOKEN_LIFETIME", 15 * 60, minimum=1)
+    ),
+    "REFRESH_TOKEN_LIFETIME": timedelta(
+        seconds=env_duration("JWT_REFRESH_TOKEN_LIFETIME", 24 * 3600, minimum=60)
+    ),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+}
+
+# Failed logins per username and per client address before HTTP 429.
+LOGIN_THROTTLE_FAILURES = env_int("LOGIN_THROTTLE_FAILURES", 5, minimum=1)
+LOGIN_THROTTLE_WINDOW = env_duration("LOGIN_THROTTLE_WINDOW", 300, minimum=1)
+# Trust X-Forwarded-For for the client address (only behind a proxy that sets it).
+USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
+
+# --- REST ------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env_int("API_PAGE_SIZE", 50, minimum=1, maximum=1000),
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "threatlens.api.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ThreatLens API",
+    "DESCRIPTION": "Alerts, incidents, security events, DNS and audit for ThreatLens.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Realtime (DESIGN.md "Settings") -------------------------------------------------------
+
+REALTIME = {
+    "MAX_CONNECTIONS": env_int("REALTIME_MAX_CONNECTIONS", 100, minimum=1),
+    "MAX_CONNECTIONS_PER_USER": env_int("REALTIME_MAX_CONNECTIONS_PER_USER", 10, minimum=1),
+    "MAX_FRAME_BYTES": env_int("REALTIME_MAX_FRAME_BYTES", 65536, minimum=256),
+    "QUEUE_SIZE": env_int("REALTIME_QUEUE_SIZE", 1000, minimum=10),
+    "REPLAY_WINDOW": env_duration("REALTIME_REPLAY_WINDOW", 3600, minimum=1),
+    "REPLAY_MAX_EVENTS": env_int("REALTIME_REPLAY_MAX_EVENTS", 1000, minimum=1),
+    "PING_INTERVAL": env_duration("REALTIME_PING_INTERVAL", 30, minimum=0.05),
+    "AUTH_TIMEOUT": env_duration("REALTIME_AUTH_TIMEOUT", 10, minimum=0.05),
+    "BATCH_WINDOW": env_duration("REALTIME_BATCH_WINDOW", 0.05, minimum=0),
+    "ALLOWED_ORIGINS": env_list("REALTIME_ALLOWED_ORIGINS", []),
+    "MESSAGE_RATE": env_int("REALTIME_MESSAGE_RATE", 100, minimum=1),
+    "SUBSCRIPTION_RATE": env_int("REALTIME_SUBSCRIPTION_RATE", 10, minimum=1),
+    "ADMIN_COMMAND_RATE": env_int("REALTIME_ADMIN_COMMAND_RATE", 5, minimum=1),
+    "RATE_WINDOW": env_duration("REALTIME_RATE_WINDOW", 60, minimum=1),
+    # How often the hub looks in the event table for events published by another
+    # process when there is no shared channel layer (embedded default).
+    "EVENT_POLL_INTERVAL": env_duration("REALTIME_EVENT_POLL_INTERVAL", 0.5, minimum=0.05),
+    "EVENT_RETENTION": env_duration("REALTIME_EVENT_RETENTION", 7 * 86400, minimum=60),
+}
+
+ALERT_SEVERITY_THRESHOLD = env_int("ALERT_SEVERITY_THRESHOLD", 7, minimum=1, maximum=10)
+
+# --- Internationalisation, static -----------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+
+# --- Production hardening (`manage.py check --deploy`) ------------------------------------
+
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}
