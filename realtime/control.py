@@ -1,0 +1,26 @@
+"""Cluster-wide instructions to live connections, sent to every server process's hub."""
+
+from functools import partial
+
+from django.db import transaction
+
+from realtime.groups import CONTROL_GROUP
+from realtime.publishing import send_to_layer
+
+
+def user_access_changed(user_id):
+    """After commit: every socket of this user re-reads the user's active flag, roles and
+    permissions; a deactivated user is disconnected, others get their subscriptions
+    re-checked (and `permission_changed`, which the caller publishes)."""
+    _on_commit({"type": "hub.control", "action": "recheck_user", "user_id": user_id})
+
+
+def disconnect_user(user_id, *, reason="Disconnected by an administrator"):
+    """After commit: close every socket of this user, on every server process."""
+    _on_commit(
+        {"type": "hub.control", "action": "disconnect_user", "user_id": user_id, "reason": reason}
+    )
+
+
+def _on_commit(message):
+    transaction.on_commit(partial(send_to_layer, CONTROL_GROUP, message))
