@@ -15,10 +15,17 @@ def _fast_password_hashing():
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache():
+def _clear_cache(settings):
+    """Each test starts with empty rate limits and counters. On Redis, only this run's
+    cache keys go (flushdb would also wipe the channel layer and other runs' keys)."""
     from django.core.cache import cache
 
-    cache.clear()
+    if settings.REDIS_URL:
+        client = cache._cache.get_client(None, write=True)
+        for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}.cache:*"):
+            client.delete(key)
+    else:
+        cache.clear()
     yield
 
 
