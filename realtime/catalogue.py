@@ -90,8 +90,9 @@ _catalogue: dict[str, EventType] = {}
 
 def declare(name, *, family, priority, permission, **options):
     """Declare an event type; declaring the same name twice with other terms is an error."""
-    entry = EventType(name=name, family=Family(family), priority=priority,
-                      permission=permission, **options)
+    entry = EventType(
+        name=name, family=Family(family), priority=priority, permission=permission, **options
+    )
     if not 1 <= priority <= 10:
         raise ValueError(f"{name}: priority must be 1-10, not {priority}")
     if entry.sensitive_fields and not entry.sensitive_permission:

@@ -5,7 +5,7 @@ from functools import partial
 from django.db import transaction
 
 from realtime.groups import CONTROL_GROUP
-from realtime.publishing import send_to_layer
+from realtime.transport import send_to_hubs
 
 
 def user_access_changed(user_id):
@@ -23,4 +23,4 @@ def disconnect_user(user_id, *, reason="Disconnected by an administrator"):
 
 
 def _on_commit(message):
-    transaction.on_commit(partial(send_to_layer, CONTROL_GROUP, message))
+    transaction.on_commit(partial(send_to_hubs, CONTROL_GROUP, message))

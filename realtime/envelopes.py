@@ -25,6 +25,11 @@ def iso(moment):
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def iso_timestamp(seconds):
+    """ISO 8601 (UTC, `Z`) of a `time.time()` value."""
+    return iso(datetime.fromtimestamp(seconds, UTC))
+
+
 def now_iso():
     return iso(datetime.now(UTC))
 

@@ -7,24 +7,17 @@ groups, receives it once and fans it out to its own connections.
 """
 
 import logging
-import os
-import socket
-import uuid
 from dataclasses import dataclass
 from functools import partial
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from realtime import catalogue, envelopes, groups
 from realtime.catalogue import Audience
 from realtime.models import Event
+from realtime.transport import ORIGIN, layer_message, send_to_hubs
 
 logger = logging.getLogger(__name__)
-
-# Names this process in stored events, so a hub can tell its own events from others'.
-ORIGIN = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class PublishError(ValueError):
@@ -63,7 +56,7 @@ def publish(event_type, data, *, priority=None, recipients=None, object_key=""):
         source=_text_field(data, "source", 128),
         object_key=object_key[:64],
     )
-    send_to_layer(groups.event_group(entry.name), layer_message(event, data_json))
+    send_to_hubs(groups.event_group(entry.name), layer_message(event, data_json))
     return event
 
 
@@ -83,37 +76,6 @@ def _publish_logged(event_type, data, **options):
         publish(event_type, data, **options)
     except Exception:
         logger.exception("publishing %s failed", event_type)
-
-
-def layer_message(event, data_json=None):
-    """The channel-layer message for a stored event (also used for catch-up from the DB)."""
-    return {
-        "type": "hub.event",
-        "id": event.pk,
-        "event_type": event.event_type,
-        "priority": event.priority,
-        "timestamp": envelopes.iso(event.created_at),
-        "data": data_json if data_json is not None else envelopes.encode(event.data),
-        "users": event.recipient_users,
-        "groups": event.recipient_groups,
-        "category": event.category,
-        "source": event.source,
-        "object_key": event.object_key,
-        "origin": event.origin,
-    }
-
-
-def send_to_layer(group, message):
-    """group_send from sync code; a layer outage is logged, not raised (the event is stored,
-    hubs catch up from the event table when the layer is back)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(group, message)
-    except Exception as exc:
-        logger.warning("channel layer unavailable, %s will be delivered by catch-up: %s",
-                       message.get("event_type", message.get("type")), exc)
 
 
 def _check(event_type, data, priority, recipients):

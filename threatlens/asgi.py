@@ -10,7 +10,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from realtime import daphne_close_codes  # noqa: E402
-from realtime.routing import websocket_application  # noqa: E402
+from threatlens.routing import websocket_application  # noqa: E402
 
 daphne_close_codes.install()
 

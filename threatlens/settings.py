@@ -7,6 +7,8 @@ Two modes:
   DEBUG is off, cookies are secure; `DATABASE_URL` and `REDIS_URL` name PostgreSQL and Redis.
 """
 
+import fnmatch
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -143,7 +145,7 @@ REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "threatlens")
 # The hub's per-process channel receives every event once for all of its connections,
 # so it gets a deep queue; Channels' default capacity of 100 drops bursts silently.
 HUB_CHANNEL_CAPACITY = env_int("REALTIME_HUB_CHANNEL_CAPACITY", 100_000, minimum=100)
-_layer_capacities = {"capacity": 1000, "channel_capacity": {r"rthub\..*": HUB_CHANNEL_CAPACITY}}
+HUB_CHANNEL_GLOB = "rthub.*"
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -152,7 +154,8 @@ if REDIS_URL:
                 "hosts": [REDIS_URL],
                 "prefix": REDIS_KEY_PREFIX,
                 "expiry": 60,
-                **_layer_capacities,
+                "capacity": 1000,
+                "channel_capacity": {HUB_CHANNEL_GLOB: HUB_CHANNEL_CAPACITY},
             },
         }
     }
@@ -169,7 +172,15 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels.layers.InMemoryChannelLayer",
-            "CONFIG": {"expiry": 60, **_layer_capacities},
+            "CONFIG": {
+                "expiry": 60,
+                "capacity": 1000,
+                # InMemoryChannelLayer does not compile its channel_capacity globs (the
+                # Redis layer does), so it gets the compiled (pattern, capacity) pairs.
+                "channel_capacity": [
+                    (re.compile(fnmatch.translate(HUB_CHANNEL_GLOB)), HUB_CHANNEL_CAPACITY)
+                ],
+            },
         }
     }
     CACHES = {
@@ -259,6 +270,41 @@ REALTIME = {
     "EVENT_POLL_INTERVAL": env_duration("REALTIME_EVENT_POLL_INTERVAL", 0.5, minimum=0.05),
     "EVENT_RETENTION": env_duration("REALTIME_EVENT_RETENTION", 7 * 86400, minimum=60),
 }
+
+# Roles are groups, strongest first; a user's role is the first group they belong to.
+ROLES = ("admin", "analyst", "viewer")
+
+# Event types a new connection is subscribed to, per role (DESIGN.md "Roles and events").
+# Items: an event type, `family:<name>`, `*` (everything the role may receive) and
+# `-<event type>` to take one out. Each list can be replaced by an environment variable.
+REALTIME_DEFAULT_SUBSCRIPTIONS = {
+    "admin": env_list("REALTIME_DEFAULT_SUBSCRIPTIONS_ADMIN", ["*", "-system_metrics"]),
+    "analyst": env_list(
+        "REALTIME_DEFAULT_SUBSCRIPTIONS_ANALYST",
+        [
+            "security_event",
+            "security_alert",
+            "threat_detected",
+            "new_alert",
+            "alert_updated",
+            "incident_created",
+            "incident_updated",
+            "health_alert",
+            "health_update",
+            "system_metrics",
+            "family:user",
+            "family:dns",
+        ],
+    ),
+    "viewer": env_list(
+        "REALTIME_DEFAULT_SUBSCRIPTIONS_VIEWER",
+        ["health_update", "system_metrics", "system_status", "family:user"],
+    ),
+    None: ["family:user"],
+}
+
+# Serve /metrics without login (only for a scraper on a private network).
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 
 ALERT_SEVERITY_THRESHOLD = env_int("ALERT_SEVERITY_THRESHOLD", 7, minimum=1, maximum=10)
 

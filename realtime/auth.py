@@ -1,0 +1,69 @@
+"""Authenticating sockets: JWT (query, header or `auth` message) or the session cookie."""
+
+from urllib.parse import urlsplit
+
+from channels.auth import get_user
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.http.request import validate_host
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+
+class AuthFailed(Exception):
+    """Credentials were given and are not valid (bad, expired, or an inactive user)."""
+
+
+def header(scope, name):
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def bearer_token(scope):
+    value = header(scope, b"authorization") or ""
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def origin_allowed(scope):
+    """Browsers send Origin; a cross-site page must not ride on a user's cookie.
+    Clients that send no Origin (scripts, services with a token) are not browsers."""
+    origin = header(scope, b"origin")
+    if not origin:
+        return True
+    if origin in settings.REALTIME["ALLOWED_ORIGINS"]:
+        return True
+    host = urlsplit(origin).netloc.rsplit("@", 1)[-1]
+    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    allowed = settings.ALLOWED_HOSTS or (
+        ["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else []
+    )
+    return validate_host(hostname, allowed)
+
+
+def user_from_token(raw_token):
+    """(user, expiry as a UNIX time) for a valid access token; raises AuthFailed."""
+    try:
+        token = AccessToken(raw_token)
+    except TokenError as exc:
+        raise AuthFailed(f"Authentication token invalid or expired: {exc}") from None
+    lookup = {api_settings.USER_ID_FIELD: token.get(api_settings.USER_ID_CLAIM)}
+    user = get_user_model().objects.filter(**lookup).first()
+    if user is None or not user.is_active:
+        raise AuthFailed("Authentication token names no active user")
+    return user, float(token["exp"])
+
+
+async def session_user(scope):
+    """The logged-in user of the session cookie, or None."""
+    if "session" not in scope:
+        return None
+    user = await get_user(scope)
+    return user if user.is_authenticated and user.is_active else None
+
+
+user_from_token_async = database_sync_to_async(user_from_token)

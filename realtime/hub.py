@@ -1,0 +1,425 @@
+"""The per-process hub: receives each event once and fans it out to local connections.
+
+Every server process runs one hub (one per event loop). The hub is the only member of
+the channel-layer groups (one per event type), so the layer carries an event once per
+process instead of once per client, and the payload is encoded once per envelope
+(DESIGN.md "The path of one event").
+
+A second source covers what the layer cannot: the hub tails the event table, so events
+published by another process without a shared layer (a `manage.py` command in the
+embedded default), or lost to a layer outage, still reach live clients. Each event id is
+delivered at most once per process, whichever source brings it first.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import OrderedDict, defaultdict
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from realtime import catalogue, envelopes, groups, transport
+from realtime.store import make_store
+from realtime.transport import ORIGIN, layer_message
+
+logger = logging.getLogger(__name__)
+
+SEEN_LIMIT = 50_000  # event ids remembered for de-duplication between the two sources
+POLL_SLACK = 100  # ids re-read below the high-water mark: ids commit out of order
+GROUP_REFRESH_INTERVAL = 60  # re-join groups: they expire, and vanish if Redis restarts
+HEARTBEAT_INTERVAL = 5
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class OutgoingEvent:
+    """One event as the hub holds it: metadata for the per-connection checks, and its frame
+    text, built once (and once more, lazily, without the sensitive fields)."""
+
+    __slots__ = (
+        "id",
+        "entry",
+        "priority",
+        "category",
+        "source",
+        "users",
+        "groups",
+        "object_key",
+        "published_at",
+        "timestamp",
+        "data_json",
+        "_frame",
+        "_redacted",
+    )
+
+    def __init__(self, message, entry):
+        self.id = message["id"]
+        self.entry = entry
+        self.priority = message["priority"]
+        self.category = message.get("category") or ""
+        self.source = message.get("source") or ""
+        users, group_ids = message.get("users"), message.get("groups")
+        self.users = frozenset(users) if users else frozenset()
+        self.groups = frozenset(group_ids) if group_ids else frozenset()
+        self.object_key = message.get("object_key") or ""
+        self.published_at = message.get("published_at") or time.time()
+        self.timestamp = message["timestamp"]
+        self.data_json = message["data"]
+        self._frame = None
+        self._redacted = None
+
+    def frame_for(self, principal):
+        entry = self.entry
+        if entry.sensitive_fields and not principal.has_perm(entry.sensitive_permission):
+            if self._redacted is None:
+                self._redacted = self._build(self._redacted_data())
+            return self._redacted
+        if self._frame is None:
+            self._frame = self._build(self.data_json)
+        return self._frame
+
+    def replay_frame(self, principal):
+        data_json = self.data_json
+        entry = self.entry
+        if entry.sensitive_fields and not principal.has_perm(entry.sensitive_permission):
+            data_json = self._redacted_data()
+        return self._build(data_json, replayed=True)
+
+    def _build(self, data_json, replayed=False):
+        return envelopes.event_frame(
+            self.entry,
+            message_id=self.id,
+            data_json=data_json,
+            timestamp=self.timestamp,
+            priority=self.priority,
+            replayed=replayed,
+        )
+
+    def _redacted_data(self):
+        data = envelopes.decode(self.data_json)
+        for field in self.entry.sensitive_fields:
+            data.pop(field, None)
+        return envelopes.encode(data)
+
+
+class Hub:
+    """Local connections of one process, and the tasks that feed them."""
+
+    def __init__(self):
+        self.layer = transport.shared_layer()
+        self.store = make_store()
+        self.connections = {}
+        self.by_type = defaultdict(set)
+        self.by_user = defaultdict(set)
+        self.channel_name = None
+        self.layer_healthy = None
+        self.database_healthy = None
+        self.started_at = time.time()
+        self.counters = defaultdict(int)
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self._seen = OrderedDict()
+        self._poll_floor = None
+        self._tasks = []
+        self._start_lock = asyncio.Lock()
+        self._layer_ready = asyncio.Event()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self):
+        """Start receiving (idempotent). Waits until the layer has been tried once."""
+        if self._tasks:
+            return
+        async with self._start_lock:
+            if self._tasks:
+                return
+            self._poll_floor = await self._max_event_id()
+            loop = asyncio.get_running_loop()
+            transport.register_hub(loop, self)
+            if self.layer is None:
+                self._set_layer_health(True)  # in-process delivery: nothing to reach
+            self._tasks = [
+                loop.create_task(self._listen(), name="hub-listen"),
+                loop.create_task(self._poll_events(), name="hub-poll"),
+                loop.create_task(self._heartbeat(), name="hub-heartbeat"),
+                loop.create_task(self._ping_clients(), name="hub-ping"),
+            ]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self._layer_ready.wait()
+
+    async def stop(self):
+        transport.unregister_hub(asyncio.get_running_loop())
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        for connection in list(self.connections.values()):
+            connection.stop()
+        with contextlib.suppress(Exception):
+            await self.store.forget_process(ORIGIN)
+
+    # --- connections ----------------------------------------------------------------------
+
+    def attach(self, connection):
+        connection.latency_observer = self.observe_latency
+        self.connections[connection.connection_id] = connection
+        self.by_user[connection.principal.user_id].add(connection)
+        self._index(connection, connection.subscriptions)
+
+    def detach(self, connection):
+        self.connections.pop(connection.connection_id, None)
+        self._unindex(connection, connection.subscriptions)
+        users = self.by_user.get(connection.principal.user_id)
+        if users is not None:
+            users.discard(connection)
+            if not users:
+                del self.by_user[connection.principal.user_id]
+        connection.stop()
+
+    def set_subscriptions(self, connection, subscriptions):
+        """Replace a connection's subscriptions (already checked against what it may see)."""
+        subscriptions = frozenset(subscriptions) & connection.allowed
+        self._unindex(connection, connection.subscriptions - subscriptions)
+        self._index(connection, subscriptions - connection.subscriptions)
+        connection.subscriptions = subscriptions
+
+    def _index(self, connection, event_types):
+        if connection.connection_id in self.connections:
+            for name in event_types:
+                self.by_type[name].add(connection)
+
+    def _unindex(self, connection, event_types):
+        for name in event_types:
+            members = self.by_type.get(name)
+            if members is not None:
+                members.discard(connection)
+                if not members:
+                    del self.by_type[name]
+
+    def connections_of(self, user_id):
+        return list(self.by_user.get(user_id, ()))
+
+    # --- fan-out --------------------------------------------------------------------------
+
+    def dispatch(self, message):
+        """Handle one message from the layer or the event table (never awaits)."""
+        kind = message.get("type")
+        if kind == "hub.event":
+            self.fan_out(message)
+        elif kind == "hub.control":
+            self._control(message)
+
+    def fan_out(self, message):
+        event_id = message["id"]
+        if event_id in self._seen:
+            return
+        self._seen[event_id] = None
+        if len(self._seen) > SEEN_LIMIT:
+            self._seen.popitem(last=False)
+        try:
+            entry = catalogue.get(message["event_type"])
+        except catalogue.UnknownEventType:
+            logger.warning(
+                "dropping event %s of undeclared type %s", event_id, message["event_type"]
+            )
+            return
+        self.counters["events_received"] += 1
+        subscribers = self.by_type.get(entry.name)
+        if not subscribers:
+            return
+        event = OutgoingEvent(message, entry)
+        for connection in tuple(subscribers):
+            connection.offer(event)
+
+    def observe_latency(self, seconds):
+        self.counters["events_delivered"] += 1
+        self.latency_sum += seconds
+        for index, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.latency_counts[index] += 1
+                return
+        self.latency_counts[-1] += 1
+
+    def _control(self, message):
+        action = message.get("action")
+        user_id = message.get("user_id")
+        handlers = {"recheck_user": "recheck", "disconnect_user": "disconnect"}
+        method = handlers.get(action)
+        if method is None:
+            logger.warning("unknown hub control action %r", action)
+            return
+        for connection in self.connections_of(user_id):
+            owner = getattr(connection, "owner", None)
+            if owner is not None:
+                asyncio.get_running_loop().create_task(getattr(owner, f"hub_{method}")(message))
+
+    # --- sources ---------------------------------------------------------------------------
+
+    async def _listen(self):
+        """Receive from the channel layer; survive its outages, re-joining the groups."""
+        if self.layer is None:
+            return
+        delay = 0.2
+        while True:
+            try:
+                if self.channel_name is None:
+                    self.channel_name = await self.layer.new_channel("rthub")
+                await self._join_groups()
+                refresher = asyncio.get_running_loop().create_task(self._refresh_groups())
+                try:
+                    self._set_layer_health(True)
+                    delay = 0.2
+                    while True:
+                        self.dispatch(await self.layer.receive(self.channel_name))
+                finally:
+                    refresher.cancel()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._set_layer_health(False, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+
+    async def _join_groups(self):
+        for entry in catalogue.all_types():
+            await self.layer.group_add(groups.event_group(entry.name), self.channel_name)
+        await self.layer.group_add(groups.CONTROL_GROUP, self.channel_name)
+
+    async def _refresh_groups(self):
+        while True:
+            await asyncio.sleep(GROUP_REFRESH_INTERVAL)
+            try:
+                await self._join_groups()
+            except Exception as exc:
+                self._set_layer_health(False, exc)
+
+    def _set_layer_health(self, healthy, error=None):
+        if healthy != self.layer_healthy:
+            if healthy:
+                logger.info("hub %s receiving from the channel layer", ORIGIN)
+            else:
+                logger.warning("channel layer unavailable to hub %s: %s", ORIGIN, error)
+        self.layer_healthy = healthy
+        self._layer_ready.set()
+
+    async def _poll_events(self):
+        interval = settings.REALTIME["EVENT_POLL_INTERVAL"]
+        if settings.REDIS_URL:
+            interval = max(interval, 1.0)  # a safety net only: the layer is shared
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                messages = await _load_events_after(self._poll_floor, frozenset(self._seen))
+                self.database_healthy = True
+            except Exception as exc:
+                if self.database_healthy is not False:
+                    logger.warning("hub cannot read the event table: %s", exc)
+                self.database_healthy = False
+                continue
+            for message in messages:
+                self.dispatch(message)
+                self._poll_floor = max(self._poll_floor, message["id"] - POLL_SLACK)
+                self.counters["events_from_table"] += 1
+
+    async def _max_event_id(self):
+        try:
+            return await _max_event_id()
+        except Exception:
+            return 0
+
+    async def _heartbeat(self):
+        while True:
+            try:
+                await self.store.heartbeat(ORIGIN, self.snapshot())
+            except Exception as exc:
+                logger.debug("heartbeat failed: %s", exc)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    async def _ping_clients(self):
+        interval = settings.REALTIME["PING_INTERVAL"]
+        while True:
+            await asyncio.sleep(interval)
+            frame = envelopes.encode({"type": "ping", "timestamp": envelopes.now_iso()})
+            for connection in list(self.connections.values()):
+                owner = getattr(connection, "owner", None)
+                if owner is not None:
+                    asyncio.get_running_loop().create_task(owner.server_ping(frame))
+
+    # --- monitoring ------------------------------------------------------------------------
+
+    def snapshot(self):
+        """What `/ws/info` shows of this process."""
+        return {
+            "origin": ORIGIN,
+            "pid": os.getpid(),
+            "started_at": envelopes.iso_timestamp(self.started_at),
+            "layer_healthy": self.layer_healthy,
+            "connections": [c.stats() for c in self.connections.values()],
+            "queued_messages": sum(c.queue_depth for c in self.connections.values()),
+            "events_dropped": sum(c.dropped for c in self.connections.values()),
+            "counters": dict(self.counters),
+        }
+
+
+async def _load_events_after(floor, seen):
+    return await sync_to_async(_events_after, thread_sensitive=False)(floor, seen)
+
+
+def _events_after(floor, seen):
+    from realtime.models import Event
+
+    close_old_connections()
+    try:
+        ids = list(
+            Event.objects.filter(id__gt=floor).order_by("id").values_list("id", flat=True)[:5000]
+        )
+        fresh = [event_id for event_id in ids if event_id not in seen]
+        if not fresh:
+            return []
+        return [layer_message(event) for event in Event.objects.filter(id__in=fresh).order_by("id")]
+    finally:
+        close_old_connections()
+
+
+async def _max_event_id():
+    def query():
+        from django.db.models import Max
+
+        from realtime.models import Event
+
+        close_old_connections()
+        try:
+            return Event.objects.aggregate(top=Max("id"))["top"] or 0
+        finally:
+            close_old_connections()
+
+    return await sync_to_async(query, thread_sensitive=False)()
+
+
+_hubs = {}
+
+
+def get_hub():
+    """The hub of the running event loop, created on first use."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        for old_loop in [old for old in _hubs if old.is_closed()]:
+            del _hubs[old_loop]
+        hub = _hubs[loop] = Hub()
+    return hub
+
+
+def existing_hub():
+    """The running loop's hub if one was started, else None (sync-safe)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return _hubs.get(loop)

@@ -1,0 +1,174 @@
+"""State the server processes share: connection counts, rate-limit windows, client cursors
+and the connection snapshots behind `/ws/info`.
+
+With `REDIS_URL` it lives in Redis, so limits and `/ws/info` are cluster-wide (DESIGN.md:
+nothing kept only in one process's memory may be needed by another). In the embedded
+default there is one server process and it lives in that process's memory.
+"""
+
+import asyncio
+import json
+import time
+
+from django.conf import settings
+
+PROCESS_TTL = 30  # seconds a process's counts and snapshot outlive its last heartbeat
+
+
+class LocalStore:
+    """One process: plain dictionaries (never awaited on, so never out of date)."""
+
+    def __init__(self):
+        self.total = 0
+        self.per_user = {}
+        self.windows = {}
+        self.cursors = {}
+        self.snapshots = {}
+
+    async def add_connection(self, origin, user_id):
+        self.total += 1
+        self.per_user[user_id] = self.per_user.get(user_id, 0) + 1
+        return self.total, self.per_user[user_id]
+
+    async def remove_connection(self, origin, user_id):
+        self.total = max(0, self.total - 1)
+        left = self.per_user.get(user_id, 1) - 1
+        if left > 0:
+            self.per_user[user_id] = left
+        else:
+            self.per_user.pop(user_id, None)
+
+    async def hit(self, key, window):
+        """Count one hit in the current fixed window; returns (count, seconds left)."""
+        now = time.time()
+        start = now - now % window
+        count, window_start = self.windows.get(key, (0, start))
+        if window_start != start:
+            count = 0
+        self.windows[key] = (count + 1, start)
+        if len(self.windows) > 100_000:
+            self.windows = {k: v for k, v in self.windows.items() if v[1] == start}
+        return count + 1, window - (now - start)
+
+    async def get_cursor(self, key):
+        value = self.cursors.get(key)
+        if value and value[1] > time.time():
+            return value[0]
+        return None
+
+    async def set_cursor(self, key, message_id, ttl):
+        self.cursors[key] = (message_id, time.time() + ttl)
+
+    async def heartbeat(self, origin, snapshot):
+        self.snapshots[origin] = snapshot
+
+    async def forget_process(self, origin):
+        self.snapshots.pop(origin, None)
+
+    async def all_snapshots(self):
+        return list(self.snapshots.values())
+
+    async def ping(self):
+        return True
+
+
+class RedisStore:
+    """Every process: one Redis. A process's counts sit in its own hash that expires when
+    its heartbeats stop, so a crashed process's connections stop counting by themselves."""
+
+    def __init__(self, url, prefix):
+        import redis.asyncio as redis
+
+        self.redis = redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=15
+        )
+        self.prefix = f"{prefix}.rt"
+
+    def _key(self, *parts):
+        return ":".join((self.prefix, *map(str, parts)))
+
+    async def _live_origins(self):
+        cutoff = time.time() - PROCESS_TTL
+        return [
+            o.decode() for o in await self.redis.zrangebyscore(self._key("procs"), cutoff, "+inf")
+        ]
+
+    async def add_connection(self, origin, user_id):
+        key = self._key("conn", origin)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, "total", 1).hincrby(key, f"u:{user_id}", 1)
+            pipe.expire(key, PROCESS_TTL).zadd(self._key("procs"), {origin: time.time()})
+            await pipe.execute()
+        return await self._counts(user_id)
+
+    async def _counts(self, user_id):
+        origins = await self._live_origins()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for origin in origins:
+                pipe.hmget(self._key("conn", origin), "total", f"u:{user_id}")
+            rows = await pipe.execute()
+        total = sum(int(row[0] or 0) for row in rows)
+        mine = sum(int(row[1] or 0) for row in rows)
+        return total, mine
+
+    async def remove_connection(self, origin, user_id):
+        key = self._key("conn", origin)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, "total", -1).hincrby(key, f"u:{user_id}", -1)
+            await pipe.execute()
+
+    async def hit(self, key, window):
+        now = time.time()
+        start = int(now - now % window)
+        redis_key = self._key("rl", key, start)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(redis_key).expire(redis_key, int(window) + 1)
+            count, _ = await pipe.execute()
+        return count, window - (now - start)
+
+    async def get_cursor(self, key):
+        value = await self.redis.get(self._key("cursor", key))
+        return int(value) if value else None
+
+    async def set_cursor(self, key, message_id, ttl):
+        await self.redis.set(self._key("cursor", key), message_id, ex=max(1, int(ttl)))
+
+    async def heartbeat(self, origin, snapshot):
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._key("snap", origin), json.dumps(snapshot), ex=PROCESS_TTL)
+            pipe.expire(self._key("conn", origin), PROCESS_TTL)
+            pipe.zadd(self._key("procs"), {origin: time.time()})
+            pipe.zremrangebyscore(self._key("procs"), "-inf", time.time() - 10 * PROCESS_TTL)
+            await pipe.execute()
+
+    async def forget_process(self, origin):
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self._key("snap", origin), self._key("conn", origin))
+            pipe.zrem(self._key("procs"), origin)
+            await pipe.execute()
+
+    async def all_snapshots(self):
+        origins = await self._live_origins()
+        if not origins:
+            return []
+        values = await self.redis.mget([self._key("snap", origin) for origin in origins])
+        return [json.loads(value) for value in values if value]
+
+    async def ping(self):
+        return await asyncio.wait_for(self.redis.ping(), 2)
+
+
+_local_store = LocalStore()
+
+
+def make_store():
+    """The store for the running event loop (a Redis client belongs to one loop)."""
+    if settings.REDIS_URL:
+        return RedisStore(settings.REDIS_URL, settings.REDIS_KEY_PREFIX)
+    return _local_store
+
+
+def reset_local_store():
+    """For tests: forget every count of the embedded store."""
+    global _local_store
+    _local_store = LocalStore()

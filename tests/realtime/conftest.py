@@ -1,0 +1,99 @@
+"""Fixtures for socket tests: a communicator factory that always disconnects."""
+
+import contextlib
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from realtime import hub as hub_module
+from realtime import store
+
+
+@pytest.fixture
+def asgi_app():
+    from threatlens.asgi import application
+
+    return application
+
+
+@pytest.fixture(autouse=True)
+async def _fresh_hub():
+    """Each test gets its own hub and, in the embedded store, zero counts."""
+    store.reset_local_store()
+    yield
+    for hub in list(hub_module._hubs.values()):
+        with contextlib.suppress(Exception):
+            await hub.stop()
+    hub_module._hubs.clear()
+
+
+class Client:
+    """A WebsocketCommunicator with JSON helpers."""
+
+    def __init__(self, communicator):
+        self.communicator = communicator
+
+    async def connect(self):
+        connected, _ = await self.communicator.connect()
+        assert connected
+        return self
+
+    async def send(self, message):
+        await self.communicator.send_to(text_data=json.dumps(message))
+
+    async def send_text(self, text):
+        await self.communicator.send_to(text_data=text)
+
+    async def receive(self, timeout=2):
+        text = await self.communicator.receive_from(timeout=timeout)
+        return json.loads(text)
+
+    async def receive_raw(self, timeout=2):
+        return await self.communicator.receive_from(timeout=timeout)
+
+    async def receive_type(self, kind, timeout=2):
+        """The next frame of this type, skipping others (pings, debug)."""
+        while True:
+            frame = await self.receive(timeout)
+            if frame.get("type") == kind:
+                return frame
+
+    async def receive_nothing(self, timeout=0.3):
+        return await self.communicator.receive_nothing(timeout=timeout)
+
+    async def receive_close(self, timeout=2):
+        """(error frame or None, close code) after the server closes."""
+        error = None
+        while True:
+            output = await self.communicator.receive_output(timeout)
+            if output["type"] == "websocket.close":
+                return error, output.get("code")
+            if output["type"] == "websocket.send" and output.get("text"):
+                frame = json.loads(output["text"])
+                if frame.get("type") == "error":
+                    error = frame
+
+    async def disconnect(self):
+        with contextlib.suppress(Exception):
+            await self.communicator.disconnect()
+
+
+@pytest.fixture
+async def ws(asgi_app):
+    """ws(path, token=None, headers=()) -> a connected Client; disconnected after the test."""
+    clients = []
+
+    async def open_socket(path="/ws", *, token=None, headers=(), connect=True):
+        if token:
+            path += ("&" if "?" in path else "?") + f"token={token}"
+        communicator = WebsocketCommunicator(asgi_app, path, headers=list(headers))
+        client = Client(communicator)
+        clients.append(client)
+        if connect:
+            await client.connect()
+        return client
+
+    yield open_socket
+    for client in clients:
+        await client.disconnect()

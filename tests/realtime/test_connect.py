@@ -1,0 +1,181 @@
+"""Connecting to the hub: auth in all four ways, refusals with their close codes, limits."""
+
+import asyncio
+
+import pytest
+from django.test import Client as HttpClient
+
+from threatlens.audit.models import AuditLog
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ANALYST_DEFAULTS = {
+    "security_event",
+    "security_alert",
+    "threat_detected",
+    "new_alert",
+    "alert_updated",
+    "incident_created",
+    "incident_updated",
+    "health_alert",
+    "health_update",
+    "system_metrics",
+    "user_login",
+    "user_logout",
+    "session_expired",
+    "permission_changed",
+    "zone_created",
+    "zone_updated",
+    "zone_deleted",
+    "record_created",
+    "record_updated",
+    "record_deleted",
+    "bulk_operation_progress",
+    "bulk_operation_complete",
+}
+
+
+async def test_token_in_query_is_greeted_with_connection_established(ws, alice, token_for):
+    client = await ws("/ws", token=token_for(alice))
+    frame = await client.receive()
+    assert frame["type"] == "connection_established"
+    data = frame["data"]
+    assert data["server_info"] == frame["server_info"]
+    assert data["server_info"]["name"] == "ThreatLens WebSocket Server"
+    assert data["client_id"] == frame["client_id"]
+    assert data["user"] == {"id": alice.pk, "username": "alice", "role": "analyst"}
+    assert set(data["subscriptions"]) == ANALYST_DEFAULTS
+    assert set(data["default_subscriptions"]) == ANALYST_DEFAULTS
+
+
+async def test_client_id_in_path_is_kept(ws, alice, token_for):
+    client = await ws("/ws/dashboard-1.a_b", token=token_for(alice))
+    frame = await client.receive()
+    assert frame["client_id"] == "dashboard-1.a_b"
+
+
+@pytest.mark.parametrize("client_id", ["x" * 65, "bad%20id", "bang!"])
+async def test_invalid_client_id_closes_with_1003(ws, alice, token_for, client_id):
+    client = await ws(f"/ws/{client_id}", token=token_for(alice))
+    error, code = await client.receive_close()
+    assert code == 1003
+    assert error["error_code"] == "INVALID_MESSAGE"
+
+
+async def test_bearer_header_authenticates(ws, bob, token_for):
+    client = await ws("/ws", headers=[(b"authorization", f"Bearer {token_for(bob)}".encode())])
+    frame = await client.receive()
+    assert frame["data"]["user"]["role"] == "viewer"
+    assert set(frame["data"]["subscriptions"]) == {
+        "health_update",
+        "system_metrics",
+        "system_status",
+        "user_login",
+        "user_logout",
+        "session_expired",
+        "permission_changed",
+    }
+
+
+async def test_session_cookie_authenticates(ws, carol):
+    cookie = f"sessionid={await asyncio.to_thread(session_cookie, carol)}".encode()
+    client = await ws("/ws", headers=[(b"cookie", cookie)])
+    frame = await client.receive()
+    assert frame["data"]["user"]["username"] == "carol"
+    assert "system_metrics" not in frame["data"]["subscriptions"]
+    assert "user_action" in frame["data"]["subscriptions"]
+
+
+def session_cookie(user):
+    http = HttpClient()
+    http.force_login(user)
+    return http.cookies["sessionid"].value
+
+
+async def test_first_message_auth_answers_auth_ok_then_greets(ws, alice, token_for):
+    client = await ws("/ws")
+    await client.receive_nothing()
+    await client.send({"type": "auth", "data": {"token": token_for(alice)}, "id": "a1"})
+    ok = await client.receive()
+    assert ok["type"] == "auth_ok"
+    assert ok["id"] == "a1"
+    assert ok["data"]["user"]["username"] == "alice"
+    assert ok["data"]["expires_at"]
+    assert (await client.receive())["type"] == "connection_established"
+
+
+async def test_another_message_before_auth_fails_with_1008(ws):
+    client = await ws("/ws")
+    await client.send({"type": "subscribe", "data": {"event_types": ["security_event"]}})
+    error, code = await client.receive_close()
+    assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
+
+
+async def test_no_credentials_time_out_with_1008(ws, settings):
+    settings.REALTIME = {**settings.REALTIME, "AUTH_TIMEOUT": 0.1}
+    client = await ws("/ws")
+    error, code = await client.receive_close()
+    assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
+
+
+@pytest.mark.parametrize("token", ["not-a-jwt", "eyJhbGciOiJIUzI1NiJ9.e30.bad"])
+async def test_bad_token_is_refused_with_auth_failed_and_1008(ws, token):
+    client = await ws("/ws", token=token)
+    error, code = await client.receive_close()
+    assert code == 1008
+    assert error["error_code"] == "AUTH_FAILED"
+    assert error["data"]["error"] == error["message"]
+
+
+async def test_inactive_users_token_is_refused(ws, alice, token_for):
+    token = token_for(alice)
+    alice.is_active = False
+    await asyncio.to_thread(alice.save, update_fields=["is_active"])
+    client = await ws("/ws", token=token)
+    error, code = await client.receive_close()
+    assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
+
+
+async def test_foreign_origin_is_refused(ws, alice, token_for):
+    client = await ws("/ws", token=token_for(alice), headers=[(b"origin", b"https://evil.example")])
+    error, code = await client.receive_close()
+    assert (error["error_code"], code) == ("PERMISSION_DENIED", 1008)
+
+
+async def test_per_user_connection_limit_closes_with_1013(ws, alice, token_for, settings):
+    settings.REALTIME = {**settings.REALTIME, "MAX_CONNECTIONS_PER_USER": 1}
+    first = await ws("/ws", token=token_for(alice))
+    assert (await first.receive())["type"] == "connection_established"
+    second = await ws("/ws", token=token_for(alice))
+    error, code = await second.receive_close()
+    assert (error["error_code"], code) == ("CONNECTION_LIMIT", 1013)
+    await first.disconnect()
+    third = await ws("/ws", token=token_for(alice))
+    assert (await third.receive())["type"] == "connection_established"
+
+
+async def test_server_connection_limit_closes_with_1013(ws, alice, bob, token_for, settings):
+    settings.REALTIME = {**settings.REALTIME, "MAX_CONNECTIONS": 1}
+    first = await ws("/ws", token=token_for(alice))
+    assert (await first.receive())["type"] == "connection_established"
+    other = await ws("/ws", token=token_for(bob))
+    error, code = await other.receive_close()
+    assert (error["error_code"], code) == ("CONNECTION_LIMIT", 1013)
+
+
+async def test_connect_and_disconnect_are_audited(ws, alice, token_for):
+    client = await ws("/ws/audited", token=token_for(alice))
+    await client.receive()
+    await client.disconnect()
+    await asyncio.sleep(0.05)
+    actions = await asyncio.to_thread(
+        lambda: list(AuditLog.objects.filter(actor=alice).values_list("action", flat=True))
+    )
+    assert "realtime.connect" in actions
+    assert "realtime.disconnect" in actions
+
+
+async def test_auth_failure_is_audited(ws):
+    client = await ws("/ws", token="garbage")
+    await client.receive_close()
+    assert await asyncio.to_thread(AuditLog.objects.filter(action="realtime.auth_failed").exists)
