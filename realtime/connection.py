@@ -137,6 +137,13 @@ class Connection:
             self.closed = True
             self.on_overflow(self)
 
+    def resume_position(self, latest_seen):
+        """The message id a reconnect should replay after: everything up to it was sent or
+        not wanted. Events still queued at disconnect come after it."""
+        queued = [event.id for queue in self._queues for event in queue]
+        position = max(self.last_event_id, latest_seen)
+        return min(position, min(queued) - 1) if queued else position
+
     @property
     def queue_depth(self):
         return self._size

@@ -178,8 +178,16 @@ class SocketConsumer(AsyncWebsocketConsumer):
         connection.pause()
         self.connection = connection
         hub.attach(connection)
-        hub.set_subscriptions(connection, self.initial_subscriptions())
+        remembered = await self.remembered_state(hub)
+        if remembered:
+            hub.set_subscriptions(connection, remembered["subscriptions"])
+            connection.filter = _remembered_filter(remembered.get("filter"))
+        else:
+            hub.set_subscriptions(connection, self.initial_subscriptions())
+        filter_error = self.apply_query_filter()
         await self.greet()
+        if filter_error:
+            await self.send_error("INVALID_MESSAGE", f"Invalid filter: {filter_error}")
         if debug and not connection.debug:
             await self.send_error("PERMISSION_DENIED", "Debug mode is for administrators")
         await self.replay_missed()
@@ -212,6 +220,35 @@ class SocketConsumer(AsyncWebsocketConsumer):
     async def greet(self):
         """Frames sent once the connection is established (before any replay)."""
 
+    async def remembered_state(self, hub):
+        """Where a named client (`/ws/<client_id>`) left off: position, subscriptions and
+        filter, kept for the replay window."""
+        self.remembered = None
+        if self.client_id_given and "since" not in self.query:
+            try:
+                self.remembered = await hub.store.get_client_state(self.client_state_key())
+            except Exception as exc:
+                logger.warning("could not read %s's state: %s", self.client_id, exc)
+        return self.remembered
+
+    def apply_query_filter(self):
+        """A filter given in the query string applies from the start, replay included."""
+        names = ("event_types", "categories", "sources", "min_priority", "max_priority")
+        given = {name: self.query[name] for name in names if name in self.query}
+        if not given:
+            return None
+        data = {}
+        for name, value in given.items():
+            if name.endswith("priority"):
+                data[name] = int(value) if value.lstrip("-").isdigit() else value
+            else:
+                data[name] = [item for item in value.split(",") if item]
+        try:
+            self.connection.filter = EventFilter.parse(data)
+        except FilterError as exc:
+            return str(exc)
+        return None
+
     async def replay_missed(self):
         """Send what a returning client missed, then release live events."""
         connection = self.connection
@@ -238,11 +275,11 @@ class SocketConsumer(AsyncWebsocketConsumer):
                 return int(since)
             await self.send_error("INVALID_MESSAGE", "since must be a message_id")
             return None
-        if self.client_id_given:
-            return await get_hub().store.get_cursor(self.cursor_key())
+        if self.remembered:
+            return self.remembered["position"]
         return None
 
-    def cursor_key(self):
+    def client_state_key(self):
         return f"{self.principal.user_id}:{self.client_id}"
 
     # --- token expiry and renewal ------------------------------------------------------------
@@ -486,12 +523,15 @@ class SocketConsumer(AsyncWebsocketConsumer):
         if connection is not None:
             self.detach()
             hub = get_hub()
-            if self.client_id_given and connection.last_event_id:
+            if self.client_id_given:
+                state = {
+                    "position": connection.resume_position(hub.last_event_id),
+                    "subscriptions": sorted(connection.subscriptions),
+                    "filter": connection.filter.as_dict() if connection.filter else None,
+                }
                 try:
-                    await hub.store.set_cursor(
-                        self.cursor_key(),
-                        connection.last_event_id,
-                        settings.REALTIME["REPLAY_WINDOW"],
+                    await hub.store.set_client_state(
+                        self.client_state_key(), state, settings.REALTIME["REPLAY_WINDOW"]
                     )
                 except Exception as exc:
                     logger.warning("could not remember %s's position: %s", self.client_id, exc)
@@ -547,6 +587,13 @@ def _audit(record, action, user_id, details, scope):
         target_type="realtime.connection",
         target_id=details.get("client_id", ""),
     )
+
+
+def _remembered_filter(data):
+    try:
+        return EventFilter.parse(data) if data else None
+    except FilterError:
+        return None  # declared event types changed since it was stored
 
 
 def _counters(connection):

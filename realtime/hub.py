@@ -122,6 +122,7 @@ class Hub:
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self._seen = OrderedDict()
+        self.last_event_id = 0
         self._poll_floor = None
         self._tasks = []
         self._start_lock = asyncio.Lock()
@@ -137,6 +138,7 @@ class Hub:
             if self._tasks:
                 return
             self._poll_floor = await self._max_event_id()
+            self.last_event_id = self._poll_floor
             loop = asyncio.get_running_loop()
             transport.register_hub(loop, self)
             if self.layer is None:
@@ -220,6 +222,8 @@ class Hub:
         if event_id in self._seen:
             return
         self._seen[event_id] = None
+        if event_id > self.last_event_id:
+            self.last_event_id = event_id
         if len(self._seen) > SEEN_LIMIT:
             self._seen.popitem(last=False)
         try:

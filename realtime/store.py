@@ -1,4 +1,5 @@
-"""State the server processes share: connection counts, rate-limit windows, client cursors
+"""State the server processes share: connection counts, rate-limit windows, where each
+named client left off
 and the connection snapshots behind `/ws/info`.
 
 With `REDIS_URL` it lives in Redis, so limits and `/ws/info` are cluster-wide (DESIGN.md:
@@ -22,7 +23,7 @@ class LocalStore:
         self.total = 0
         self.per_user = {}
         self.windows = {}
-        self.cursors = {}
+        self.client_states = {}
         self.snapshots = {}
 
     async def add_connection(self, origin, user_id):
@@ -50,14 +51,14 @@ class LocalStore:
             self.windows = {k: v for k, v in self.windows.items() if v[1] == start}
         return count + 1, window - (now - start)
 
-    async def get_cursor(self, key):
-        value = self.cursors.get(key)
+    async def get_client_state(self, key):
+        value = self.client_states.get(key)
         if value and value[1] > time.time():
             return value[0]
         return None
 
-    async def set_cursor(self, key, message_id, ttl):
-        self.cursors[key] = (message_id, time.time() + ttl)
+    async def set_client_state(self, key, state, ttl):
+        self.client_states[key] = (state, time.time() + ttl)
 
     async def heartbeat(self, origin, snapshot):
         self.snapshots[origin] = snapshot
@@ -126,12 +127,12 @@ class RedisStore:
             count, _ = await pipe.execute()
         return count, window - (now - start)
 
-    async def get_cursor(self, key):
-        value = await self.redis.get(self._key("cursor", key))
-        return int(value) if value else None
+    async def get_client_state(self, key):
+        value = await self.redis.get(self._key("client", key))
+        return json.loads(value) if value else None
 
-    async def set_cursor(self, key, message_id, ttl):
-        await self.redis.set(self._key("cursor", key), message_id, ex=max(1, int(ttl)))
+    async def set_client_state(self, key, state, ttl):
+        await self.redis.set(self._key("client", key), json.dumps(state), ex=max(1, int(ttl)))
 
     async def heartbeat(self, origin, snapshot):
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -8,7 +8,9 @@ Two modes:
 """
 
 import fnmatch
+import os
 import re
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -133,6 +135,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # Tests get a file of their own, not SQLite's shared in-memory database: that one
+    # locks whole tables and fails at once, instead of waiting, when the hub's threads
+    # read while a request writes.
+    DATABASES["default"].setdefault("TEST", {})
+    DATABASES["default"]["TEST"].setdefault(
+        "NAME", str(Path(tempfile.gettempdir()) / f"threatlens-test-{os.getpid()}.sqlite3")
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and cache ---------------------------------------------------

@@ -1,5 +1,6 @@
 """Fixtures for socket tests: a communicator factory that always disconnects."""
 
+import asyncio
 import contextlib
 import json
 
@@ -59,6 +60,13 @@ class Client:
             if frame.get("type") == kind:
                 return frame
 
+    async def receive_event(self, name, timeout=2):
+        """The next event frame of this event type (typed or unified), skipping others."""
+        while True:
+            frame = await self.receive(timeout)
+            if name in (frame.get("type"), frame.get("event_type")):
+                return frame
+
     async def receive_nothing(self, timeout=0.3):
         return await self.communicator.receive_nothing(timeout=timeout)
 
@@ -97,3 +105,13 @@ async def ws(asgi_app):
     yield open_socket
     for client in clients:
         await client.disconnect()
+
+
+async def eventually(check, timeout=3.0):
+    """Run the sync `check` in a thread until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await asyncio.to_thread(check)
+        if result or asyncio.get_running_loop().time() > deadline:
+            return result
+        await asyncio.sleep(0.05)

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from django.test import Client as HttpClient
 
+from tests.realtime.conftest import eventually
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -167,12 +168,12 @@ async def test_connect_and_disconnect_are_audited(ws, alice, token_for):
     client = await ws("/ws/audited", token=token_for(alice))
     await client.receive()
     await client.disconnect()
-    await asyncio.sleep(0.05)
-    actions = await asyncio.to_thread(
-        lambda: list(AuditLog.objects.filter(actor=alice).values_list("action", flat=True))
+    assert await eventually(
+        lambda: (
+            {"realtime.connect", "realtime.disconnect"}
+            <= set(AuditLog.objects.filter(actor=alice).values_list("action", flat=True))
+        )
     )
-    assert "realtime.connect" in actions
-    assert "realtime.disconnect" in actions
 
 
 async def test_auth_failure_is_audited(ws):
