@@ -7,6 +7,7 @@ the wrong thread: here the message is handed straight to this process's hubs ins
 thread-safely. Events from other processes reach them through the event table.
 """
 
+import contextvars
 import logging
 import os
 import socket
@@ -60,7 +61,9 @@ def send_to_hubs(group, message):
 def _dispatch_locally(message):
     for loop, hub in list(_local_hubs.items()):
         if not loop.is_closed():
-            loop.call_soon_threadsafe(hub.dispatch, message)
+            # A fresh context: the caller's (a sync_to_async worker) would make tasks the hub
+            # starts believe they run inside that worker, and asgiref refuses them.
+            loop.call_soon_threadsafe(hub.dispatch, message, context=contextvars.Context())
 
 
 def layer_message(event, data_json=None):

@@ -1,0 +1,166 @@
+"""Real sockets against a running server: the documents' example clients, close codes."""
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+pytestmark = pytest.mark.e2e
+
+
+class ThreatLensClient:
+    """threatlens-ws.md's JavaScript `WebSocketClient`, line for line in Python."""
+
+    def __init__(self, url):
+        self.url = url
+        self.received = []
+
+    async def connect(self):
+        self.ws = await websockets.connect(self.url)
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self):
+        async for text in self.ws:
+            self.handle_message(json.loads(text))
+
+    def handle_message(self, message):
+        if message["type"] == "security_event":
+            self.received.append(("security", message["data"]))
+        elif message["type"] == "system_status":
+            self.received.append(("status", message["data"]))
+        elif message["type"] == "error":
+            self.received.append(("error", message["data"]["error"]))
+
+    async def subscribe(self, event_types):
+        await self.send({"type": "subscribe", "data": {"event_types": event_types}})
+
+    async def send(self, message):
+        await self.ws.send(json.dumps(message))
+
+    async def close(self):
+        self.reader.cancel()
+        await self.ws.close()
+
+
+class UnifiedWebSocketService:
+    """unified-ws.md's `UnifiedWebSocketService`: handlers per event_type."""
+
+    def __init__(self):
+        self.handlers = {}
+        self.errors = []
+
+    async def connect(self, base, token):
+        self.ws = await websockets.connect(f"{base}/ws?token={token}")
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self):
+        async for text in self.ws:
+            self.handle_message(json.loads(text))
+
+    def on(self, event_type, handler):
+        self.handlers.setdefault(event_type, []).append(handler)
+
+    def handle_message(self, message):
+        if message["type"] == "event" and message.get("event_type"):
+            for handler in self.handlers.get(message["event_type"], []):
+                handler(message["data"])
+        elif message["type"] == "batch":
+            for event in message["events"]:
+                self.handle_message(event)
+        elif message["type"] == "error":
+            self.errors.append(message["error_code"])
+
+    async def subscribe(self, event_types):
+        await self.ws.send(json.dumps({"type": "subscribe", "data": {"event_types": event_types}}))
+
+    async def close(self):
+        self.reader.cancel()
+        await self.ws.close()
+
+
+async def eventually(condition, timeout=5):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def publish(server, token, event_type, data, **extra):
+    status, body = server.request(
+        "POST", "/api/realtime/publish/", {"event_type": event_type, "data": data, **extra}, token
+    )
+    assert status == 201, body
+
+
+async def test_threatlens_example_client_gets_what_it_expects(
+    running_server, alice, carol, token_for
+):
+    server = running_server()
+    client = ThreatLensClient(f"{server.ws_url}/ws?token={token_for(alice)}")
+    await client.connect()
+    await client.subscribe(["security_event", "system_status"])
+    await client.send({"type": "set_filter", "data": {"min_priority": 7}})
+    await asyncio.sleep(0.3)
+    admin = token_for(carol)
+    await asyncio.to_thread(
+        publish, server, admin, "security_event", {"event_id": "low", "severity": 3}, priority=3
+    )
+    await asyncio.to_thread(
+        publish, server, admin, "security_event", {"event_id": "high", "severity": 9}, priority=9
+    )
+    await client.send({"type": "no_such_type"})
+    assert await eventually(lambda: len(client.received) >= 2)
+    assert ("security", {"event_id": "high", "severity": 9}) in client.received
+    assert all(
+        item[1].get("event_id") != "low" for item in client.received if item[0] == "security"
+    )
+    assert ("error", "Unknown message type: no_such_type") in client.received
+    await client.close()
+
+
+async def test_unified_example_service_gets_events_by_type(running_server, alice, carol, token_for):
+    server = running_server()
+    service = UnifiedWebSocketService()
+    zones = []
+    service.on("zone_created", zones.append)
+    await service.connect(server.ws_url, token_for(alice))
+    await service.subscribe(["zone_created", "no_such_event"])
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(
+        publish,
+        server,
+        token_for(carol),
+        "zone_created",
+        {"zone_id": "1", "zone_name": "example.com", "action": "created"},
+        recipients={"users": [alice.pk]},
+    )
+    assert await eventually(lambda: zones)
+    assert zones[0]["zone_name"] == "example.com"
+    assert "SUBSCRIPTION_FAILED" in service.errors
+    await service.close()
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+@pytest.mark.parametrize("path, code", [("/ws?token=bad", 1008), ("/ws/bad!id", 1003)])
+async def test_documented_close_codes_reach_real_clients(running_server, kind, path, code):
+    server = running_server(kind)
+    async with websockets.connect(f"{server.ws_url}{path}") as socket:
+        error = json.loads(await socket.recv())
+        assert error["type"] == "error"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await socket.recv()
+    assert closed.value.rcvd.code == code
+
+
+async def test_connection_limit_closes_with_1013_over_daphne(running_server, alice, token_for):
+    server = running_server("daphne", REALTIME_MAX_CONNECTIONS_PER_USER="1")
+    async with websockets.connect(f"{server.ws_url}/ws?token={token_for(alice)}") as first:
+        assert json.loads(await first.recv())["type"] == "connection_established"
+        async with websockets.connect(f"{server.ws_url}/ws?token={token_for(alice)}") as second:
+            assert json.loads(await second.recv())["error_code"] == "CONNECTION_LIMIT"
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await second.recv()
+    assert closed.value.rcvd.code == 1013

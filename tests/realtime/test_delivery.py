@@ -1,0 +1,231 @@
+"""The outbound queue of one connection: priorities, batching, shedding, a stuck client.
+
+Driven directly with a fake socket, so that a client that stops reading can be simulated
+exactly (a real test client always reads)."""
+
+import asyncio
+import json
+
+import pytest
+
+from realtime import catalogue
+from realtime.access import Principal
+from realtime.connection import Connection
+from realtime.hub import OutgoingEvent
+
+PRINCIPAL = Principal(
+    user_id=1,
+    username="alice",
+    role="analyst",
+    group_ids=frozenset(),
+    permissions=frozenset(),
+    is_superuser=True,
+)
+
+
+class FakeSocket:
+    """Records frames; `stuck` makes sends wait until released, like a full TCP window."""
+
+    def __init__(self):
+        self.frames = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send(self, message):
+        await self.gate.wait()
+        self.frames.append(json.loads(message["text"]))
+
+    def events(self):
+        out = []
+        for frame in self.frames:
+            out.extend(frame["events"] if frame["type"] == "batch" else [frame])
+        return out
+
+
+_ids = iter(range(1, 1_000_000))
+
+
+def event(event_type="health_update", priority=None, **data):
+    entry = catalogue.get(event_type)
+    return OutgoingEvent(
+        {
+            "id": next(_ids),
+            "event_type": event_type,
+            "priority": priority or entry.priority,
+            "timestamp": "2026-01-01T00:00:00Z",
+            "data": json.dumps(data),
+        },
+        entry,
+    )
+
+
+def connection(socket, *, capacity=1000, batch_window=0.05, overflowed=None):
+    conn = Connection(
+        send=socket.send,
+        connection_id="c1",
+        client_id="c1",
+        principal=PRINCIPAL,
+        capacity=capacity,
+        batch_window=batch_window,
+        on_overflow=overflowed.append if overflowed is not None else (lambda c: None),
+    )
+    conn.subscriptions = catalogue.names()
+    return conn
+
+
+async def settle(seconds=0.1):
+    await asyncio.sleep(seconds)
+
+
+async def test_an_idle_connection_sends_at_once_and_alone():
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=10)
+    conn.offer(event(n=1))
+    await settle(0.02)
+    assert [f["type"] for f in socket.frames] == ["event"]
+    conn.stop()
+
+
+async def test_a_burst_after_a_frame_is_one_batch_within_the_window():
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=0.1)
+    conn.offer(event(n=0))
+    await settle(0.01)
+    for n in range(1, 6):
+        conn.offer(event(n=n))
+    await settle(0.02)
+    assert len(socket.frames) == 1  # the burst waits for the window
+    await settle(0.15)
+    assert socket.frames[1]["type"] == "batch"
+    assert [e["data"]["n"] for e in socket.frames[1]["events"]] == [1, 2, 3, 4, 5]
+    conn.stop()
+
+
+async def test_typed_events_are_never_batched():
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=0.05)
+    conn.offer(event("security_event", n=0))
+    await settle(0.01)
+    for n in range(1, 4):
+        conn.offer(event("security_event", n=n))
+    await settle(0.1)
+    assert [f["type"] for f in socket.frames] == ["security_event"] * 4
+    conn.stop()
+
+
+async def test_priority_order_across_a_burst_and_order_within_a_priority():
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=0.05)
+    conn.offer(event(n="first"))
+    await settle(0.01)
+    for n, priority in [(1, 3), (2, 8), (3, 5), (4, 8), (5, 3)]:
+        conn.offer(event(priority=priority, n=n))
+    await settle(0.1)
+    assert [e["data"]["n"] for e in socket.events()][1:] == [2, 4, 3, 1, 5]
+    conn.stop()
+
+
+async def test_delivery_bounds_hold_for_every_priority_when_the_client_reads():
+    """Upper bounds: high 1 s, normal 5 s, low 30 s; here all go within the batch window."""
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=0.05)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for priority in (2, 5, 8):
+        conn.offer(event(priority=priority))
+    while len(socket.events()) < 3:
+        await asyncio.sleep(0.005)
+    assert loop.time() - start < 1.0
+    conn.stop()
+
+
+async def test_critical_event_skips_the_batch_window():
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=5)
+    conn.offer(event(n=0))
+    await settle(0.01)
+    conn.offer(event(n=1))  # normal: waits for the 5 s window
+    conn.offer(event("security_alert", n=2))  # critical: goes now, and takes n=1 along
+    await settle(0.05)
+    assert [e["data"]["n"] for e in socket.events()] == [0, 2, 1]
+    conn.stop()
+
+
+async def test_full_queue_sheds_the_lowest_priority_oldest_first_and_counts_it():
+    socket = FakeSocket()
+    socket.gate.clear()  # the client stops reading
+    conn = connection(socket, capacity=4, batch_window=0)
+    conn.offer(event(n="in flight"))
+    await settle(0.01)
+    for n, priority in [("low-1", 2), ("low-2", 2), ("high-1", 8), ("normal", 5)]:
+        conn.offer(event(priority=priority, n=n))
+    conn.offer(event(priority=8, n="high-2"))  # full: low-1 goes
+    conn.offer(event(priority=1, n="debug"))  # lower than everything queued: itself goes
+    assert conn.dropped == 2
+    assert conn.queue_depth == 4
+    socket.gate.set()
+    await settle(0.05)
+    delivered = [e["data"]["n"] for e in socket.events()]
+    assert delivered == ["in flight", "high-1", "high-2", "normal", "low-2"]
+    assert conn.stats()["events_dropped"] == 2
+    conn.stop()
+
+
+async def test_critical_event_that_cannot_be_queued_closes_instead_of_dropping():
+    socket = FakeSocket()
+    socket.gate.clear()
+    overflowed = []
+    conn = connection(socket, capacity=2, batch_window=0, overflowed=overflowed)
+    conn.offer(event(n="in flight"))
+    await settle(0.01)
+    conn.offer(event("security_alert", n=1))
+    conn.offer(event("security_alert", n=2))
+    assert not overflowed
+    conn.offer(event("security_alert", n=3))
+    assert overflowed == [conn]
+    conn.stop()
+
+
+async def test_a_stuck_client_does_not_delay_another():
+    stuck, reader = FakeSocket(), FakeSocket()
+    stuck.gate.clear()
+    slow, fast = connection(stuck, capacity=10), connection(reader)
+    for n in range(50):
+        shared = event(n=n)
+        slow.offer(shared)
+        fast.offer(shared)
+        await asyncio.sleep(0)
+    await settle(0.2)
+    assert [e["data"]["n"] for e in reader.events()] == list(range(50))
+    assert slow.dropped > 0
+    slow.stop()
+    fast.stop()
+
+
+async def test_replay_seam_skips_what_the_replay_sent():
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=0)
+    conn.pause()
+    replayed, live = event(n="both"), event(n="live only")
+    conn.offer(replayed)
+    conn.offer(live)
+    await settle(0.02)
+    assert socket.frames == []
+    conn.resume({replayed.id})
+    await settle(0.02)
+    assert [e["data"]["n"] for e in socket.events()] == ["live only"]
+    conn.stop()
+
+
+@pytest.mark.parametrize("queued, latest, expected", [([], 40, 40), ([7, 9], 40, 6)])
+async def test_resume_position_leaves_queued_events_for_the_replay(queued, latest, expected):
+    socket = FakeSocket()
+    socket.gate.clear()
+    conn = connection(socket, batch_window=10)
+    conn.pause()
+    for event_id in queued:
+        item = event()
+        item.id = event_id
+        conn.push(item)
+    assert conn.resume_position(latest) == expected
+    conn.stop()
