@@ -2,6 +2,7 @@
 
 import os
 
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threatlens.settings")
@@ -16,7 +17,9 @@ daphne_close_codes.install()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # The UI's static files are served by the app itself: no build step, no extra
+        # server needed for the embedded default (a proxy may serve STATIC_ROOT instead).
+        "http": ASGIStaticFilesHandler(django_asgi_app),
         "websocket": websocket_application(),
     }
 )

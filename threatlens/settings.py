@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "threatlens.accounts",
     "threatlens.audit",
     "threatlens.monitoring",
+    "threatlens.ui",
     "realtime",
     "incidents",
     "dns",
@@ -92,6 +93,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The actor and address of the request, for audit rows that signals write.
+    "threatlens.audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -208,6 +211,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Django's ModelBackend behind the failed-login throttle (admin and UI logins too).
+AUTHENTICATION_BACKENDS = ["threatlens.accounts.backends.ThrottledModelBackend"]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"

@@ -21,4 +21,5 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("healthz", health.healthz, name="healthz"),
     path("", include("realtime.urls")),
+    path("", include("threatlens.ui.urls")),
 ]
