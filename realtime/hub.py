@@ -16,11 +16,12 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from collections import OrderedDict, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from realtime import catalogue, envelopes, groups, transport
 from realtime.store import make_store
@@ -122,10 +123,14 @@ class Hub:
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self._seen = OrderedDict()
+        self._pings = {}
         self.last_event_id = 0
         self._poll_floor = None
         self._tasks = []
         self._start_lock = asyncio.Lock()
+        # The hub's own reads of the event table run in one thread of its own, so they never
+        # queue behind request work, and its database connection is kept and closed here.
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-db")
         self._layer_ready = asyncio.Event()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -154,17 +159,31 @@ class Hub:
                 await self._layer_ready.wait()
 
     async def stop(self):
+        """Stop receiving and close the books (bounded: a stuck layer call is abandoned)."""
         transport.unregister_hub(asyncio.get_running_loop())
+        if self.layer is not None and self.channel_name is not None:
+            # channels-redis's receive sits in a blocking pop for up to 5 s and only then
+            # notices a cancel: a message to ourselves ends the pop at once.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(0.5):
+                    await self.layer.send(self.channel_name, {"type": "hub.wake"})
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
         self._tasks = []
         for connection in list(self.connections.values()):
             connection.stop()
         with contextlib.suppress(Exception):
-            await self.store.forget_process(ORIGIN)
+            async with asyncio.timeout(2):
+                await self.store.forget_process(ORIGIN)
+        with contextlib.suppress(Exception):
+            await self.run_db(connections.close_all)
+        self._db.shutdown(wait=False)
+
+    async def run_db(self, function, *args):
+        """Run sync database code in the hub's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
 
     # --- connections ----------------------------------------------------------------------
 
@@ -216,6 +235,24 @@ class Hub:
             self.fan_out(message)
         elif kind == "hub.control":
             self._control(message)
+        elif kind == "hub.ping":
+            waiter = self._pings.pop(message.get("nonce"), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(True)
+
+    async def ping_layer(self, timeout):
+        """A round trip through the channel layer to this hub's own receive loop: the honest
+        answer to "does the layer work for this process?". Raises on failure or timeout."""
+        if self.channel_name is None:
+            raise RuntimeError("the hub has not joined the channel layer")
+        nonce = uuid.uuid4().hex
+        waiter = self._pings[nonce] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.layer.send(self.channel_name, {"type": "hub.ping", "nonce": nonce})
+                await waiter
+        finally:
+            self._pings.pop(nonce, None)
 
     def fan_out(self, message):
         event_id = message["id"]
@@ -319,7 +356,9 @@ class Hub:
         while True:
             await asyncio.sleep(interval)
             try:
-                messages = await _load_events_after(self._poll_floor, frozenset(self._seen))
+                # Only membership tests on `_seen` in that thread: atomic under the GIL, so
+                # no copy of up to SEEN_LIMIT ids twice a second.
+                messages = await self.run_db(_events_after, self._poll_floor, self._seen)
                 self.database_healthy = True
             except Exception as exc:
                 if self.database_healthy is not False:
@@ -333,7 +372,7 @@ class Hub:
 
     async def _max_event_id(self):
         try:
-            return await _max_event_id()
+            return await self.run_db(_max_event_id)
         except Exception:
             return 0
 
@@ -371,39 +410,25 @@ class Hub:
         }
 
 
-async def _load_events_after(floor, seen):
-    return await sync_to_async(_events_after, thread_sensitive=False)(floor, seen)
-
-
 def _events_after(floor, seen):
+    """Messages for stored events above `floor` that the hub has not seen (hub thread)."""
     from realtime.models import Event
 
     close_old_connections()
-    try:
-        ids = list(
-            Event.objects.filter(id__gt=floor).order_by("id").values_list("id", flat=True)[:5000]
-        )
-        fresh = [event_id for event_id in ids if event_id not in seen]
-        if not fresh:
-            return []
-        return [layer_message(event) for event in Event.objects.filter(id__in=fresh).order_by("id")]
-    finally:
-        close_old_connections()
+    ids = Event.objects.filter(id__gt=floor).order_by("id").values_list("id", flat=True)[:5000]
+    fresh = [event_id for event_id in ids if event_id not in seen]
+    if not fresh:
+        return []
+    return [layer_message(event) for event in Event.objects.filter(id__in=fresh).order_by("id")]
 
 
-async def _max_event_id():
-    def query():
-        from django.db.models import Max
+def _max_event_id():
+    from django.db.models import Max
 
-        from realtime.models import Event
+    from realtime.models import Event
 
-        close_old_connections()
-        try:
-            return Event.objects.aggregate(top=Max("id"))["top"] or 0
-        finally:
-            close_old_connections()
-
-    return await sync_to_async(query, thread_sensitive=False)()
+    close_old_connections()
+    return Event.objects.aggregate(top=Max("id"))["top"] or 0
 
 
 _hubs = {}

@@ -1,4 +1,7 @@
-"""Shared fixtures: the personas alice (analyst), bob (viewer) and carol (admin)."""
+"""Shared fixtures: the personas alice (analyst), bob (viewer) and carol (admin), and
+sockets over the real ASGI application."""
+
+import contextlib
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -75,3 +78,53 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture
+async def fresh_hub():
+    """A test with sockets gets its own hub and, in the embedded store, zero counts."""
+    from asgiref.sync import sync_to_async
+    from channels.layers import channel_layers
+    from django.db import connections
+
+    from realtime import hub as hub_module
+    from realtime import store
+
+    # A channel layer belongs to the event loop that first used it (channels-redis keeps
+    # locks and connections per loop), and every test runs in a loop of its own.
+    channel_layers.backends.clear()
+    store.reset_local_store()
+    yield
+    for hub in list(hub_module._hubs.values()):
+        with contextlib.suppress(Exception):
+            await hub.stop()
+    hub_module._hubs.clear()
+    # The worker thread that ran the consumers' database calls keeps its connection open;
+    # close it so the test database can be dropped at the end.
+    await sync_to_async(connections.close_all)()
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+async def ws(fresh_hub):
+    """ws(path, token=None, headers=()) -> a connected JSON client over the real ASGI app;
+    every client is disconnected after the test."""
+    from channels.testing import WebsocketCommunicator
+
+    from tests.sockets import Client
+    from threatlens.asgi import application
+
+    clients = []
+
+    async def open_socket(path="/ws", *, token=None, headers=(), connect=True):
+        if token:
+            path += ("&" if "?" in path else "?") + f"token={token}"
+        client = Client(WebsocketCommunicator(application, path, headers=list(headers)))
+        clients.append(client)
+        if connect:
+            await client.connect()
+        return client
+
+    yield open_socket
+    for client in clients:
+        await client.disconnect()

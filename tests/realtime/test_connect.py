@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from django.test import Client as HttpClient
 
-from tests.realtime.conftest import eventually
+from tests.sockets import eventually
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db(transaction=True)

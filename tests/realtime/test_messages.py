@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.realtime.conftest import eventually
+from tests.sockets import eventually
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
