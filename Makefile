@@ -6,8 +6,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# Two workers: the suite is mostly waiting on sockets and databases.
+PYTEST_ARGS ?= -n 2
 
-.PHONY: run test install lint check pytest pytest-services migrate bench clean
+.PHONY: run test install lint check pytest pytest-services migrate bench test-ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +57,9 @@ test: lint check pytest pytest-services
 
 bench: install
 	$(BIN)/python -m bench.run
+
+test-ui: install
+	$(BIN)/pytest tests/ui -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles

@@ -6,4 +6,6 @@ class DnsConfig(AppConfig):
     verbose_name = "DNS management"
 
     def ready(self):
-        from dns import events  # noqa: F401
+        from dns import events, signals  # noqa: F401
+
+        signals.connect()

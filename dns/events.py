@@ -6,13 +6,22 @@ from realtime.catalogue import RECEIVE_DNS, RECEIVE_SECURITY, RECEIVE_SYSTEM, Au
 VIEW_ALL_ZONES = "dns.view_all_zones"
 
 for name, priority in [
-    ("zone_created", 7), ("zone_updated", 7), ("zone_deleted", 7),
-    ("record_created", 7), ("record_updated", 7), ("record_deleted", 7),
-    ("bulk_operation_progress", 5), ("bulk_operation_complete", 7),
+    ("zone_created", 7),
+    ("zone_updated", 7),
+    ("zone_deleted", 7),
+    ("record_created", 7),
+    ("record_updated", 7),
+    ("record_deleted", 7),
+    ("bulk_operation_progress", 5),
+    ("bulk_operation_complete", 7),
 ]:
     catalogue.declare(
-        name, family=Family.DNS, priority=priority, permission=RECEIVE_DNS,
-        audience=Audience.LISTED, see_all_permission=VIEW_ALL_ZONES,
+        name,
+        family=Family.DNS,
+        priority=priority,
+        permission=RECEIVE_DNS,
+        audience=Audience.LISTED,
+        see_all_permission=VIEW_ALL_ZONES,
         description="To users who may read the zone.",
     )
 for name, priority in [("rpz_updated", 7), ("threat_feed_updated", 5)]:

@@ -48,6 +48,7 @@ CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_AGAIN_LATER = 1013
 
 SERVER_NAME = "ThreatLens WebSocket Server"
@@ -152,6 +153,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("socket set-up failed with a server error")
             await self.refuse("INTERNAL_ERROR", "Service unavailable", CLOSE_INTERNAL_ERROR)
+            return
+        if hub.shutting_down:
+            await self.refuse("INTERNAL_ERROR", "The server is restarting", CLOSE_SERVICE_RESTART)
             return
         if hub.layer_healthy is False:
             await self.refuse("INTERNAL_ERROR", "Channel layer unavailable", CLOSE_INTERNAL_ERROR)
@@ -397,7 +401,13 @@ class SocketConsumer(AsyncWebsocketConsumer):
         store = get_hub().store
         window = limits["RATE_WINDOW"]
         for name, limit in checks:
-            count, left = await store.hit(f"{name}:{self.principal.user_id}", window)
+            try:
+                count, left = await store.hit(f"{name}:{self.principal.user_id}", window)
+            except Exception as exc:
+                # The shared store (Redis) is down: serve on rather than refuse every
+                # message; the limits come back with it.
+                logger.warning("rate limits unavailable: %s", exc)
+                return
             if count > limit:
                 raise ProtocolError(
                     "RATE_LIMITED",
@@ -464,6 +474,20 @@ class SocketConsumer(AsyncWebsocketConsumer):
         connection.principal = principal
         connection.allowed = access.receivable_types(principal)
         get_hub().set_subscriptions(connection, connection.subscriptions)
+
+    async def server_restart(self):
+        """The server is stopping: tell the client to come back, close with 1012."""
+        if self.closing:
+            return
+        with contextlib.suppress(Exception):
+            await self.send_reply(
+                "server_shutdown", {"reconnect": True, "message": "The server is restarting"}
+            )
+        self.closing = True
+        self.detach()
+        await self.release_slot()
+        with contextlib.suppress(Exception):
+            await self.close(code=CLOSE_SERVICE_RESTART)
 
     async def hub_disconnect(self, message):
         await self.refuse(

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from realtime import catalogue, envelopes, groups, transport
+from realtime import catalogue, envelopes, groups, shutdown, transport
 from realtime.store import make_store
 from realtime.transport import ORIGIN, layer_message
 
@@ -119,6 +119,7 @@ class Hub:
         self.layer_healthy = None
         self.database_healthy = None
         self.started_at = time.time()
+        self.shutting_down = False
         self.counters = defaultdict(int)
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
@@ -146,6 +147,7 @@ class Hub:
             self.last_event_id = self._poll_floor
             loop = asyncio.get_running_loop()
             transport.register_hub(loop, self)
+            shutdown.install(self)
             if self.layer is None:
                 self._set_layer_health(True)  # in-process delivery: nothing to reach
             self._tasks = [

@@ -11,10 +11,42 @@ from django.test import override_settings
 PASSWORD = "correct-horse-battery-staple"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _redis_keys_of_this_worker(worker_id):
+    """Parallel test workers share one Redis: each gets its own key prefix, so their
+    channel layers, caches and connection counts never meet."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        yield
+        return
+    prefix = f"{settings.REDIS_KEY_PREFIX}-{worker_id}"
+    layers = {**settings.CHANNEL_LAYERS}
+    layers["default"] = {**layers["default"]}
+    layers["default"]["CONFIG"] = {**layers["default"]["CONFIG"], "prefix": prefix}
+    caches = {**settings.CACHES}
+    caches["default"] = {**caches["default"], "KEY_PREFIX": f"{prefix}.cache"}
+    with override_settings(REDIS_KEY_PREFIX=prefix, CHANNEL_LAYERS=layers, CACHES=caches):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing():
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _no_in_process_services(settings):
+    """The monitors and log watchers stay out of test servers unless a test starts them."""
+    settings.MONITORS_IN_PROCESS = False
+    settings.WATCH_LOGS = []
+
+
+@pytest.fixture(autouse=True)
+def _no_signal_handlers(settings):
+    """Hubs started inside the test process leave pytest's SIGTERM alone."""
+    settings.REALTIME = {**settings.REALTIME, "HANDLE_SIGTERM": False}
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ class Client:
 
     def __init__(self, communicator):
         self.communicator = communicator
+        self.pending = []
 
     async def connect(self):
         connected, _ = await self.communicator.connect()
@@ -37,9 +38,16 @@ class Client:
                 return frame
 
     async def receive_event(self, name, timeout=2):
-        """The next event frame of this event type (typed or unified), skipping others."""
+        """The next event of this event type (typed, unified, or inside a batch frame),
+        skipping others. Events of a batch that come after it are kept for later calls."""
         while True:
-            frame = await self.receive(timeout)
+            if self.pending:
+                frame = self.pending.pop(0)
+            else:
+                frame = await self.receive(timeout)
+                if frame.get("type") == "batch":
+                    self.pending.extend(frame["events"])
+                    continue
             if name in (frame.get("type"), frame.get("event_type")):
                 return frame
 

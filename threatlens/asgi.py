@@ -11,15 +11,20 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from realtime import daphne_close_codes  # noqa: E402
+from threatlens.monitoring.startup import InProcessServicesMiddleware  # noqa: E402
 from threatlens.routing import websocket_application  # noqa: E402
 
 daphne_close_codes.install()
 
-application = ProtocolTypeRouter(
-    {
-        # The UI's static files are served by the app itself: no build step, no extra
-        # server needed for the embedded default (a proxy may serve STATIC_ROOT instead).
-        "http": ASGIStaticFilesHandler(django_asgi_app),
-        "websocket": websocket_application(),
-    }
+# The monitors and log watchers run inside the server when MONITORS_IN_PROCESS / WATCH_LOGS
+# say so: started at lifespan startup (uvicorn) or on the first request or socket (daphne).
+application = InProcessServicesMiddleware(
+    ProtocolTypeRouter(
+        {
+            # The UI's static files are served by the app itself: no build step, no extra
+            # server needed for the embedded default (a proxy may serve STATIC_ROOT instead).
+            "http": ASGIStaticFilesHandler(django_asgi_app),
+            "websocket": websocket_application(),
+        }
+    )
 )

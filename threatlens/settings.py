@@ -10,6 +10,7 @@ Two modes:
 import fnmatch
 import os
 import re
+import shlex
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from django.core.management.utils import get_random_secret_key
 from threatlens.env import (
     env_bool,
     env_duration,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -282,6 +284,9 @@ REALTIME = {
     # How often the hub looks in the event table for events published by another
     # process when there is no shared channel layer (embedded default).
     "EVENT_POLL_INTERVAL": env_duration("REALTIME_EVENT_POLL_INTERVAL", 0.5, minimum=0.05),
+    # On SIGTERM: close sockets with 1012 (reconnect) within this bound, then stop.
+    "HANDLE_SIGTERM": env_bool("REALTIME_HANDLE_SIGTERM", True),
+    "SHUTDOWN_TIMEOUT": env_duration("REALTIME_SHUTDOWN_TIMEOUT", 5, minimum=0.1),
     "EVENT_RETENTION": env_duration("REALTIME_EVENT_RETENTION", 7 * 86400, minimum=60),
 }
 
@@ -321,6 +326,56 @@ REALTIME_DEFAULT_SUBSCRIPTIONS = {
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 
 ALERT_SEVERITY_THRESHOLD = env_int("ALERT_SEVERITY_THRESHOLD", 7, minimum=1, maximum=10)
+
+# --- Detection pipeline and monitors ----------------------------------------------------
+
+LOG_UPLOAD_MAX_BYTES = env_int("LOG_UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+LOG_PROCESSING = env_str("LOG_PROCESSING", "auto")
+if LOG_PROCESSING not in ("auto", "inline", "thread"):
+    raise ImproperlyConfigured(
+        f"LOG_PROCESSING={LOG_PROCESSING!r} is not valid: expected auto, inline or thread."
+    )
+LOG_PROCESSING_INLINE_MAX_BYTES = env_int("LOG_PROCESSING_INLINE_MAX_BYTES", 256 * 1024, minimum=0)
+LOG_PROCESSING_CHUNK_LINES = env_int("LOG_PROCESSING_CHUNK_LINES", 500, minimum=1)
+LOG_PROCESSING_WORKERS = env_int("LOG_PROCESSING_WORKERS", 2, minimum=1)
+WATCH_LOGS = env_list("WATCH_LOGS", [])  # "path" or "source=path" items
+WATCH_LOGS_INTERVAL = env_duration("WATCH_LOGS_INTERVAL", 2, minimum=0.1)
+MONITORS_IN_PROCESS = env_bool("MONITORS_IN_PROCESS", not REDIS_URL)
+MONITORS = {
+    "METRICS_INTERVAL": env_duration("MONITORS_METRICS_INTERVAL", 5, minimum=0.5),
+    "CHECK_INTERVAL": env_duration("MONITORS_CHECK_INTERVAL", 15, minimum=1),
+    "HEALTH_CHECK_INTERVAL": env_duration("MONITORS_HEALTH_CHECK_INTERVAL", 30, minimum=1),
+    "CHECK_TIMEOUT": env_duration("MONITORS_CHECK_TIMEOUT", 5, minimum=0.5),
+    # Must exceed CHECK_TIMEOUT + 1 s, or a slow round loses the lease.
+    "LEADER_TTL": env_int("MONITORS_LEADER_TTL", 20, minimum=10),
+    "DISK_PATH": env_str("MONITORS_DISK_PATH", "/"),
+}
+
+# --- DNS ---------------------------------------------------------------------------------
+
+
+def _command(name, default):
+    """A command line from the environment, split as a shell would; `none` turns it off."""
+    value = env_str(name, default)
+    return [] if value.lower() == "none" else shlex.split(value)
+
+
+DNS = {
+    "RPZ_ZONE": env_str("DNS_RPZ_ZONE", "rpz"),
+    "BULK_MAX_ITEMS": env_int("DNS_BULK_MAX_ITEMS", 50_000, minimum=1),
+    "BIND_ENABLED": env_bool("DNS_BIND_ENABLED", False),
+    "BIND_DIR": env_str("DNS_BIND_DIR", str(BASE_DIR / "bind")),
+    "BIND_CHECKCONF_COMMAND": _command("DNS_BIND_CHECKCONF_COMMAND", "named-checkconf {conf}"),
+    "BIND_CHECKZONE_COMMAND": _command(
+        "DNS_BIND_CHECKZONE_COMMAND", "named-checkzone {zone} {file}"
+    ),
+    "BIND_RELOAD_COMMAND": _command("DNS_BIND_RELOAD_COMMAND", "rndc reload"),
+    "BIND_COMMAND_TIMEOUT": env_duration("DNS_BIND_COMMAND_TIMEOUT", 30, minimum=1),
+    "FORWARDER_PROBE_NAME": env_str("DNS_FORWARDER_PROBE_NAME", "example.com"),
+    "FORWARDER_TIMEOUT": env_float("DNS_FORWARDER_TIMEOUT", 2.0, minimum=0.05),
+    "FORWARDER_CHECK_INTERVAL": env_duration("DNS_FORWARDER_CHECK_INTERVAL", 60, minimum=1),
+    "FORWARDER_SLOW_MS": env_float("DNS_FORWARDER_SLOW_MS", 500.0, minimum=1),
+}
 
 # --- Internationalisation, static -----------------------------------------------------------
 

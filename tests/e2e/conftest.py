@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,10 +38,18 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATABASE_URL": database_url(), **(extra_env or {})}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
+            **(extra_env or {}),
+        }
         self.process = None
 
     def start(self):
+        return self.launch().wait_ready()
+
+    def launch(self):
         bin_dir = Path(sys.executable).parent
         if self.kind == "daphne":
             command = [
@@ -65,7 +74,10 @@ class LiveServer:
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        deadline = time.time() + 20
+        return self
+
+    def wait_ready(self):
+        deadline = time.time() + 30
         while time.time() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited: {self.process.stderr.read().decode()}")
@@ -103,10 +115,13 @@ class LiveServer:
 def running_server(transactional_db):
     servers = []
 
-    def start(kind="daphne", **env):
-        server = LiveServer(kind, env).start()
-        servers.append(server)
-        return server
+    def start(kind="daphne", *, count=1, **env):
+        """One server, or `count` of them started side by side (a list)."""
+        started = [LiveServer(kind, env).launch() for _ in range(count)]
+        servers.extend(started)
+        for server in started:
+            server.wait_ready()
+        return started[0] if count == 1 else started
 
     yield start
     for server in servers:

@@ -164,3 +164,20 @@ async def test_connection_limit_closes_with_1013_over_daphne(running_server, ali
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await second.recv()
     assert closed.value.rcvd.code == 1013
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_sigterm_closes_sockets_with_1012_and_exits(running_server, alice, token_for, kind):
+    server = running_server(kind)
+    async with websockets.connect(f"{server.ws_url}/ws?token={token_for(alice)}") as socket:
+        greeting = json.loads(await socket.recv())
+        assert greeting["type"] == "connection_established", greeting
+        started = asyncio.get_running_loop().time()
+        server.process.terminate()
+        notice = json.loads(await socket.recv())
+        assert notice["type"] == "server_shutdown"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await socket.recv()
+    assert closed.value.rcvd.code == 1012
+    await asyncio.to_thread(server.process.wait, 10)
+    assert asyncio.get_running_loop().time() - started < 10

@@ -175,3 +175,48 @@ async def test_debug_mode_is_refused_for_non_admins(ws, alice, token_for):
     assert (await client.receive())["error_code"] == "PERMISSION_DENIED"
     await client.send({"type": "subscribe", "data": {"event_types": ["system_status"]}})
     assert (await client.receive())["type"] == "subscription_updated"
+
+
+async def test_admin_action_closes_a_users_sockets(ws, alice, carol, token_for):
+    from django.test import Client as HttpClient
+
+    client = await ws("/ws", token=token_for(alice))
+    await client.receive()
+
+    def run_action():
+        http = HttpClient()
+        http.force_login(carol)
+        return http.post(
+            "/admin/auth/user/",
+            {"action": "disconnect_sockets", "_selected_action": [alice.pk]},
+        )
+
+    response = await sync_to_async(run_action)()
+    assert response.status_code == 302
+    error, code = await client.receive_close()
+    assert (error["error_code"], code) == ("PERMISSION_DENIED", 1008)
+
+
+async def test_database_down_at_connect_closes_with_1011(ws, alice, token_for, monkeypatch):
+    def broken(user):
+        raise ConnectionError("database unavailable")
+
+    monkeypatch.setattr("realtime.consumers.access.principal_for", broken)
+    client = await ws("/ws", token=token_for(alice))
+    error, code = await client.receive_close()
+    assert (error["error_code"], code) == ("INTERNAL_ERROR", 1011)
+
+
+async def test_channel_layer_down_at_connect_closes_with_1011(ws, alice, token_for, monkeypatch):
+    from realtime.hub import Hub
+
+    original = Hub.start
+
+    async def start_with_a_broken_layer(self):
+        await original(self)
+        self.layer_healthy = False
+
+    monkeypatch.setattr(Hub, "start", start_with_a_broken_layer)
+    client = await ws("/ws", token=token_for(alice))
+    error, code = await client.receive_close()
+    assert (error["error_code"], code) == ("INTERNAL_ERROR", 1011)

@@ -116,7 +116,7 @@ async def test_category_and_source_filters(ws, alice, token_for):
 
 
 async def test_a_burst_of_unified_events_coalesces_into_a_batch(ws, alice, token_for, settings):
-    settings.REALTIME = {**settings.REALTIME, "BATCH_WINDOW": 0.2}
+    settings.REALTIME = {**settings.REALTIME, "BATCH_WINDOW": 1.0}
     client = await connected(ws, alice, token_for)
     await apublish("record_created", {"record_id": "0"}, recipients=Recipients.user(alice))
     first = await client.receive()

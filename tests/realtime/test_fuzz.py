@@ -4,6 +4,7 @@ import json
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
@@ -49,11 +50,11 @@ frames = st.one_of(
 
 @pytest.mark.django_db(transaction=True)
 @settings(
-    max_examples=40,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(batch=st.lists(frames, min_size=1, max_size=15))
+@given(batch=st.lists(frames, min_size=1, max_size=20))
 def test_random_frames_never_break_the_connection(alice, token_for, batch):
     token = token_for(alice)
     with override_settings(
@@ -76,6 +77,8 @@ def _realtime_settings():
 async def _throw(token, batch):
     from threatlens.asgi import application
 
+    # Each example runs in an event loop of its own; a channel layer belongs to one loop.
+    channel_layers.backends.clear()
     communicator = WebsocketCommunicator(application, f"/ws?token={token}")
     connected, _ = await communicator.connect()
     assert connected
@@ -96,3 +99,4 @@ async def _throw(token, batch):
         for hub in list(hub_module._hubs.values()):
             await hub.stop()
         hub_module._hubs.clear()
+        channel_layers.backends.clear()

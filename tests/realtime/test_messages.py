@@ -252,7 +252,7 @@ async def test_admin_command_rate_limit_applies_to_non_admins_only(
         assert (await analyst.receive())["type"] == expected
     for _ in range(3):
         await admin.send({"type": "get_stats"})
-        assert (await admin.receive())["type"] == "response"
+        assert (await admin.receive_type("response"))["data"]["connection_id"]
 
 
 async def test_subscription_and_filter_changes_are_audited(alice_ws, alice):

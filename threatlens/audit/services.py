@@ -1,8 +1,11 @@
 """Writing the audit log: the one function every app calls."""
 
+import ipaddress
+
 from django.db import models
 
 from realtime.publishing import publish_on_commit
+from threatlens.audit import context
 from threatlens.audit.models import AuditLog
 from threatlens.clientinfo import request_address, request_user_agent
 
@@ -28,12 +31,25 @@ def record(
     `target` a model instance (or give `target_type`/`target_id`/`target_repr`);
     `old`/`new` the changed fields' values before and after; `request` fills in the
     client address and user agent when given.
+
+    When the caller names neither `actor` nor `request`, the current audit context is
+    used (the request seen by `AuditContextMiddleware`, or the actor a service or command
+    set with `audit_context`), so rows written by signal receivers still say who acted.
+    A `source` set in the context (`manage.py create_user`) is added to `details`.
     """
+    ctx = context.current()
+    if actor is None and request is None:
+        actor = ctx.actor
+        if actor is None:
+            request = ctx.request
     if request is not None:
         ip = ip or request_address(request)
         user_agent = user_agent or request_user_agent(request)
-        if actor is None and getattr(request, "user", None) is not None:
-            actor = request.user if request.user.is_authenticated else None
+        if actor is None:
+            user = getattr(request, "user", None)
+            actor = user if user is not None and user.is_authenticated else None
+    if ctx.source:
+        details = {"source": ctx.source, **(details or {})}
     if isinstance(target, models.Model):
         target_type = target_type or target._meta.label_lower
         target_id = target_id or str(target.pk)
@@ -41,18 +57,29 @@ def record(
     entry = AuditLog.objects.create(
         actor=actor if actor is not None and actor.pk else None,
         actor_username=getattr(actor, "username", "") or "",
-        action=action,
+        action=action[:64],
         target_type=target_type,
-        target_id=str(target_id),
+        target_id=str(target_id)[:64],
         target_repr=str(target_repr)[:200],
         old_values=old,
         new_values=new,
         details=details,
-        ip_address=ip,
-        user_agent=user_agent[:300],
+        ip_address=_valid_ip(ip),
+        user_agent=(user_agent or "")[:300],
     )
     publish_on_commit("user_action", user_action_payload(entry))
     return entry
+
+
+def _valid_ip(value):
+    # A forwarded-for header can carry anything; a bad value must not break the write
+    # (PostgreSQL's inet column rejects it), it is simply not recorded.
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        return None
 
 
 def user_action_payload(entry):

@@ -1,1 +1,19 @@
-urlpatterns = []
+"""Pages of the analyst UI, at the site root."""
+
+from django.urls import path
+
+from threatlens.ui import views
+
+app_name = "ui"
+
+urlpatterns = [
+    path("", views.OverviewPage.as_view(), name="overview"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("events/", views.EventsPage.as_view(), name="events"),
+    path("alerts/", views.AlertsPage.as_view(), name="alerts"),
+    path("incidents/", views.IncidentsPage.as_view(), name="incidents"),
+    path("incidents/<int:pk>/", views.IncidentDetailPage.as_view(), name="incident"),
+    path("dns/", views.DnsPage.as_view(), name="dns"),
+    path("audit/", views.AuditPage.as_view(), name="audit"),
+]

@@ -1,0 +1,366 @@
+"""Bulk create, update or delete of a zone's records, run as a job. All or nothing.
+
+`start_bulk_operation` stores the request as a `BulkOperation`; `run_in_background` runs
+it in a thread once the request's transaction commits, or `run_bulk_operation` runs it
+here and now. The job has two stages:
+
+1. validating (progress 0 to 0.5): every item is checked, alone and against the zone's
+   records as they are, outside any write transaction, so progress events and the job
+   row's progress are visible while it runs;
+2. applying (0.5 to 1): in ONE transaction with the zone row locked, the same checks run
+   again against the records as they are now (someone may have changed them since),
+   then everything is written and the serial rises once. Any error rolls all of it back.
+
+`bulk_operation_progress` events go out during stage 1 and at the end;
+`bulk_operation_complete` says how it ended, with the ids of the records concerned.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from dns import announce, payloads, services, validation
+from dns.conf import dns_setting
+from dns.models import BulkOperation, Record, Zone
+from realtime.publishing import publish, publish_on_commit
+from threatlens.audit.services import record as audit
+
+logger = logging.getLogger(__name__)
+
+MAX_REPORTED_ERRORS = 100
+MAX_AUDITED_ITEMS = 1000
+PROGRESS_STEPS = 20
+VALIDATION_SHARE = 0.5
+
+
+class BulkFailed(Exception):
+    def __init__(self, errors):
+        self.errors = errors
+        super().__init__(f"{len(errors)} item(s) failed")
+
+
+# --- Starting -----------------------------------------------------------------------------
+
+
+def start_bulk_operation(actor, zone_id, operation, items, *, request=None):
+    """Check the request's shape and the actor's right to change the zone, and store the
+    job (status `pending`). Raises ValidationError / PermissionDenied / Zone.DoesNotExist."""
+    if operation not in BulkOperation.Operation.values:
+        raise ValidationError({"operation": [f"{operation!r} is not create, update or delete."]})
+    if not isinstance(items, list) or not items:
+        raise ValidationError({"records": ["Give a non-empty list of records."]})
+    limit = dns_setting("BULK_MAX_ITEMS")
+    if len(items) > limit:
+        raise ValidationError({"records": [f"At most {limit} records in one job."]})
+    with transaction.atomic():
+        zone = services.lock_zone(actor, zone_id)
+        services.require_master(zone)
+        job = BulkOperation.objects.create(
+            zone=zone, operation=operation, items=items, total=len(items), created_by=actor
+        )
+        audit(
+            f"dns.bulk.{operation}.start",
+            actor=actor,
+            request=request,
+            details={"operation_id": str(job.pk), "zone": zone.name, "total": len(items)},
+            target_type="dns.zone",
+            target_id=str(zone.pk),
+            target_repr=zone.name,
+        )
+    return job
+
+
+def run_in_background(job_id):
+    """Run the job in a daemon thread once the current transaction commits."""
+
+    def start():
+        thread = threading.Thread(
+            target=_thread_main, args=(job_id,), name=f"dns-bulk-{job_id}", daemon=True
+        )
+        thread.start()
+
+    transaction.on_commit(start)
+
+
+def _thread_main(job_id):
+    close_old_connections()
+    try:
+        run_bulk_operation(job_id)
+    except Exception:
+        logger.exception("bulk operation %s crashed", job_id)
+    finally:
+        connection.close()
+
+
+# --- Running --------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    creates: list = field(default_factory=list)  # normalised field dicts
+    updates: list = field(default_factory=list)  # (record, normalised fields)
+    deletes: list = field(default_factory=list)  # records
+
+
+class Progress:
+    """Publishes `bulk_operation_progress` about PROGRESS_STEPS times per stage and keeps
+    the job row's counters current."""
+
+    def __init__(self, job, zone, recipients):
+        self.job, self.zone, self.recipients = job, zone, recipients
+        self.step = max(1, job.total // PROGRESS_STEPS)
+
+    def validated(self, processed, *, force=False):
+        if not force and processed % self.step and processed != self.job.total:
+            return
+        self.report("validating", processed, VALIDATION_SHARE * processed / self.job.total)
+
+    def report(self, stage, processed, progress):
+        BulkOperation.objects.filter(pk=self.job.pk).update(processed=processed, progress=progress)
+        publish(
+            "bulk_operation_progress",
+            dict(
+                payloads.bulk_progress_event(
+                    self.job, self.zone, stage=stage, processed=processed, progress=progress
+                )
+            ),
+            recipients=self.recipients,
+            object_key=f"zone:{self.zone.pk}",
+        )
+
+
+def run_bulk_operation(job_id):
+    """Run a pending job to its end in this thread; returns the job. A job that is not
+    pending (already run, or running elsewhere) is left alone."""
+    claimed = BulkOperation.objects.filter(pk=job_id, status=BulkOperation.Status.PENDING).update(
+        status=BulkOperation.Status.RUNNING, started_at=timezone.now()
+    )
+    job = BulkOperation.objects.select_related("zone", "created_by").get(pk=job_id)
+    if not claimed:
+        return job
+    actor, zone = job.created_by, job.zone
+    recipients = announce.zone_readers(zone.pk)
+    progress = Progress(job, zone, recipients)
+    try:
+        progress.report("validating", 0, 0.0)
+        existing = list(zone.records.all())
+        plan(job, zone, existing, on_item=progress.validated)
+        progress.report("applying", job.total, VALIDATION_SHARE)
+        with transaction.atomic():
+            zone = services.lock_zone(actor, zone.pk)
+            fresh = list(Record.objects.filter(zone=zone).select_for_update())
+            result = apply(job, zone, plan(job, zone, fresh), actor)
+            job.status = BulkOperation.Status.SUCCEEDED
+            job.result, job.errors = result, None
+            job.processed, job.progress, job.finished_at = job.total, 1.0, timezone.now()
+            job.save(
+                update_fields=["status", "result", "errors", "processed", "progress", "finished_at"]
+            )
+            _announce_done(job, zone, actor, recipients)
+    except BulkFailed as exc:
+        _fail(job, zone, actor, recipients, exc.errors)
+    except (PermissionDenied, Zone.DoesNotExist) as exc:
+        _fail(job, zone, actor, recipients, [{"index": None, "errors": {"zone": [str(exc)]}}])
+    except Exception:
+        logger.exception("bulk operation %s failed", job_id)
+        _fail(
+            job,
+            zone,
+            actor,
+            recipients,
+            [{"index": None, "errors": {"non_field_errors": ["Internal error; nothing changed."]}}],
+        )
+    job.refresh_from_db()
+    return job
+
+
+def _error_dict(exc):
+    if hasattr(exc, "error_dict"):
+        return exc.message_dict
+    return {"non_field_errors": exc.messages}
+
+
+def plan(job, zone, existing, *, on_item=None):
+    """Check every item of `job` against `existing` (the zone's records) and return the
+    `Plan`; raises `BulkFailed` with every item's errors (up to MAX_REPORTED_ERRORS)."""
+    errors, result = [], Plan()
+    by_id = {record.pk: record for record in existing}
+    # The zone as it will be: name -> records, for the rules between records.
+    state = {}
+    for record in existing:
+        state.setdefault(record.name, {})[record.pk] = {
+            "id": record.pk,
+            "name": record.name,
+            "record_type": record.record_type,
+            "value": record.value,
+        }
+    touched = []  # (index, candidate) to check against the final state
+    seen_ids = set()
+    for index, item in enumerate(job.items):
+        try:
+            candidate = _plan_item(job.operation, zone, item, by_id, seen_ids, result, index)
+            if candidate is not None:
+                touched.append((index, candidate))
+        except ValidationError as exc:
+            errors.append({"index": index, "errors": _error_dict(exc)})
+        if on_item is not None:
+            on_item(index + 1)
+        if len(errors) >= MAX_REPORTED_ERRORS:
+            break
+    if not errors:
+        for record in result.deletes:
+            state.get(record.name, {}).pop(record.pk, None)
+        for record, _fields in result.updates:
+            state.get(record.name, {}).pop(record.pk, None)
+        for _index, candidate in touched:
+            state.setdefault(candidate["name"], {})[candidate["id"]] = candidate
+        for index, candidate in touched:
+            try:
+                others = [r for r in state[candidate["name"]].values() if r is not candidate]
+                validation.check_record_set(candidate, others, zone.name)
+            except ValidationError as exc:
+                errors.append({"index": index, "errors": _error_dict(exc)})
+                if len(errors) >= MAX_REPORTED_ERRORS:
+                    break
+    if errors:
+        raise BulkFailed(errors)
+    return result
+
+
+def _plan_item(operation, zone, item, by_id, seen_ids, result, index):
+    if operation == BulkOperation.Operation.DELETE and isinstance(item, int):
+        item = {"id": item}
+    if not isinstance(item, dict):
+        raise ValidationError("Each item must be an object.")
+    if operation == BulkOperation.Operation.CREATE:
+        fields = {key: item.get(key) for key in Record.EDITABLE_FIELDS}
+        normalised = validation.validate_record(zone.name, **fields)
+        result.creates.append(normalised)
+        return {**normalised, "id": f"new{index}"}
+    record_id = item.get("id")
+    if isinstance(record_id, bool) or not isinstance(record_id, int):
+        raise ValidationError({"id": ["The id of a record of this zone is required."]})
+    record = by_id.get(record_id)
+    if record is None:
+        raise ValidationError({"id": [f"This zone has no record {record_id}."]})
+    if record_id in seen_ids:
+        raise ValidationError({"id": [f"Record {record_id} appears twice in this job."]})
+    seen_ids.add(record_id)
+    version = item.get("version")
+    if version is not None and version != record.version:
+        raise ValidationError(
+            {"version": [f"Record {record_id} is at version {record.version} now, not {version}."]}
+        )
+    if operation == BulkOperation.Operation.DELETE:
+        result.deletes.append(record)
+        return None
+    current = {key: getattr(record, key) for key in Record.EDITABLE_FIELDS}
+    changes = {key: value for key, value in item.items() if key in Record.EDITABLE_FIELDS}
+    normalised = validation.validate_record(zone.name, **{**current, **changes})
+    result.updates.append((record, normalised))
+    return {**normalised, "id": record.pk}
+
+
+def apply(job, zone, plan_, actor):
+    """Write a checked plan (inside the caller's transaction); returns the job result."""
+    now = timezone.now()
+    old, new = [], []
+    with services.bulk_writes():
+        if plan_.creates:
+            created = Record.objects.bulk_create(
+                [
+                    Record(zone=zone, created_by=actor, updated_by=actor, **fields)
+                    for fields in plan_.creates
+                ],
+                batch_size=500,
+            )
+            new = [_audit_values(record) for record in created]
+            result = {"created": [record.pk for record in created], "updated": [], "deleted": []}
+        elif plan_.updates:
+            records = []
+            for record, fields in plan_.updates:
+                old.append(_audit_values(record))
+                for key, value in fields.items():
+                    setattr(record, key, value)
+                record.version += 1
+                record.updated_by = actor
+                record.updated_at = now
+                records.append(record)
+                new.append(_audit_values(record))
+            Record.objects.bulk_update(
+                records,
+                [*Record.EDITABLE_FIELDS, "version", "updated_by", "updated_at"],
+                batch_size=500,
+            )
+            result = {"created": [], "updated": [r.pk for r in records], "deleted": []}
+        else:
+            ids = [record.pk for record in plan_.deletes]
+            old = [_audit_values(record) for record in plan_.deletes]
+            for start in range(0, len(ids), 500):
+                Record.objects.filter(pk__in=ids[start : start + 500]).delete()
+            result = {"created": [], "updated": [], "deleted": ids}
+    services.bump_serial(zone)
+    truncated = max(len(old), len(new)) > MAX_AUDITED_ITEMS
+    audit(
+        f"dns.bulk.{job.operation}",
+        actor=actor,
+        old={"records": old[:MAX_AUDITED_ITEMS]} if old else None,
+        new={"records": new[:MAX_AUDITED_ITEMS]} if new else None,
+        details={
+            "operation_id": str(job.pk),
+            "zone": zone.name,
+            "total": job.total,
+            "serial": zone.serial,
+            "truncated": truncated,
+        },
+        target_type="dns.zone",
+        target_id=str(zone.pk),
+        target_repr=zone.name,
+    )
+    return result
+
+
+def _audit_values(record):
+    return {"id": record.pk, **{key: getattr(record, key) for key in Record.EDITABLE_FIELDS}}
+
+
+def _announce_done(job, zone, actor, recipients):
+    publish_on_commit(
+        "bulk_operation_progress",
+        dict(
+            payloads.bulk_progress_event(job, zone, stage="done", processed=job.total, progress=1.0)
+        ),
+        recipients=recipients,
+        object_key=f"zone:{zone.pk}",
+    )
+    publish_on_commit(
+        "bulk_operation_complete",
+        dict(payloads.bulk_complete_event(job, zone, actor)),
+        recipients=recipients,
+        object_key=f"zone:{zone.pk}",
+    )
+    announce.config_changed("records", f"bulk_{job.operation}", actor, zone=zone)
+
+
+def _fail(job, zone, actor, recipients, errors):
+    job.status = BulkOperation.Status.FAILED
+    job.errors = errors
+    job.result = {"created": [], "updated": [], "deleted": []}
+    job.finished_at = timezone.now()
+    BulkOperation.objects.filter(pk=job.pk).update(
+        status=job.status, errors=errors, result=job.result, finished_at=job.finished_at
+    )
+    try:
+        zone.refresh_from_db(fields=["serial"])
+    except Zone.DoesNotExist:
+        return  # the zone (and this job with it) was deleted meanwhile
+    publish_on_commit(
+        "bulk_operation_complete",
+        dict(payloads.bulk_complete_event(job, zone, actor)),
+        recipients=recipients,
+        object_key=f"zone:{zone.pk}",
+    )

@@ -1,0 +1,30 @@
+"""DNS settings: `settings.DNS` (a dict, filled from the environment in
+`threatlens/settings.py`), with defaults that let a fresh clone run and test."""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Origin of the exported response policy zone.
+    "RPZ_ZONE": "rpz",
+    # Largest bulk job (records in one request).
+    "BULK_MAX_ITEMS": 50_000,
+    # BIND integration: off unless BIND_ENABLED. Zone files and the named.conf include
+    # are written to BIND_DIR; the commands are argument lists, run without a shell;
+    # an empty list skips that step. {zone}/{file}/{conf} are filled in.
+    "BIND_ENABLED": False,
+    "BIND_DIR": None,
+    "BIND_CHECKCONF_COMMAND": ["named-checkconf", "{conf}"],
+    "BIND_CHECKZONE_COMMAND": ["named-checkzone", "{zone}", "{file}"],
+    "BIND_RELOAD_COMMAND": ["rndc", "reload"],
+    "BIND_COMMAND_TIMEOUT": 30,
+    # Forwarder health monitor: name resolved through each forwarder, UDP timeout,
+    # seconds between rounds, and the response time above which a forwarder is "warning".
+    "FORWARDER_PROBE_NAME": "example.com",
+    "FORWARDER_TIMEOUT": 2.0,
+    "FORWARDER_CHECK_INTERVAL": 60,
+    "FORWARDER_SLOW_MS": 500.0,
+}
+
+
+def dns_setting(name):
+    return getattr(settings, "DNS", {}).get(name, DEFAULTS[name])

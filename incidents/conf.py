@@ -1,0 +1,34 @@
+"""Settings of log ingest and processing, with their defaults.
+
+Each can be set in `threatlens/settings.py` (from the environment); absent ones take the
+default here, so the pipeline runs on a settings file that knows nothing about it.
+"""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Raw logs at or above this severity raise an alert (DESIGN.md: 7).
+    "ALERT_SEVERITY_THRESHOLD": 7,
+    # Largest upload accepted by POST /api/logs/ (bytes).
+    "LOG_UPLOAD_MAX_BYTES": 10 * 1024 * 1024,
+    # Lines per chunk: one transaction and one processing_update per chunk.
+    "LOG_PROCESSING_CHUNK_LINES": 500,
+    # "inline": an upload is processed inside the request; "thread": in a background
+    # worker after the commit; "auto": inline up to LOG_PROCESSING_INLINE_MAX_BYTES.
+    "LOG_PROCESSING": "auto",
+    "LOG_PROCESSING_INLINE_MAX_BYTES": 256 * 1024,
+    # Background workers per server process (uploads processed at the same time).
+    "LOG_PROCESSING_WORKERS": 2,
+    # Log files followed inside the server process: ["path", "source=path", ...].
+    "WATCH_LOGS": [],
+    # Seconds between two reads of the watched files; lines read in one interval become
+    # one raw log per file.
+    "WATCH_LOGS_INTERVAL": 2.0,
+}
+
+PROCESSING_MODES = ("auto", "inline", "thread")
+
+
+def pipeline_setting(name):
+    """The setting `name`, or its default above."""
+    return getattr(settings, name, DEFAULTS[name])

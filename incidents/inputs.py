@@ -1,0 +1,31 @@
+"""Parsing the ids and statuses that callers (REST bodies, socket messages) hand in."""
+
+from incidents.exceptions import ValidationError
+
+
+def parse_id(value, name):
+    """An object's primary key from a model instance, an int or a string of digits."""
+    value = getattr(value, "pk", value)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if value is None:
+            raise ValidationError(f"{name} is required.", details={"errors": {name: ["Required."]}})
+        raise ValidationError(
+            f"{name} must be a positive integer, not {value!r}.",
+            details={"errors": {name: ["Must be a positive integer."]}},
+        )
+    return value
+
+
+def parse_status(value, choices, what):
+    """A status value of `choices` (a TextChoices class); anything else is a clear error."""
+    if value is None or value == "":
+        raise ValidationError("status is required.", details={"errors": {"status": ["Required."]}})
+    if not isinstance(value, str) or value not in choices.values:
+        allowed = ", ".join(choices.values)
+        raise ValidationError(
+            f"{value!r} is not a {what} status; use one of: {allowed}.",
+            details={"errors": {"status": [f"Must be one of: {allowed}."]}},
+        )
+    return choices(value)

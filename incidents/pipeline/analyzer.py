@@ -1,0 +1,236 @@
+"""The analysis engine: parsed lines in, security event drafts out.
+
+    analyzer = Analyzer(load_rules(), CacheState())
+    for draft in analyzer.analyze(parse_line(line), source="auth.log"):
+        ...  # store a SecurityEvent, publish security_event, raise an alert if severe
+
+The analyzer owns no state (see `state.py`), so any number of processes can analyze lines
+of the same attack and still fire each burst once.
+"""
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from incidents.pipeline.parsers import ParsedLine
+from incidents.pipeline.parsers.base import is_ip
+from incidents.pipeline.rules import Rule, render
+
+# Fields copied from the line into a draft's `details` (the rest stays in raw_line).
+DETAIL_FIELDS = (
+    "host", "service", "src_ip", "port", "user", "target_user", "auth_method", "invalid_user",
+    "method", "path", "status", "user_agent", "referer", "domain", "qtype", "command", "tty",
+    "attempts", "dst",
+)  # fmt: skip
+
+DomainLookup = Callable[[str], dict | None]
+
+
+@dataclass
+class SecurityEventDraft:
+    """A security event before it is stored. `to_event_data()` gives the `security_event`
+    payload of threatlens-ws.md; the other attributes are for storage and alerting."""
+
+    event_id: str | None
+    severity: int
+    category: str
+    source: str
+    message: str
+    timestamp: datetime
+    analysis: dict
+    recommendations: list[str]
+    rule_id: str
+    correlation_key: str
+    src_ip: str | None
+    user: str | None
+    raw_line: str
+    alert_category: str = "suspicious"
+    details: dict = field(default_factory=dict)
+
+    def to_event_data(self):
+        """The `security_event` data: exactly the fields threatlens-ws.md shows (plus the
+        analysis explanation)."""
+        return {
+            "event_id": self.event_id,
+            "severity": self.severity,
+            "category": self.category,
+            "source": self.source,
+            "message": self.message,
+            "timestamp": self.timestamp,
+            "analysis": dict(self.analysis),
+            "recommendations": list(self.recommendations),
+        }
+
+
+class Analyzer:
+    """Applies rules to parsed lines.
+
+    `state`: a `DetectionState` (CacheState across processes, MemoryState in tests).
+    `clock`: returns an aware datetime; used for lines that carry no timestamp (default
+    django.utils.timezone.now). `domain_lookup(domain) -> dict | None` answers whether a
+    threat feed or RPZ rule lists a domain (e.g. `{"feed": "URLhaus", "rule": "evil.example"}`);
+    without one, `listed` rules never fire. `new_event_id`: a callable to give drafts an id
+    now (default: none; the stored model assigns it).
+    """
+
+    def __init__(self, rules, state, *, clock=None, domain_lookup=None, new_event_id=None):
+        self.rules: list[Rule] = list(rules)
+        self.by_id = {rule.id: rule for rule in self.rules}
+        self.state = state
+        self.clock = clock or _django_now
+        self.domain_lookup: DomainLookup | None = domain_lookup
+        self.new_event_id = new_event_id
+
+    def analyze(self, parsed: ParsedLine, *, source=None) -> list[SecurityEventDraft]:
+        """Drafts for every rule this line makes fire (often none). Malformed and unknown
+        lines never fire."""
+        if parsed.malformed or parsed.category == "unknown":
+            return []
+        moment = parsed.timestamp or self.clock()
+        at = moment.timestamp()
+        drafts = []
+        for rule in self.rules:
+            if not rule.matches(parsed):
+                continue
+            draft = self._apply(rule, parsed, moment, at, source)
+            if draft is not None:
+                drafts.append(draft)
+        return drafts
+
+    def _apply(self, rule, parsed, moment, at, source):
+        values = dict(parsed.fields)
+        values.update(rule_id=rule.id, rule_name=rule.name, source=self._source(parsed, source))
+        details = {"rule_name": rule.name}
+
+        if rule.listed_field:
+            domain = parsed.fields.get(rule.listed_field)
+            listing = self.domain_lookup(domain) if (self.domain_lookup and domain) else None
+            if not listing:
+                return None
+            values.update(feed=listing.get("feed"), list_rule=listing.get("rule"))
+            details["listing"] = dict(listing)
+
+        if rule.first_seen:
+            scope_value = parsed.fields.get(rule.first_seen.per)
+            value = parsed.fields.get(rule.first_seen.value)
+            if scope_value is None or value is None:
+                return None
+            scope = f"{rule.id}:{scope_value}"
+            scope_known, value_new = self.state.remember(scope, value, rule.first_seen.remember)
+            if not (scope_known and value_new):
+                return None
+
+        if rule.preceded_by:
+            preceding = self._preceding(rule, values, at)
+            if preceding is None:
+                return None
+            details["preceded_by"] = preceding
+
+        if rule.threshold:
+            group = [parsed.fields.get(name) for name in rule.threshold.group_by]
+            if any(value is None for value in group):
+                return None
+            key = ":".join([rule.id, *(str(value) for value in group)])
+            count = self.state.count(key, at, rule.threshold.window)
+            if count < rule.threshold.count:
+                return None
+            values.update(count=count, window=rule.threshold.window, threshold=rule.threshold.count)
+            details.update(
+                count=count, window=rule.threshold.window, threshold=rule.threshold.count
+            )
+
+        correlation_key = _bounded(render(rule.correlation_key, values, clean=False))
+        # The claim both keeps a burst from firing again within its window and records when
+        # the rule fired, which `preceded_by` rules read.
+        if not self.state.claim(f"fired:{correlation_key}", at, rule.hold):
+            return None
+
+        for name in DETAIL_FIELDS:
+            if parsed.fields.get(name) is not None:
+                details.setdefault("fields", {})[name] = parsed.fields[name]
+        return SecurityEventDraft(
+            event_id=self.new_event_id() if self.new_event_id else None,
+            severity=rule.severity,
+            category=rule.category,
+            source=values["source"],
+            message=render(rule.message, values),
+            timestamp=moment,
+            analysis={
+                "threat_level": rule.threat_level,
+                "confidence": rule.confidence,
+                "explanation": render(rule.explanation, values),
+            },
+            recommendations=[render(item, values) for item in rule.recommendations],
+            rule_id=rule.id,
+            correlation_key=correlation_key,
+            # An address only (sshd with UseDNS logs host names): stores as an IP field.
+            src_ip=parsed.fields["src_ip"] if is_ip(parsed.fields.get("src_ip")) else None,
+            user=parsed.fields.get("user"),
+            raw_line=parsed.raw,
+            alert_category=rule.alert_category,
+            details=details,
+        )
+
+    def _preceding(self, rule, values, at):
+        for preceded in rule.preceded_by:
+            earlier = self.by_id.get(preceded.rule)
+            if earlier is None:  # disabled
+                continue
+            key = _bounded(render(earlier.correlation_key, values, clean=False))
+            fired_at = self.state.last_claimed(f"fired:{key}")
+            if fired_at is not None and 0 <= at - fired_at <= preceded.within:
+                return {
+                    "rule_id": earlier.id,
+                    "correlation_key": key,
+                    "seconds_before": at - fired_at,
+                }
+        return None
+
+    @staticmethod
+    def _source(parsed, source):
+        if source:
+            return str(source)[:128]
+        return str(parsed.fields.get("service") or parsed.fields.get("app") or parsed.format)
+
+
+CORRELATION_KEY_LIMIT = 255
+
+
+def _bounded(key):
+    """Correlation keys fit the alert's 255-character column and hold printable text only.
+    A key that does not keeps a cleaned start and ends in a hash of the exact key, so two
+    different keys never become one."""
+    if len(key) <= CORRELATION_KEY_LIMIT and key.isprintable():
+        return key
+    digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    start = "".join(char if char.isprintable() else "?" for char in key)
+    return f"{start[: CORRELATION_KEY_LIMIT - 17]}~{digest}"
+
+
+def uuid_event_id():
+    """An event id for drafts published before they are stored (not the default)."""
+    return str(uuid.uuid4())
+
+
+def parent_domains(domain):
+    """The domain and each parent with at least two labels, most specific first, for
+    matching feed entries that list a parent: a.b.evil.example -> a.b.evil.example,
+    b.evil.example, evil.example."""
+    labels = domain.rstrip(".").lower().split(".")
+    return [".".join(labels[index:]) for index in range(max(1, len(labels) - 1))]
+
+
+def default_analyzer(*, domain_lookup=None):
+    """The shipped rules over the Django cache: what the ingest service should use."""
+    from incidents.pipeline.rules import load_rules
+    from incidents.pipeline.state import CacheState
+
+    return Analyzer(load_rules(), CacheState(), domain_lookup=domain_lookup)
+
+
+def _django_now():
+    from django.utils import timezone
+
+    return timezone.now()

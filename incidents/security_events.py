@@ -1,0 +1,128 @@
+"""The shapes of security events and raw logs, shared by REST and the events.
+
+`SecurityEventSerializer` defines the `security_event` data (threatlens-ws.md: event_id,
+severity, category, source, message, timestamp, analysis, recommendations, plus what
+identifies the detection) and the items of `GET /api/events/`, so the two never drift.
+`processing_update_data` is the one place that builds `processing_update`.
+"""
+
+from rest_framework import serializers
+
+from incidents.models import RawLog, RawLogStatus, SecurityEvent
+from incidents.serializers import UserSummarySerializer
+
+PROCESSING_CATEGORY = "processing"
+
+# The per-stage status a `processing_update` carries next to its `stage`.
+STARTED = "started"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+FAILED = "failed"
+
+
+class SecurityEventSerializer(serializers.ModelSerializer):
+    """A security event as `security_event` carries it and as `GET /api/events/` lists it."""
+
+    raw_log_id = serializers.SerializerMethodField()
+    alert_id = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = SecurityEvent
+        fields = [
+            "event_id",
+            "severity",
+            "category",
+            "source",
+            "message",
+            "timestamp",
+            "analysis",
+            "recommendations",
+            "rule_id",
+            "correlation_key",
+            "src_ip",
+            "user",
+            "raw_log_id",
+            "alert_id",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_raw_log_id(self, event) -> str | None:
+        return str(event.raw_log_id) if event.raw_log_id is not None else None
+
+
+class SecurityEventDetailSerializer(SecurityEventSerializer):
+    """`GET /api/events/<event_id>/`: the list item plus the line and the rule's details."""
+
+    class Meta(SecurityEventSerializer.Meta):
+        fields = [*SecurityEventSerializer.Meta.fields, "raw_line", "details"]
+        read_only_fields = fields
+
+
+def security_event_payload(event):
+    """The `security_event` data of a stored event."""
+    return dict(SecurityEventSerializer(event).data)
+
+
+class RawLogSerializer(serializers.ModelSerializer):
+    """A raw log's processing status (`GET /api/logs/<id>/`, the reply to an upload)."""
+
+    id = serializers.SerializerMethodField()
+    created_by = UserSummarySerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = RawLog
+        fields = [
+            "id",
+            "source",
+            "file_name",
+            "size",
+            "status",
+            "stage",
+            "progress",
+            "lines_total",
+            "lines_malformed",
+            "lines_unknown",
+            "events_created",
+            "alerts_raised",
+            "error",
+            "received_at",
+            "started_at",
+            "finished_at",
+            "processing_time",
+            "created_by",
+        ]
+        read_only_fields = fields
+
+    def get_id(self, raw_log) -> str:
+        # A string, like `raw_log_id` in processing_update.
+        return str(raw_log.pk)
+
+
+def raw_log_payload(raw_log):
+    return dict(RawLogSerializer(raw_log).data)
+
+
+def processing_update_data(raw_log, *, status):
+    """The `processing_update` data for `raw_log` at its current stage.
+
+    threatlens-ws.md's fields (raw_log_id as a string, stage, status, progress 0-1,
+    events_created, processing_time in seconds), `source` and `category` for the socket
+    filters, the line counters, and `error` when the log failed.
+    """
+    data = {
+        "raw_log_id": str(raw_log.pk),
+        "stage": raw_log.stage,
+        "status": status,
+        "progress": round(min(1.0, max(0.0, raw_log.progress)), 4),
+        "events_created": raw_log.events_created,
+        "processing_time": round(raw_log.processing_time or 0.0, 3),
+        "source": raw_log.source,
+        "category": PROCESSING_CATEGORY,
+        "lines_total": raw_log.lines_total,
+        "lines_malformed": raw_log.lines_malformed,
+        "alerts_raised": raw_log.alerts_raised,
+    }
+    if raw_log.status == RawLogStatus.FAILED:
+        data["error"] = raw_log.error
+    return data

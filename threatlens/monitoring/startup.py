@@ -1,0 +1,210 @@
+"""Running the monitors (and the log watchers) inside the server process.
+
+In the embedded default (no REDIS_URL) there is one server process and no separate
+`manage.py run_monitors`, so the server runs them itself: `MONITORS_IN_PROCESS` (default:
+on when REDIS_URL is unset) starts the monitor runner on the server's event loop, and
+`WATCH_LOGS` (default: empty) starts the log watchers in a thread. Both start once per
+process (the runner's leader lease and the watchers' lease keep several processes from
+publishing twice when they share a cache).
+
+Two ways to start them:
+
+- `InProcessServicesMiddleware(application)` around the ASGI application: starts them on
+  the ASGI lifespan startup (uvicorn) or, for servers without lifespan (daphne), on the
+  first HTTP request or WebSocket connection; stops them on lifespan shutdown.
+- `start_in_process(loop)` from any other start-up hook, `await stop_in_process()` at the
+  end.
+"""
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+logger = logging.getLogger(__name__)
+
+
+def monitors_in_process():
+    """True when this server process should run the monitors (MONITORS_IN_PROCESS,
+    default: when there is no REDIS_URL, i.e. no `run_monitors` next to the server)."""
+    return bool(getattr(settings, "MONITORS_IN_PROCESS", not settings.REDIS_URL))
+
+
+def watch_targets():
+    """The `WatchTarget`s of WATCH_LOGS (items `path` or `source=path`)."""
+    from incidents.conf import pipeline_setting
+    from incidents.watcher import WatchTarget
+
+    specs = pipeline_setting("WATCH_LOGS") or []
+    if isinstance(specs, str):
+        specs = [item for item in specs.split(",") if item.strip()]
+    return [WatchTarget.parse(spec) for spec in specs]
+
+
+def _publish_sync(event_type, data, *, priority=None):
+    from realtime.publishing import publish
+
+    # The thread keeps its connection between calls; a stale one is replaced first.
+    close_old_connections()
+    return publish(event_type, data, priority=priority)
+
+
+class MonitorPublisher:
+    """`realtime.publishing.publish` for the monitor runner: an async callable that runs
+    the (sync, database-writing) publish in a thread of its own, never in the server's
+    shared sync thread that serves sync views. One thread, so one database connection,
+    closed by `aclose()`."""
+
+    def __init__(self):
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-publish")
+
+    async def publish(self, event_type, data, *, priority=None):
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, partial(_publish_sync, event_type, data, priority=priority)
+        )
+
+    async def aclose(self):
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, connections.close_all)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
+class InProcessServices:
+    """What `start_in_process` started in this process."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.runner = None
+        self.publisher = None
+        self.watch_service = None
+
+    def __repr__(self):
+        return f"<InProcessServices runner={self.runner!r} watchers={self.watch_service!r}>"
+
+
+_services = None
+_lock = threading.Lock()
+
+
+def running_services():
+    """The services started in this process, or None."""
+    return _services
+
+
+def start_in_process(loop=None):
+    """Start the monitors (MONITORS_IN_PROCESS) and log watchers (WATCH_LOGS) of this
+    process, once: later calls return the same `InProcessServices` (or None when neither
+    is configured). `loop` is the server's event loop (default: the running one); the call
+    may come from that loop or from another thread."""
+    global _services
+    current = _services
+    if current is not None and not current.loop.is_closed():
+        return current
+    run_monitors = monitors_in_process()
+    targets = watch_targets()
+    if not run_monitors and not targets:
+        return None
+    with _lock:
+        if _services is not None and not _services.loop.is_closed():
+            return _services
+        loop = loop or asyncio.get_running_loop()
+        services = InProcessServices(loop)
+        if run_monitors:
+            from threatlens.monitoring.runner import build_default_runner
+
+            services.publisher = MonitorPublisher()
+            services.runner = build_default_runner(services.publisher.publish)
+        if targets:
+            services.watch_service = _start_watchers(targets, services.runner)
+        if services.runner is not None:
+            _call_in_loop(loop, services.runner.start)
+            logger.info("monitors started in this server process")
+        _services = services
+        return services
+
+
+def _start_watchers(targets, runner):
+    from incidents.conf import pipeline_setting
+    from incidents.watcher import WatchService
+    from threatlens.monitoring.leader import CacheLeaderLock
+
+    service = WatchService(
+        targets,
+        interval=pipeline_setting("WATCH_LOGS_INTERVAL"),
+        # With the runner here, its `file_monitor` check reports the watchers' health.
+        status_interval=None if runner is not None else 30.0,
+        leader_lock=CacheLeaderLock("watchers:leader", ttl=30),
+    )
+    if runner is not None:
+        config = getattr(settings, "MONITORS", {})
+        runner.add_check(
+            "file_monitor", service.health, interval=config.get("CHECK_INTERVAL", 15.0)
+        )
+    service.start()
+    logger.info("watching %s", ", ".join(f"{t.path} ({t.source})" for t in targets))
+    return service
+
+
+def _call_in_loop(loop, callback):
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        callback()
+    else:
+        loop.call_soon_threadsafe(callback)
+
+
+async def stop_in_process():
+    """Stop what `start_in_process` started (idempotent)."""
+    global _services
+    with _lock:
+        services, _services = _services, None
+    if services is None:
+        return
+    if services.runner is not None:
+        try:
+            await services.runner.stop()
+        except Exception:
+            logger.exception("stopping the monitors failed")
+        await services.publisher.aclose()
+    if services.watch_service is not None:
+        await asyncio.to_thread(services.watch_service.stop)
+
+
+class InProcessServicesMiddleware:
+    """ASGI middleware: starts the in-process services with the server (lifespan startup,
+    or the first request or connection for servers without lifespan) and stops them at
+    lifespan shutdown. Wrap the outermost application with it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        start_in_process(asyncio.get_running_loop())
+        await self.app(scope, receive, send)
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    start_in_process(asyncio.get_running_loop())
+                except Exception as exc:
+                    logger.exception("starting the in-process monitors failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await stop_in_process()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,303 @@
+// Alerts: table rows, taking ownership, status changes and the detail dialog. Shared by
+// the alert queue and the incident page. Writes go through the REST API (the same services
+// the /ws/incidents socket calls), so conflicts come back as HTTP 409 naming the owner.
+import * as api from "./api.js";
+import { clear, el, fill, label, parseTime, severityBadge, timeEl } from "./dom.js";
+import { notify } from "./shell.js";
+
+export const OPEN_STATUSES = ["new", "in_progress", "escalated"];
+
+/** Is `incoming` at least as recent as `current` (events may arrive after a REST load)? */
+export function isNewer(incoming, current) {
+  if (!current) return true;
+  const a = parseTime(incoming.updated_at);
+  const b = parseTime(current.updated_at);
+  return !a || !b || a.getTime() >= b.getTime();
+}
+
+export function ownerName(alert) {
+  const owner = alert.assigned_analyst;
+  return owner ? owner.full_name || owner.username : null;
+}
+
+/**
+ * Renders and updates alert rows. `ctx`: {config, onChange(alert), columns?}
+ */
+export class AlertRows {
+  constructor(tbody, ctx) {
+    this.tbody = tbody;
+    this.ctx = ctx;
+    this.rows = new Map(); // id -> {alert, tr, note}
+  }
+
+  get me() {
+    return this.ctx.config.user.id;
+  }
+
+  has(id) {
+    return this.rows.has(id);
+  }
+
+  get(id) {
+    return this.rows.get(id)?.alert;
+  }
+
+  clear() {
+    this.rows.clear();
+    clear(this.tbody);
+  }
+
+  /** Insert (at the top, or at the end with append) or update a row. */
+  upsert(alert, { append = false, fresh = false, taken = false } = {}) {
+    const row = this.rows.get(alert.id);
+    if (row) {
+      if (!isNewer(alert, row.alert)) return row;
+      row.alert = alert;
+      this.fill(row, { taken });
+      return row;
+    }
+    const tr = el("tr", { dataset: { alertId: String(alert.id) } });
+    const created = { alert, tr, note: null };
+    this.rows.set(alert.id, created);
+    this.fill(created, { taken });
+    if (fresh) tr.classList.add("row-fresh");
+    if (append) this.tbody.append(tr);
+    else this.tbody.prepend(tr);
+    return created;
+  }
+
+  remove(id) {
+    const row = this.rows.get(id);
+    if (!row) return;
+    row.tr.remove();
+    this.rows.delete(id);
+  }
+
+  fill(row, { taken = false } = {}) {
+    const { alert, tr } = row;
+    const perms = this.ctx.config.perms;
+    const ownerId = alert.assigned_analyst?.id ?? null;
+    const mine = ownerId === this.me;
+    const noteText = row.note?.textContent || "";
+    const noteClass = row.note?.className || "row-note";
+    row.note = el("span", { class: noteClass, role: "status", text: noteText });
+    const actions = el("div", { class: "row-actions" });
+    if (perms.take_alerts && OPEN_STATUSES.includes(alert.status)) {
+      if (ownerId === null) {
+        actions.append(
+          el("button", {
+            type: "button",
+            class: "btn btn-primary btn-small",
+            text: "Take",
+            "aria-label": `Take alert ${alert.id}: ${alert.title}`,
+            onclick: (event) => this.take(alert.id, event.currentTarget),
+          }),
+        );
+      } else if (!mine && perms.reassign_alerts) {
+        actions.append(
+          el("button", {
+            type: "button",
+            class: "btn btn-small",
+            text: "Take over",
+            "aria-label": `Take over alert ${alert.id} from ${ownerName(alert)}`,
+            onclick: (event) => this.take(alert.id, event.currentTarget),
+          }),
+        );
+      }
+    }
+    if (mine || (ownerId !== null && perms.change_others_alerts)) {
+      actions.append(this.statusControl(alert));
+    }
+    actions.append(
+      el("button", {
+        type: "button",
+        class: "btn btn-quiet btn-small",
+        text: "Details",
+        "aria-label": `Details of alert ${alert.id}`,
+        onclick: () => openAlertDialog(alert.id, this),
+      }),
+    );
+    const owner = ownerId === null
+      ? el("span", { class: "muted", text: "—" })
+      : mine
+        ? el("span", { class: "owner-you", text: "You" })
+        : el("span", { text: ownerName(alert) });
+    const sub = [alert.category, alert.source_ip, alert.affected_host].filter(Boolean).join(" · ");
+    tr.className = [tr.classList.contains("row-fresh") ? "row-fresh" : "", taken ? "row-taken" : ""]
+      .filter(Boolean)
+      .join(" ");
+    tr.replaceChildren(
+      el("td", { "data-label": "Severity" }, severityBadge(alert.severity)),
+      el(
+        "td",
+        { class: "title", "data-label": "Alert" },
+        el(
+          "div",
+          {},
+          el("span", { class: "t", title: alert.title, text: `#${alert.id} ${alert.title}` }),
+          el("span", {
+            class: "sub",
+            text: sub + (alert.occurrence_count > 1 ? ` · seen ${alert.occurrence_count}×` : ""),
+          }),
+        ),
+      ),
+      el("td", { "data-label": "Source", text: alert.source || "—" }),
+      el("td", { "data-label": "Received" }, timeEl(alert.received_at, { short: true })),
+      el("td", { "data-label": "Status" }, el("span", { class: `status status-${alert.status}`, text: label(alert.status) })),
+      el("td", { "data-label": "Owner" }, owner),
+      el("td", { class: "actions", "data-label": "" }, el("div", {}, actions, row.note)),
+    );
+  }
+
+  statusControl(alert) {
+    const allowed = this.ctx.config.alert_transitions?.[alert.status] || [];
+    if (!allowed.length) return el("span");
+    const names = this.ctx.config.alert_statuses || {};
+    const id = `status-${alert.id}`;
+    const select = el(
+      "select",
+      { id, "aria-label": `New status for alert ${alert.id}` },
+      allowed.map((status) => el("option", { value: status, text: names[status] || label(status) })),
+    );
+    return el(
+      "span",
+      { class: "inline-select" },
+      select,
+      el("button", {
+        type: "button",
+        class: "btn btn-small",
+        text: "Set",
+        onclick: (event) => this.setStatus(alert.id, select.value, event.currentTarget),
+      }),
+    );
+  }
+
+  note(id, text, kind = "") {
+    const row = this.rows.get(id);
+    if (!row) return;
+    row.note.className = `row-note ${kind}`.trim();
+    row.note.textContent = text;
+  }
+
+  async take(id, button) {
+    if (button) {
+      button.disabled = true;
+      button.textContent = "Taking…";
+    }
+    try {
+      const reply = await api.post(`/api/alerts/${id}/take-ownership/`);
+      const incident = reply.incident || null;
+      this.upsert(reply.alert);
+      this.note(
+        id,
+        incident ? `Yours · new incident ${incident.reference}` : `Yours · ${reply.alert.incident_reference || "incident"}`,
+      );
+      notify(`Alert #${id} is yours.`, "success");
+      this.ctx.onChange?.(reply.alert);
+    } catch (error) {
+      if (error.status === 409) {
+        const owner = error.body?.owner;
+        const current = this.get(id);
+        if (owner && current) {
+          // Show the owner now; the alert_updated event brings the rest.
+          // (Same updated_at as the row: the event that follows is newer and wins.)
+          this.upsert(
+            { ...current, assigned_analyst: { id: owner.id, username: owner.username } },
+            { taken: true },
+          );
+        }
+        const who = owner ? owner.username : null;
+        this.note(id, who ? `Already taken by ${who}` : error.message, "error");
+        notify(who ? `Alert #${id} was already taken by ${who}.` : error.message, "error");
+      } else {
+        this.note(id, error.message, "error");
+        notify(error.message, "error");
+      }
+      if (button?.isConnected) {
+        button.disabled = false;
+        button.textContent = "Take";
+      }
+    }
+  }
+
+  async setStatus(id, status, button) {
+    if (button) button.disabled = true;
+    try {
+      const reply = await api.post(`/api/alerts/${id}/status/`, { status });
+      this.upsert(reply.alert);
+      this.note(id, `Status: ${label(reply.status)}`);
+      this.ctx.onChange?.(reply.alert);
+    } catch (error) {
+      this.note(id, error.message, "error");
+      notify(error.message, "error");
+      if (button?.isConnected) button.disabled = false;
+    }
+  }
+}
+
+function item(term, value) {
+  if (value === undefined || value === null || value === "") return [];
+  return [el("dt", { text: term }), el("dd", {}, value)];
+}
+
+/** Open the detail dialog of an alert (fresh from the API). */
+export async function openAlertDialog(id, rows) {
+  const dialog = document.getElementById("alert-dialog");
+  const body = document.getElementById("alert-dialog-body");
+  const title = document.getElementById("alert-dialog-title");
+  if (!dialog.dataset.bound) {
+    dialog.dataset.bound = "1";
+    dialog.querySelector("[data-close]").addEventListener("click", () => dialog.close());
+  }
+  title.textContent = `Alert #${id}`;
+  clear(body).append(el("p", { class: "muted", text: "Loading…" }));
+  if (!dialog.open) dialog.showModal();
+  let alert;
+  try {
+    alert = await api.get(`/api/alerts/${id}/`);
+  } catch (error) {
+    clear(body).append(el("p", { class: "notice notice-error", text: error.message }));
+    return;
+  }
+  if (rows?.has(alert.id)) rows.upsert(alert);
+  title.textContent = `Alert #${alert.id}: ${alert.title}`;
+  const details = alert.details && Object.keys(alert.details).length ? alert.details : null;
+  const analysis = details?.analysis;
+  const recommendations = Array.isArray(details?.recommendations) ? details.recommendations : [];
+  fill(
+    body,
+    el(
+      "dl",
+      {},
+      item("Severity", severityBadge(alert.severity)),
+      item("Status", label(alert.status)),
+      item("Owner", ownerName(alert) || "nobody"),
+      item(
+        "Incident",
+        alert.incident
+          ? el("a", { href: `/incidents/${alert.incident}/`, text: alert.incident_reference || `#${alert.incident}` })
+          : null,
+      ),
+      item("Category", alert.category),
+      item("Source", [alert.source, alert.source_system].filter(Boolean).join(" / ")),
+      item("Rule", [alert.rule_id, alert.rule_name].filter(Boolean).join(" — ")),
+      item("Source IP", alert.source_ip && `${alert.source_ip}${alert.source_port ? `:${alert.source_port}` : ""}`),
+      item("Destination", alert.destination_ip && `${alert.destination_ip}${alert.destination_port ? `:${alert.destination_port}` : ""}`),
+      item("Host", alert.affected_host),
+      item("User", alert.affected_user),
+      item("Risk score", alert.risk_score),
+      item("Confidence", alert.confidence),
+      item("Seen", `${alert.occurrence_count}×`),
+      item("Detected", timeEl(alert.detected_at)),
+      item("Received", timeEl(alert.received_at)),
+      item("Last seen", timeEl(alert.last_seen_at)),
+      item("Updated", timeEl(alert.updated_at)),
+    ),
+    alert.description ? [el("h3", { text: "Description" }), el("p", { class: "comment-body", text: alert.description })] : null,
+    analysis ? [el("h3", { text: "Analysis" }), el("pre", { text: JSON.stringify(analysis, null, 2) })] : null,
+    recommendations.length
+      ? [el("h3", { text: "Recommendations" }), el("ul", {}, recommendations.map((r) => el("li", { text: String(r) })))]
+      : null,
+    details ? el("details", {}, el("summary", { text: "All details" }), el("pre", { text: JSON.stringify(details, null, 2) })) : null,
+  );
+}

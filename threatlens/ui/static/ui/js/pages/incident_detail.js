@@ -1,0 +1,216 @@
+// One incident: its alerts, timeline and comments, status changes and watching, live
+// while open (incident_updated reloads the incident, its timeline and comments).
+import { AlertRows } from "../alerts.js";
+import * as api from "../api.js";
+import { clear, coalesce, el, label, pageConfig, severityBadge, timeEl } from "../dom.js";
+import { notify } from "../shell.js";
+import { connectLive } from "../socket.js";
+
+const config = pageConfig();
+const id = config.incident_id;
+const base = `/api/incidents/${id}`;
+const note = document.getElementById("action-note");
+const alertRows = new AlertRows(document.getElementById("incident-alerts"), {
+  config,
+  onChange: () => refreshIncident(),
+});
+let incident = null;
+let watching = Boolean(config.watching);
+
+function person(user) {
+  return user ? user.full_name || user.username : "nobody";
+}
+
+function showIncident(data) {
+  incident = data;
+  document.title = `${data.reference} ${data.title} · ThreatLens`;
+  document.getElementById("incident-title").textContent = `${data.reference} ${data.title}`;
+  document.getElementById("incident-severity").replaceChildren(severityBadge(data.severity));
+  document
+    .getElementById("incident-status")
+    .replaceChildren(el("span", { class: `status status-${data.status}`, text: label(data.status) }));
+  const meta = (term, value) => el("span", {}, `${term} `, el("strong", {}, value));
+  document.getElementById("incident-meta").replaceChildren(
+    meta("Priority", `P${data.priority}`),
+    meta("Owner", data.owner?.id === config.user.id ? "You" : person(data.owner)),
+    meta("Created", timeEl(data.created_at)),
+    meta("Updated", timeEl(data.updated_at)),
+    ...(data.first_response_at ? [meta("First response", timeEl(data.first_response_at))] : []),
+    ...(data.resolved_at ? [meta("Resolved", timeEl(data.resolved_at))] : []),
+  );
+  document.getElementById("incident-description").textContent = data.description || "";
+  const select = document.getElementById("new-status");
+  if (select) {
+    const names = config.incident_statuses || {};
+    // In lifecycle order (the order of the statuses), not alphabetical.
+    const order = Object.keys(names);
+    const allowed = [...(config.incident_transitions?.[data.status] || [])].sort(
+      (a, b) => order.indexOf(a) - order.indexOf(b),
+    );
+    select.replaceChildren(...allowed.map((s) => el("option", { value: s, text: names[s] || label(s) })));
+    select.disabled = !allowed.length;
+    document.getElementById("set-status").disabled = !allowed.length;
+  }
+}
+
+async function loadIncident() {
+  try {
+    showIncident(await api.get(`${base}/`));
+  } catch (error) {
+    document.getElementById("incident-title").textContent =
+      error.status === 404 ? "Incident not found" : "Incident";
+    note.textContent = error.message;
+  }
+}
+
+async function loadAlerts() {
+  const page = await api.get("/api/alerts/", { incident: id, page_size: 200, ordering: "-received_at" });
+  alertRows.clear();
+  for (const alert of page.results) alertRows.upsert(alert, { append: true });
+  document.getElementById("alerts-empty").hidden = page.results.length > 0;
+}
+
+async function loadTimeline() {
+  const entries = await api.getAll(`${base}/timeline/`, { page_size: 200 }, 500);
+  entries.sort((a, b) => new Date(b.created_at) - new Date(a.created_at) || b.id - a.id);
+  const list = clear(document.getElementById("timeline"));
+  for (const entry of entries) {
+    list.append(
+      el(
+        "li",
+        {},
+        timeEl(entry.created_at, { short: true }),
+        el(
+          "div",
+          {},
+          el("span", { class: "who", text: entry.actor ? person(entry.actor) : "System" }),
+          " ",
+          el("span", { text: entry.message || label(entry.kind) }),
+        ),
+      ),
+    );
+  }
+  if (!entries.length) list.append(el("li", { class: "muted", text: "Nothing yet." }));
+}
+
+async function loadComments() {
+  const comments = await api.getAll(`${base}/comments/`, { page_size: 200 }, 500);
+  const list = clear(document.getElementById("comments"));
+  for (const comment of comments) {
+    list.append(
+      el(
+        "li",
+        {},
+        el("div", { class: "comment-head" }, person(comment.author), " · ", timeEl(comment.created_at)),
+        el("div", { class: "comment-body", text: comment.body }),
+      ),
+    );
+  }
+  if (!comments.length) list.append(el("li", { class: "muted", text: "No comments yet." }));
+  list.scrollTop = list.scrollHeight;
+}
+
+const refreshIncident = coalesce(
+  () => Promise.all([loadIncident(), loadTimeline(), loadComments()]).catch(report),
+  300,
+);
+
+function report(error) {
+  notify(error.message || String(error), "error");
+}
+
+function loadAll() {
+  return Promise.all([loadIncident(), loadAlerts(), loadTimeline(), loadComments()]).catch(report);
+}
+
+// --- actions ------------------------------------------------------------------------------
+
+document.getElementById("set-status")?.addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  const status = document.getElementById("new-status").value;
+  button.disabled = true;
+  try {
+    showIncident(await api.post(`${base}/status/`, { status }));
+    note.textContent = `Status changed to ${label(status)}.`;
+    refreshIncident();
+  } catch (error) {
+    note.textContent = error.message;
+    notify(error.message, "error");
+  } finally {
+    button.disabled = false;
+  }
+});
+
+const watchButton = document.getElementById("watch");
+function showWatching() {
+  watchButton.setAttribute("aria-pressed", String(watching));
+  watchButton.textContent = watching ? "Watching" : "Watch";
+  watchButton.title = watching
+    ? "You receive this incident's updates. Press to stop."
+    : "Receive this incident's updates even if you do not own it.";
+}
+watchButton.addEventListener("click", async () => {
+  watchButton.disabled = true;
+  try {
+    const reply = watching ? await api.del(`${base}/watch/`) : await api.post(`${base}/watch/`);
+    watching = reply.watching;
+    showWatching();
+    note.textContent = watching ? "You are watching this incident." : "You stopped watching.";
+  } catch (error) {
+    notify(error.message, "error");
+  } finally {
+    watchButton.disabled = false;
+  }
+});
+showWatching();
+
+const form = document.getElementById("comment-form");
+form?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const field = form.elements.body;
+  const error = document.getElementById("comment-error");
+  error.textContent = "";
+  field.removeAttribute("aria-invalid");
+  if (!field.value.trim()) {
+    error.textContent = "Write something first.";
+    field.setAttribute("aria-invalid", "true");
+    field.focus();
+    return;
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    await api.post(`${base}/comments/`, { body: field.value });
+    field.value = "";
+    refreshIncident();
+  } catch (failure) {
+    error.textContent = failure.fieldErrors.body?.[0] || failure.message;
+    field.setAttribute("aria-invalid", "true");
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// --- live ---------------------------------------------------------------------------------
+
+function onEvent(event) {
+  const data = event.data || {};
+  if (event.eventType === "incident_updated" || event.eventType === "incident_created") {
+    if (data.id === id) refreshIncident();
+  } else if (event.eventType === "new_alert" || event.eventType === "alert_updated") {
+    if (data.incident === id || alertRows.has(data.id)) {
+      alertRows.upsert(data, { fresh: !alertRows.has(data.id) && !event.replayed });
+      document.getElementById("alerts-empty").hidden = true;
+    }
+  }
+}
+
+loadAll();
+connectLive({
+  page: `incident.${id}`,
+  eventTypes: config.perms.receive_security
+    ? ["incident_created", "incident_updated", "new_alert", "alert_updated"]
+    : [],
+  onEvent,
+  onResync: loadAll,
+});

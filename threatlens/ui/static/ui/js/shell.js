@@ -1,0 +1,44 @@
+// Page shell: the navigation toggle at phone widths, local times, notices.
+import { el, localiseTimes } from "./dom.js";
+
+const toggle = document.querySelector(".nav-toggle");
+const nav = document.getElementById("site-nav");
+if (toggle && nav) {
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", String(open));
+    nav.classList.toggle("open", open);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && nav.classList.contains("open")) {
+      nav.classList.remove("open");
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.focus();
+    }
+  });
+}
+
+localiseTimes();
+
+const MAX_TOASTS = 4;
+
+/** A short notice in the corner (announced politely to screen readers). */
+export function notify(message, kind = "info", timeout = 6000) {
+  const region = document.getElementById("toasts");
+  if (!region) return;
+  const item = el(
+    "div",
+    { class: `toast toast-${kind}` },
+    el("span", { text: message }),
+    el("button", {
+      type: "button",
+      class: "toast-close",
+      "aria-label": "Dismiss",
+      text: "×",
+      onclick: () => item.remove(),
+    }),
+  );
+  region.append(item);
+  while (region.children.length > MAX_TOASTS) region.firstChild.remove();
+  if (timeout) setTimeout(() => item.remove(), timeout);
+}

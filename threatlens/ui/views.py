@@ -1,0 +1,247 @@
+"""Pages of the analyst UI.
+
+Each page is a template that renders its shell (navigation, headings, empty containers of a
+fixed size) and a JSON configuration (`page-config`: who the user is, what they may do, the
+status transitions the services allow); the page's script then loads the data over the REST
+API and keeps it live over the hub socket, as any other frontend would. Nothing here writes:
+every change goes through the REST API and therefore through the domain services.
+"""
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import ValidationError
+from django.shortcuts import render
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.generic import TemplateView
+
+from dns.models import Record, Zone
+from incidents.models import (
+    ALERT_TRANSITIONS,
+    INCIDENT_TRANSITIONS,
+    AlertStatus,
+    IncidentStatus,
+    IncidentWatcher,
+)
+from threatlens.accounts import throttling
+from threatlens.accounts.roles import role_of
+from threatlens.clientinfo import request_address
+
+# What the pages may offer, by permission (the services check again on every write).
+PERMISSION_FLAGS = {
+    "receive_security": "realtime.receive_security",
+    "receive_system": "realtime.receive_system",
+    "receive_dns": "realtime.receive_dns",
+    "view_alerts": "incidents.view_alert",
+    "take_alerts": "incidents.change_alert",
+    "reassign_alerts": "incidents.reassign_alert",
+    "change_others_alerts": "incidents.change_others_alert",
+    "view_incidents": "incidents.view_incident",
+    "view_all_incidents": "incidents.view_all_incidents",
+    "change_incidents": "incidents.change_incident",
+    "comment_incidents": "incidents.add_incidentcomment",
+    "view_zones": "dns.view_zone",
+    "add_records": "dns.add_record",
+    "change_records": "dns.change_record",
+    "delete_records": "dns.delete_record",
+    "view_audit": "audit.view_auditlog",
+    "publish_events": "realtime.publish_event",
+}
+
+
+def permission_flags(user):
+    granted = user.get_all_permissions()
+    return {flag: user.is_superuser or name in granted for flag, name in PERMISSION_FLAGS.items()}
+
+
+def _transitions(table):
+    return {str(old): sorted(str(new) for new in news) for old, news in table.items()}
+
+
+def navigation(flags):
+    """The page links this user may open, in menu order."""
+    items = [("overview", "Overview", "/")]
+    if flags["receive_security"]:
+        items.append(("events", "Events", "/events/"))
+    if flags["view_alerts"]:
+        items.append(("alerts", "Alerts", "/alerts/"))
+    if flags["view_incidents"]:
+        items.append(("incidents", "Incidents", "/incidents/"))
+    if flags["view_zones"]:
+        items.append(("dns", "DNS", "/dns/"))
+    if flags["view_audit"]:
+        items.append(("audit", "Audit", "/audit/"))
+    return [{"page": page, "label": label, "url": url} for page, label, url in items]
+
+
+@method_decorator(ensure_csrf_cookie, name="dispatch")
+class Page(LoginRequiredMixin, TemplateView):
+    """A page of the console. `page` names it (navigation, socket client id, script);
+    `permission` is needed to open it."""
+
+    page = ""
+    permission = None
+    title = ""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        if self.permission and not request.user.has_perm(self.permission):
+            return render(
+                request,
+                "ui/forbidden.html",
+                self.shell_context(title="Not permitted"),
+                status=403,
+            )
+        return super().dispatch(request, *args, **kwargs)
+
+    def shell_context(self, **extra):
+        user = self.request.user
+        flags = permission_flags(user)
+        return {
+            "page": self.page,
+            "title": extra.pop("title", self.title),
+            "nav": navigation(flags),
+            "role": role_of(user) or "no role",
+            "display_name": user.get_full_name() or user.get_username(),
+            "is_staff": user.is_staff,
+            "flags": flags,
+            **extra,
+        }
+
+    def page_config(self):
+        """Extra configuration for the page's script."""
+        return {}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(self.shell_context())
+        user = self.request.user
+        context["config"] = {
+            "page": self.page,
+            "user": {
+                "id": user.pk,
+                "username": user.get_username(),
+                "display_name": context["display_name"],
+                "role": role_of(user),
+            },
+            "perms": context["flags"],
+            **self.page_config(),
+        }
+        return context
+
+
+class OverviewPage(Page):
+    page = "overview"
+    title = "Overview"
+    template_name = "ui/overview.html"
+
+
+class EventsPage(Page):
+    page = "events"
+    title = "Security events"
+    permission = "realtime.receive_security"
+    template_name = "ui/events.html"
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "severity_range": range(1, 11)}
+
+
+class AlertsPage(Page):
+    page = "alerts"
+    title = "Alert queue"
+    permission = "incidents.view_alert"
+    template_name = "ui/alerts.html"
+
+    def page_config(self):
+        return {
+            "alert_transitions": _transitions(ALERT_TRANSITIONS),
+            "alert_statuses": {str(value): str(label) for value, label in AlertStatus.choices},
+        }
+
+
+class IncidentsPage(Page):
+    page = "incidents"
+    title = "Incidents"
+    permission = "incidents.view_incident"
+    template_name = "ui/incidents.html"
+
+    def page_config(self):
+        return {
+            "incident_statuses": {
+                str(value): str(label) for value, label in IncidentStatus.choices
+            },
+        }
+
+
+class IncidentDetailPage(IncidentsPage):
+    title = "Incident"
+    template_name = "ui/incident_detail.html"
+
+    def page_config(self):
+        return {
+            **super().page_config(),
+            "incident_id": self.kwargs["pk"],
+            "watching": IncidentWatcher.objects.filter(
+                incident_id=self.kwargs["pk"], user=self.request.user
+            ).exists(),
+            "incident_transitions": _transitions(INCIDENT_TRANSITIONS),
+            "alert_statuses": {str(value): str(label) for value, label in AlertStatus.choices},
+        }
+
+
+class DnsPage(Page):
+    page = "dns"
+    title = "DNS"
+    permission = "dns.view_zone"
+    template_name = "ui/dns.html"
+
+    def page_config(self):
+        # Which zones this user may change: the zone API answers what they may read, and
+        # change access is per zone (the services refuse anything else with 403 anyway).
+        changeable = Zone.objects.for_user(self.request.user, change=True)
+        return {
+            "changeable_zone_ids": sorted(changeable.values_list("pk", flat=True)),
+            "record_types": [str(value) for value, _ in Record.RecordType.choices],
+        }
+
+
+class AuditPage(Page):
+    page = "audit"
+    title = "Audit log"
+    permission = "audit.view_auditlog"
+    template_name = "ui/audit.html"
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, saying plainly when failed logins are throttled (the backend
+    refuses throttled attempts, which the stock form reports as a wrong password)."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        if username is not None:
+            throttled = throttling.check(username, request_address(self.request))
+            if throttled:
+                raise ValidationError(
+                    "Too many failed login attempts. Try again in %(seconds)s s.",
+                    code="throttled",
+                    params={"seconds": throttled.retry_after},
+                )
+        return super().clean()
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "ui/login.html"
+    authentication_form = LoginForm
+    redirect_authenticated_user = True
+
+
+class LogoutView(auth_views.LogoutView):
+    """POST only (Django 5); says so on the login page it redirects to."""
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, "You are logged out.")
+        return response
