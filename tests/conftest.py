@@ -160,3 +160,16 @@ async def ws(fresh_hub):
     yield open_socket
     for client in clients:
         await client.disconnect()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """SQLite leaves its -wal and -shm files next to the test database it dropped."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    if not settings.configured or "sqlite" not in settings.DATABASES["default"]["ENGINE"]:
+        return
+    name = str(settings.DATABASES["default"].get("TEST", {}).get("NAME") or "")
+    for leftover in Path(name).parent.glob(Path(name).name + "*-[ws][ah][lm]"):
+        leftover.unlink(missing_ok=True)

@@ -262,6 +262,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`: name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertStatusEnum": "incidents.models.AlertStatus",
+        "IncidentStatusEnum": "incidents.models.IncidentStatus",
+        "RawLogStatusEnum": "incidents.models.RawLogStatus",
+        "BulkOperationStatusEnum": "dns.models.BulkOperation.Status",
+    },
 }
 
 # --- Realtime (DESIGN.md "Settings") -------------------------------------------------------

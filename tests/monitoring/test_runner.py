@@ -306,7 +306,12 @@ async def test_start_and_stop_run_rounds_and_release_the_lease():
     )  # fmt: skip
     runner.add_check("cache", scripted("cache", "healthy"), interval=0.1)
     runner.start()
-    await asyncio.sleep(0.35)
+    # Rounds every 0.1 s: wait for three of them rather than a fixed time (a loaded machine
+    # runs them late, not never).
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while len(published.of("health_update")) < 3 and loop.time() < deadline:
+        await asyncio.sleep(0.05)
     await runner.stop()
     assert len(published.of("health_update")) >= 3
     assert published.of("health_check")
