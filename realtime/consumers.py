@@ -168,7 +168,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
         self.set_token_expiry(expires_at)
         debug = self.query.get("debug") == "true"
         connection = Connection(
-            send=self.base_send,
+            send=self.scope.get("realtime.server_send", self.base_send),
             connection_id=f"conn_{uuid.uuid4().hex[:16]}",
             client_id=self.client_id,
             principal=principal,

@@ -4,6 +4,7 @@ Event frames are assembled around the payload's JSON text, which is encoded once
 event, so that fanning an event out to many connections never re-encodes it.
 """
 
+import itertools
 import json
 import uuid
 from datetime import UTC, datetime
@@ -49,11 +50,16 @@ def event_frame(entry, *, message_id, data_json, timestamp, priority, replayed=F
     )
 
 
+# Batch ids: unique within a process run (a uuid per batch frame showed in profiles).
+_BATCH_PREFIX = f"batch_{uuid.uuid4().hex[:8]}_"
+_batch_numbers = itertools.count(1)
+
+
 def batch_frame(event_frames):
     """One `batch` frame of unified event frames, joined as text."""
     return (
         f'{{"type":"batch","events":[{",".join(event_frames)}],'
-        f'"batch_id":"batch_{uuid.uuid4().hex[:16]}","timestamp":"{now_iso()}"}}'
+        f'"batch_id":"{_BATCH_PREFIX}{next(_batch_numbers)}","timestamp":"{now_iso()}"}}'
     )
 
 

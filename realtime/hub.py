@@ -12,6 +12,7 @@ delivered at most once per process, whichever source brings it first.
 """
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import os
@@ -283,11 +284,7 @@ class Hub:
     def observe_latency(self, seconds):
         self.counters["events_delivered"] += 1
         self.latency_sum += seconds
-        for index, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.latency_counts[index] += 1
-                return
-        self.latency_counts[-1] += 1
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def _control(self, message):
         action = message.get("action")

@@ -10,4 +10,12 @@ from realtime.routing import websocket_urlpatterns as hub_routes
 
 
 def websocket_application():
-    return SessionMiddlewareStack(URLRouter([*incident_routes, *hub_routes]))
+    stack = SessionMiddlewareStack(URLRouter([*incident_routes, *hub_routes]))
+
+    async def application(scope, receive, send):
+        # Channels' session wrapper looks at the session on every frame a consumer sends,
+        # though it only acts on HTTP responses; event frames go out through the server's
+        # own `send`, kept here (see realtime.consumers.SocketConsumer.establish).
+        return await stack({**scope, "realtime.server_send": send}, receive, send)
+
+    return application
