@@ -12,15 +12,19 @@ PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _redis_keys_of_this_worker(worker_id):
-    """Parallel test workers share one Redis: each gets its own key prefix, so their
-    channel layers, caches and connection counts never meet."""
+def _redis_keys_of_this_run(worker_id):
+    """Test runs and their parallel workers share one Redis: each gets a key prefix of its
+    own, so their channel layers, caches, connection counts and remembered clients never
+    meet (test databases are recreated, so user ids repeat from run to run). The keys are
+    deleted at the end."""
+    import uuid
+
     from django.conf import settings
 
     if not settings.REDIS_URL:
         yield
         return
-    prefix = f"{settings.REDIS_KEY_PREFIX}-{worker_id}"
+    prefix = f"{settings.REDIS_KEY_PREFIX}-{worker_id}-{uuid.uuid4().hex[:8]}"
     layers = {**settings.CHANNEL_LAYERS}
     layers["default"] = {**layers["default"]}
     layers["default"]["CONFIG"] = {**layers["default"]["CONFIG"], "prefix": prefix}
@@ -28,6 +32,11 @@ def _redis_keys_of_this_worker(worker_id):
     caches["default"] = {**caches["default"], "KEY_PREFIX": f"{prefix}.cache"}
     with override_settings(REDIS_KEY_PREFIX=prefix, CHANNEL_LAYERS=layers, CACHES=caches):
         yield
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
 
 
 @pytest.fixture(autouse=True)
@@ -57,8 +66,12 @@ def _clear_cache(settings):
 
     if settings.REDIS_URL:
         client = cache._cache.get_client(None, write=True)
-        for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}.cache:*"):
-            client.delete(key)
+        for pattern in (
+            f"{settings.REDIS_KEY_PREFIX}.cache:*",
+            f"{settings.REDIS_KEY_PREFIX}.rt:*",
+        ):
+            for key in client.scan_iter(match=pattern):
+                client.delete(key)
     else:
         cache.clear()
     yield
