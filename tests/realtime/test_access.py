@@ -24,9 +24,10 @@ def short_token(user, seconds):
 
 
 async def test_token_expiry_sends_session_expired_then_closes_with_1008(ws, alice):
-    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 1))
+    # Long enough to connect on a loaded machine, short enough to expire while connected.
+    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 3))
     await client.receive()
-    expired = await client.receive(timeout=3)
+    expired = await client.receive(timeout=6)
     assert (expired["type"], expired["event_type"]) == ("event", "session_expired")
     error, code = await client.receive_close()
     assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
