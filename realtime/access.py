@@ -3,8 +3,15 @@
 A `Principal` is a small, immutable snapshot of a user (id, role, groups, permissions).
 Connections keep one and compare events against it without touching the database;
 a role or permission change replaces it (`realtime.control.user_access_changed`).
+
+One snapshot serves every socket and request of a user in a process: it is read again
+after `PRINCIPAL_TTL` seconds, or at once when the user's access changes (`forget`, called
+by `threatlens.accounts.services.notify_access_changed` and by every hub on a control
+message). The event types a principal may receive are shared by every principal with the
+same permissions. Thousands of sockets of a few users then hold a few snapshots.
 """
 
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -29,8 +36,36 @@ class Principal:
         return {"id": self.user_id, "username": self.username, "role": self.role}
 
 
+PRINCIPAL_TTL = 60  # seconds: a bound on staleness should a change notice be lost
+
+_principals = {}  # user id -> (Principal, monotonic time read)
+_receivable = {}  # (permissions, is_superuser) -> frozenset of event type names
+
+
 def principal_for(user):
-    """Snapshot an active user (sync: reads groups and permissions)."""
+    """The snapshot of an active user (sync: may read groups and permissions)."""
+    cached = _principals.get(user.pk)
+    if cached is not None and time.monotonic() - cached[1] < PRINCIPAL_TTL:
+        return cached[0]
+    principal = read_principal(user)
+    _principals[user.pk] = (principal, time.monotonic())
+    return principal
+
+
+def forget(user_id):
+    """Drop a user's snapshot: the next `principal_for` reads the database."""
+    _principals.pop(user_id, None)
+
+
+def forget_all():
+    _principals.clear()
+    _receivable.clear()
+
+
+def read_principal(user):
+    """Snapshot an active user from the database (sync)."""
+    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(cache, None)  # ModelBackend's, on this user object: maybe stale
     group_names = dict(user.groups.values_list("id", "name"))
     role = next((name for name in settings.ROLES if name in group_names.values()), None)
     if user.is_superuser:
@@ -53,7 +88,13 @@ def may_receive(principal, entry):
 
 
 def receivable_types(principal):
-    return frozenset(entry.name for entry in catalogue.all_types() if may_receive(principal, entry))
+    key = (principal.permissions, principal.is_superuser)
+    allowed = _receivable.get(key)
+    if allowed is None:
+        allowed = _receivable[key] = frozenset(
+            entry.name for entry in catalogue.all_types() if may_receive(principal, entry)
+        )
+    return allowed
 
 
 def expand(items, allowed):

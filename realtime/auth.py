@@ -1,11 +1,13 @@
 """Authenticating sockets: JWT (query, header or `auth` message) or the session cookie."""
 
+from importlib import import_module
 from urllib.parse import urlsplit
 
 from channels.auth import get_user
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.http.cookie import parse_cookie
 from django.http.request import validate_host
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
@@ -60,9 +62,13 @@ def user_from_token(raw_token):
 
 async def session_user(scope):
     """The logged-in user of the session cookie, or None."""
-    if "session" not in scope:
+    session_key = parse_cookie(header(scope, b"cookie") or "").get(settings.SESSION_COOKIE_NAME)
+    if not session_key:
         return None
-    user = await get_user(scope)
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    # Channels' get_user does what django.contrib.auth.get_user does for a request,
+    # session hash check included; it only needs the session.
+    user = await get_user({"session": session})
     return user if user.is_authenticated and user.is_active else None
 
 

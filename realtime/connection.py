@@ -1,15 +1,24 @@
 """One live socket's delivery state: what it wants, what it may see, and its outbound queue.
 
 The hub offers each event to each local connection with `offer()`: a few comparisons on
-metadata, then a push onto a bounded per-priority queue. A per-connection writer task
-drains the queue, so one slow or stuck client never delays the others, and coalesces a
-burst into `batch` frames (DESIGN.md "The path of one event").
+metadata, then either a write straight to the socket or a push onto a bounded
+per-priority queue (DESIGN.md "The path of one event").
+
+Writing costs the most per delivered event, so it is done without a task or a wake-up
+whenever it can be: an idle connection writes from the hub's fan-out pass itself. The
+ASGI server's `send` completes without suspending while the socket's buffer has room, so
+it is stepped by hand (`_write`); only a socket whose buffer is full gets a task that
+finishes that one send and then drains the queue. A burst that arrives within the batch
+window after a frame waits on a timer and goes out as one `batch` frame; critical events
+never wait. One slow or stuck client never delays the others: its backlog stays in its
+own queue.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
+import types
 from collections import deque
 
 from realtime import access, envelopes
@@ -22,10 +31,47 @@ MAX_EVENTS_PER_FRAME = 100
 CLOSE_TRY_AGAIN_LATER = 1013
 NOT_IN_AUDIENCE = "audience"
 FILTERED = "filter"
+NOTHING_WATCHED = frozenset()
 
 
 class Connection:
-    """Delivery state of one socket. Lives in the hub of its process."""
+    """Delivery state of one socket. Lives in the hub of its process.
+
+    Thousands of these live in one process, hence the slots and the lazily made queues.
+    """
+
+    __slots__ = (
+        "_send",
+        "connection_id",
+        "client_id",
+        "principal",
+        "capacity",
+        "batch_window",
+        "on_overflow",
+        "debug",
+        "connected_at",
+        "last_activity",
+        "allowed",
+        "subscriptions",
+        "filter",
+        "watching",
+        "messages_sent",
+        "messages_received",
+        "events_sent",
+        "dropped",
+        "filtered",
+        "last_event_id",
+        "closed",
+        "latency_observer",
+        "owner",
+        "_queues",
+        "_size",
+        "_critical",
+        "_paused",
+        "_last_frame_at",
+        "_timer",
+        "_pending",
+    )
 
     def __init__(
         self,
@@ -52,7 +98,7 @@ class Connection:
         self.allowed = frozenset()
         self.subscriptions = frozenset()
         self.filter = None
-        self.watching = set()
+        self.watching = NOTHING_WATCHED  # object keys (incidents socket), a set once used
         self.messages_sent = 0
         self.messages_received = 0
         self.events_sent = 0
@@ -61,20 +107,20 @@ class Connection:
         self.last_event_id = 0
         self.closed = False
         self.latency_observer = None
-        self._queues = [deque() for _ in range(11)]  # index = priority 1..10
+        self.owner = None
+        self._queues = {}  # priority -> deque of events; only non-empty ones are kept
         self._size = 0
         self._critical = 0
         self._paused = False
         self._last_frame_at = 0.0
-        self._wakeup = asyncio.Event()
-        self._urgent = asyncio.Event()
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self._timer = None  # the end of the batch window, while events wait for it
+        self._pending = None  # the task finishing a send the socket could not take at once
 
     # --- what this connection receives ---------------------------------------------------
 
     def offer(self, event):
-        """Queue `event` if this connection should get it. Called by the hub's fan-out for
-        connections subscribed to the event type; never awaits."""
+        """Deliver or queue `event` if this connection should get it. Called by the hub's
+        fan-out for connections subscribed to the event type; never awaits."""
         refusal = self._refusal(event)
         if refusal is None:
             self.push(event)
@@ -101,9 +147,23 @@ class Connection:
         return None
 
     def push(self, event):
-        """Put an event on the bounded queue, shedding the lowest priority, oldest first."""
+        """Send `event` now if the connection is idle, else queue it (bounded, shedding the
+        lowest priority, oldest first)."""
+        if self.closed:
+            return
+        if (
+            not self._size
+            and self._pending is None
+            and not self._paused
+            and (
+                event.priority >= CRITICAL
+                or time.monotonic() >= self._last_frame_at + self.batch_window
+            )
+        ):
+            self._write_events((event,))
+            return
         if self._size >= self.capacity:
-            lowest = next(p for p in range(1, 11) if self._queues[p])
+            lowest = min(self._queues)
             if event.priority < lowest:
                 self._drop(event)
                 return
@@ -112,14 +172,19 @@ class Connection:
                 # (1013) rather than lose one; the client reconnects and replays.
                 self._overflow(event)
                 return
-            self._drop(self._queues[lowest].popleft())
+            queue = self._queues[lowest]
+            self._drop(queue.popleft())
+            if not queue:
+                del self._queues[lowest]
             self._size -= 1
-        self._queues[event.priority].append(event)
+        queue = self._queues.get(event.priority)
+        if queue is None:
+            queue = self._queues[event.priority] = deque()
+        queue.append(event)
         self._size += 1
         if event.priority >= CRITICAL:
             self._critical += 1
-            self._urgent.set()
-        self._wakeup.set()
+        self._schedule()
 
     def _drop(self, event):
         self.dropped += 1
@@ -134,13 +199,13 @@ class Connection:
                 self.connection_id,
                 event.id,
             )
-            self.closed = True
+            self.stop()
             self.on_overflow(self)
 
     def resume_position(self, latest_seen):
         """The message id a reconnect should replay after: everything up to it was sent or
         not wanted. Events still queued at disconnect come after it."""
-        queued = [event.id for queue in self._queues for event in queue]
+        queued = [event.id for queue in self._queues.values() for event in queue]
         position = max(self.last_event_id, latest_seen)
         return min(position, min(queued) - 1) if queued else position
 
@@ -157,15 +222,18 @@ class Connection:
     def resume(self, already_sent_ids=()):
         """Send held live events, skipping the ones the replay already delivered."""
         if already_sent_ids:
-            for queue in self._queues:
+            for priority, queue in list(self._queues.items()):
                 kept = [event for event in queue if event.id not in already_sent_ids]
-                if len(kept) != len(queue):
-                    queue.clear()
-                    queue.extend(kept)
-            self._size = sum(len(queue) for queue in self._queues)
-            self._critical = len(self._queues[9]) + len(self._queues[10])
+                if not kept:
+                    del self._queues[priority]
+                elif len(kept) != len(queue):
+                    self._queues[priority] = deque(kept)
+            self._size = sum(len(queue) for queue in self._queues.values())
+            self._critical = sum(
+                len(queue) for priority, queue in self._queues.items() if priority >= CRITICAL
+            )
         self._paused = False
-        self._wakeup.set()
+        self._schedule()
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -194,46 +262,45 @@ class Connection:
         with contextlib.suppress(Exception):  # the socket closed meanwhile
             await self.send_text(text)
 
-    async def _write_loop(self):
-        try:
-            while not self.closed:
-                if not self._size or self._paused:
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
-                # A burst: events due less than a batch window after the last frame wait
-                # for the window to end and go out together. Critical ones never wait.
-                wait = self._last_frame_at + self.batch_window - time.monotonic()
-                if wait > 0 and not self._critical:
-                    self._urgent.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(wait):
-                            await self._urgent.wait()
-                    continue
-                await self._send_events(self._take(MAX_EVENTS_PER_FRAME))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the socket went away under us
-            logger.debug("writer of %s stopped: %s", self.connection_id, exc)
+    def _schedule(self):
+        """Write what is queued once it is due: critical events and the end of the batch
+        window at once, the rest when the window ends. Never while a send is pending."""
+        while self._size and self._pending is None and not self._paused and not self.closed:
+            wait = self._last_frame_at + self.batch_window - time.monotonic()
+            if wait > 0 and not self._critical:
+                if self._timer is None:
+                    self._timer = asyncio.get_running_loop().call_later(wait, self._window_ended)
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._write_events(self._take(MAX_EVENTS_PER_FRAME))
+
+    def _window_ended(self):
+        self._timer = None
+        self._schedule()
 
     def _take(self, limit):
         """Up to `limit` queued events, highest priority first, in order within a priority."""
         taken = []
-        for priority in range(10, 0, -1):
+        for priority in sorted(self._queues, reverse=True):
             queue = self._queues[priority]
             while queue and len(taken) < limit:
                 taken.append(queue.popleft())
+            if not queue:
+                del self._queues[priority]
             if len(taken) == limit:
                 break
         self._size -= len(taken)
         self._critical -= sum(1 for event in taken if event.priority >= CRITICAL)
         return taken
 
-    async def _send_events(self, events):
+    def _write_events(self, events):
         frames = []
         unified = []
+        principal = self.principal
         for event in events:
-            frame = event.frame_for(self.principal)
+            frame = event.frame_for(principal)
             if event.entry.typed:
                 if unified:
                     frames.append(_unified_frame(unified))
@@ -243,20 +310,63 @@ class Connection:
                 unified.append(frame)
         if unified:
             frames.append(_unified_frame(unified))
-        for frame in frames:
-            await self.send_text(frame)
+        self._last_frame_at = time.monotonic()
+        self.messages_sent += len(frames)
         self.events_sent += len(events)
+        observe = self.latency_observer
         now = time.time()
         for event in events:
             if event.id > self.last_event_id:
                 self.last_event_id = event.id
-            if self.latency_observer is not None:
-                self.latency_observer(now - event.published_at)
+            if observe is not None:
+                observe(now - event.published_at)
+        self._write(frames)
+
+    def _write(self, frames):
+        """Hand frames to the server. A send that would wait (the socket's buffer is full)
+        continues in a task, and the queue waits for it."""
+        for index, text in enumerate(frames):
+            sending = self._send({"type": "websocket.send", "text": text})
+            try:
+                waiting_on = sending.send(None)
+            except StopIteration:
+                continue  # written
+            except Exception as exc:
+                self._lost(exc)
+                return
+            self._pending = asyncio.get_running_loop().create_task(
+                self._finish(sending, waiting_on, frames[index + 1 :])
+            )
+            return
+
+    async def _finish(self, sending, waiting_on, rest):
+        error = None
+        try:
+            await _continue(sending, waiting_on)
+            for text in rest:
+                await self._send({"type": "websocket.send", "text": text})
+        except Exception as exc:
+            error = exc
+        finally:
+            self._pending = None
+        if error is not None:
+            self._lost(error)
+        else:
+            self._schedule()
+
+    def _lost(self, exc):
+        # The socket went away under us; the consumer's disconnect detaches the connection.
+        logger.debug("writing to %s failed: %s", self.connection_id, exc)
+        self.stop()
 
     def stop(self):
-        """Stop the writer (the socket is closing)."""
+        """Stop writing (the socket is closing)."""
         self.closed = True
-        self._writer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending is not None:
+            self._pending.cancel()
 
     def stats(self):
         return {
@@ -274,6 +384,25 @@ class Connection:
             "queue_depth": self._size,
             "subscriptions": sorted(self.subscriptions),
         }
+
+
+@types.coroutine
+def _continue(coroutine, waiting_on):
+    """Go on running a coroutine that was started by hand and yielded `waiting_on` (what a
+    coroutine yields to the task running it): this generator yields it to ours instead."""
+    while True:
+        try:
+            value = yield waiting_on
+        except BaseException as exc:  # the task is cancelled: so is the send
+            try:
+                waiting_on = coroutine.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting_on = coroutine.send(value)
+            except StopIteration as stop:
+                return stop.value
 
 
 def _unified_frame(frames):

@@ -17,6 +17,7 @@ from importlib import metadata
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -85,6 +86,19 @@ class SocketConsumer(AsyncWebsocketConsumer):
     subscription_messages = frozenset()
     admin_messages = frozenset()
 
+    async def __call__(self, scope, receive, send):
+        # Channels' AsyncConsumer.__call__ without the channel layer (this consumer has no
+        # channel of its own): it would wait on the socket through a task per message
+        # source, one more task held by every idle socket.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     # --- connecting --------------------------------------------------------------------------
 
     async def connect(self):
@@ -113,7 +127,8 @@ class SocketConsumer(AsyncWebsocketConsumer):
         if not origin_allowed(self.scope):
             await self.refuse("PERMISSION_DENIED", "Origin not allowed", CLOSE_POLICY)
             return
-        token = self.query.get("token") or bearer_token(self.scope)
+        # Not kept: a socket lives long, its token is checked once here.
+        token = self.query.pop("token", None) or bearer_token(self.scope)
         try:
             if token:
                 user, expires_at = await user_from_token_async(token)
@@ -168,7 +183,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
         self.set_token_expiry(expires_at)
         debug = self.query.get("debug") == "true"
         connection = Connection(
-            send=self.scope.get("realtime.server_send", self.base_send),
+            send=self.base_send,
             connection_id=f"conn_{uuid.uuid4().hex[:16]}",
             client_id=self.client_id,
             principal=principal,
@@ -295,9 +310,10 @@ class SocketConsumer(AsyncWebsocketConsumer):
         self.token_expires_at = expires_at
         if expires_at is not None:
             delay = max(0.0, expires_at - time.time())
-            self.expiry_timer = asyncio.get_running_loop().call_later(
-                delay, lambda: asyncio.get_running_loop().create_task(self.token_expired())
-            )
+            self.expiry_timer = asyncio.get_running_loop().call_later(delay, self._token_timer)
+
+    def _token_timer(self):
+        asyncio.get_running_loop().create_task(self.token_expired())
 
     async def token_expired(self):
         if self.closing or self.principal is None:

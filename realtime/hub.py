@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from realtime import catalogue, envelopes, groups, shutdown, transport
+from realtime import access, catalogue, envelopes, groups, shutdown, transport
+from realtime.catalogue import Audience
 from realtime.store import make_store
 from realtime.transport import ORIGIN, layer_message
 
@@ -278,8 +279,16 @@ class Hub:
         if not subscribers:
             return
         event = OutgoingEvent(message, entry)
-        for connection in tuple(subscribers):
-            connection.offer(event)
+        if entry.audience is Audience.EVERYONE:
+            # The common case: whoever subscribed may see it, only a filter can refuse.
+            for connection in tuple(subscribers):
+                if connection.filter is None:
+                    connection.push(event)
+                else:
+                    connection.offer(event)
+        else:
+            for connection in tuple(subscribers):
+                connection.offer(event)
 
     def observe_latency(self, seconds):
         self.counters["events_delivered"] += 1
@@ -294,8 +303,9 @@ class Hub:
         if method is None:
             logger.warning("unknown hub control action %r", action)
             return
+        access.forget(user_id)  # the change may have happened in another process
         for connection in self.connections_of(user_id):
-            owner = getattr(connection, "owner", None)
+            owner = connection.owner
             if owner is not None:
                 asyncio.get_running_loop().create_task(getattr(owner, f"hub_{method}")(message))
 
@@ -378,7 +388,8 @@ class Hub:
     async def _heartbeat(self):
         while True:
             try:
-                await self.store.heartbeat(ORIGIN, self.snapshot())
+                snapshot = self.snapshot() if self.store.shares_snapshots else None
+                await self.store.heartbeat(ORIGIN, snapshot)
             except Exception as exc:
                 logger.debug("heartbeat failed: %s", exc)
             await asyncio.sleep(HEARTBEAT_INTERVAL)
@@ -389,7 +400,7 @@ class Hub:
             await asyncio.sleep(interval)
             frame = envelopes.encode({"type": "ping", "timestamp": envelopes.now_iso()})
             for connection in list(self.connections.values()):
-                owner = getattr(connection, "owner", None)
+                owner = connection.owner
                 if owner is not None:
                     asyncio.get_running_loop().create_task(owner.server_ping(frame))
 

@@ -24,7 +24,6 @@ class LocalStore:
         self.per_user = {}
         self.windows = {}
         self.client_states = {}
-        self.snapshots = {}
 
     async def add_connection(self, origin, user_id):
         self.total += 1
@@ -60,14 +59,17 @@ class LocalStore:
     async def set_client_state(self, key, state, ttl):
         self.client_states[key] = (state, time.time() + ttl)
 
+    # One process, so no other process reads its snapshot: `/ws/info` asks the hub itself.
+    shares_snapshots = False
+
     async def heartbeat(self, origin, snapshot):
-        self.snapshots[origin] = snapshot
+        pass
 
     async def forget_process(self, origin):
-        self.snapshots.pop(origin, None)
+        pass
 
     async def all_snapshots(self):
-        return list(self.snapshots.values())
+        return []
 
     async def ping(self):
         return True
@@ -76,6 +78,8 @@ class LocalStore:
 class RedisStore:
     """Every process: one Redis. A process's counts sit in its own hash that expires when
     its heartbeats stop, so a crashed process's connections stop counting by themselves."""
+
+    shares_snapshots = True
 
     def __init__(self, url, prefix):
         import redis.asyncio as redis

@@ -46,6 +46,14 @@ def _fast_password_hashing():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_principals():
+    """User ids repeat from test to test: no test sees another's user snapshots."""
+    from realtime import access
+
+    access.forget_all()
+
+
+@pytest.fixture(autouse=True)
 def _no_in_process_services(settings):
     """The monitors and log watchers stay out of test servers unless a test starts them."""
     settings.MONITORS_IN_PROCESS = False

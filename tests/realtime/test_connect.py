@@ -87,6 +87,23 @@ async def test_session_cookie_authenticates(ws, carol):
     assert "user_action" in frame["data"]["subscriptions"]
 
 
+async def test_a_session_cookie_of_a_changed_password_does_not_authenticate(ws, carol):
+    cookie = f"sessionid={await asyncio.to_thread(session_cookie, carol)}".encode()
+
+    def change_password():
+        carol.set_password("another secret")
+        carol.save()
+
+    await asyncio.to_thread(change_password)
+    client = await ws("/ws", headers=[(b"cookie", cookie)])
+    await client.receive_nothing()  # no user: the socket waits for an auth message
+
+
+async def test_an_unknown_session_cookie_does_not_authenticate(ws):
+    client = await ws("/ws", headers=[(b"cookie", b"sessionid=no-such-session")])
+    await client.receive_nothing()
+
+
 def session_cookie(user):
     http = HttpClient()
     http.force_login(user)

@@ -86,6 +86,43 @@ async def test_an_idle_connection_sends_at_once_and_alone():
     conn.stop()
 
 
+async def test_an_idle_connection_is_written_in_the_fan_out_pass_itself():
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=10)
+    conn.offer(event(n=1))
+    # Nothing awaited: the frame is with the server already, no task was woken for it.
+    assert [f["data"]["n"] for f in socket.frames] == [1]
+    assert conn.queue_depth == 0
+    conn.stop()
+
+
+async def test_a_send_that_must_wait_holds_the_queue_and_order_is_kept():
+    socket = FakeSocket()
+    socket.gate.clear()  # the socket's buffer is full
+    conn = connection(socket, batch_window=0)
+    for n in range(5):
+        conn.offer(event(n=n))
+    assert socket.frames == []
+    assert conn.queue_depth == 4  # the first is in flight
+    socket.gate.set()
+    await settle(0.02)
+    assert [e["data"]["n"] for e in socket.events()] == [0, 1, 2, 3, 4]
+    assert conn.queue_depth == 0
+    conn.stop()
+
+
+async def test_a_socket_gone_mid_write_stops_the_connection_quietly():
+    class GoneSocket:
+        async def send(self, message):
+            raise ConnectionResetError("gone")
+
+    conn = connection(GoneSocket())
+    conn.offer(event(n=1))
+    assert conn.closed
+    conn.offer(event(n=2))  # the consumer's disconnect detaches it; until then, nothing
+    assert conn.queue_depth == 0
+
+
 async def test_a_burst_after_a_frame_is_one_batch_within_the_window():
     socket = FakeSocket()
     conn = connection(socket, batch_window=0.1)

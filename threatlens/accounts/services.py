@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from realtime import control
+from realtime import access, control
 from realtime.publishing import Recipients, publish_on_commit
 from threatlens.accounts import payloads, throttling
 from threatlens.accounts.roles import ADMIN, ROLES, role_of
@@ -212,6 +212,7 @@ class _AccessChangedNotice:
         )
 
     def __call__(self):
+        access.forget(self.user_id)  # a read before the commit may have cached the old state
         if self._superseded():
             return
         user = get_user_model()._default_manager.filter(pk=self.user_id).first()
@@ -230,5 +231,6 @@ def notify_access_changed(user_id, *, using=None):
     """After commit, publish `permission_changed` to the user and have every server process
     re-check (or close, if deactivated) the user's sockets. Called many times in one
     transaction, the user is told once, with the committed state."""
+    access.forget(user_id)
     # robust: the change is committed whatever happens here; a failure is logged.
     transaction.on_commit(_AccessChangedNotice(user_id, using), using=using, robust=True)
