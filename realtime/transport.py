@@ -7,13 +7,14 @@ the wrong thread: here the message is handed straight to this process's hubs ins
 thread-safely. Events from other processes reach them through the event table.
 """
 
+import asyncio
 import contextvars
 import logging
 import os
 import socket
+import threading
 import uuid
 
-from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def send_to_hubs(group, message):
         _dispatch_locally(message)
         return
     try:
-        async_to_sync(layer.group_send)(group, message)
+        _sender.run(layer.group_send(group, message), SEND_TIMEOUT)
     except Exception as exc:
         logger.warning(
             "channel layer unavailable, %s will reach other processes by catch-up: %s",
@@ -56,6 +57,47 @@ def send_to_hubs(group, message):
             exc,
         )
         _dispatch_locally(message)
+
+
+SEND_TIMEOUT = 5  # seconds a sync publisher waits for the layer; the event is stored anyway
+
+
+class _SenderLoop:
+    """An event loop in a thread of its own, for the layer sends of sync code.
+
+    `async_to_sync` would make a loop per call outside the server (~5 ms a publish from a
+    command), and inside it hands the send to the server's loop: a publish then waits
+    behind the fan-out, and one made while the server stops waits for a loop that no
+    longer runs, which keeps the process from exiting. This loop lives as long as the
+    process (a daemon thread), keeps the layer's connections between sends, and a send
+    that takes too long is abandoned.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._loop = None
+        self._pid = None
+
+    def run(self, coroutine, timeout):
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def _running_loop(self):
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():  # none yet, or forked
+                self._loop = asyncio.new_event_loop()
+                self._pid = os.getpid()
+                threading.Thread(
+                    target=self._loop.run_forever, name="layer-sender", daemon=True
+                ).start()
+            return self._loop
+
+
+_sender = _SenderLoop()
 
 
 def _dispatch_locally(message):

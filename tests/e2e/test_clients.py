@@ -5,7 +5,6 @@ import json
 
 import pytest
 import websockets
-from django.conf import settings
 
 pytestmark = pytest.mark.e2e
 
@@ -169,10 +168,6 @@ async def test_connection_limit_closes_with_1013_over_daphne(running_server, ali
 
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 async def test_sigterm_closes_sockets_with_1012_and_exits(running_server, alice, token_for, kind):
-    if kind == "daphne" and settings.REDIS_URL:
-        # Known gap (issue 7): on PostgreSQL + Redis, daphne closes the sockets with 1012 but
-        # the process has been seen to take over 20 s to exit. Tested on the embedded default.
-        pytest.skip("daphne's exit after SIGTERM with Redis is not yet within the bound")
     server = running_server(kind)
     async with websockets.connect(f"{server.ws_url}/ws?token={token_for(alice)}") as socket:
         greeting = json.loads(await socket.recv())
