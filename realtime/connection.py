@@ -32,6 +32,7 @@ CLOSE_TRY_AGAIN_LATER = 1013
 NOT_IN_AUDIENCE = "audience"
 FILTERED = "filter"
 NOTHING_WATCHED = frozenset()
+REPLAYED_MEMORY = 10  # seconds live copies of replayed events are looked out for
 
 
 class Connection:
@@ -71,6 +72,7 @@ class Connection:
         "_last_frame_at",
         "_timer",
         "_pending",
+        "_replayed",
     )
 
     def __init__(
@@ -115,6 +117,7 @@ class Connection:
         self._last_frame_at = 0.0
         self._timer = None  # the end of the batch window, while events wait for it
         self._pending = None  # the task finishing a send the socket could not take at once
+        self._replayed = None  # ids a replay sent, while their live copies may still come
 
     # --- what this connection receives ---------------------------------------------------
 
@@ -149,7 +152,7 @@ class Connection:
     def push(self, event):
         """Send `event` now if the connection is idle, else queue it (bounded, shedding the
         lowest priority, oldest first)."""
-        if self.closed:
+        if self.closed or (self._replayed is not None and event.id in self._replayed):
             return
         if (
             not self._size
@@ -220,8 +223,12 @@ class Connection:
         self._paused = True
 
     def resume(self, already_sent_ids=()):
-        """Send held live events, skipping the ones the replay already delivered."""
+        """Send held live events, skipping the ones the replay already delivered, now and
+        for a while: a live copy may still be on its way (through Redis, or the hub's
+        read of the event table)."""
         if already_sent_ids:
+            self._replayed = frozenset(already_sent_ids)
+            asyncio.get_running_loop().call_later(REPLAYED_MEMORY, self._forget_replayed)
             for priority, queue in list(self._queues.items()):
                 kept = [event for event in queue if event.id not in already_sent_ids]
                 if not kept:
@@ -235,6 +242,9 @@ class Connection:
         self._paused = False
         self._schedule()
 
+    def _forget_replayed(self):
+        self._replayed = None
+
     # --- writing -----------------------------------------------------------------------------
 
     async def send_text(self, text):
@@ -242,6 +252,14 @@ class Connection:
         self.messages_sent += 1
         self._last_frame_at = time.monotonic()
         await self._send({"type": "websocket.send", "text": text})
+
+    def ping(self, frame):
+        """The hub's keepalive: written at once. Skipped while a send is pending: that
+        socket is busy, and a ping would only wait behind it."""
+        if self.closed or self._pending is not None:
+            return
+        self.messages_sent += 1
+        self._write((frame,))
 
     def send_debug(self, decision, event, reason):
         if self.closed:

@@ -467,10 +467,6 @@ class SocketConsumer(AsyncWebsocketConsumer):
 
     # --- hub callbacks -----------------------------------------------------------------------
 
-    async def server_ping(self, frame):
-        if not self.closing:
-            await self.send_raw(frame)
-
     async def hub_recheck(self, message):
         """The user's roles, permissions or active flag changed somewhere in the cluster."""
         user = await database_sync_to_async(

@@ -34,7 +34,10 @@ logger = logging.getLogger(__name__)
 SEEN_LIMIT = 50_000  # event ids remembered for de-duplication between the two sources
 POLL_SLACK = 100  # ids re-read below the high-water mark: ids commit out of order
 GROUP_REFRESH_INTERVAL = 60  # re-join groups: they expire, and vanish if Redis restarts
+LAYER_CHECK_INTERVAL = 5  # seconds between round trips through the layer
+LAYER_CHECK_TIMEOUT = 3
 HEARTBEAT_INTERVAL = 5
+PING_SLICE = 500  # sockets pinged in one go
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -321,14 +324,14 @@ class Hub:
                 if self.channel_name is None:
                     self.channel_name = await self.layer.new_channel("rthub")
                 await self._join_groups()
-                refresher = asyncio.get_running_loop().create_task(self._refresh_groups())
+                watcher = asyncio.get_running_loop().create_task(self._watch_layer())
                 try:
                     self._set_layer_health(True)
                     delay = 0.2
                     while True:
                         self.dispatch(await self.layer.receive(self.channel_name))
                 finally:
-                    refresher.cancel()
+                    watcher.cancel()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -341,11 +344,20 @@ class Hub:
             await self.layer.group_add(groups.event_group(entry.name), self.channel_name)
         await self.layer.group_add(groups.CONTROL_GROUP, self.channel_name)
 
-    async def _refresh_groups(self):
+    async def _watch_layer(self):
+        """The layer's health is a round trip through it, now and then (a Redis pub/sub
+        receive does not fail while Redis is away, it just gets nothing). The groups are
+        joined again on the way: they vanish when Redis restarts."""
+        loop = asyncio.get_running_loop()
+        joined_at = loop.time()
         while True:
-            await asyncio.sleep(GROUP_REFRESH_INTERVAL)
+            await asyncio.sleep(LAYER_CHECK_INTERVAL)
             try:
-                await self._join_groups()
+                await self.ping_layer(LAYER_CHECK_TIMEOUT)
+                if not self.layer_healthy or loop.time() - joined_at >= GROUP_REFRESH_INTERVAL:
+                    await self._join_groups()
+                    joined_at = loop.time()
+                self._set_layer_health(True)
             except Exception as exc:
                 self._set_layer_health(False, exc)
 
@@ -388,7 +400,8 @@ class Hub:
     async def _heartbeat(self):
         while True:
             try:
-                snapshot = self.snapshot() if self.store.shares_snapshots else None
+                shared = self.store.shares_snapshots
+                snapshot = await self._shared_snapshot() if shared else None
                 await self.store.heartbeat(ORIGIN, snapshot)
             except Exception as exc:
                 logger.debug("heartbeat failed: %s", exc)
@@ -399,25 +412,44 @@ class Hub:
         while True:
             await asyncio.sleep(interval)
             frame = envelopes.encode({"type": "ping", "timestamp": envelopes.now_iso()})
-            for connection in list(self.connections.values()):
-                owner = connection.owner
-                if owner is not None:
-                    asyncio.get_running_loop().create_task(owner.server_ping(frame))
+            connections = list(self.connections.values())
+            for start in range(0, len(connections), PING_SLICE):
+                for connection in connections[start : start + PING_SLICE]:
+                    connection.ping(frame)
+                await asyncio.sleep(0)  # events go out between the slices
 
     # --- monitoring ------------------------------------------------------------------------
 
     def snapshot(self):
         """What `/ws/info` shows of this process."""
+        snapshot = self._totals()
+        snapshot["connections"] = _connection_stats(self.connections.values())
+        return snapshot
+
+    async def _shared_snapshot(self):
+        """The snapshot other processes read. The details of thousands of sockets take
+        milliseconds to gather and encode: that is done in a thread, so the loop keeps
+        delivering meanwhile (the GIL changes hands every few milliseconds)."""
+        snapshot = self._totals()
+        connections = list(self.connections.values())
+        snapshot["connections"] = await asyncio.to_thread(_connection_stats, connections)
+        return snapshot
+
+    def _totals(self):
+        connections = self.connections.values()
         return {
             "origin": ORIGIN,
             "pid": os.getpid(),
             "started_at": envelopes.iso_timestamp(self.started_at),
             "layer_healthy": self.layer_healthy,
-            "connections": [c.stats() for c in self.connections.values()],
-            "queued_messages": sum(c.queue_depth for c in self.connections.values()),
-            "events_dropped": sum(c.dropped for c in self.connections.values()),
+            "queued_messages": sum(c.queue_depth for c in connections),
+            "events_dropped": sum(c.dropped for c in connections),
             "counters": dict(self.counters),
         }
+
+
+def _connection_stats(connections):
+    return [connection.stats() for connection in connections]
 
 
 def _events_after(floor, seen):

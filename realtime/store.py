@@ -83,9 +83,19 @@ class RedisStore:
 
     def __init__(self, url, prefix):
         import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+        from redis.exceptions import ConnectionError, TimeoutError
 
         self.redis = redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=15
+            url,
+            socket_connect_timeout=2,
+            socket_timeout=2,
+            health_check_interval=15,
+            # After a Redis restart the pooled connections are dead: each is replaced on
+            # first use instead of failing that call (a pool from a URL retries nothing).
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            retry_on_error=[ConnectionError, TimeoutError],
         )
         self.prefix = f"{prefix}.rt"
 
@@ -139,8 +149,9 @@ class RedisStore:
         await self.redis.set(self._key("client", key), json.dumps(state), ex=max(1, int(ttl)))
 
     async def heartbeat(self, origin, snapshot):
+        encoded = await asyncio.to_thread(json.dumps, snapshot)  # large: off the loop
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._key("snap", origin), json.dumps(snapshot), ex=PROCESS_TTL)
+            pipe.set(self._key("snap", origin), encoded, ex=PROCESS_TTL)
             pipe.expire(self._key("conn", origin), PROCESS_TTL)
             pipe.zadd(self._key("procs"), {origin: time.time()})
             pipe.zremrangebyscore(self._key("procs"), "-inf", time.time() - 10 * PROCESS_TTL)

@@ -161,16 +161,15 @@ REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "threatlens")
 HUB_CHANNEL_CAPACITY = env_int("REALTIME_HUB_CHANNEL_CAPACITY", 100_000, minimum=100)
 HUB_CHANNEL_GLOB = "rthub.*"
 if REDIS_URL:
+    # channels-redis' pub/sub layer: the only members of its groups are the hubs, one per
+    # process, and a hub reads what arrives in bulk from its subscription. The core layer
+    # costs several Redis round trips per message received (BZPOPMIN and its backup
+    # set), so under a burst a hub fell seconds behind. What pub/sub does not keep (a hub
+    # away while Redis restarts) the hub reads from the event table.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                "prefix": REDIS_KEY_PREFIX,
-                "expiry": 60,
-                "capacity": 1000,
-                "channel_capacity": {HUB_CHANNEL_GLOB: HUB_CHANNEL_CAPACITY},
-            },
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}.layer"},
         }
     }
     CACHES = {

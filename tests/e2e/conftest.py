@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -71,16 +72,22 @@ class LiveServer:
                 "warning",
                 "threatlens.asgi:application",
             ]
+        # The log goes to a file: a pipe nobody reads would stall a chatty server.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log
         )
         return self
+
+    def log_text(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def wait_ready(self):
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited: {self.process.stderr.read().decode()}")
+                raise RuntimeError(f"{self.kind} exited: {self.log_text()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
                     return self
@@ -97,6 +104,8 @@ class LiveServer:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        if self.process:
+            self.log.close()
 
     def request(self, method, path, body=None, token=None):
         data = json.dumps(body).encode() if body is not None else None

@@ -86,6 +86,14 @@ async def next_event(socket, event_type, timeout=5):
                     return item
 
 
+def events_from_table(server, token):
+    """How many events this server's hub first saw in the event table, not the layer."""
+    status, info = server.request("GET", "/ws/info", token=token)
+    assert status == 200, info
+    (mine,) = [p for p in info["processes"] if p["pid"] == server.process.pid]
+    return mine["counters"].get("events_from_table", 0)
+
+
 def publish(server, token, data):
     status, body = server.request(
         "POST", "/api/realtime/publish/", {"event_type": "security_event", "data": data}, token
@@ -160,8 +168,11 @@ async def test_redis_restart_loses_nothing(cluster, private_redis, alice, carol,
             break
         await asyncio.sleep(0.5)
     assert status == 200
+    from_table = await asyncio.to_thread(events_from_table, second, admin)
     await asyncio.to_thread(publish, first, admin, {"n": 4})
     assert (await next_event(watcher, "security_event"))["data"] == {"n": 4}
+    # ...through the layer again, not the event table: the hub is subscribed again.
+    assert await asyncio.to_thread(events_from_table, second, admin) == from_table
     await watcher.close()
 
     # A client that was away for all of it replays the gap: nothing lost, no duplicates.

@@ -254,6 +254,19 @@ async def test_replay_seam_skips_what_the_replay_sent():
     conn.stop()
 
 
+async def test_a_live_copy_of_a_replayed_event_arriving_after_the_seam_is_skipped():
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=0)
+    conn.pause()
+    replayed = event(n="replayed")
+    conn.resume({replayed.id})
+    conn.offer(replayed)  # its live copy, late (through Redis, or the event table)
+    conn.offer(event(n="live"))
+    await settle(0.02)
+    assert [e["data"]["n"] for e in socket.events()] == ["live"]
+    conn.stop()
+
+
 @pytest.mark.parametrize("queued, latest, expected", [([], 40, 40), ([7, 9], 40, 6)])
 async def test_resume_position_leaves_queued_events_for_the_replay(queued, latest, expected):
     socket = FakeSocket()
