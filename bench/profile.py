@@ -180,18 +180,17 @@ CATEGORIES = (
     ("event-table poll (DB thread)", ("_events_after", "_max_event_id"), ()),
     ("heartbeat snapshot, pings", ("Hub._heartbeat", "Hub._ping_clients"), ()),
     (
-        "Channels session wrapper, per frame",
-        ("InstanceSessionWrapper.send",),
-        ("channels/sessions.py", "django/utils/functional.py", "django/contrib/sessions"),
-    ),
-    ("hub fan-out: offer/push per connection", ("Hub.fan_out",), ()),
-    (
         "ASGI server send: framing + socket write",
         ("",),
         ("uvicorn/protocols/websockets", "websockets/", "daphne/", "autobahn/", "twisted/"),
     ),
-    ("writer wake-up (asyncio.Event set/wait, timeouts)", ("",), ("asyncio/locks.py",)),
-    ("writer bookkeeping: take, frames, batch, latency", ("Connection._write_loop",), ()),
+    ("hub fan-out: checks, direct writes, queueing", ("Hub.fan_out",), ()),
+    (
+        "batch window ends: take, frames, batch, latency",
+        ("Connection._window_ended", "Connection._finish"),
+        (),
+    ),
+    ("asyncio locks and events", ("",), ("asyncio/locks.py",)),
     ("receiving from the channel layer", ("Hub._listen",), ()),
     (
         "event loop (uvloop's C code: polling, callbacks, socket reads)",

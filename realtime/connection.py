@@ -9,9 +9,10 @@ whenever it can be: an idle connection writes from the hub's fan-out pass itself
 ASGI server's `send` completes without suspending while the socket's buffer has room, so
 it is stepped by hand (`_write`); only a socket whose buffer is full gets a task that
 finishes that one send and then drains the queue. A burst that arrives within the batch
-window after a frame waits on a timer and goes out as one `batch` frame; critical events
-never wait. One slow or stuck client never delays the others: its backlog stays in its
-own queue.
+window after a frame waits on a timer and goes out as one `batch` frame; while bursts go
+on the window stretches (up to MAX_WINDOW_FACTOR times), so frames get fewer and larger.
+Critical events never wait. One slow or stuck client never delays the others: its
+backlog stays in its own queue.
 """
 
 import asyncio
@@ -33,6 +34,7 @@ NOT_IN_AUDIENCE = "audience"
 FILTERED = "filter"
 NOTHING_WATCHED = frozenset()
 REPLAYED_MEMORY = 10  # seconds live copies of replayed events are looked out for
+MAX_WINDOW_FACTOR = 4  # a sustained burst stretches the batch window up to this many times
 
 
 class Connection:
@@ -70,6 +72,7 @@ class Connection:
         "_critical",
         "_paused",
         "_last_frame_at",
+        "_window",
         "_timer",
         "_pending",
         "_replayed",
@@ -115,6 +118,7 @@ class Connection:
         self._critical = 0
         self._paused = False
         self._last_frame_at = 0.0
+        self._window = batch_window  # the batch window now: stretched while bursts go on
         self._timer = None  # the end of the batch window, while events wait for it
         self._pending = None  # the task finishing a send the socket could not take at once
         self._replayed = None  # ids a replay sent, while their live copies may still come
@@ -159,8 +163,7 @@ class Connection:
             and self._pending is None
             and not self._paused
             and (
-                event.priority >= CRITICAL
-                or time.monotonic() >= self._last_frame_at + self.batch_window
+                event.priority >= CRITICAL or time.monotonic() >= self._last_frame_at + self._window
             )
         ):
             self._write_events((event,))
@@ -284,7 +287,7 @@ class Connection:
         """Write what is queued once it is due: critical events and the end of the batch
         window at once, the rest when the window ends. Never while a send is pending."""
         while self._size and self._pending is None and not self._paused and not self.closed:
-            wait = self._last_frame_at + self.batch_window - time.monotonic()
+            wait = self._last_frame_at + self._window - time.monotonic()
             if wait > 0 and not self._critical:
                 if self._timer is None:
                     self._timer = asyncio.get_running_loop().call_later(wait, self._window_ended)
@@ -328,6 +331,13 @@ class Connection:
                 unified.append(frame)
         if unified:
             frames.append(_unified_frame(unified))
+        # Several events shared a frame: a burst is on, so the next window is longer
+        # (fewer, larger frames: most of the cost of a delivery is its frame). Otherwise
+        # (one event, or typed events, which are never batched) back to normal.
+        if len(frames) < len(events):
+            self._window = min(self._window * 2, self.batch_window * MAX_WINDOW_FACTOR)
+        else:
+            self._window = self.batch_window
         self._last_frame_at = time.monotonic()
         self.messages_sent += len(frames)
         self.events_sent += len(events)

@@ -138,6 +138,31 @@ async def test_a_burst_after_a_frame_is_one_batch_within_the_window():
     conn.stop()
 
 
+async def test_a_sustained_burst_stretches_the_window_and_a_lone_event_resets_it():
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=0.2)
+    conn.offer(event(n=0))  # idle: at once
+    conn.offer(event(n=1))
+    conn.offer(event(n=2))
+    await settle(0.3)  # the first window ended: one batch of 1 and 2
+    assert len(socket.frames) == 2
+    conn.offer(event(n=3))
+    conn.offer(event(n=4))
+    # The batch went at 0.2 s; a burst is on, so this window ends at 0.6 s, not 0.4 s.
+    await settle(0.15)
+    assert len(socket.frames) == 2
+    await settle(0.3)
+    assert [e["data"]["n"] for e in socket.frames[2]["events"]] == [3, 4]
+    await settle(0.9)  # quiet: the next event goes at once, alone, and the window is reset
+    conn.offer(event(n=5))
+    assert socket.frames[3]["data"]["n"] == 5
+    conn.offer(event(n=6))
+    conn.offer(event(n=7))
+    await settle(0.3)
+    assert [e["data"]["n"] for e in socket.frames[4]["events"]] == [6, 7]
+    conn.stop()
+
+
 async def test_typed_events_are_never_batched():
     socket = FakeSocket()
     conn = connection(socket, batch_window=0.05)
