@@ -110,7 +110,6 @@ class SocketConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.counted_user_id = None
         self.token_expires_at = None
-        self.expiry_timer = None
         self.auth_timer = None
         self.query = {
             k: v[-1]
@@ -304,16 +303,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
     # --- token expiry and renewal ------------------------------------------------------------
 
     def set_token_expiry(self, expires_at):
-        if self.expiry_timer is not None:
-            self.expiry_timer.cancel()
-            self.expiry_timer = None
+        # The hub looks for expired tokens once a second, for all sockets at once: no
+        # timer per socket.
         self.token_expires_at = expires_at
-        if expires_at is not None:
-            delay = max(0.0, expires_at - time.time())
-            self.expiry_timer = asyncio.get_running_loop().call_later(delay, self._token_timer)
-
-    def _token_timer(self):
-        asyncio.get_running_loop().create_task(self.token_expired())
 
     async def token_expired(self):
         if self.closing or self.principal is None:
@@ -552,9 +544,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         self.closing = True
-        for timer in (getattr(self, "auth_timer", None), getattr(self, "expiry_timer", None)):
-            if timer is not None:
-                timer.cancel()
+        timer = getattr(self, "auth_timer", None)
+        if timer is not None:
+            timer.cancel()
         connection = getattr(self, "connection", None)
         if connection is not None:
             self.detach()

@@ -33,11 +33,13 @@ logger = logging.getLogger(__name__)
 
 SEEN_LIMIT = 50_000  # event ids remembered for de-duplication between the two sources
 POLL_SLACK = 100  # ids re-read below the high-water mark: ids commit out of order
+POLL_BATCH = 5000  # ids read from the event table at a time
 GROUP_REFRESH_INTERVAL = 60  # re-join groups: they expire, and vanish if Redis restarts
 LAYER_CHECK_INTERVAL = 5  # seconds between round trips through the layer
 LAYER_CHECK_TIMEOUT = 3
 HEARTBEAT_INTERVAL = 5
 PING_SLICE = 500  # sockets pinged in one go
+TOKEN_CHECK_INTERVAL = 1  # seconds between looks for expired tokens
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -160,6 +162,7 @@ class Hub:
                 loop.create_task(self._poll_events(), name="hub-poll"),
                 loop.create_task(self._heartbeat(), name="hub-heartbeat"),
                 loop.create_task(self._ping_clients(), name="hub-ping"),
+                loop.create_task(self._expire_tokens(), name="hub-token-expiry"),
             ]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
@@ -379,7 +382,7 @@ class Hub:
             try:
                 # Only membership tests on `_seen` in that thread: atomic under the GIL, so
                 # no copy of up to SEEN_LIMIT ids twice a second.
-                messages = await self.run_db(_events_after, self._poll_floor, self._seen)
+                messages, top = await self.run_db(_events_after, self._poll_floor, self._seen)
                 self.database_healthy = True
             except Exception as exc:
                 if self.database_healthy is not False:
@@ -388,8 +391,10 @@ class Hub:
                 continue
             for message in messages:
                 self.dispatch(message)
-                self._poll_floor = max(self._poll_floor, message["id"] - POLL_SLACK)
                 self.counters["events_from_table"] += 1
+            # Everything read up to `top` has now been delivered, from here or the layer:
+            # the next read starts just below it, whichever source brought the events.
+            self._poll_floor = max(self._poll_floor, top - POLL_SLACK)
 
     async def _max_event_id(self):
         try:
@@ -417,6 +422,19 @@ class Hub:
                 for connection in connections[start : start + PING_SLICE]:
                     connection.ping(frame)
                 await asyncio.sleep(0)  # events go out between the slices
+
+    async def _expire_tokens(self):
+        """Sockets whose token ran out are told so (`session_expired`, then 1008) within
+        TOKEN_CHECK_INTERVAL: one pass over all of them instead of a timer per socket."""
+        while True:
+            await asyncio.sleep(TOKEN_CHECK_INTERVAL)
+            now = time.time()
+            for connection in list(self.connections.values()):
+                owner = connection.owner
+                expires_at = getattr(owner, "token_expires_at", None)
+                if expires_at is not None and now >= expires_at:
+                    owner.token_expires_at = None  # once
+                    asyncio.get_running_loop().create_task(owner.token_expired())
 
     # --- monitoring ------------------------------------------------------------------------
 
@@ -453,15 +471,20 @@ def _connection_stats(connections):
 
 
 def _events_after(floor, seen):
-    """Messages for stored events above `floor` that the hub has not seen (hub thread)."""
+    """(messages for stored events above `floor` that the hub has not seen, the highest
+    id read) (hub thread)."""
     from realtime.models import Event
 
     close_old_connections()
-    ids = Event.objects.filter(id__gt=floor).order_by("id").values_list("id", flat=True)[:5000]
+    ids = list(
+        Event.objects.filter(id__gt=floor).order_by("id").values_list("id", flat=True)[:POLL_BATCH]
+    )
+    top = ids[-1] if ids else floor
     fresh = [event_id for event_id in ids if event_id not in seen]
     if not fresh:
-        return []
-    return [layer_message(event) for event in Event.objects.filter(id__in=fresh).order_by("id")]
+        return [], top
+    events = Event.objects.filter(id__in=fresh).order_by("id")
+    return [layer_message(event) for event in events], top
 
 
 def _max_event_id():

@@ -1,5 +1,7 @@
 """Events on the hub socket: envelopes, permissions, audiences, filters, batching."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group
@@ -243,3 +245,24 @@ async def test_no_layer_call_per_client(ws, alice, token_for, monkeypatch):
     for client in clients:
         assert (await client.receive())["data"] == {"n": 1}
     assert calls.count("rt.event.security_event") == 1
+
+
+async def test_the_table_read_keeps_up_however_many_events_came_through_the_layer(
+    ws, alice, token_for, monkeypatch
+):
+    """The event table is read from just below the last event delivered, whichever source
+    brought it, so an event only the table has is found after any number of others."""
+    from realtime import hub
+
+    monkeypatch.setattr(hub, "POLL_BATCH", 5)  # 5000 and 100, scaled down
+    monkeypatch.setattr(hub, "POLL_SLACK", 2)
+    client = await connected(ws, alice, token_for)
+    for n in range(12):  # more than a read takes, all delivered through the layer
+        await apublish("security_event", {"n": n})
+        assert (await client.receive())["data"] == {"n": n}
+    await asyncio.sleep(3 * 0.5)  # a few reads of the table
+    await sync_to_async(Event.objects.create)(
+        event_type="security_event", priority=6, data={"n": "table only"}, origin="elsewhere:1:x"
+    )
+    frame = await client.receive(timeout=3)
+    assert frame["data"] == {"n": "table only"}
