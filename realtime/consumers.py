@@ -209,6 +209,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
         if debug and not connection.debug:
             await self.send_error("PERMISSION_DENIED", "Debug mode is for administrators")
         await self.replay_missed()
+        self.query = None  # read at connect only; thousands of sockets need not keep it
         await self.audit("realtime.connect", {"method": method, "path": self.scope.get("path")})
 
     async def within_connection_limits(self, hub, principal):
