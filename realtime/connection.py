@@ -284,11 +284,12 @@ class Connection:
             await self.send_text(text)
 
     def _schedule(self):
-        """Write what is queued once it is due: critical events and the end of the batch
-        window at once, the rest when the window ends. Never while a send is pending."""
+        """Write what is queued once it is due: critical events at once, a full frame's
+        worth at once (waiting would only pile up more), the rest when the batch window
+        ends. Never while a send is pending."""
         while self._size and self._pending is None and not self._paused and not self.closed:
             wait = self._last_frame_at + self._window - time.monotonic()
-            if wait > 0 and not self._critical:
+            if wait > 0 and not self._critical and self._size < MAX_EVENTS_PER_FRAME:
                 if self._timer is None:
                     self._timer = asyncio.get_running_loop().call_later(wait, self._window_ended)
                 return

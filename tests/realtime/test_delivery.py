@@ -163,6 +163,18 @@ async def test_a_sustained_burst_stretches_the_window_and_a_lone_event_resets_it
     conn.stop()
 
 
+async def test_a_full_frame_of_backlog_goes_without_waiting_for_the_window():
+    socket = FakeSocket()
+    conn = connection(socket, batch_window=10)
+    conn.offer(event(n=0))  # idle: at once; the next ones would wait 10 s
+    for n in range(1, 251):
+        conn.offer(event(n=n))
+    # Two full frames went at once; the last 50 wait for the window.
+    assert [len(f.get("events", [f])) for f in socket.frames] == [1, 100, 100]
+    assert conn.queue_depth == 50
+    conn.stop()
+
+
 async def test_typed_events_are_never_batched():
     socket = FakeSocket()
     conn = connection(socket, batch_window=0.05)
