@@ -8,6 +8,7 @@ process hub puts them on the connection's queue directly.
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -85,6 +86,21 @@ class SocketConsumer(AsyncWebsocketConsumer):
     handlers = {}
     subscription_messages = frozenset()
     admin_messages = frozenset()
+
+    @classmethod
+    def as_asgi(cls, **initkwargs):
+        """Channels' `as_asgi`, except that the application returns the consumer's
+        coroutine instead of awaiting it: one coroutine frame less for every open socket
+        to hold. (`_asgi_single_callable` tells asgiref it is an ASGI 3 application.)"""
+
+        def app(scope, receive, send):
+            return cls(**initkwargs)(scope, receive, send)
+
+        app._asgi_single_callable = True
+        app.consumer_class = cls
+        app.consumer_initkwargs = initkwargs
+        functools.update_wrapper(app, cls, updated=())
+        return app
 
     async def __call__(self, scope, receive, send):
         # Channels' AsyncConsumer.__call__ without the channel layer (this consumer has no
