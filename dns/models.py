@@ -15,6 +15,7 @@ from django.db.models import Q
 
 from dns import validation
 from dns.events import VIEW_ALL_ZONES
+from threatlens.fields import user_reference
 
 CHANGE_ALL_ZONES = "dns.change_all_zones"
 
@@ -83,20 +84,8 @@ class Zone(models.Model):
     )
     is_active = models.BooleanField(default=True)
     description = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    created_by = user_reference()
+    updated_by = user_reference()
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -186,20 +175,8 @@ class Record(models.Model):
     weight = models.PositiveIntegerField(null=True, blank=True)
     port = models.PositiveIntegerField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    created_by = user_reference()
+    updated_by = user_reference()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -267,13 +244,7 @@ class ZoneAccess(models.Model):
         Group, null=True, blank=True, on_delete=models.CASCADE, related_name="dns_zone_access"
     )
     can_change = models.BooleanField(default=False)
-    granted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    granted_by = user_reference()
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ZoneAccessQuerySet.as_manager()
@@ -402,13 +373,7 @@ class RpzRule(models.Model):
     )
     is_active = models.BooleanField(default=True)
     description = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    created_by = user_reference()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -550,13 +515,7 @@ class BulkOperation(models.Model):
     progress = models.FloatField(default=0.0)
     result = models.JSONField(null=True, blank=True)
     errors = models.JSONField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    created_by = user_reference()
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -15,6 +15,8 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
 from django.utils import timezone
 
+from threatlens.fields import user_reference
+
 
 class Severity(models.TextChoices):
     LOW = "low", "Low"
@@ -281,13 +283,7 @@ class Incident(models.Model):
         on_delete=models.SET_NULL,
         related_name="owned_incidents",
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    created_by = user_reference()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     first_response_at = models.DateTimeField(null=True, blank=True)
@@ -487,14 +483,7 @@ class RawLog(models.Model):
     processing_time = models.FloatField(
         null=True, blank=True, help_text="Seconds spent processing so far."
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Who uploaded it; empty for commands and watchers.",
-    )
+    created_by = user_reference(help_text="Who uploaded it; empty for commands and watchers.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
