@@ -182,3 +182,32 @@ async def test_sigterm_closes_sockets_with_1012_and_exits(running_server, alice,
     # The bound: REALTIME_SHUTDOWN_TIMEOUT (5 s) for the sockets, then the server's own stop.
     await asyncio.to_thread(server.process.wait, 20)
     assert asyncio.get_running_loop().time() - started < 20
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_frames_larger_than_one_socket_write_arrive_whole_and_in_order(
+    running_server, kind, alice, carol, token_for
+):
+    """A frame over Twisted's 128 KiB send limit leaves part of itself in daphne's buffer
+    (realtime/daphne_adapter.py): the frames after it must queue behind it."""
+    server = running_server(kind)
+    service = UnifiedWebSocketService()
+    zones = []
+    service.on("zone_created", zones.append)
+    await service.connect(server.ws_url, token_for(alice))
+    await service.subscribe(["zone_created"])
+    await asyncio.sleep(0.3)
+    sizes = [300_000, 10, 200_000, 10, 10]
+    for number, size in enumerate(sizes):
+        await asyncio.to_thread(
+            publish,
+            server,
+            token_for(carol),
+            "zone_created",
+            {"zone_id": str(number), "zone_name": "example.com", "notes": "x" * size},
+            recipients={"users": [alice.pk]},
+        )
+    assert await eventually(lambda: len(zones) == len(sizes), timeout=10)
+    assert [zone["zone_id"] for zone in zones] == ["0", "1", "2", "3", "4"]
+    assert [len(zone["notes"]) for zone in zones] == sizes
+    await service.close()

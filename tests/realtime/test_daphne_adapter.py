@@ -1,0 +1,111 @@
+"""daphne's writes go out at once when nothing is buffered before them (realtime.daphne_adapter).
+
+The transport here is Twisted's own TCP connection on one end of a socket pair, so the
+buffering, the producer checks and the send limit are Twisted's. Real daphne servers are
+exercised in tests/e2e (large frames, close codes)."""
+
+import socket
+
+import pytest
+from twisted.internet import tcp
+
+from realtime.daphne_adapter import write_through
+
+
+class _Protocol:
+    def makeConnection(self, transport):
+        pass
+
+    def connectionLost(self, reason):
+        pass
+
+
+class _Reactor:
+    """Records what Twisted asks of a reactor: registering the socket for writability."""
+
+    def __init__(self):
+        self.writers = set()
+
+    def addWriter(self, writer):
+        self.writers.add(writer)
+
+    def removeWriter(self, writer):
+        self.writers.discard(writer)
+
+
+@pytest.fixture
+def pair():
+    ours, theirs = socket.socketpair()
+    reactor = _Reactor()
+    transport = tcp.Connection(ours, _Protocol(), reactor=reactor)
+    transport.connected = True
+    yield transport, theirs, reactor
+    ours.close()
+    theirs.close()
+
+
+def received(sock, size):
+    sock.settimeout(2)
+    chunks = []
+    while size:
+        chunk = sock.recv(size)
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def test_an_idle_transport_sends_at_once_without_registering(pair):
+    transport, theirs, reactor = pair
+    assert write_through(transport, b"frame-1")
+    assert write_through(transport, b"frame-2")
+    assert received(theirs, 14) == b"frame-1frame-2"
+    assert not reactor.writers
+
+
+def test_what_the_socket_does_not_take_is_buffered_in_order(pair):
+    transport, theirs, reactor = pair
+    big = bytes(range(256)) * (transport.SEND_LIMIT // 256 + 100)  # over Twisted's send limit
+    assert write_through(transport, big)
+    assert reactor.writers == {transport}  # the rest waits for writability
+    assert not write_through(transport, b"after")  # it must queue behind the rest
+    transport.write(b"after")
+    seen = received(theirs, transport.SEND_LIMIT)
+    while len(seen) < len(big) + 5:
+        transport.doWrite()
+        seen += received(theirs, len(big) + 5 - len(seen))
+    assert seen == big + b"after"
+    assert not reactor.writers
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"TLS": True},
+        {"disconnecting": True},
+        {"connected": False},
+        {"_writeDisconnected": True},
+        {"producerPaused": True},
+        {"producer": object(), "streamingProducer": False},
+    ],
+)
+def test_unusual_transports_keep_twisteds_path(pair, state):
+    transport, theirs, reactor = pair
+    for name, value in state.items():
+        setattr(transport, name, value)
+    assert not write_through(transport, b"frame")
+    theirs.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        theirs.recv(10)
+
+
+def test_a_streaming_producer_does_not_stop_it(pair):
+    transport, theirs, reactor = pair
+    transport.producer, transport.streamingProducer = object(), True
+    assert write_through(transport, b"frame")
+    assert received(theirs, 5) == b"frame"
+
+
+def test_a_lost_connection_is_left_to_twisted(pair):
+    transport, theirs, reactor = pair
+    theirs.close()
+    assert not write_through(transport, b"frame")  # Twisted's write path notices and closes
