@@ -5,11 +5,38 @@ middleware: the few sockets that log in with the session cookie (the browser UI)
 themselves (`realtime.auth.session_user`), so the thousands that come with a token carry
 no session objects, and event frames go straight to the server's `send`."""
 
+from asgiref.sync import markcoroutinefunction
 from channels.routing import URLRouter
 
 from incidents.routing import websocket_urlpatterns as incident_routes
 from realtime.routing import websocket_urlpatterns as hub_routes
 
 
+class Router(URLRouter):
+    """Channels' URLRouter that hands back the matched consumer's coroutine instead of
+    awaiting it: no router frame for every open socket to hold.
+
+    It routes what this project needs (the outermost router, no root path) itself, with
+    the scope Channels would build, and leaves everything else to Channels, errors
+    included."""
+
+    _asgi_single_callable = True
+
+    @markcoroutinefunction
+    def __call__(self, scope, receive, send):
+        if "path_remaining" not in scope and not scope.get("root_path") and "path" in scope:
+            path = scope["path"].lstrip("/")
+            for route in self.routes:
+                match = route.pattern.match(path)
+                if match:
+                    remaining, args, kwargs = match
+                    kwargs.update(route.default_args)
+                    scope = dict(
+                        scope, path_remaining=remaining, url_route={"args": args, "kwargs": kwargs}
+                    )
+                    return route.callback(scope, receive, send)
+        return super().__call__(scope, receive, send)
+
+
 def websocket_application():
-    return URLRouter([*incident_routes, *hub_routes])
+    return Router([*incident_routes, *hub_routes])

@@ -97,3 +97,23 @@ async def test_the_middleware_starts_them_on_the_first_request_without_lifespan(
     await app({"type": "http"}, None, None)
     assert calls == ["http"]
     assert startup.running_services() is not None
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+def test_servers_take_the_middleware_and_the_router_for_asgi_3_applications(server):
+    """Both return the next application's coroutine (no frame of theirs per open socket),
+    so they are plain methods marked as coroutine functions."""
+    from threatlens.asgi import application
+    from threatlens.routing import websocket_application
+
+    for app in (application, websocket_application()):
+        if server == "uvicorn":
+            from uvicorn.config import Config
+
+            config = Config(app)
+            config.load()
+            assert config.interface == "asgi3"
+        else:
+            from asgiref.compatibility import is_double_callable
+
+            assert not is_double_callable(app)

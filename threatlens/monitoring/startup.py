@@ -22,6 +22,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
+from asgiref.sync import markcoroutinefunction
 from django.conf import settings
 from django.db import close_old_connections, connections
 
@@ -189,12 +190,17 @@ class InProcessServicesMiddleware:
         # coroutine frame less for every open socket to hold.
         self.routes = getattr(app, "application_mapping", None) or {}
 
-    async def __call__(self, scope, receive, send):
+    _asgi_single_callable = True
+
+    @markcoroutinefunction
+    def __call__(self, scope, receive, send):
+        # Returns the routed application's coroutine instead of awaiting it: no frame of
+        # this middleware for every open socket to hold. Marked as a coroutine function
+        # so that servers take it for an ASGI 3 application.
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
+            return self._lifespan(receive, send)
         start_in_process(asyncio.get_running_loop())
-        await self.routes.get(scope["type"], self.app)(scope, receive, send)
+        return self.routes.get(scope["type"], self.app)(scope, receive, send)
 
     async def _lifespan(self, receive, send):
         while True:
