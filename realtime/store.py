@@ -75,6 +75,13 @@ class LocalStore:
         return True
 
 
+# Connections to Redis the store keeps per process. A call made while all are busy waits
+# for one (at most POOL_WAIT seconds): a few hundred sockets connecting at once would
+# otherwise open a connection each, megabytes of buffers kept for the life of the process.
+POOL_SIZE = 20
+POOL_WAIT = 5
+
+
 class RedisStore:
     """Every process: one Redis. A process's counts sit in its own hash that expires when
     its heartbeats stop, so a crashed process's connections stop counting by themselves."""
@@ -87,8 +94,10 @@ class RedisStore:
         from redis.backoff import ExponentialBackoff
         from redis.exceptions import ConnectionError, TimeoutError
 
-        self.redis = redis.from_url(
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT,
             socket_connect_timeout=2,
             socket_timeout=2,
             health_check_interval=15,
@@ -97,6 +106,7 @@ class RedisStore:
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
             retry_on_error=[ConnectionError, TimeoutError],
         )
+        self.redis = redis.Redis.from_pool(pool)  # closed with the client
         self.prefix = f"{prefix}.rt"
 
     def _key(self, *parts):
