@@ -35,7 +35,12 @@ def connect_figures(summaries):
     for summary in summaries:
         for reason, count in summary["errors"].items():
             errors[reason] = errors.get(reason, 0) + count
-    span = max(s["finished"] for s in summaries) - min(s["started"] for s in summaries)
+    # Connections open in waves with a pause between them (bench/clients.py): the rate
+    # counts the time spent connecting, wave by wave.
+    span = 0.0
+    for wave in {s.get("wave") for s in summaries}:
+        of_wave = [s for s in summaries if s.get("wave") == wave]
+        span += max(s["finished"] for s in of_wave) - min(s["started"] for s in of_wave)
     handshakes = array.array("d")
     for summary in summaries:
         handshakes.frombytes(summary["handshake_seconds"])
@@ -170,7 +175,9 @@ def format_target(result):
         f"- server RSS: {memory['baseline_mb']:.1f} MB before clients, "
         f"{memory['idle_mb']:.1f} MB idle with {connect['ok']} connections, "
         f"{memory['after_mb']:.1f} MB after the run; "
-        f"**{_fmt(memory['per_1000_mb'])} MB per 1,000 idle connections**; "
+        f"**{_fmt(memory['per_1000_mb'])} MB per 1,000 idle connections** "
+        f"({_fmt(memory.get('second_half_per_1000_mb'))} MB per 1,000 for the second half "
+        f"alone, {memory.get('half_mb', 0):.1f} MB with the first); "
         f"server CPU while idle {_fmt(result.get('idle_cpu_percent'), '{:.0f}')}%"
     )
     lines.append("")

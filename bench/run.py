@@ -506,9 +506,12 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
             spies = profiling.start(servers[0].pid, args.profile_connect, str(prefix))
             time.sleep(0.3)
         workers = Workers(targets, args, count)
-        workers.connect_summary = workers.connect_summaries(
-            timeout=args.connect_timeout + args.clients / 20 + 60
-        )
+        wave_timeout = args.connect_timeout + args.clients / 40 + 60
+        first_wave = workers.connect_summaries(timeout=wave_timeout)
+        time.sleep(args.settle)
+        half = [server.rss() for server in servers]
+        second_wave = workers.ask({"cmd": "connect_rest"}, timeout=wave_timeout)
+        workers.connect_summary = first_wave + second_wave
         connect = report.connect_figures(workers.connect_summary)
         connect_profile = None
         if spies:
@@ -550,6 +553,7 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
         after = [server.rss() for server in servers]
         mb = report.MB
         ok = connect["ok"]
+        second_ok = sum(summary["ok"] for summary in second_wave)
         ws_chosen = args.uvicorn_ws != "auto"
         result = {
             "label": (
@@ -570,6 +574,10 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
                 "idle_mb": sum(idle) / mb,
                 "after_mb": sum(after) / mb,
                 "per_1000_mb": (sum(idle) - sum(baseline)) / ok * 1000 / mb if ok else None,
+                "half_mb": sum(half) / mb,
+                "second_half_per_1000_mb": (
+                    (sum(idle) - sum(half)) / second_ok * 1000 / mb if second_ok else None
+                ),
                 "per_server_idle_mb": [value / mb for value in idle],
             },
             "phases": phases,
