@@ -22,6 +22,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
 
 from realtime import access, catalogue, envelopes
 from realtime.auth import (
@@ -602,11 +603,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
         principal = self.principal
         try:
             await database_sync_to_async(_audit)(
-                record,
-                action,
-                principal.user_id if principal else None,
-                {"client_id": self.client_id, **details},
-                self.scope,
+                record, action, principal, {"client_id": self.client_id, **details}, self.scope
             )
         except Exception:
             logger.exception("could not write the audit row for %s", action)
@@ -615,23 +612,31 @@ class SocketConsumer(AsyncWebsocketConsumer):
         await self.audit("realtime.auth_failed", {"reason": reason, "path": self.scope.get("path")})
 
 
-def _audit(record, action, user_id, details, scope):
+def _audit(record, action, principal, details, scope):
     from threatlens.clientinfo import scope_address
 
-    actor = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    # The row needs the user's id and name, which the principal has: no query for them.
+    actor = (
+        get_user_model()(pk=principal.user_id, username=principal.username)
+        if principal is not None
+        else None
+    )
     user_agent = ""
     for name, value in scope.get("headers", ()):
         if name == b"user-agent":
             user_agent = value.decode("latin-1")
-    record(
-        action,
-        actor=actor,
-        details=details,
-        ip=scope_address(scope),
-        user_agent=user_agent,
-        target_type="realtime.connection",
-        target_id=details.get("client_id", ""),
-    )
+    row = {
+        "details": details,
+        "ip": scope_address(scope),
+        "user_agent": user_agent,
+        "target_type": "realtime.connection",
+        "target_id": details.get("client_id", ""),
+    }
+    try:
+        with transaction.atomic():
+            record(action, actor=actor, **row)
+    except IntegrityError:  # the user was deleted since: the row names them in its details
+        record(action, **{**row, "details": {**details, "username": principal.username}})
 
 
 def _remembered_filter(data):

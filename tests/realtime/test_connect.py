@@ -193,6 +193,20 @@ async def test_connect_and_disconnect_are_audited(ws, alice, token_for):
     )
 
 
+async def test_a_user_deleted_while_connected_is_still_named_in_the_audit(ws, alice, token_for):
+    client = await ws("/ws/gone", token=token_for(alice))
+    await client.receive()
+    await asyncio.to_thread(alice.delete)
+    await client.disconnect()
+
+    def disconnect_row():
+        return AuditLog.objects.filter(action="realtime.disconnect", target_id="gone").first()
+
+    assert await eventually(lambda: disconnect_row() is not None)
+    entry = await asyncio.to_thread(disconnect_row)
+    assert (entry.actor_id, entry.details["username"]) == (None, "alice")
+
+
 async def test_auth_failure_is_audited(ws):
     client = await ws("/ws", token="garbage")
     await client.receive_close()
