@@ -17,6 +17,7 @@ import uuid
 from importlib import metadata
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -115,6 +116,15 @@ class SocketConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+
+    async def dispatch(self, message):
+        # Channels' dispatch, less its `aclose_old_connections()` before every message: a
+        # hop to the database thread per message, when every database call made here goes
+        # through `database_sync_to_async`, which closes stale connections itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- connecting --------------------------------------------------------------------------
 

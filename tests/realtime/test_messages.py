@@ -23,6 +23,24 @@ async def test_ping_gets_pong_with_the_request_id(alice_ws):
     assert pong["data"]["client_id"] == "alice-tab"
 
 
+async def test_a_message_does_not_wait_for_the_database_thread(ws, alice, token_for, monkeypatch):
+    """Channels' own dispatch would first close stale database connections in the
+    database thread, for every message; database calls here do that themselves."""
+    import channels.consumer
+
+    hops = []
+
+    async def close_old_connections():
+        hops.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", close_old_connections)
+    client = await ws("/ws/alice-tab", token=token_for(alice))
+    assert (await client.receive())["type"] == "connection_established"
+    await client.send({"type": "ping", "id": "p-2"})
+    assert (await client.receive())["type"] == "pong"
+    assert hops == []
+
+
 async def test_raw_text_ping_gets_raw_text_pong(alice_ws):
     await alice_ws.send_text("ping")
     assert await alice_ws.receive_raw() == "pong"
