@@ -645,7 +645,10 @@ def _audit(record, action, principal, details, scope):
     try:
         with transaction.atomic():
             record(action, actor=actor, **row)
-    except IntegrityError:  # the user was deleted since: the row names them in its details
+    except IntegrityError:
+        if actor is None:
+            raise
+        # The user was deleted since: the row names them in its details instead.
         record(action, **{**row, "details": {**details, "username": principal.username}})
 
 

@@ -49,3 +49,17 @@ async def test_the_consumers_coroutine_is_handed_back_not_awaited():
 async def test_an_unknown_path_fails_as_it_does_in_channels():
     with pytest.raises(ValueError, match="No route found"):
         await Router(routes([]))({"type": "websocket", "path": "/nowhere/at/all"}, None, None)
+
+
+async def test_a_nested_router_is_left_to_channels():
+    seen = []
+    nested = [re_path(r"^/?ws/", Router(routes(seen)))]
+    scope = {"type": "websocket", "path": "/ws/ws/c1"}
+    ours = await scopes_of(Router, nested, scope, seen)
+    assert ours == await scopes_of(URLRouter, nested, scope, seen)
+
+
+async def scopes_of(router_class, route_list, scope, seen):
+    seen.clear()
+    await router_class(route_list)(dict(scope), None, None)
+    return list(seen)

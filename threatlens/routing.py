@@ -16,9 +16,9 @@ class Router(URLRouter):
     """Channels' URLRouter that hands back the matched consumer's coroutine instead of
     awaiting it: no router frame for every open socket to hold.
 
-    It routes what this project needs (the outermost router, no root path) itself, with
-    the scope Channels would build, and leaves everything else to Channels, errors
-    included."""
+    It routes what this project needs (the outermost router, no root path, consumers as
+    routes) itself, with the scope Channels would build, and leaves everything else to
+    Channels, errors included."""
 
     _asgi_single_callable = True
 
@@ -27,6 +27,8 @@ class Router(URLRouter):
         if "path_remaining" not in scope and not scope.get("root_path") and "path" in scope:
             path = scope["path"].lstrip("/")
             for route in self.routes:
+                if getattr(route.callback, "_path_routing", False):
+                    break  # a nested router: Channels' way (it may pass on to the next route)
                 match = route.pattern.match(path)
                 if match:
                     remaining, args, kwargs = match
