@@ -8,6 +8,7 @@ thread-safely. Events from other processes reach them through the event table.
 """
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import os
@@ -43,7 +44,18 @@ def shared_layer():
 
 def send_to_hubs(group, message):
     """Deliver to every hub (sync code). A layer outage is logged, not raised: the event is
-    stored, and hubs catch up from the event table when the layer is back."""
+    stored, and hubs catch up from the event table when the layer is back.
+
+    Inside `sends_held_until_done` (an HTTP request), the message waits for the end of
+    the request's synchronous work instead."""
+    held = _held_sends.get()
+    if held is not None:
+        held.append((group, message))
+        return
+    _send_now(group, message)
+
+
+def _send_now(group, message):
     layer = shared_layer()
     if layer is None:
         _dispatch_locally(message)
@@ -60,6 +72,37 @@ def send_to_hubs(group, message):
 
 
 SEND_TIMEOUT = 5  # seconds a sync publisher waits for the layer; the event is stored anyway
+
+_held_sends = contextvars.ContextVar("threatlens_held_sends", default=None)
+
+
+@contextlib.asynccontextmanager
+async def sends_held_until_done():
+    """Around the synchronous part of an HTTP request (threatlens.handlers): what it
+    publishes goes to the hubs when that part is done, before the response.
+
+    The fan-out of an event to this process's sockets runs on the event loop; the thread
+    that published it would go on with the request (its response, the middleware) at the
+    same time and take the interpreter lock from the fan-out at every socket write that
+    releases it (daphne's do). Held, the sends go a millisecond or two later and the
+    fan-out runs alone. A send that fails is logged; the event is stored either way."""
+    held = []
+    token = _held_sends.set(held)
+    try:
+        yield
+    finally:
+        _held_sends.reset(token)
+        if held:
+            if shared_layer() is None:
+                for _group, message in held:
+                    _dispatch_locally(message)
+            else:  # the layer sends block: not on the event loop
+                await asyncio.to_thread(_send_all, held)
+
+
+def _send_all(held):
+    for group, message in held:
+        _send_now(group, message)
 
 
 class _SenderLoop:

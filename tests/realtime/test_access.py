@@ -34,11 +34,12 @@ async def test_token_expiry_sends_session_expired_then_closes_with_1008(ws, alic
 
 
 async def test_auth_message_renews_before_expiry(ws, alice, token_for):
-    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 1))
+    # Long enough to connect and renew on a busy machine, short enough to expire below.
+    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 3))
     await client.receive()
     await client.send({"type": "auth", "data": {"token": token_for(alice)}})
     assert (await client.receive())["type"] == "auth_ok"
-    await asyncio.sleep(1.3)
+    await asyncio.sleep(3.3)
     await client.send({"type": "ping"})
     assert (await client.receive())["type"] == "pong"
 
