@@ -128,13 +128,26 @@ class Connection:
     def offer(self, event):
         """Deliver or queue `event` if this connection should get it. Called by the hub's
         fan-out for connections subscribed to the event type; never awaits."""
-        refusal = self._refusal(event)
-        if refusal is None:
+        if self._accepts(event):
             self.push(event)
-        elif refusal == FILTERED:
+
+    def offer_many(self, events, shared_frames=None):
+        """`offer` for several events that arrived together (in priority order), of which
+        this connection may be subscribed to some."""
+        subscriptions = self.subscriptions
+        accepted = [
+            event for event in events if event.entry.name in subscriptions and self._accepts(event)
+        ]
+        if accepted:
+            self.push_many(accepted, shared_frames)
+
+    def _accepts(self, event):
+        refusal = self._refusal(event)
+        if refusal == FILTERED:
             self.filtered += 1
             if self.debug:
                 self.send_debug("filtered", event, "the connection's filter excludes it")
+        return refusal is None
 
     def wants(self, event):
         """Whether this connection would receive `event` live (replay uses the same test)."""
@@ -158,15 +171,48 @@ class Connection:
         lowest priority, oldest first)."""
         if self.closed or (self._replayed is not None and event.id in self._replayed):
             return
-        if (
+        if self._ready_for(event):
+            self._write_events((event,))
+            return
+        self._enqueue(event)
+        self._schedule()
+
+    def push_many(self, events, shared_frames=None):
+        """`push` for several events that arrived together, highest priority first. An
+        idle connection sends a frame's worth of them at once, as one frame; the rest are
+        queued. The list may be shared with other connections: it is never changed.
+
+        `shared_frames` is the fan-out pass's cache of frame texts: connections that get
+        the same events get the same `batch` frame, built once."""
+        if self.closed:
+            return
+        if self._replayed is not None:
+            events = [event for event in events if event.id not in self._replayed]
+            if not events:
+                return
+        if self._ready_for(events[0]):
+            self._write_events(events[:MAX_EVENTS_PER_FRAME], shared_frames)
+            events = events[MAX_EVENTS_PER_FRAME:]
+            if not events:
+                return
+        for event in events:
+            self._enqueue(event)
+        self._schedule()
+
+    def _ready_for(self, event):
+        """Whether `event` may be written now, without queueing: nothing is queued or being
+        sent, and it is critical or the batch window after the last frame is over."""
+        return (
             not self._size
             and self._pending is None
             and not self._paused
             and (
                 event.priority >= CRITICAL or time.monotonic() >= self._last_frame_at + self._window
             )
-        ):
-            self._write_events((event,))
+        )
+
+    def _enqueue(self, event):
+        if self.closed:
             return
         if self._size >= self.capacity:
             lowest = min(self._queues)
@@ -190,7 +236,6 @@ class Connection:
         self._size += 1
         if event.priority >= CRITICAL:
             self._critical += 1
-        self._schedule()
 
     def _drop(self, event):
         self.dropped += 1
@@ -317,21 +362,16 @@ class Connection:
         self._critical -= sum(1 for event in taken if event.priority >= CRITICAL)
         return taken
 
-    def _write_events(self, events):
-        frames = []
-        unified = []
+    def _write_events(self, events, shared_frames=None):
         principal = self.principal
-        for event in events:
-            frame = event.frame_for(principal)
-            if event.entry.typed:
-                if unified:
-                    frames.append(_unified_frame(unified))
-                    unified = []
-                frames.append(frame)
-            else:
-                unified.append(frame)
-        if unified:
-            frames.append(_unified_frame(unified))
+        texts = [event.frame_for(principal) for event in events]
+        if shared_frames is None:
+            frames = _frames(events, texts)
+        else:
+            key = tuple(map(id, texts))  # the texts live as long as the pass's events
+            frames = shared_frames.get(key)
+            if frames is None:
+                frames = shared_frames[key] = _frames(events, texts)
         # Several events shared a frame: a burst is on, so the next window is longer
         # (fewer, larger frames: most of the cost of a delivery is its frame). Otherwise
         # (one event, or typed events, which are never batched) back to normal.
@@ -342,13 +382,11 @@ class Connection:
         self._last_frame_at = time.monotonic()
         self.messages_sent += len(frames)
         self.events_sent += len(events)
-        observe = self.latency_observer
-        now = time.time()
-        for event in events:
-            if event.id > self.last_event_id:
-                self.last_event_id = event.id
-            if observe is not None:
-                observe(now - event.published_at)
+        newest = max(event.id for event in events)
+        if newest > self.last_event_id:
+            self.last_event_id = newest
+        if self.latency_observer is not None:
+            self.latency_observer(time.time(), events)
         self._write(frames)
 
     def _write(self, frames):
@@ -432,6 +470,24 @@ def _continue(coroutine, waiting_on):
                 waiting_on = coroutine.send(value)
             except StopIteration as stop:
                 return stop.value
+
+
+def _frames(events, texts):
+    """The frames that carry `events` (their texts given): each typed event alone, runs of
+    unified events as one `batch` frame (one event: its own frame)."""
+    frames = []
+    unified = []
+    for event, text in zip(events, texts, strict=True):
+        if event.entry.typed:
+            if unified:
+                frames.append(_unified_frame(unified))
+                unified = []
+            frames.append(text)
+        else:
+            unified.append(text)
+    if unified:
+        frames.append(_unified_frame(unified))
+    return frames
 
 
 def _unified_frame(frames):

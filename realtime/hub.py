@@ -40,6 +40,7 @@ LAYER_CHECK_TIMEOUT = 3
 HEARTBEAT_INTERVAL = 5
 PING_SLICE = 500  # sockets pinged in one go
 TOKEN_CHECK_INTERVAL = 1  # seconds between looks for expired tokens
+PASS_EVENTS = 500  # events fanned out in one pass at most
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -131,6 +132,7 @@ class Hub:
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self._seen = OrderedDict()
+        self._arrivals = []  # event messages waiting for the next fan-out pass
         self._pings = {}
         self.last_event_id = 0
         self._poll_floor = None
@@ -242,7 +244,13 @@ class Hub:
         """Handle one message from the layer or the event table (never awaits)."""
         kind = message.get("type")
         if kind == "hub.event":
-            self.fan_out(message)
+            # Events that arrive together (a burst through the layer, a read of the table)
+            # are fanned out in one pass, which visits each connection once for all of
+            # them. The pass runs as soon as the loop is free: after the messages already
+            # at hand were received.
+            self._arrivals.append(message)
+            if len(self._arrivals) == 1:
+                asyncio.get_running_loop().call_soon(self._fan_out_arrivals)
         elif kind == "hub.control":
             self._control(message)
         elif kind == "hub.ping":
@@ -264,10 +272,22 @@ class Hub:
         finally:
             self._pings.pop(nonce, None)
 
-    def fan_out(self, message):
+    def _fan_out_arrivals(self):
+        arrivals = self._arrivals[:PASS_EVENTS]
+        self._arrivals = self._arrivals[PASS_EVENTS:]
+        if self._arrivals:  # the rest in a later pass: sockets are read in between
+            asyncio.get_running_loop().call_soon(self._fan_out_arrivals)
+        events = [event for event in map(self._accept, arrivals) if event is not None]
+        if len(events) == 1:
+            self._fan_out(events[0])
+        elif events:
+            self._fan_out_many(events)
+
+    def _accept(self, message):
+        """The event a message brings, unless it was seen already or nobody here wants it."""
         event_id = message["id"]
         if event_id in self._seen:
-            return
+            return None
         self._seen[event_id] = None
         if event_id > self.last_event_id:
             self.last_event_id = event_id
@@ -279,27 +299,57 @@ class Hub:
             logger.warning(
                 "dropping event %s of undeclared type %s", event_id, message["event_type"]
             )
-            return
+            return None
         self.counters["events_received"] += 1
-        subscribers = self.by_type.get(entry.name)
-        if not subscribers:
-            return
-        event = OutgoingEvent(message, entry)
-        if entry.audience is Audience.EVERYONE:
+        if not self.by_type.get(entry.name):
+            return None
+        return OutgoingEvent(message, entry)
+
+    def _fan_out(self, event):
+        subscribers = tuple(self.by_type.get(event.entry.name, ()))
+        if event.entry.audience is Audience.EVERYONE:
             # The common case: whoever subscribed may see it, only a filter can refuse.
-            for connection in tuple(subscribers):
+            for connection in subscribers:
                 if connection.filter is None:
                     connection.push(event)
                 else:
                     connection.offer(event)
         else:
-            for connection in tuple(subscribers):
+            for connection in subscribers:
                 connection.offer(event)
 
-    def observe_latency(self, seconds):
-        self.counters["events_delivered"] += 1
-        self.latency_sum += seconds
-        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+    def _fan_out_many(self, events):
+        """Several events in one pass: each connection gets the ones it wants in one go,
+        highest priority first. Connections with the same subscriptions and no filter
+        share one list of events (and so one `batch` frame) when everyone may see them."""
+        events.sort(key=_priority, reverse=True)  # stable: arrival order within a priority
+        names = {event.entry.name for event in events}
+        candidates = set().union(*(self.by_type.get(name, ()) for name in names))
+        everyone = all(event.entry.audience is Audience.EVERYONE for event in events)
+        wanted_by = {}  # subscriptions -> the events they get
+        shared_frames = {}
+        for connection in candidates:
+            if everyone and connection.filter is None:
+                subscriptions = connection.subscriptions
+                wanted = wanted_by.get(subscriptions)
+                if wanted is None:
+                    wanted = wanted_by[subscriptions] = [
+                        event for event in events if event.entry.name in subscriptions
+                    ]
+                connection.push_many(wanted, shared_frames)
+            else:
+                connection.offer_many(events, shared_frames)
+
+    def observe_latency(self, now, events):
+        """Events handed to a socket at `now`: counted, and their latency since publishing."""
+        self.counters["events_delivered"] += len(events)
+        counts = self.latency_counts
+        total = 0.0
+        for event in events:
+            seconds = now - event.published_at
+            total += seconds
+            counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum += total
 
     def _control(self, message):
         action = message.get("action")
@@ -464,6 +514,10 @@ class Hub:
             "events_dropped": sum(c.dropped for c in connections),
             "counters": dict(self.counters),
         }
+
+
+def _priority(event):
+    return event.priority
 
 
 def _connection_stats(connections):

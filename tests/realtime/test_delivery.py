@@ -4,73 +4,10 @@ Driven directly with a fake socket, so that a client that stops reading can be s
 exactly (a real test client always reads)."""
 
 import asyncio
-import json
 
 import pytest
 
-from realtime import catalogue
-from realtime.access import Principal
-from realtime.connection import Connection
-from realtime.hub import OutgoingEvent
-
-PRINCIPAL = Principal(
-    user_id=1,
-    username="alice",
-    role="analyst",
-    group_ids=frozenset(),
-    permissions=frozenset(),
-    is_superuser=True,
-)
-
-
-class FakeSocket:
-    """Records frames; `stuck` makes sends wait until released, like a full TCP window."""
-
-    def __init__(self):
-        self.frames = []
-        self.gate = asyncio.Event()
-        self.gate.set()
-
-    async def send(self, message):
-        await self.gate.wait()
-        self.frames.append(json.loads(message["text"]))
-
-    def events(self):
-        out = []
-        for frame in self.frames:
-            out.extend(frame["events"] if frame["type"] == "batch" else [frame])
-        return out
-
-
-_ids = iter(range(1, 1_000_000))
-
-
-def event(event_type="health_update", priority=None, **data):
-    entry = catalogue.get(event_type)
-    return OutgoingEvent(
-        {
-            "id": next(_ids),
-            "event_type": event_type,
-            "priority": priority or entry.priority,
-            "timestamp": "2026-01-01T00:00:00Z",
-            "data": json.dumps(data),
-        },
-        entry,
-    )
-
-
-def connection(socket, *, capacity=1000, batch_window=0.05, overflowed=None):
-    conn = Connection(
-        send=socket.send,
-        connection_id="c1",
-        client_id="c1",
-        principal=PRINCIPAL,
-        capacity=capacity,
-        batch_window=batch_window,
-        on_overflow=overflowed.append if overflowed is not None else (lambda c: None),
-    )
-    conn.subscriptions = catalogue.names()
-    return conn
+from tests.realtime.fakes import FakeSocket, connection, event
 
 
 async def settle(seconds=0.1):
