@@ -14,6 +14,7 @@ delivered at most once per process, whichever source brings it first.
 import asyncio
 import bisect
 import contextlib
+import json
 import logging
 import os
 import time
@@ -206,7 +207,10 @@ class Hub:
         self._index(connection, connection.subscriptions)
 
     def detach(self, connection):
-        self.connections.pop(connection.connection_id, None)
+        if self.connections.pop(connection.connection_id, None) is not None:
+            # What closed sockets sent and received still counts in `/metrics`' totals.
+            self.counters["messages_sent_by_closed"] += connection.messages_sent
+            self.counters["messages_received_by_closed"] += connection.messages_received
         self._unindex(connection, connection.subscriptions)
         users = self.by_user.get(connection.principal.user_id)
         if users is not None:
@@ -353,6 +357,12 @@ class Hub:
 
     def _control(self, message):
         action = message.get("action")
+        if action == "report_connections":
+            if message.get("origin") != ORIGIN:  # the asking process reads its own live
+                asyncio.get_running_loop().create_task(
+                    self._report_connections(message.get("request_id"))
+                )
+            return
         user_id = message.get("user_id")
         handlers = {"recheck_user": "recheck", "disconnect_user": "disconnect"}
         method = handlers.get(action)
@@ -455,9 +465,7 @@ class Hub:
     async def _heartbeat(self):
         while True:
             try:
-                shared = self.store.shares_snapshots
-                snapshot = await self._shared_snapshot() if shared else None
-                await self.store.heartbeat(ORIGIN, snapshot)
+                await self.store.heartbeat(ORIGIN, self.summary())
             except Exception as exc:
                 logger.debug("heartbeat failed: %s", exc)
             await asyncio.sleep(HEARTBEAT_INTERVAL)
@@ -488,32 +496,39 @@ class Hub:
 
     # --- monitoring ------------------------------------------------------------------------
 
-    def snapshot(self):
-        """What `/ws/info` shows of this process."""
-        snapshot = self._totals()
-        snapshot["connections"] = _connection_stats(self.connections.values())
-        return snapshot
-
-    async def _shared_snapshot(self):
-        """The snapshot other processes read. The details of thousands of sockets take
-        milliseconds to gather and encode: that is done in a thread, so the loop keeps
-        delivering meanwhile (the GIL changes hands every few milliseconds)."""
-        snapshot = self._totals()
-        connections = list(self.connections.values())
-        snapshot["connections"] = await asyncio.to_thread(_connection_stats, connections)
-        return snapshot
-
-    def _totals(self):
+    def summary(self):
+        """This process at a glance: what every process's heartbeat shares, `/metrics`."""
         connections = self.connections.values()
         return {
             "origin": ORIGIN,
             "pid": os.getpid(),
             "started_at": envelopes.iso_timestamp(self.started_at),
             "layer_healthy": self.layer_healthy,
+            "connections": len(self.connections),
+            "users": len(self.by_user),
             "queued_messages": sum(c.queue_depth for c in connections),
             "events_dropped": sum(c.dropped for c in connections),
+            "messages_sent": self.counters["messages_sent_by_closed"]
+            + sum(c.messages_sent for c in connections),
+            "messages_received": self.counters["messages_received_by_closed"]
+            + sum(c.messages_received for c in connections),
             "counters": dict(self.counters),
         }
+
+    def connection_stats(self):
+        """Every local connection, as `/ws/info` lists them."""
+        return _connection_stats(self.connections.values())
+
+    async def _report_connections(self, request_id):
+        """Answer a `/ws/info` request of another process with this one's connections.
+        Gathered and encoded in a thread: thousands of sockets take milliseconds, and the
+        loop keeps delivering meanwhile. Only asked for, never sent on a timer."""
+        connections = list(self.connections.values())
+        try:
+            encoded = await asyncio.to_thread(_encoded_stats, connections)
+            await self.store.put_report(request_id, ORIGIN, encoded)
+        except Exception as exc:
+            logger.warning("could not report connections for /ws/info: %s", exc)
 
 
 def _priority(event):
@@ -522,6 +537,10 @@ def _priority(event):
 
 def _connection_stats(connections):
     return [connection.stats() for connection in connections]
+
+
+def _encoded_stats(connections):
+    return json.dumps(_connection_stats(connections))
 
 
 def _events_after(floor, seen):

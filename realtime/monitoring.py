@@ -2,13 +2,19 @@
 
 Views run in threads; `async_to_sync` runs these coroutines on the server's event loop,
 where this process's hub lives, so its figures are read live and never from another thread.
+Other processes are read from the store: their heartbeat summaries, and for `/ws/info`
+the connection lists they send when asked.
 """
 
+import asyncio
 import logging
 import time
+import uuid
 
 from django.conf import settings
 
+from realtime import transport
+from realtime.groups import CONTROL_GROUP
 from realtime.hub import LATENCY_BUCKETS, existing_hub
 from realtime.store import make_store
 from realtime.transport import ORIGIN
@@ -16,26 +22,40 @@ from realtime.transport import ORIGIN
 logger = logging.getLogger(__name__)
 
 
-async def cluster_snapshots():
-    """One snapshot per live server process (this one read live, others from the store).
-    While the store is unreachable, only this process's: the view still answers."""
+REPORT_TIMEOUT = 2  # seconds `/ws/info` waits for the other processes' connection lists
+REPORT_POLL = 0.05
+
+
+async def cluster_summaries():
+    """One summary per live server process (this one read live, others from their last
+    heartbeat). While the store is unreachable, only this process's: the view still answers."""
     hub = existing_hub()
     store = hub.store if hub is not None else make_store()
     try:
-        others = await store.all_snapshots()
+        others = await store.all_summaries()
     except Exception as exc:
-        logger.warning("other processes' snapshots unavailable: %s", exc)
+        logger.warning("other processes' summaries unavailable: %s", exc)
         others = []
-    snapshots = [s for s in others if s.get("origin") != ORIGIN]
+    summaries = [s for s in others if s.get("origin") != ORIGIN]
     if hub is not None:
-        snapshots.append(hub.snapshot())
-    return snapshots
+        summaries.append(hub.summary())
+    return summaries
 
 
 async def connections_info():
-    """`/ws/info`: every connection across all server processes, totals and limits."""
-    snapshots = await cluster_snapshots()
-    connections = [c for s in snapshots for c in s["connections"]]
+    """`/ws/info`: every connection across all server processes, totals and limits.
+
+    Other processes list their connections when asked (a control message through the
+    layer; answers come back through the store), so nobody pays for the lists of
+    thousands of sockets between requests. A process that has not answered within
+    REPORT_TIMEOUT is shown with its count, `connections_listed: false`."""
+    hub = existing_hub()
+    summaries = await cluster_summaries()
+    others = [s["origin"] for s in summaries if s["origin"] != ORIGIN]
+    listed = await _connection_reports(others) if others else {}
+    if hub is not None:
+        listed[ORIGIN] = hub.connection_stats()
+    connections = [c for s in summaries for c in listed.get(s["origin"], ())]
     return {
         "server_time": _now(),
         "processes": [
@@ -46,19 +66,20 @@ async def connections_info():
                     "pid",
                     "started_at",
                     "layer_healthy",
+                    "connections",
                     "queued_messages",
                     "events_dropped",
                     "counters",
                 )
             }
-            | {"connections": len(s["connections"])}
-            for s in snapshots
+            | {"connections_listed": s["origin"] in listed}
+            for s in summaries
         ],
         "totals": {
-            "connections": len(connections),
+            "connections": sum(s["connections"] for s in summaries),
             "users": len({c["user_id"] for c in connections}),
-            "queued_messages": sum(s["queued_messages"] for s in snapshots),
-            "events_dropped": sum(s["events_dropped"] for s in snapshots),
+            "queued_messages": sum(s["queued_messages"] for s in summaries),
+            "events_dropped": sum(s["events_dropped"] for s in summaries),
         },
         "limits": {
             "max_connections": settings.REALTIME["MAX_CONNECTIONS"],
@@ -70,15 +91,42 @@ async def connections_info():
     }
 
 
+async def _connection_reports(origins):
+    """{origin: its connections} from the processes in `origins` that answer in time."""
+    hub = existing_hub()
+    store = hub.store if hub is not None else make_store()
+    request_id = uuid.uuid4().hex
+    reports = {}
+    try:
+        await transport.shared_layer().group_send(
+            CONTROL_GROUP,
+            {
+                "type": "hub.control",
+                "action": "report_connections",
+                "request_id": request_id,
+                "origin": ORIGIN,
+            },
+        )
+        async with asyncio.timeout(REPORT_TIMEOUT):
+            while not set(origins) <= set(reports):
+                await asyncio.sleep(REPORT_POLL)
+                reports = await store.get_reports(request_id)
+    except TimeoutError:
+        logger.warning("/ws/info: no connection list from %s", sorted(set(origins) - set(reports)))
+    except Exception as exc:
+        logger.warning("/ws/info: other processes' connection lists unavailable: %s", exc)
+    return reports
+
+
 async def hub_status():
     """The realtime part of `/realtime/status`: no user data."""
-    snapshots = await cluster_snapshots()
+    summaries = await cluster_summaries()
     hub = existing_hub()
     return {
-        "processes": len(snapshots),
-        "connections": sum(len(s["connections"]) for s in snapshots),
-        "queued_messages": sum(s["queued_messages"] for s in snapshots),
-        "events_dropped": sum(s["events_dropped"] for s in snapshots),
+        "processes": len(summaries),
+        "connections": sum(s["connections"] for s in summaries),
+        "queued_messages": sum(s["queued_messages"] for s in summaries),
+        "events_dropped": sum(s["events_dropped"] for s in summaries),
         "this_process": {
             "hub_running": hub is not None,
             "layer_healthy": hub.layer_healthy if hub else None,
@@ -87,10 +135,9 @@ async def hub_status():
     }
 
 
-def prometheus_text(snapshot, hub):
+def prometheus_text(summary, hub):
     """This process's metrics in the Prometheus text format (0.0.4)."""
-    counters = snapshot["counters"]
-    connections = snapshot["connections"]
+    counters = summary["counters"]
     lines = []
 
     def metric(name, kind, help_text, value, labels=""):
@@ -98,18 +145,20 @@ def prometheus_text(snapshot, hub):
         lines.append(f"# TYPE {name} {kind}")
         lines.append(f"{name}{labels} {value}")
 
-    metric("threatlens_ws_connections", "gauge", "Open WebSocket connections.", len(connections))
+    metric(
+        "threatlens_ws_connections", "gauge", "Open WebSocket connections.", summary["connections"]
+    )
     metric(
         "threatlens_ws_messages_in_total",
         "counter",
         "Frames received from clients.",
-        sum(c["messages_received"] for c in connections),
+        summary["messages_received"],
     )
     metric(
         "threatlens_ws_messages_out_total",
         "counter",
         "Frames sent to clients.",
-        sum(c["messages_sent"] for c in connections),
+        summary["messages_sent"],
     )
     metric(
         "threatlens_ws_events_received_total",
@@ -121,13 +170,13 @@ def prometheus_text(snapshot, hub):
         "threatlens_ws_events_dropped_total",
         "counter",
         "Events shed from full outbound queues.",
-        snapshot["events_dropped"],
+        summary["events_dropped"],
     )
     metric(
         "threatlens_ws_queue_depth",
         "gauge",
         "Events waiting in outbound queues.",
-        snapshot["queued_messages"],
+        summary["queued_messages"],
     )
     metric(
         "threatlens_ws_events_replayed_total",
@@ -139,7 +188,7 @@ def prometheus_text(snapshot, hub):
         "threatlens_ws_layer_up",
         "gauge",
         "1 when the hub receives from the channel layer.",
-        1 if snapshot["layer_healthy"] else 0,
+        1 if summary["layer_healthy"] else 0,
     )
     name = "threatlens_ws_delivery_latency_seconds"
     lines.append(f"# HELP {name} Time from publish to the frame being written.")
@@ -158,18 +207,20 @@ def prometheus_text(snapshot, hub):
 
 async def metrics_text():
     hub = existing_hub()
-    snapshot = (
-        hub.snapshot()
+    summary = (
+        hub.summary()
         if hub
         else {
             "counters": {},
-            "connections": [],
+            "connections": 0,
+            "messages_sent": 0,
+            "messages_received": 0,
             "events_dropped": 0,
             "queued_messages": 0,
             "layer_healthy": None,
         }
     )
-    return prometheus_text(snapshot, hub)
+    return prometheus_text(summary, hub)
 
 
 def _now():

@@ -1,6 +1,6 @@
 """State the server processes share: connection counts, rate-limit windows, where each
-named client left off
-and the connection snapshots behind `/ws/info`.
+named client left off, each process's summary (a heartbeat) and, when `/ws/info` asks,
+the list of its connections.
 
 With `REDIS_URL` it lives in Redis, so limits and `/ws/info` are cluster-wide (DESIGN.md:
 nothing kept only in one process's memory may be needed by another). In the embedded
@@ -13,7 +13,8 @@ import time
 
 from django.conf import settings
 
-PROCESS_TTL = 30  # seconds a process's counts and snapshot outlive its last heartbeat
+PROCESS_TTL = 30  # seconds a process's counts and summary outlive its last heartbeat
+REPORT_TTL = 30  # seconds the connection lists sent for one `/ws/info` request are kept
 
 
 class LocalStore:
@@ -59,17 +60,21 @@ class LocalStore:
     async def set_client_state(self, key, state, ttl):
         self.client_states[key] = (state, time.time() + ttl)
 
-    # One process, so no other process reads its snapshot: `/ws/info` asks the hub itself.
-    shares_snapshots = False
-
-    async def heartbeat(self, origin, snapshot):
+    # One process, so no other process reads its summary: `/ws/info` asks the hub itself.
+    async def heartbeat(self, origin, summary):
         pass
 
     async def forget_process(self, origin):
         pass
 
-    async def all_snapshots(self):
+    async def all_summaries(self):
         return []
+
+    async def put_report(self, request_id, origin, encoded):
+        pass
+
+    async def get_reports(self, request_id):
+        return {}
 
     async def ping(self):
         return True
@@ -85,8 +90,6 @@ POOL_WAIT = 5
 class RedisStore:
     """Every process: one Redis. A process's counts sit in its own hash that expires when
     its heartbeats stop, so a crashed process's connections stop counting by themselves."""
-
-    shares_snapshots = True
 
     def __init__(self, url, prefix):
         import redis.asyncio as redis
@@ -158,10 +161,9 @@ class RedisStore:
     async def set_client_state(self, key, state, ttl):
         await self.redis.set(self._key("client", key), json.dumps(state), ex=max(1, int(ttl)))
 
-    async def heartbeat(self, origin, snapshot):
-        encoded = await asyncio.to_thread(json.dumps, snapshot)  # large: off the loop
+    async def heartbeat(self, origin, summary):
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._key("snap", origin), encoded, ex=PROCESS_TTL)
+            pipe.set(self._key("summary", origin), json.dumps(summary), ex=PROCESS_TTL)
             pipe.expire(self._key("conn", origin), PROCESS_TTL)
             pipe.zadd(self._key("procs"), {origin: time.time()})
             pipe.zremrangebyscore(self._key("procs"), "-inf", time.time() - 10 * PROCESS_TTL)
@@ -169,16 +171,29 @@ class RedisStore:
 
     async def forget_process(self, origin):
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(self._key("snap", origin), self._key("conn", origin))
+            pipe.delete(self._key("summary", origin), self._key("conn", origin))
             pipe.zrem(self._key("procs"), origin)
             await pipe.execute()
 
-    async def all_snapshots(self):
+    async def all_summaries(self):
         origins = await self._live_origins()
         if not origins:
             return []
-        values = await self.redis.mget([self._key("snap", origin) for origin in origins])
+        values = await self.redis.mget([self._key("summary", origin) for origin in origins])
         return [json.loads(value) for value in values if value]
+
+    async def put_report(self, request_id, origin, encoded):
+        """One process's list of connections (JSON text) for the `/ws/info` request
+        `request_id`; kept for REPORT_TTL seconds."""
+        key = self._key("report", request_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, origin, encoded).expire(key, REPORT_TTL)
+            await pipe.execute()
+
+    async def get_reports(self, request_id):
+        """{origin: its list of connections} of the processes that answered so far."""
+        reports = await self.redis.hgetall(self._key("report", request_id))
+        return {origin.decode(): json.loads(value) for origin, value in reports.items()}
 
     async def ping(self):
         return await asyncio.wait_for(self.redis.ping(), 2)

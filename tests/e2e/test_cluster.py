@@ -136,6 +136,9 @@ async def test_ws_info_lists_connections_of_every_process(cluster, alice, carol,
         await asyncio.sleep(0.5)
     assert info["totals"]["connections"] == 2
     assert len(info["processes"]) == 2
+    # The other process listed its socket when asked: the details of both are here.
+    assert all(process["connections_listed"] for process in info["processes"])
+    assert len({c["connection_id"] for c in info["connections"]}) == 2
     for client in sockets:
         await client.close()
 

@@ -92,6 +92,86 @@ async def test_ws_info_lists_live_connections_for_admins(ws, alice, carol, token
     assert forbidden.status_code == 403
 
 
+class OtherProcess:
+    """Another server process as this one sees it through the store and the layer."""
+
+    def __init__(self, monkeypatch, hub, *, answers):
+        from realtime import monitoring
+
+        self.asked = []
+        self.summary = {
+            "origin": "elsewhere",
+            "pid": 4242,
+            "started_at": "2026-01-01T00:00:00Z",
+            "layer_healthy": True,
+            "connections": 2,
+            "queued_messages": 3,
+            "events_dropped": 1,
+            "counters": {},
+        }
+        rows = [{"connection_id": "c-far", "user": "dave", "user_id": 999}]
+
+        async def all_summaries():
+            return [self.summary]
+
+        async def get_reports(request_id):
+            asked = any(group == "rt.control" for group, _ in self.asked)
+            return {"elsewhere": rows} if answers and asked else {}
+
+        outer = self
+
+        class Layer:
+            async def group_send(self, group, message):
+                outer.asked.append((group, message))
+
+        monkeypatch.setattr(hub.store, "all_summaries", all_summaries, raising=False)
+        monkeypatch.setattr(hub.store, "get_reports", get_reports, raising=False)
+        monkeypatch.setattr(monitoring.transport, "shared_layer", lambda: Layer())
+        monkeypatch.setattr(monitoring, "REPORT_TIMEOUT", 0.3)
+
+
+async def ws_info(token):
+    from django.test import AsyncClient
+
+    response = await AsyncClient().get("/ws/info", headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    return response.json()
+
+
+async def test_ws_info_asks_other_processes_for_their_connections(
+    ws, alice, carol, token_for, monkeypatch
+):
+    from realtime.hub import get_hub
+
+    client = await ws("/ws/here", token=token_for(alice))
+    await client.receive()
+    other = OtherProcess(monkeypatch, get_hub(), answers=True)
+    info = await ws_info(token_for(carol))
+    (request,) = [message for group, message in other.asked if group == "rt.control"]
+    assert request["action"] == "report_connections"
+    assert sorted(c["connection_id"] for c in info["connections"])[0] == "c-far"
+    assert {c["client_id"] for c in info["connections"] if "client_id" in c} == {"here"}
+    assert info["totals"]["connections"] == 3
+    assert info["totals"]["queued_messages"] == 3
+    assert all(p["connections_listed"] for p in info["processes"])
+
+
+async def test_ws_info_shows_a_process_that_does_not_answer_by_its_count(
+    ws, alice, carol, token_for, monkeypatch
+):
+    from realtime.hub import get_hub
+
+    client = await ws("/ws/here", token=token_for(alice))
+    await client.receive()
+    OtherProcess(monkeypatch, get_hub(), answers=False)
+    info = await ws_info(token_for(carol))
+    assert [c["client_id"] for c in info["connections"]] == ["here"]
+    assert info["totals"]["connections"] == 3
+    listed = {p["pid"]: p["connections_listed"] for p in info["processes"]}
+    assert listed[4242] is False
+    assert list(listed.values()).count(True) == 1
+
+
 async def test_realtime_status_needs_no_login_and_shows_no_user_data(ws, alice, token_for):
     from django.test import AsyncClient
 
