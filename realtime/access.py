@@ -44,12 +44,20 @@ _receivable = {}  # (permissions, is_superuser) -> frozenset of event type names
 
 def principal_for(user):
     """The snapshot of an active user (sync: may read groups and permissions)."""
-    cached = _principals.get(user.pk)
-    if cached is not None and time.monotonic() - cached[1] < PRINCIPAL_TTL:
-        return cached[0]
+    cached = cached_principal(user.pk)
+    if cached is not None:
+        return cached
     principal = read_principal(user)
     _principals[user.pk] = (principal, time.monotonic())
     return principal
+
+
+def cached_principal(user_id):
+    """The snapshot held for this user if it is fresh, else None (no database)."""
+    cached = _principals.get(user_id)
+    if cached is not None and time.monotonic() - cached[1] < PRINCIPAL_TTL:
+        return cached[0]
+    return None
 
 
 def forget(user_id):

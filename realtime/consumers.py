@@ -23,15 +23,14 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
 
-from realtime import access, catalogue, envelopes
+from realtime import access, auditing, catalogue, envelopes
 from realtime.auth import (
     AuthFailed,
     bearer_token,
     origin_allowed,
+    principal_from_token,
     session_user,
-    user_from_token_async,
 )
 from realtime.catalogue import VIEW_CONNECTIONS, Family
 from realtime.connection import Connection
@@ -157,10 +156,11 @@ class SocketConsumer(AsyncWebsocketConsumer):
         token = self.query.pop("token", None) or bearer_token(self.scope)
         try:
             if token:
-                user, expires_at = await user_from_token_async(token)
-                await self.establish(user, expires_at=expires_at, method="token")
+                principal, expires_at = await principal_from_token(token)
+                await self.establish(principal, expires_at=expires_at, method="token")
                 return
             user = await session_user(self.scope)
+            principal = await database_sync_to_async(access.principal_for)(user) if user else None
         except AuthFailed as exc:
             await self.audit_auth_failure(str(exc))
             await self.refuse("AUTH_FAILED", str(exc), CLOSE_POLICY)
@@ -169,8 +169,8 @@ class SocketConsumer(AsyncWebsocketConsumer):
             logger.exception("socket authentication failed with a server error")
             await self.refuse("INTERNAL_ERROR", "Service unavailable", CLOSE_INTERNAL_ERROR)
             return
-        if user is not None:
-            await self.establish(user, expires_at=None, method="session")
+        if principal is not None:
+            await self.establish(principal, expires_at=None, method="session")
             return
         # No credentials yet: wait for a first `auth` message (keeps tokens out of URLs).
         self.auth_timer = asyncio.get_running_loop().call_later(
@@ -185,10 +185,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
                 )
             )
 
-    async def establish(self, user, *, expires_at, method):
+    async def establish(self, principal, *, expires_at, method):
         """Attach an authenticated user's connection to the hub and greet it."""
         try:
-            principal = await database_sync_to_async(access.principal_for)(user)
             hub = get_hub()
             await hub.start()
         except Exception:
@@ -419,13 +418,13 @@ class SocketConsumer(AsyncWebsocketConsumer):
             return
         token = _auth_token(message)
         try:
-            user, expires_at = await user_from_token_async(token)
+            principal, expires_at = await principal_from_token(token)
         except AuthFailed as exc:
             await self.audit_auth_failure(str(exc))
             await self.refuse("AUTH_FAILED", str(exc), CLOSE_POLICY)
             return
-        self._pending_auth_reply = (user, expires_at, request_id)
-        await self.establish(user, expires_at=expires_at, method="auth_message")
+        self._pending_auth_reply = (principal, expires_at, request_id)
+        await self.establish(principal, expires_at=expires_at, method="auth_message")
 
     async def check_rate_limits(self, kind):
         limits = settings.REALTIME
@@ -467,10 +466,10 @@ class SocketConsumer(AsyncWebsocketConsumer):
         """Renew the token of a live connection (same user only)."""
         token = _auth_token({"data": data})
         try:
-            user, expires_at = await user_from_token_async(token)
+            principal, expires_at = await principal_from_token(token)
         except AuthFailed as exc:
             raise ProtocolError("AUTH_FAILED", str(exc)) from None
-        if user.pk != self.principal.user_id:
+        if principal.user_id != self.principal.user_id:
             raise ProtocolError("AUTH_FAILED", "The token belongs to another user")
         self.set_token_expiry(expires_at)
         await self.send_auth_ok(expires_at, request_id)
@@ -608,48 +607,15 @@ class SocketConsumer(AsyncWebsocketConsumer):
     # --- audit ---------------------------------------------------------------------------------
 
     async def audit(self, action, details):
-        from threatlens.audit.services import record
-
-        principal = self.principal
         try:
-            await database_sync_to_async(_audit)(
-                record, action, principal, {"client_id": self.client_id, **details}, self.scope
+            await auditing.writer().write(
+                action, self.principal, {"client_id": self.client_id, **details}, self.scope
             )
         except Exception:
             logger.exception("could not write the audit row for %s", action)
 
     async def audit_auth_failure(self, reason):
         await self.audit("realtime.auth_failed", {"reason": reason, "path": self.scope.get("path")})
-
-
-def _audit(record, action, principal, details, scope):
-    from threatlens.clientinfo import scope_address
-
-    # The row needs the user's id and name, which the principal has: no query for them.
-    actor = (
-        get_user_model()(pk=principal.user_id, username=principal.username)
-        if principal is not None
-        else None
-    )
-    user_agent = ""
-    for name, value in scope.get("headers", ()):
-        if name == b"user-agent":
-            user_agent = value.decode("latin-1")
-    row = {
-        "details": details,
-        "ip": scope_address(scope),
-        "user_agent": user_agent,
-        "target_type": "realtime.connection",
-        "target_id": details.get("client_id", ""),
-    }
-    try:
-        with transaction.atomic():
-            record(action, actor=actor, **row)
-    except IntegrityError:
-        if actor is None:
-            raise
-        # The user was deleted since: the row names them in its details instead.
-        record(action, **{**row, "details": {**details, "username": principal.username}})
 
 
 def _remembered_filter(data):
@@ -914,16 +880,14 @@ class HubConsumer(SocketConsumer):
 class LegacyHubConsumer(HubConsumer):
     """`/ws/<topic>/<user_id>`: the hub with one topic preset, and a deprecation notice."""
 
-    async def establish(self, user, *, expires_at, method):
+    async def establish(self, principal, *, expires_at, method):
         path_user = self.scope["url_route"]["kwargs"]["user_id"]
-        if str(user.pk) != path_user:
-            principal = await database_sync_to_async(access.principal_for)(user)
-            if not principal.has_perm(VIEW_CONNECTIONS):
-                await self.refuse(
-                    "PERMISSION_DENIED", "This socket belongs to another user", CLOSE_POLICY
-                )
-                return
-        await super().establish(user, expires_at=expires_at, method=method)
+        if str(principal.user_id) != path_user and not principal.has_perm(VIEW_CONNECTIONS):
+            await self.refuse(
+                "PERMISSION_DENIED", "This socket belongs to another user", CLOSE_POLICY
+            )
+            return
+        await super().establish(principal, expires_at=expires_at, method=method)
 
     def initial_subscriptions(self):
         topic = self.scope["url_route"]["kwargs"]["topic"]

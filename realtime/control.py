@@ -4,6 +4,7 @@ from functools import partial
 
 from django.db import transaction
 
+from realtime import access
 from realtime.groups import CONTROL_GROUP
 from realtime.transport import send_to_hubs
 
@@ -23,4 +24,12 @@ def disconnect_user(user_id, *, reason="Disconnected by an administrator"):
 
 
 def _on_commit(message):
-    transaction.on_commit(partial(send_to_hubs, CONTROL_GROUP, message))
+    # The user's snapshot goes in this process now and at commit (a read in between may
+    # have cached the old state), in the others when the message reaches their hubs.
+    access.forget(message["user_id"])
+    transaction.on_commit(partial(_send, message))
+
+
+def _send(message):
+    access.forget(message["user_id"])
+    send_to_hubs(CONTROL_GROUP, message)

@@ -42,22 +42,21 @@ def publish(event_type, data, *, priority=None, recipients=None, object_key=""):
     Call it after the data it describes is committed; from code that writes, use
     `publish_on_commit` so that a rolled-back transaction publishes nothing.
     """
-    entry = _check(event_type, data, priority, recipients)
-    priority = entry.priority if priority is None else priority
-    data_json = envelopes.encode(data)
-    event = Event.objects.create(
-        event_type=entry.name,
-        priority=priority,
-        data=envelopes.decode(data_json),
-        origin=ORIGIN,
-        recipient_users=sorted(recipients.users) if recipients else None,
-        recipient_groups=sorted(recipients.groups) if recipients else None,
-        category=_text_field(data, "category", 64),
-        source=_text_field(data, "source", 128),
-        object_key=object_key[:64],
-    )
-    send_to_hubs(groups.event_group(entry.name), layer_message(event, data_json))
+    event, data_json = _unsaved(event_type, data, priority, recipients, object_key)
+    event.save()
+    _send(event, data_json)
     return event
+
+
+def publish_many(items):
+    """Store several events in one INSERT, then broadcast each; `items` are
+    `(event_type, data)` pairs or `(event_type, data, options)` with `publish`'s keyword
+    arguments. All are checked first: one bad item publishes none. Returns the `Event`s."""
+    unsaved = [_unsaved(item[0], item[1], **(item[2] if len(item) > 2 else {})) for item in items]
+    events = Event.objects.bulk_create([event for event, _ in unsaved])
+    for event, (_, data_json) in zip(events, unsaved, strict=True):
+        _send(event, data_json)
+    return events
 
 
 def publish_on_commit(event_type, data, **options):
@@ -69,6 +68,14 @@ def publish_on_commit(event_type, data, **options):
     transaction.on_commit(partial(_publish_logged, event_type, data, **options))
 
 
+def publish_many_on_commit(items):
+    """`publish_many` once the current transaction commits; checked now."""
+    for item in items:
+        options = item[2] if len(item) > 2 else {}
+        _check(item[0], item[1], options.get("priority"), options.get("recipients"))
+    transaction.on_commit(partial(_publish_many_logged, items))
+
+
 def _publish_logged(event_type, data, **options):
     # After commit the write stands whatever happens here: a broken publish must not
     # turn a saved alert into a 500 for the caller. It is logged loudly instead.
@@ -76,6 +83,36 @@ def _publish_logged(event_type, data, **options):
         publish(event_type, data, **options)
     except Exception:
         logger.exception("publishing %s failed", event_type)
+
+
+def _publish_many_logged(items):
+    try:
+        publish_many(items)
+    except Exception:
+        logger.exception("publishing %d events failed", len(items))
+
+
+def _unsaved(event_type, data, priority=None, recipients=None, object_key=""):
+    """The unsaved `Event` for a checked event, and its payload encoded once."""
+    entry = _check(event_type, data, priority, recipients)
+    priority = entry.priority if priority is None else priority
+    data_json = envelopes.encode(data)
+    event = Event(
+        event_type=entry.name,
+        priority=priority,
+        data=envelopes.decode(data_json),
+        origin=ORIGIN,
+        recipient_users=sorted(recipients.users) if recipients else None,
+        recipient_groups=sorted(recipients.groups) if recipients else None,
+        category=_text_field(data, "category", 64),
+        source=_text_field(data, "source", 128),
+        object_key=object_key[:64],
+    )
+    return event, data_json
+
+
+def _send(event, data_json):
+    send_to_hubs(groups.event_group(event.event_type), layer_message(event, data_json))
 
 
 def _check(event_type, data, priority, recipients):

@@ -154,6 +154,46 @@ async def test_inactive_users_token_is_refused(ws, alice, token_for):
     assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
 
 
+async def test_a_users_further_sockets_connect_without_reading_the_user_again(
+    ws, alice, token_for, monkeypatch
+):
+    from realtime import auth
+
+    reads = []
+    read = auth._read_principal
+
+    async def counted(user_id):
+        reads.append(user_id)
+        return await read(user_id)
+
+    monkeypatch.setattr(auth, "_read_principal", counted)
+    for _ in range(3):
+        client = await ws("/ws", token=token_for(alice))
+        assert (await client.receive())["type"] == "connection_established"
+    assert len(reads) == 1
+
+
+@pytest.mark.parametrize("change", ["deactivate", "delete"])
+async def test_a_token_stops_working_at_once_when_its_user_loses_access(
+    ws, alice, token_for, change
+):
+    token = token_for(alice)
+    first = await ws("/ws", token=token)
+    assert (await first.receive())["type"] == "connection_established"  # alice is cached now
+
+    def lose_access():
+        if change == "delete":
+            alice.delete()
+        else:
+            alice.is_active = False
+            alice.save(update_fields=["is_active"])
+
+    await asyncio.to_thread(lose_access)
+    client = await ws("/ws", token=token)
+    error, code = await client.receive_close()
+    assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
+
+
 async def test_foreign_origin_is_refused(ws, alice, token_for):
     client = await ws("/ws", token=token_for(alice), headers=[(b"origin", b"https://evil.example")])
     error, code = await client.receive_close()
@@ -205,6 +245,30 @@ async def test_a_user_deleted_while_connected_is_still_named_in_the_audit(ws, al
     assert await eventually(lambda: disconnect_row() is not None)
     entry = await asyncio.to_thread(disconnect_row)
     assert (entry.actor_id, entry.details["username"]) == (None, "alice")
+
+
+async def test_sockets_connecting_together_share_audit_transactions(
+    ws, alice, token_for, monkeypatch
+):
+    from realtime import auditing
+
+    batches = []
+    write_rows = auditing.write_rows
+
+    def counted(rows):
+        batches.append(len(rows))
+        write_rows(rows)
+
+    monkeypatch.setattr(auditing, "write_rows", counted)
+    clients = await asyncio.gather(
+        *(ws(f"/ws/together-{n}", token=token_for(alice)) for n in range(8))
+    )
+    for client in clients:
+        assert (await client.receive())["type"] == "connection_established"
+    assert await eventually(
+        lambda: AuditLog.objects.filter(action="realtime.connect", actor=alice).count() == 8
+    )
+    assert sum(batches) == 8 and len(batches) < 8
 
 
 async def test_auth_failure_is_audited(ws):

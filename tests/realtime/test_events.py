@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from realtime import catalogue
 from realtime.catalogue import Audience, Family
 from realtime.models import Event
-from realtime.publishing import Recipients, publish
+from realtime.publishing import PublishError, Recipients, publish, publish_many
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -266,3 +266,27 @@ async def test_the_table_read_keeps_up_however_many_events_came_through_the_laye
     )
     frame = await client.receive(timeout=3)
     assert frame["data"] == {"n": "table only"}
+
+
+async def test_publish_many_stores_every_event_and_each_reaches_its_subscribers(
+    ws, alice, token_for
+):
+    client = await connected(ws, alice, token_for)
+    events = await sync_to_async(publish_many)(
+        [
+            ("health_update", {"component": "database", "n": 1}),
+            ("security_event", {"severity": 8, "n": 2}, {"priority": 8}),
+        ]
+    )
+    assert [e.data["n"] for e in events] == [1, 2]
+    assert all(e.pk for e in events)
+    # They arrived together: the higher priority first.
+    assert (await client.receive_event("security_event"))["data"]["n"] == 2
+    assert (await client.receive_event("health_update"))["data"]["n"] == 1
+
+
+def test_publish_many_with_one_bad_item_publishes_none():
+    stored = Event.objects.count()
+    with pytest.raises(PublishError):
+        publish_many([("health_update", {"n": 1}), ("no_such_event", {})])
+    assert Event.objects.count() == stored

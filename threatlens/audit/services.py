@@ -4,7 +4,7 @@ import ipaddress
 
 from django.db import models
 
-from realtime.publishing import publish_on_commit
+from realtime.publishing import publish_many_on_commit, publish_on_commit
 from threatlens.audit import context
 from threatlens.audit.models import AuditLog
 from threatlens.clientinfo import request_address, request_user_agent
@@ -37,6 +37,49 @@ def record(
     set with `audit_context`), so rows written by signal receivers still say who acted.
     A `source` set in the context (`manage.py create_user`) is added to `details`.
     """
+    entry = _entry(
+        action,
+        actor=actor,
+        target=target,
+        old=old,
+        new=new,
+        details=details,
+        request=request,
+        ip=ip,
+        user_agent=user_agent,
+        target_type=target_type,
+        target_id=target_id,
+        target_repr=target_repr,
+    )
+    entry.save()
+    publish_on_commit("user_action", user_action_payload(entry))
+    return entry
+
+
+def record_many(rows):
+    """Write several audit rows in one INSERT, each `rows` item being `record`'s keyword
+    arguments (`action` included); admins hear of each once the transaction commits."""
+    entries = AuditLog.objects.bulk_create([_entry(**row) for row in rows])
+    publish_many_on_commit([("user_action", user_action_payload(entry)) for entry in entries])
+    return entries
+
+
+def _entry(
+    action,
+    *,
+    actor=None,
+    target=None,
+    old=None,
+    new=None,
+    details=None,
+    request=None,
+    ip=None,
+    user_agent="",
+    target_type="",
+    target_id="",
+    target_repr="",
+):
+    """The unsaved row `record` writes."""
     ctx = context.current()
     if actor is None and request is None:
         actor = ctx.actor
@@ -54,7 +97,7 @@ def record(
         target_type = target_type or target._meta.label_lower
         target_id = target_id or str(target.pk)
         target_repr = target_repr or str(target)[:200]
-    entry = AuditLog.objects.create(
+    return AuditLog(
         actor=actor if actor is not None and actor.pk else None,
         actor_username=getattr(actor, "username", "") or "",
         action=action[:64],
@@ -67,8 +110,6 @@ def record(
         ip_address=_valid_ip(ip),
         user_agent=(user_agent or "")[:300],
     )
-    publish_on_commit("user_action", user_action_payload(entry))
-    return entry
 
 
 def _valid_ip(value):
