@@ -364,14 +364,19 @@ class Connection:
 
     def _write_events(self, events, shared_frames=None):
         principal = self.principal
-        texts = [event.frame_for(principal) for event in events]
-        if shared_frames is None:
-            frames = _frames(events, texts)
+        if len(events) == 1:  # the common case, on the hot path of every fan-out
+            frames = [events[0].frame_for(principal)]
+            newest = events[0].id
         else:
-            key = tuple(map(id, texts))  # the texts live as long as the pass's events
-            frames = shared_frames.get(key)
-            if frames is None:
-                frames = shared_frames[key] = _frames(events, texts)
+            texts = [event.frame_for(principal) for event in events]
+            if shared_frames is None:
+                frames = _frames(events, texts)
+            else:
+                key = tuple(map(id, texts))  # the texts live as long as the pass's events
+                frames = shared_frames.get(key)
+                if frames is None:
+                    frames = shared_frames[key] = _frames(events, texts)
+            newest = max(event.id for event in events)
         # Several events shared a frame: a burst is on, so the next window is longer
         # (fewer, larger frames: most of the cost of a delivery is its frame). Otherwise
         # (one event, or typed events, which are never batched) back to normal.
@@ -382,7 +387,6 @@ class Connection:
         self._last_frame_at = time.monotonic()
         self.messages_sent += len(frames)
         self.events_sent += len(events)
-        newest = max(event.id for event in events)
         if newest > self.last_event_id:
             self.last_event_id = newest
         if self.latency_observer is not None:

@@ -505,7 +505,6 @@ class Hub:
             "started_at": envelopes.iso_timestamp(self.started_at),
             "layer_healthy": self.layer_healthy,
             "connections": len(self.connections),
-            "users": len(self.by_user),
             "queued_messages": sum(c.queue_depth for c in connections),
             "events_dropped": sum(c.dropped for c in connections),
             "messages_sent": self.counters["messages_sent_by_closed"]
