@@ -22,7 +22,7 @@ import time
 import types
 from collections import deque
 
-from realtime import access, envelopes
+from realtime import access, direct_writes, envelopes
 from realtime.catalogue import Audience
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class Connection:
 
     __slots__ = (
         "_send",
+        "_direct",
         "connection_id",
         "client_id",
         "principal",
@@ -91,6 +92,7 @@ class Connection:
         debug=False,
     ):
         self._send = send
+        self._direct = direct_writes.target_for(send)  # None: everything through `send`
         self.connection_id = connection_id
         self.client_id = client_id
         self.principal = principal
@@ -394,9 +396,19 @@ class Connection:
         self._write(frames)
 
     def _write(self, frames):
-        """Hand frames to the server. A send that would wait (the socket's buffer is full)
-        continues in a task, and the queue waits for it."""
+        """Hand frames to the server: written to the socket at once where the server
+        allows it (`realtime.direct_writes`), else through its ASGI `send`. A send that
+        would wait (the socket's buffer is full) continues in a task, and the queue waits
+        for it."""
+        direct = self._direct
         for index, text in enumerate(frames):
+            if direct is not None:
+                try:
+                    if direct[0](direct[1], direct_writes.frame_bytes(text)):
+                        continue  # written
+                except Exception as exc:
+                    self._lost(exc)
+                    return
             sending = self._send({"type": "websocket.send", "text": text})
             try:
                 waiting_on = sending.send(None)

@@ -50,8 +50,8 @@ class UnifiedWebSocketService:
         self.handlers = {}
         self.errors = []
 
-    async def connect(self, base, token):
-        self.ws = await websockets.connect(f"{base}/ws?token={token}")
+    async def connect(self, base, token, **options):
+        self.ws = await websockets.connect(f"{base}/ws?token={token}", **options)
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self):
@@ -184,17 +184,21 @@ async def test_sigterm_closes_sockets_with_1012_and_exits(running_server, alice,
     assert asyncio.get_running_loop().time() - started < 20
 
 
+@pytest.mark.parametrize("compression", ["deflate", None])
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 async def test_frames_larger_than_one_socket_write_arrive_whole_and_in_order(
-    running_server, kind, alice, carol, token_for
+    running_server, kind, compression, alice, carol, token_for
 ):
     """A frame over Twisted's 128 KiB send limit leaves part of itself in daphne's buffer
-    (realtime/daphne_adapter.py): the frames after it must queue behind it."""
+    (realtime/daphne_adapter.py), one over the transport's high-water mark holds back
+    uvicorn's writes: the frames after it must queue behind it, whether the hub writes
+    them to the socket itself (no compression: realtime/direct_writes.py) or through the
+    server's ASGI send (uvicorn compresses when the client asks)."""
     server = running_server(kind)
     service = UnifiedWebSocketService()
     zones = []
     service.on("zone_created", zones.append)
-    await service.connect(server.ws_url, token_for(alice))
+    await service.connect(server.ws_url, token_for(alice), compression=compression)
     await service.subscribe(["zone_created"])
     await asyncio.sleep(0.3)
     sizes = [300_000, 10, 200_000, 10, 10]
