@@ -27,7 +27,7 @@ migrate: install
 run: migrate
 	$(BIN)/python manage.py ensure_admin
 	@echo "ThreatLens is starting on http://$(HOST):$(PORT)/ (admin: http://$(HOST):$(PORT)/admin/)"
-	$(BIN)/uvicorn --host $(HOST) --port $(PORT) --no-access-log threatlens.asgi:application
+	$(BIN)/uvicorn --host $(HOST) --port $(PORT) --no-access-log --ws-per-message-deflate false threatlens.asgi:application
 
 lint: install
 	$(BIN)/ruff check .

@@ -26,6 +26,7 @@ Events are found in a frame with two byte regexes (`"bench_seq":N`, `"sent_at":T
 import array
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -338,11 +339,11 @@ class LibraryClient:
         asyncio.get_running_loop().create_task(self.websocket.close())
 
 
-async def open_library(url, index, stats, subscribe_frame, host, port):
+async def open_library(url, index, stats, subscribe_frame, host, port, compression=None):
     from websockets.asyncio.client import connect
 
     websocket = await connect(
-        url, compression=None, ping_interval=None, max_size=2**24, max_queue=None
+        url, compression=compression, ping_interval=None, max_size=2**24, max_queue=None
     )
     try:
         await websocket.recv()  # connection_established
@@ -379,7 +380,10 @@ def cpu_seconds():
 async def _connect_all(targets, config, stats, clients, wave):
     """Open the connections of `targets` (entries of `clients`, by index), `concurrency`
     handshakes at a time."""
-    opener = open_fast if config["impl"] == "fast" else open_library
+    if config["impl"] == "fast":
+        opener = open_fast
+    else:
+        opener = functools.partial(open_library, compression=config.get("compression"))
     subscribe = json.dumps(
         {
             "type": "subscribe",

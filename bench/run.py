@@ -69,6 +69,17 @@ def parse_args(argv=None):
     add("--users", type=int, default=1, help="client users (connections share them)")
     add("--client-procs", type=int, default=0, help="load generator processes (0: auto)")
     add("--client-impl", choices=("fast", "websockets"), default="fast")
+    add(
+        "--client-compression",
+        choices=("none", "deflate"),
+        default="none",
+        help="offer permessage-deflate, as browsers do (with --client-impl websockets)",
+    )
+    add(
+        "--uvicorn-deflate",
+        action="store_true",
+        help="uvicorn accepts permessage-deflate (its default; the README turns it off)",
+    )
     add("--connect-concurrency", type=int, default=100, help="handshakes in flight")
     add("--connect-timeout", type=float, default=60.0)
     add("--settle", type=float, default=2.0, help="idle seconds before reading memory")
@@ -124,6 +135,8 @@ def parse_args(argv=None):
             parser.error(f"unknown phase {name!r}: expected steady and/or burst")
     if args.clients < 1 or args.processes < 1 or args.users < 1:
         parser.error("--clients, --processes and --users must be at least 1")
+    if args.client_compression != "none" and args.client_impl != "websockets":
+        parser.error("--client-compression needs --client-impl websockets")
     if args.client_procs <= 0:
         args.client_procs = 1 if args.clients < 200 else min(2, os.cpu_count() or 1)
     args.client_procs = min(args.client_procs, args.clients)
@@ -253,6 +266,7 @@ class Workers:
         procs = args.client_procs
         config = {
             "impl": args.client_impl,
+            "compression": None if args.client_compression == "none" else "deflate",
             "event_type": args.event_type,
             "concurrency": max(1, args.connect_concurrency // procs),
             "connect_timeout": args.connect_timeout,
@@ -466,7 +480,9 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
     busy_before = wait_for_quiet(args.quiet_wait, args.quiet_below) if args.quiet_wait else None
     count = args.processes if target == "ours" else 1
     servers = [
-        ServerProcess(kind, env, workdir, f"{kind}-{index}", args.uvicorn_ws, args.nice)
+        ServerProcess(
+            kind, env, workdir, f"{kind}-{index}", args.uvicorn_ws, args.nice, args.uvicorn_deflate
+        )
         for index in range(count)
     ]
     workers = None
@@ -559,6 +575,8 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
             "label": (
                 f"{kind}{' x' + str(count) if count > 1 else ''}"
                 f"{' --ws ' + args.uvicorn_ws if kind == 'uvicorn' and ws_chosen else ''}"
+                f"{' (deflate accepted)' if kind == 'uvicorn' and args.uvicorn_deflate else ''}"
+                f"{', clients offer deflate' if args.client_compression != 'none' else ''}"
                 f"{' + Redis' if target == 'ours' and args.redis else ''}"
                 f"{', publisher ' + args.publisher if target == 'ours' else ''}"
                 f", {args.clients} clients"

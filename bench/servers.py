@@ -44,7 +44,7 @@ def child_setup(nice=None):
     return setup
 
 
-def command_for(kind, port, uvicorn_ws="auto", workdir=None):
+def command_for(kind, port, uvicorn_ws="auto", workdir=None, uvicorn_deflate=False):
     if kind == "daphne":
         return [str(BIN / "daphne"), "-b", HOST, "-p", str(port), "threatlens.asgi:application"]
     if kind == "uvicorn":
@@ -59,6 +59,9 @@ def command_for(kind, port, uvicorn_ws="auto", workdir=None):
             "--no-access-log",
             "--ws",
             uvicorn_ws,
+            # As the README runs it: per-message-deflate off (see "Configuration").
+            "--ws-per-message-deflate",
+            "true" if uvicorn_deflate else "false",
             "threatlens.asgi:application",
         ]
     if kind == "memprobe":  # uvicorn under tracemalloc (bench/memprobe.py)
@@ -85,10 +88,13 @@ def command_for(kind, port, uvicorn_ws="auto", workdir=None):
 class ServerProcess:
     """One server on a loopback port, with its log file, RSS and CPU time."""
 
-    def __init__(self, kind, env, workdir, name, uvicorn_ws="auto", nice=None):
+    def __init__(
+        self, kind, env, workdir, name, uvicorn_ws="auto", nice=None, uvicorn_deflate=False
+    ):
         self.kind = kind
         self.nice = nice
         self.uvicorn_ws = uvicorn_ws
+        self.uvicorn_deflate = uvicorn_deflate
         self.port = free_port()
         self.env = env
         self.name = name
@@ -111,7 +117,7 @@ class ServerProcess:
     def start(self, timeout=60):
         log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the process's life
         self.process = subprocess.Popen(
-            command_for(self.kind, self.port, self.uvicorn_ws, self.workdir),
+            command_for(self.kind, self.port, self.uvicorn_ws, self.workdir, self.uvicorn_deflate),
             cwd=ROOT,
             env=self.env,
             stdout=log,
