@@ -4,21 +4,15 @@ Driven directly with fake sockets and hub messages, as the channel layer or the 
 table hands them to the hub."""
 
 import asyncio
+import dataclasses
 
 import pytest
 
 from realtime import catalogue, hub
-from realtime.access import Principal
 from realtime.filters import EventFilter
 from tests.realtime.fakes import PRINCIPAL, FakeSocket, connection, event, message
 
-DAVE = Principal(
-    user_id=2,
-    username="dave",
-    role="analyst",
-    group_ids=frozenset(),
-    permissions=frozenset(),
-)
+DAVE = dataclasses.replace(PRINCIPAL, user_id=2, username="dave", is_superuser=False)
 
 
 @pytest.fixture

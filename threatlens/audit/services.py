@@ -10,47 +10,21 @@ from threatlens.audit.models import AuditLog
 from threatlens.clientinfo import request_address, request_user_agent
 
 
-def record(
-    action,
-    *,
-    actor=None,
-    target=None,
-    old=None,
-    new=None,
-    details=None,
-    request=None,
-    ip=None,
-    user_agent="",
-    target_type="",
-    target_id="",
-    target_repr="",
-):
+def record(action, **fields):
     """Write one audit row and tell admins (`user_action`) once the transaction commits.
 
-    `action` is a short dotted verb (`alert.take_ownership`, `auth.login_failed`);
-    `target` a model instance (or give `target_type`/`target_id`/`target_repr`);
-    `old`/`new` the changed fields' values before and after; `request` fills in the
-    client address and user agent when given.
+    `action` is a short dotted verb (`alert.take_ownership`, `auth.login_failed`). The
+    keyword arguments, all optional: `actor`; `target`, a model instance (or give
+    `target_type`/`target_id`/`target_repr`); `old`/`new`, the changed fields' values
+    before and after; `details`; `request`, which fills in the client address and user
+    agent; or `ip` and `user_agent` themselves.
 
     When the caller names neither `actor` nor `request`, the current audit context is
     used (the request seen by `AuditContextMiddleware`, or the actor a service or command
     set with `audit_context`), so rows written by signal receivers still say who acted.
     A `source` set in the context (`manage.py create_user`) is added to `details`.
     """
-    entry = _entry(
-        action,
-        actor=actor,
-        target=target,
-        old=old,
-        new=new,
-        details=details,
-        request=request,
-        ip=ip,
-        user_agent=user_agent,
-        target_type=target_type,
-        target_id=target_id,
-        target_repr=target_repr,
-    )
+    entry = _entry(action, **fields)
     entry.save()
     publish_on_commit("user_action", user_action_payload(entry))
     return entry
@@ -79,7 +53,7 @@ def _entry(
     target_id="",
     target_repr="",
 ):
-    """The unsaved row `record` writes."""
+    """The unsaved row `record` writes (its keyword arguments are these)."""
     ctx = context.current()
     if actor is None and request is None:
         actor = ctx.actor
