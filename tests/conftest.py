@@ -194,3 +194,19 @@ def pytest_sessionfinish(session, exitstatus):
     name = str(settings.DATABASES["default"].get("TEST", {}).get("NAME") or "")
     for leftover in Path(name).parent.glob(Path(name).name + "*-[ws][ah][lm]"):
         leftover.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _connections_of_other_threads_closed(django_db_setup):
+    """Dropping a test database fails while another thread holds a connection to it. Two
+    kinds outlive the tests: the connection of asgiref's thread for `sync_to_async`
+    (the tests' own calls do not close it), and those of ended threads, which only the
+    garbage collector closes (PostgreSQL's pool counts them as in use until then)."""
+    yield
+    import gc
+
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+    gc.collect()

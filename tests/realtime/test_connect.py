@@ -180,6 +180,10 @@ async def test_a_token_stops_working_at_once_when_its_user_loses_access(
     token = token_for(alice)
     first = await ws("/ws", token=token)
     assert (await first.receive())["type"] == "connection_established"  # alice is cached now
+    # Its audit row names alice: let it be written before she is deleted.
+    assert await eventually(
+        lambda: AuditLog.objects.filter(action="realtime.connect", actor=alice).exists()
+    )
 
     def lose_access():
         if change == "delete":
@@ -236,6 +240,10 @@ async def test_connect_and_disconnect_are_audited(ws, alice, token_for):
 async def test_a_user_deleted_while_connected_is_still_named_in_the_audit(ws, alice, token_for):
     client = await ws("/ws/gone", token=token_for(alice))
     await client.receive()
+    # The connect row names alice: written first, so her deletion does not race it.
+    assert await eventually(
+        lambda: AuditLog.objects.filter(action="realtime.connect", target_id="gone").exists()
+    )
     await asyncio.to_thread(alice.delete)
     await client.disconnect()
 
