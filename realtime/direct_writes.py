@@ -47,14 +47,21 @@ _last = (None, b"")
 def target_for(send):
     """(writer, protocol) for the ASGI `send` of a socket, when its server's protocol is
     one this module knows; else None. `writer(protocol, data)` writes the frame `data`
-    and returns True, or returns False having written nothing."""
+    and returns True, or returns False having written nothing.
+
+    Asked once the socket is accepted: a socket that negotiated compression keeps it for
+    its life, so it gets None here rather than a writer that declines every frame."""
     uvicorn_protocol = _uvicorn_protocol_class()
     protocol = getattr(send, "__self__", None)
     if uvicorn_protocol is not None and type(protocol) is uvicorn_protocol:
+        if getattr(getattr(protocol, "conn", None), "extensions", None):
+            return None
         return (_write_uvicorn, protocol)
     if isinstance(send, functools.partial) and send.args and _is_daphne_reply(send.func):
         protocol = send.args[0]
         if type(protocol) is _daphne_protocol_class():
+            if getattr(protocol, "_perMessageCompress", None) is not None:
+                return None
             return (_write_daphne, protocol)
     return None
 
