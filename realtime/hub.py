@@ -37,6 +37,7 @@ POLL_SLACK = 100  # ids re-read below the high-water mark: ids commit out of ord
 POLL_BATCH = 5000  # ids read from the event table at a time
 GROUP_REFRESH_INTERVAL = 60  # re-join groups: they expire, and vanish if Redis restarts
 LAYER_CHECK_INTERVAL = 5  # seconds between round trips through the layer
+LAYER_RETRY_INTERVAL = 0.5  # ... while it is unavailable: delivery resumes soon after
 LAYER_CHECK_TIMEOUT = 3
 HEARTBEAT_INTERVAL = 5
 PING_SLICE = 500  # sockets pinged in one go
@@ -414,7 +415,8 @@ class Hub:
         loop = asyncio.get_running_loop()
         joined_at = loop.time()
         while True:
-            await asyncio.sleep(LAYER_CHECK_INTERVAL)
+            healthy = self.layer_healthy is not False
+            await asyncio.sleep(LAYER_CHECK_INTERVAL if healthy else LAYER_RETRY_INTERVAL)
             try:
                 await self.ping_layer(LAYER_CHECK_TIMEOUT)
                 if not self.layer_healthy or loop.time() - joined_at >= GROUP_REFRESH_INTERVAL:

@@ -69,6 +69,10 @@ async def check_channel_layer(timeout=CHECK_TIMEOUT):
             return _result(started, f"no answer within {timeout:g} s")
         except Exception as exc:
             return _result(started, _describe(exc))
+        if hub.layer_healthy is False:
+            # Redis answers again, but the hub has not yet re-joined the event groups it
+            # lost with Redis: events would still come only through the event table.
+            return _result(started, "the hub is re-joining its event groups")
         return _result(started)
     layer = get_channel_layer()
     if layer is None:
