@@ -1,30 +1,91 @@
-"""Django's ASGI handler, running the middleware and the view in one hop to a thread.
+"""Django's ASGI handler, with request threads that outlive their requests and the
+middleware and the view run in one hop to such a thread.
 
-Every view here is synchronous (DRF, the admin, the UI's pages). Under ASGI, Django builds
-an asynchronous middleware chain, and each `MiddlewareMixin` middleware runs its
-`process_request` and `process_response` through its own `sync_to_async`: about fifteen
-round trips between the event loop and the request's thread for one API call, before the
-view's own. This handler builds Django's synchronous chain instead (the one WSGI runs) and
-calls it through a single `sync_to_async`, in the same thread-sensitive context Django
-would use, so the middleware, the view and the ORM still share one thread per request.
+Threads. Under ASGI, Django gives every request a thread of its own (a fresh
+`ThreadSensitiveContext`), so the middleware, the view and the ORM share one thread. A
+fresh thread also means a fresh database connection, since connections belong to their
+thread: on SQLite every request opened one (with its PRAGMAs) and left it behind, 1-3 ms
+of a 9 ms `POST /api/realtime/publish/`. Here the handler keeps the threads of finished
+requests (`REQUEST_THREADS_KEPT` of them) and hands each new request an idle one, the way
+a threaded WSGI server does: still one thread per request at a time, as many as there are
+concurrent requests, but connections persist (CONN_MAX_AGE, CONN_HEALTH_CHECKS and
+`close_old_connections` at the end of each request work as under WSGI). A thread beyond
+the number kept closes its connections and ends.
+
+One hop. Django builds an asynchronous middleware chain under ASGI, and each
+`MiddlewareMixin` middleware runs its `process_request` and `process_response` through
+its own `sync_to_async`: about fifteen round trips between the event loop and the
+request's thread for one API call, before the view's own. This handler builds Django's
+synchronous chain instead (the one WSGI runs) and calls it through a single
+`sync_to_async`, so the middleware, the view and the ORM still share the request's thread.
+An asynchronous view still works (Django's synchronous path runs it with `async_to_sync`),
+it just gains nothing.
 
 Events the request publishes reach the hubs once its synchronous part is done
 (`realtime.transport.sends_held_until_done`): a fan-out on the event loop then does not
 compete for the interpreter lock with the rest of the request.
-
-An asynchronous view still works (Django's synchronous path runs it with
-`async_to_sync`), it just gains nothing. In the benchmark this takes the server's CPU per
-`POST /api/realtime/publish/` from about 10 to 7 ms, which is what bounds a burst of REST
-publishes (bench/RESULTS.md).
 """
 
-from asgiref.sync import sync_to_async
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
 
 from realtime.transport import sends_held_until_done
 
 
+class RequestThreads:
+    """Single-thread executors for requests, the idle ones kept for the next requests.
+
+    Used from the event loop only (no lock needed). The most recently used thread is
+    handed out first, so under a light load the same few threads serve and the others
+    stay idle."""
+
+    def __init__(self, kept):
+        self.kept = kept
+        self._idle = []
+
+    @contextlib.asynccontextmanager
+    async def thread(self):
+        executor = self._idle.pop() if self._idle else self._new()
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                yield
+        finally:
+            if len(self._idle) < self.kept:
+                self._idle.append(executor)
+            else:
+                self._retire(executor)
+
+    def close(self):
+        while self._idle:
+            self._retire(self._idle.pop())
+
+    @staticmethod
+    def _new():
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+
+    @staticmethod
+    def _retire(executor):
+        # The thread's connections go with it, not at some later garbage collection.
+        executor.submit(connections.close_all)
+        executor.shutdown(wait=False)
+
+
 class OneHopASGIHandler(ASGIHandler):
+    def __init__(self):
+        self.request_threads = RequestThreads(settings.REQUEST_THREADS_KEPT)
+        super().__init__()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)  # Django's own refusal
+        async with self.request_threads.thread():
+            await self.handle(scope, receive, send)
+
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
         chain = sync_to_async(self._middleware_chain, thread_sensitive=True)

@@ -130,10 +130,11 @@ DATABASE_URL = env_url(
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Under ASGI every request runs in a thread of its own, so a persistent connection
-    # (CONN_MAX_AGE) is opened once per request and left behind with its thread: a new
-    # PostgreSQL backend per request (~10 ms) and idle ones piling up. Django's answer
-    # is psycopg's pool: a connection is taken from it and given back at request end.
+    # Connections belong to threads, and an ASGI server runs code in many: request
+    # threads (threatlens.handlers keeps some), the hub's, the consumers'. Persistent
+    # connections (CONN_MAX_AGE) would leave an idle PostgreSQL backend behind in each.
+    # Django's answer under ASGI is psycopg's pool: a connection is taken from it and
+    # given back at request end, and the pool bounds how many a process opens.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
@@ -159,6 +160,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME", str(Path(tempfile.gettempdir()) / f"threatlens-test-{os.getpid()}.sqlite3")
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads of finished HTTP requests kept, with their database connections, for the next
+# requests (threatlens.handlers); more run while more requests are in progress at once.
+REQUEST_THREADS_KEPT = env_int("REQUEST_THREADS_KEPT", 8, minimum=1, maximum=1000)
 
 # --- Redis: channel layer and cache ---------------------------------------------------
 

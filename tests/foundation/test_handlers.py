@@ -1,13 +1,20 @@
-"""HTTP requests run Django's middleware and view in one hop to a thread
-(threatlens/handlers.py), through the real ASGI application."""
+"""HTTP requests run Django's middleware and view in one hop to a thread, and threads
+outlive their requests (threatlens/handlers.py), through the real ASGI application."""
+
+import asyncio
+import json
+import threading
 
 import pytest
-from asgiref.sync import SyncToAsync
+from asgiref.sync import SyncToAsync, sync_to_async
 from channels.testing import HttpCommunicator
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.http import JsonResponse
 from django.urls import path
 
 from threatlens.asgi import application
+from threatlens.handlers import RequestThreads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +48,68 @@ async def view(request):
     return JsonResponse({"async": True, "user": str(request.user)})
 
 
-urlpatterns = [path("async-view", view)]
+def where(request):
+    """Which thread and database connection served the request."""
+    get_user_model().objects.exists()
+    return JsonResponse({"thread": threading.get_ident(), "connection": id(connection.connection)})
+
+
+barrier = threading.Barrier(2, timeout=5)
+
+
+def meet(request):
+    """Answers only once a second request is in another thread at the same time."""
+    barrier.wait()
+    return JsonResponse({"thread": threading.get_ident()})
+
+
+urlpatterns = [path("async-view", view), path("where", where), path("meet", meet)]
+
+
+async def get_json(url):
+    response = await HttpCommunicator(application, "GET", url, headers=HOST).get_response()
+    assert response["status"] == 200, response
+    return json.loads(response["body"])
+
+
+async def test_the_next_request_reuses_the_thread_and_its_database_connection(settings):
+    settings.ROOT_URLCONF = __name__
+    first = await get_json("/where")
+    second = await get_json("/where")
+    assert second["thread"] == first["thread"]
+    if connection.vendor == "sqlite":  # PostgreSQL hands connections back to its pool
+        assert second["connection"] == first["connection"]
+
+
+async def test_concurrent_requests_run_in_threads_of_their_own(settings):
+    settings.ROOT_URLCONF = __name__
+    barrier.reset()
+    first, second = await asyncio.gather(get_json("/meet"), get_json("/meet"))
+    assert first["thread"] != second["thread"]
+
+
+async def test_threads_beyond_those_kept_end():
+    threads = RequestThreads(kept=1)
+    entered, release = asyncio.Event(), asyncio.Event()
+    seen = []
+
+    async def request():
+        async with threads.thread():
+            seen.append(await sync_to_async(threading.get_ident)())
+            if len(seen) == 2:
+                entered.set()
+            await release.wait()
+
+    tasks = [asyncio.create_task(request()) for _ in range(2)]
+    await entered.wait()
+    assert len(set(seen)) == 2
+    release.set()
+    await asyncio.gather(*tasks)
+    assert len(threads._idle) == 1
+    async with threads.thread():  # the kept thread serves the next request
+        assert await sync_to_async(threading.get_ident)() in seen
+    threads.close()
+    assert not threads._idle
 
 
 async def test_an_async_view_still_answers(settings):
