@@ -1,8 +1,10 @@
-"""Where the memory of idle connections goes: uvicorn serving ThreatLens under tracemalloc.
+"""Where the memory of idle connections goes: uvicorn or daphne serving ThreatLens under
+tracemalloc.
 
-    python -m bench.memprobe --port 8000 --snapshots /tmp/snaps
+    python -m bench.memprobe --port 8000 --snapshots /tmp/snaps [--server daphne]
 
-The server runs as `uvicorn threatlens.asgi:application` would (same app, same loop). The
+The server runs as `uvicorn threatlens.asgi:application` (or `daphne ...`) would: same
+app, same loop, in this process. The
 first SIGUSR1 starts `tracemalloc` (from then on every allocation is traced, several times
 slower: use it for memory questions only, never for timings) and writes a snapshot; each
 further SIGUSR1 writes another, `<snapshots>/snapshot-<n>.pickle`. `bench.run --tracemalloc`
@@ -17,11 +19,10 @@ import tracemalloc
 from pathlib import Path
 
 FRAMES = 10
+APPLICATION = "threatlens.asgi:application"
 
 
-def serve(port, snapshots):
-    import uvicorn
-
+def serve(port, snapshots, server="uvicorn"):
     counter = {"n": 0}
 
     def dump(signum, frame):
@@ -33,12 +34,20 @@ def serve(port, snapshots):
         os.replace(str(path) + ".part", path)
 
     signal.signal(signal.SIGUSR1, dump)
+    if server == "daphne":
+        from daphne.cli import CommandLineInterface
+
+        CommandLineInterface().run(["-b", "127.0.0.1", "-p", str(port), APPLICATION])
+        return
+    import uvicorn
+
     uvicorn.run(
-        "threatlens.asgi:application",
+        APPLICATION,
         host="127.0.0.1",
         port=port,
         log_level="warning",
         access_log=False,
+        ws_per_message_deflate=False,  # as the README runs it
     )
 
 
@@ -92,5 +101,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--snapshots", required=True)
+    parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
     args = parser.parse_args()
-    serve(args.port, args.snapshots)
+    serve(args.port, args.snapshots, args.server)

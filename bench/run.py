@@ -104,7 +104,7 @@ def parse_args(argv=None):
     add(
         "--tracemalloc",
         action="store_true",
-        help="run uvicorn under tracemalloc and show what idle connections hold (slow)",
+        help="run the server under tracemalloc and show what idle connections hold (slow)",
     )
     add("--json", metavar="PATH", help="also write every figure as JSON")
     add("--server-env", action="append", default=[], metavar="NAME=VALUE")
@@ -476,7 +476,7 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
     """Start the server(s), connect the clients, run the phases; returns the figures."""
     kind = args.server if target == "ours" else target
     if target == "ours" and args.tracemalloc:
-        kind = "memprobe"
+        kind = f"memprobe-{args.server}"
     busy_before = wait_for_quiet(args.quiet_wait, args.quiet_below) if args.quiet_wait else None
     count = args.processes if target == "ours" else 1
     servers = [
@@ -500,7 +500,7 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
             warm_up(server, client_tokens[0], args.event_type, publisher_token)
         time.sleep(1)
         baseline = [server.rss() for server in servers]
-        if kind == "memprobe":
+        if kind.startswith("memprobe-"):
             snapshot_before = servers[0].snapshot_memory(1)
         targets = []
         for index in range(args.clients):
@@ -546,7 +546,7 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
         idle_cpu = sum(server.cpu_seconds() for server in servers) - idle_cpu
         idle = [server.rss() for server in servers]
         memory_profile = None
-        if kind == "memprobe":
+        if kind.startswith("memprobe-"):
             from bench import memprobe
 
             snapshot_after = servers[0].snapshot_memory(2)

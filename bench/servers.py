@@ -64,8 +64,10 @@ def command_for(kind, port, uvicorn_ws="auto", workdir=None, uvicorn_deflate=Fal
             "true" if uvicorn_deflate else "false",
             "threatlens.asgi:application",
         ]
-    if kind == "memprobe":  # uvicorn under tracemalloc (bench/memprobe.py)
-        return [sys.executable, "-m", "bench.memprobe", "--port", str(port), "--snapshots", workdir]
+    if kind.startswith("memprobe-"):  # uvicorn or daphne under tracemalloc (bench/memprobe.py)
+        server = kind.removeprefix("memprobe-")
+        probe = [sys.executable, "-m", "bench.memprobe", "--port", str(port)]
+        return probe + ["--snapshots", workdir, "--server", server]
     if kind == "ceiling":
         return [sys.executable, "-m", "bench.ceiling", "--port", str(port)]
     if kind in ("asgi-ceiling", "asgi-tasks-ceiling"):

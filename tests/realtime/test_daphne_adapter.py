@@ -9,6 +9,7 @@ import socket
 import pytest
 from twisted.internet import tcp
 
+from realtime import daphne_adapter
 from realtime.daphne_adapter import write_through
 
 
@@ -109,3 +110,26 @@ def test_a_lost_connection_is_left_to_twisted(pair):
     transport, theirs, reactor = pair
     theirs.close()
     assert not write_through(transport, b"frame")  # Twisted's write path notices and closes
+
+
+def test_protocol_options_are_read_from_the_factory_not_copied():
+    from autobahn.twisted.websocket import WebSocketServerFactory
+    from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
+    from daphne.ws_protocol import WebSocketProtocol
+
+    daphne_adapter.install()
+    factory = WebSocketServerFactory()
+    factory.protocol = WebSocketProtocol
+    factory.setProtocolOptions(autoPingInterval=7, openHandshakeTimeout=3)
+    protocol = factory.buildProtocol(None)
+    AutobahnProtocol._connectionMade(protocol)  # where autobahn copies what is missing
+    if protocol.openHandshakeTimeoutCall is not None:
+        protocol.openHandshakeTimeoutCall.cancel()
+    copied = set(WebSocketProtocol.CONFIG_ATTRS) & set(vars(protocol))
+    assert copied <= {"trackTimings"}  # autobahn assigns that one itself
+    assert (protocol.autoPingInterval, protocol.openHandshakeTimeout) == (7, 3)
+    assert protocol.maxFramePayloadSize == factory.maxFramePayloadSize
+
+    protocol.autoPingInterval = 1  # set on one protocol: that protocol's alone
+    assert protocol.autoPingInterval == 1
+    assert factory.buildProtocol(None).autoPingInterval == 7
