@@ -198,15 +198,19 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session", autouse=True)
 def _connections_of_other_threads_closed(django_db_setup):
-    """Dropping a test database fails while another thread holds a connection to it. Two
+    """Dropping a test database fails while another thread holds a connection to it. Three
     kinds outlive the tests: the connection of asgiref's thread for `sync_to_async`
-    (the tests' own calls do not close it), and those of ended threads, which only the
-    garbage collector closes (PostgreSQL's pool counts them as in use until then)."""
+    (the tests' own calls do not close it), those of the ASGI handler's kept request
+    threads, and those of ended threads, which only the garbage collector closes
+    (PostgreSQL's pool counts them as in use until then)."""
     yield
     import gc
 
     from asgiref.sync import SyncToAsync
     from django.db import connections
 
+    from threatlens.asgi import django_asgi_app
+
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+    django_asgi_app.request_threads.close(wait=True)
     gc.collect()

@@ -37,6 +37,26 @@ from django.db import connections
 from realtime.transport import sends_held_until_done
 
 
+class RequestThread(ThreadPoolExecutor):
+    """A single-thread executor that knows whether work it was given is still running."""
+
+    def __init__(self):
+        super().__init__(max_workers=1, thread_name_prefix="request")
+        self._unfinished = set()
+
+    @property
+    def busy(self):
+        return bool(self._unfinished)
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = super().submit(fn, *args, **kwargs)
+        self._unfinished.add(future)
+        # Runs before the awaiting coroutine hears of the result (callbacks run in the
+        # order they were added, and the event loop adds its own after this).
+        future.add_done_callback(self._unfinished.discard)
+        return future
+
+
 class RequestThreads:
     """Single-thread executors for requests, the idle ones kept for the next requests.
 
@@ -50,29 +70,28 @@ class RequestThreads:
 
     @contextlib.asynccontextmanager
     async def thread(self):
-        executor = self._idle.pop() if self._idle else self._new()
+        executor = self._idle.pop() if self._idle else RequestThread()
         try:
             async with ThreadSensitiveContext(executor=executor):
                 yield
         finally:
-            if len(self._idle) < self.kept:
+            # A request given up on (its client went away) may leave its view running
+            # in the thread: a thread still busy is not handed to the next request.
+            if len(self._idle) < self.kept and not executor.busy:
                 self._idle.append(executor)
             else:
                 self._retire(executor)
 
-    def close(self):
+    def close(self, wait=False):
+        """Retire the idle threads (those of requests in progress stay theirs)."""
         while self._idle:
-            self._retire(self._idle.pop())
+            self._retire(self._idle.pop(), wait)
 
     @staticmethod
-    def _new():
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
-
-    @staticmethod
-    def _retire(executor):
+    def _retire(executor, wait=False):
         # The thread's connections go with it, not at some later garbage collection.
         executor.submit(connections.close_all)
-        executor.shutdown(wait=False)
+        executor.shutdown(wait=wait)
 
 
 class OneHopASGIHandler(ASGIHandler):

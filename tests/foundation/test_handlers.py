@@ -118,3 +118,29 @@ async def test_an_async_view_still_answers(settings):
     response = await communicator.get_response()
     assert response["status"] == 200
     assert b'"async": true' in response["body"]
+
+
+async def test_a_thread_still_running_an_abandoned_request_is_not_handed_on():
+    threads = RequestThreads(kept=1)
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_view():
+        started.set()
+        release.wait(5)
+        return threading.get_ident()
+
+    async def request():
+        async with threads.thread():
+            await sync_to_async(slow_view)()
+
+    task = asyncio.create_task(request())
+    await asyncio.to_thread(started.wait, 5)
+    task.cancel()  # as Django does when the client disconnects
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not threads._idle  # the busy thread was retired, not kept
+    async with threads.thread():
+        assert await asyncio.wait_for(sync_to_async(threading.get_ident)(), 2)
+    release.set()
+    threads.close(wait=True)
