@@ -39,6 +39,7 @@ from realtime.hub import get_hub
 from realtime.publishing import Recipients, publish
 from realtime.replay import missed_events
 from realtime.transport import ORIGIN
+from realtime.uvicorn_adapter import release_handshake
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
         # Always accept first: a close before accept reaches the client as HTTP 403 and
         # close code 1006, hiding the reason the protocol promises (DESIGN.md).
         await self.accept()
+        release_handshake(self.base_send)  # done with: the scope has what we need
         self.connection = None
         self.principal = None
         self.closing = False

@@ -51,7 +51,7 @@ def target_for(send):
 
     Asked once the socket is accepted: a socket that negotiated compression keeps it for
     its life, so it gets None here rather than a writer that declines every frame."""
-    uvicorn_protocol = _uvicorn_protocol_class()
+    uvicorn_protocol = uvicorn_protocol_class()
     protocol = getattr(send, "__self__", None)
     if uvicorn_protocol is not None and type(protocol) is uvicorn_protocol:
         if getattr(getattr(protocol, "conn", None), "extensions", None):
@@ -100,7 +100,7 @@ def _write_daphne(protocol, data):
 
 
 @functools.cache
-def _uvicorn_protocol_class():
+def uvicorn_protocol_class():
     try:
         from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     except ImportError:
