@@ -198,11 +198,13 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session", autouse=True)
 def _connections_of_other_threads_closed(django_db_setup):
-    """Dropping a test database fails while another thread holds a connection to it. Three
-    kinds outlive the tests: the connection of asgiref's thread for `sync_to_async`
-    (the tests' own calls do not close it), those of the ASGI handler's kept request
-    threads, and those of ended threads, which only the garbage collector closes
-    (PostgreSQL's pool counts them as in use until then)."""
+    """Dropping a test database fails while a connection to it is open. Four kinds outlive
+    the tests: the connection of asgiref's thread for `sync_to_async` (the tests' own
+    calls do not close it), those of the ASGI handler's kept request threads, those of
+    ended threads, which only the garbage collector closes (PostgreSQL's pool counts them
+    as in use until then), and one that the last database error of a transaction keeps:
+    Django keeps that error on the connection (`rollback_exc`), and its traceback keeps the
+    cursor and so the psycopg connection of the time."""
     yield
     import gc
 
@@ -213,4 +215,6 @@ def _connections_of_other_threads_closed(django_db_setup):
 
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
     django_asgi_app.request_threads.close(wait=True)
+    for connection in connections.all(initialized_only=True):
+        connection.rollback_exc = None
     gc.collect()
