@@ -4,8 +4,8 @@ uvicorn's websockets-sansio protocol keeps the handshake request and its respons
 with their headers) for the life of the socket, though it reads them only until the
 handshake is answered; the scope it gave the application holds the headers the
 application needs. `release_handshake` drops them once the socket is accepted: 1.9 KB less
-per idle socket under tracemalloc (bench/RESULTS.md). With
-any other server, or a uvicorn whose protocol does not look as expected, it does nothing.
+per idle socket under tracemalloc (bench/RESULTS.md). With any other server, or a uvicorn
+whose protocol does not look as expected, it does nothing.
 """
 
 from realtime.direct_writes import uvicorn_protocol_class
