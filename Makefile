@@ -9,14 +9,14 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # Two workers: the suite is mostly waiting on sockets and databases.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test install lint check pytest pytest-services migrate bench test-ui clean
+.PHONY: run test install lint check pytest pytest-services migrate bench test-ui clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -60,6 +60,12 @@ bench: install
 
 test-ui: install
 	$(BIN)/pytest tests/ui -q $(PYTEST_ARGS)
+
+# Re-pin every installed package at its current version (after adding a dependency).
+constraints: install
+	{ sed -n '/^#/p' constraints.txt; \
+		$(BIN)/pip freeze --exclude-editable | grep -vi '^threatlens'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* staticfiles
