@@ -15,6 +15,7 @@ class ThreatLensClient:
     def __init__(self, url):
         self.url = url
         self.received = []
+        self.types = []  # every frame's type, for the test to wait on replies
 
     async def connect(self):
         self.ws = await websockets.connect(self.url)
@@ -22,7 +23,9 @@ class ThreatLensClient:
 
     async def _read(self):
         async for text in self.ws:
-            self.handle_message(json.loads(text))
+            message = json.loads(text)
+            self.types.append(message["type"])
+            self.handle_message(message)
 
     def handle_message(self, message):
         if message["type"] == "security_event":
@@ -49,6 +52,7 @@ class UnifiedWebSocketService:
     def __init__(self):
         self.handlers = {}
         self.errors = []
+        self.types = []  # every frame's type, for the test to wait on replies
 
     async def connect(self, base, token, **options):
         self.ws = await websockets.connect(f"{base}/ws?token={token}", **options)
@@ -56,7 +60,9 @@ class UnifiedWebSocketService:
 
     async def _read(self):
         async for text in self.ws:
-            self.handle_message(json.loads(text))
+            message = json.loads(text)
+            self.types.append(message["type"])
+            self.handle_message(message)
 
     def on(self, event_type, handler):
         self.handlers.setdefault(event_type, []).append(handler)
@@ -79,7 +85,7 @@ class UnifiedWebSocketService:
         await self.ws.close()
 
 
-async def eventually(condition, timeout=5):
+async def eventually(condition, timeout=15):
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
@@ -103,7 +109,10 @@ async def test_threatlens_example_client_gets_what_it_expects(
     await client.connect()
     await client.subscribe(["security_event", "system_status"])
     await client.send({"type": "set_filter", "data": {"min_priority": 7}})
-    await asyncio.sleep(0.3)
+    # The example client does not wait for replies; the test does, so that the publishes
+    # below come after the subscription and the filter are in force, however loaded the
+    # machine.
+    assert await eventually(lambda: "filter_updated" in client.types)
     admin = token_for(carol)
     await asyncio.to_thread(
         publish, server, admin, "security_event", {"event_id": "low", "severity": 3}, priority=3
@@ -130,7 +139,7 @@ async def test_unified_example_service_gets_events_by_type(running_server, alice
     service.on("zone_created", zones.append)
     await service.connect(server.ws_url, token_for(alice))
     await service.subscribe(["zone_created", "no_such_event"])
-    await asyncio.sleep(0.3)
+    assert await eventually(lambda: "subscription_updated" in service.types)
     await asyncio.to_thread(
         publish,
         server,
@@ -202,7 +211,7 @@ async def test_frames_larger_than_one_socket_write_arrive_whole_and_in_order(
     service.on("zone_created", zones.append)
     await service.connect(server.ws_url, token_for(alice), compression=compression)
     await service.subscribe(["zone_created"])
-    await asyncio.sleep(0.3)
+    assert await eventually(lambda: "subscription_updated" in service.types)
     sizes = [300_000, 10, 200_000, 10, 10]
     for number, size in enumerate(sizes):
         await asyncio.to_thread(
@@ -213,7 +222,7 @@ async def test_frames_larger_than_one_socket_write_arrive_whole_and_in_order(
             {"zone_id": str(number), "zone_name": "example.com", "notes": "x" * size},
             recipients={"users": [alice.pk]},
         )
-    assert await eventually(lambda: len(zones) == len(sizes), timeout=10)
+    assert await eventually(lambda: len(zones) == len(sizes))
     assert [zone["zone_id"] for zone in zones] == ["0", "1", "2", "3", "4"]
     assert [len(zone["notes"]) for zone in zones] == sizes
     await service.close()
