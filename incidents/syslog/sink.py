@@ -139,6 +139,10 @@ class RawLogSink:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    @property
+    def closed(self):
+        return self._closed
+
     def close(self, timeout=10.0):
         """Take no more lines; store and process what is queued (within `timeout`)."""
         with self._lock:
@@ -315,9 +319,10 @@ _sink_lock = threading.Lock()
 
 
 def get_sink():
-    """This process's sink for received lines (created on first use)."""
+    """This process's sink for received lines (created on first use, and again after
+    it was closed)."""
     global _sink
     with _sink_lock:
-        if _sink is None:
+        if _sink is None or _sink.closed:
             _sink = RawLogSink()
         return _sink
