@@ -1,6 +1,6 @@
 """RFC 6587 framing on a byte stream, and the cleaning of one message."""
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from incidents.syslog.framing import FrameDecoder, message_text
@@ -74,6 +74,7 @@ def test_ten_digits_are_no_length():
     assert frames == [b"1234567890 is a line"]
 
 
+@settings(max_examples=300, deadline=None)
 @given(
     messages=st.lists(
         st.tuples(
