@@ -1,11 +1,16 @@
 """A recording sink and a receiver on free loopback ports, for the syslog tests."""
 
 import asyncio
+import os
+import subprocess
+import sys
+import threading
 from collections import Counter
 
 import pytest
 
 from incidents.syslog.server import ReceiverConfig, SyslogReceiver
+from tests.e2e.conftest import ROOT, database_url
 
 
 class RecordingSink:
@@ -99,3 +104,55 @@ async def eventually(condition, timeout=5.0):
             return False
         await asyncio.sleep(0.01)
     return True
+
+
+def stored_lines(file_name=None):
+    """Every line stored in raw logs (of `file_name` only, when given), in order."""
+    from incidents.models import RawLog
+
+    logs = RawLog.objects.order_by("id")
+    if file_name is not None:
+        logs = logs.filter(file_name=file_name)
+    return [
+        line for content in logs.values_list("content", flat=True) for line in content.split("\n")
+    ]
+
+
+async def stored(predicate, timeout=15.0, file_name=None):
+    """Wait until `predicate(stored lines)` holds; False when `timeout` passes first."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate(await asyncio.to_thread(stored_lines, file_name)):
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+@pytest.fixture
+def run_syslog(transactional_db):
+    """run_syslog(*args) -> a `manage.py run_syslog` process, listening; stopped at the end."""
+    processes = []
+
+    def start(*args):
+        env = {**os.environ, "DATABASE_URL": database_url(), "SYSLOG_IN_PROCESS": "false"}
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_syslog", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        processes.append(process)
+        first = process.stdout.readline()
+        assert first.startswith("Receiving syslog on"), first + process.stdout.read()
+        # The rest of its output is read as it comes: a full pipe would stall it.
+        process.output = [first]
+        threading.Thread(target=lambda: process.output.extend(process.stdout), daemon=True).start()
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait()

@@ -1,19 +1,18 @@
 """The receiver inside the server process, and `manage.py run_syslog` with `logger`."""
 
 import asyncio
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 
 import pytest
 
 from incidents.models import RawLog
 from incidents.syslog.server import ReceiverConfig
 from incidents.syslog.service import SyslogService
-from tests.e2e.conftest import ROOT, database_url, free_port
+from tests.e2e.conftest import free_port
+from tests.syslog.conftest import eventually, stored, stored_lines
 from threatlens.monitoring import startup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,24 +22,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def _stopped():
     yield
     await startup.stop_in_process()
-
-
-def stored_lines():
-    return [
-        line
-        for content in RawLog.objects.order_by("id").values_list("content", flat=True)
-        for line in content.split("\n")
-    ]
-
-
-async def stored(predicate, timeout=15.0):
-    """Wait until `predicate(stored lines)` holds; False when `timeout` passes first."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate(await asyncio.to_thread(stored_lines)):
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 async def test_the_server_process_runs_the_receiver_when_a_port_is_set(settings):
@@ -93,33 +74,6 @@ async def test_a_service_whose_port_is_taken_waits_and_takes_over_when_it_is_fre
         await service.stop()
 
 
-@pytest.fixture
-def run_syslog(transactional_db):
-    """run_syslog(*args) -> a `manage.py run_syslog` process, listening; stopped at the end."""
-    processes = []
-
-    def start(*args):
-        env = {**os.environ, "DATABASE_URL": database_url(), "SYSLOG_IN_PROCESS": "false"}
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_syslog", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        processes.append(process)
-        first = process.stdout.readline()
-        assert first.startswith("Receiving syslog on"), first + process.stdout.read()
-        return process
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-
-
 @pytest.mark.skipif(shutil.which("logger") is None, reason="util-linux logger is not installed")
 @pytest.mark.e2e
 async def test_the_readme_logger_lines_reach_run_syslog(run_syslog):
@@ -141,8 +95,8 @@ async def test_the_readme_logger_lines_reach_run_syslog(run_syslog):
     sources = await asyncio.to_thread(lambda: set(RawLog.objects.values_list("source", flat=True)))
     assert sources == {"sshd"}
     process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=15)
-    assert process.returncode == 0 and "Stopped." in output
+    assert process.wait(15) == 0
+    assert await eventually(lambda: "Stopped.\n" in process.output)
 
 
 def test_run_syslog_without_a_port_says_what_to_set(settings):
