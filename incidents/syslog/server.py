@@ -378,7 +378,13 @@ class SyslogReceiver:
             answer = await session.answer(frames)
             if answer.malformed:
                 self._count_malformed(answer.malformed, "relp")
-            self.relp_resent_skipped += answer.resent
+            if answer.resent:
+                self.relp_resent_skipped += answer.resent
+                logger.info(
+                    "RELP session from %s: %d frames sent again were stored already",
+                    peer,
+                    answer.resent,
+                )
             if answer.texts:
                 received_at = time.time()
                 lines = [
