@@ -23,12 +23,13 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import ssl
 import time
 from dataclasses import dataclass, replace
 
-from incidents.syslog.framing import FrameDecoder, message_text
+from incidents.syslog.framing import FrameDecoder, message_text, message_texts
 from incidents.syslog.relp import (
     RETRANSMIT_LOOKBACK,
     RelpDecoder,
@@ -221,6 +222,7 @@ class SyslogReceiver:
             "received": dict(self.received),
             "malformed": dict(self.malformed),
             "udp_dropped": self.udp_dropped,
+            "udp_kernel_drops": self._udp_kernel_drops(),
             "connections_open": len(self._connections),
             "connections_total": self.connections_total,
             "connections_refused": self.connections_refused,
@@ -229,6 +231,24 @@ class SyslogReceiver:
         }
 
     # -- UDP ------------------------------------------------------------------------------------
+
+    def _udp_kernel_drops(self):
+        """Datagrams the kernel dropped because the socket's buffer was full (Linux: the
+        `drops` column of /proc/net/udp and udp6 for this socket's inode); None when that
+        cannot be read."""
+        if self._udp_socket is None:
+            return None
+        inode = str(os.fstat(self._udp_socket.fileno()).st_ino)
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            try:
+                with open(table) as rows:
+                    for row in rows:
+                        fields = row.split()
+                        if len(fields) > 12 and fields[9] == inode:
+                            return int(fields[-1])
+            except (OSError, ValueError):
+                continue
+        return None
 
     def _start_udp(self, host, port):
         self._failing = f"udp {host}:{port}"
@@ -343,8 +363,7 @@ class SyslogReceiver:
     async def _deliver(self, frames, malformed, transport, peer, connection):
         received_at = time.time()
         lines = []
-        for frame in frames:
-            text = message_text(frame)
+        for text in message_texts(frames):
             if text is None:
                 malformed += 1
             elif text:

@@ -115,6 +115,7 @@ class SyslogService:
                 "messages_received": sum(stats["received"].values()),
                 "messages_malformed": sum(stats["malformed"].values()),
                 "udp_dropped": stats["udp_dropped"],
+                "udp_kernel_drops": stats["udp_kernel_drops"],
                 "connections_open": stats["connections_open"],
                 "listening": describe(self.receiver.addresses),
             },

@@ -45,6 +45,13 @@ def test_an_oversized_lf_message_is_skipped_to_its_lf_and_counted_once():
     assert decoder.feed(b"zz\n<13>next\n") == ([b"<13>next"], 0)
 
 
+def test_an_oversized_line_among_others_in_one_read_is_counted_and_the_others_kept():
+    decoder = FrameDecoder(16)
+    stream = b"<13>ok\r\n<13>" + b"x" * 20 + b"\r\n<13>also ok\n<13>" + b"y" * 20
+    assert decoder.feed(stream) == ([b"<13>ok", b"<13>also ok"], 2)
+    assert decoder.feed(b"yyy\n<13>next\n") == ([b"<13>next"], 0)
+
+
 def test_an_oversized_octet_counted_message_is_skipped_by_its_length():
     decoder = FrameDecoder(16)
     assert decoder.feed(b"40 " + b"a" * 10) == ([], 1)

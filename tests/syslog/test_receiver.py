@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import os
 import socket
 
 import pytest
@@ -54,6 +55,16 @@ async def test_udp_lines_the_sink_has_no_room_for_are_dropped_and_counted(start_
     assert await eventually(lambda: sink.dropped == 2)
     assert len(sink.lines) == 3
     assert receiver.stats()["udp_dropped"] == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/udp"), reason="Linux counts these drops")
+async def test_datagrams_the_kernel_drops_on_a_full_buffer_are_counted(start_receiver, sink):
+    receiver = await start_receiver(sink, udp_port=0, udp_receive_buffer=4096)
+    assert receiver.stats()["udp_kernel_drops"] == 0
+    # The loop does not run while this sends, so the small buffer overflows.
+    send_udp(receiver.addresses["udp"], *([b"<13>" + b"f" * 500] * 200))
+    assert receiver.stats()["udp_kernel_drops"] > 0
+    assert await eventually(lambda: len(sink.lines) + receiver.stats()["udp_kernel_drops"] == 200)
 
 
 async def test_tcp_takes_both_framings_on_one_connection(start_receiver, sink):
