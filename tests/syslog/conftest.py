@@ -133,8 +133,13 @@ def run_syslog(transactional_db):
     """run_syslog(*args) -> a `manage.py run_syslog` process, listening; stopped at the end."""
     processes = []
 
-    def start(*args):
-        env = {**os.environ, "DATABASE_URL": database_url(), "SYSLOG_IN_PROCESS": "false"}
+    def start(*args, env=None):
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "SYSLOG_IN_PROCESS": "false",
+            **(env or {}),
+        }
         process = subprocess.Popen(
             [sys.executable, "manage.py", "run_syslog", *args],
             cwd=ROOT,

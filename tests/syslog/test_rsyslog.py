@@ -233,3 +233,31 @@ async def test_rsyslog_relp_frames_resent_after_lost_answers_are_stored_once(run
     proxy.close()
     # rsyslog did send them again, and the receiver recognised them.
     assert any("frames sent again were stored already" in line for line in server.output)
+
+
+async def test_rsyslog_relp_over_mutual_tls(run_syslog, rsyslogd, tmp_path):
+    from tests.syslog.certificates import make_certificates
+
+    certificates = make_certificates(tmp_path)
+    relp_port = free_port()
+    run_syslog(
+        "--relp-port",
+        str(relp_port),
+        env={
+            "SYSLOG_RELP_TLS": "true",
+            "SYSLOG_TLS_CERT": str(certificates.server_cert),
+            "SYSLOG_TLS_KEY": str(certificates.server_key),
+            "SYSLOG_TLS_CLIENT_CA": str(certificates.ca),
+        },
+    )
+    # librelp over TLS offers only anonymous ciphers unless it has a certificate of its own.
+    daemon = rsyslogd(
+        f'action(type="omrelp" target="127.0.0.1" port="{relp_port}" tls="on"\n'
+        f'       tls.caCert="{certificates.ca}" tls.myCert="{certificates.client_cert}"\n'
+        f'       tls.myPrivKey="{certificates.client_key}"\n'
+        '       tls.authMode="name" tls.permittedPeer=["localhost"])'
+    )
+    daemon.log([message(n) for n in range(50)])
+    relp_lines = origin_name("relp", "127.0.0.1")
+    assert await stored(lambda lines: len(lines) >= 50, timeout=30, file_name=relp_lines)
+    assert len(await asyncio.to_thread(stored_lines, relp_lines)) == 50
