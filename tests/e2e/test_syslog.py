@@ -30,12 +30,13 @@ async def security_events(ws, count, timeout=20.0):
     return found
 
 
+@pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
 async def test_a_line_sent_over_syslog_reaches_a_subscribed_socket(
-    running_server, alice, token_for
+    running_server, alice, token_for, kind
 ):
     tcp_port, udp_port = free_port(), free_port()
     server = running_server(
-        "uvicorn",
+        kind,
         SYSLOG_IN_PROCESS="true",
         SYSLOG_TCP_PORT=str(tcp_port),
         SYSLOG_UDP_PORT=str(udp_port),
