@@ -257,7 +257,8 @@ class SyslogReceiver:
         )[0]
         sock = socket.socket(family, kind, proto)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # No SO_REUSEADDR: on UDP it would let a second process bind the same port
+            # (and take part of the traffic) where it must find the port taken.
             # A bigger buffer rides out bursts while the loop is busy elsewhere (the
             # kernel caps it at net.core.rmem_max).
             with contextlib.suppress(OSError):

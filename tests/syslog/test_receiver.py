@@ -202,3 +202,11 @@ async def test_a_port_in_use_fails_start_naming_it_and_binds_nothing(start_recei
     with pytest.raises(OSError, match=f"syslog tcp 127.0.0.1:{port}"):
         await second.start()
     assert second.addresses == {}
+
+
+async def test_a_udp_port_in_use_is_not_shared_with_a_second_receiver(start_receiver, sink):
+    first = await start_receiver(sink, udp_port=0)
+    port = first.addresses["udp"][1]
+    second = SyslogReceiver(sink, ReceiverConfig(udp_port=port))
+    with pytest.raises(OSError, match=f"syslog udp 127.0.0.1:{port}"):
+        await second.start()
