@@ -152,6 +152,7 @@ class SyslogReceiver:
         self.connections_refused = 0
         self.connections_timed_out = 0
         self.relp_resent_skipped = 0
+        self.relp_protocol_errors = 0
 
     def __repr__(self):
         listening = ", ".join(
@@ -228,6 +229,7 @@ class SyslogReceiver:
             "connections_refused": self.connections_refused,
             "connections_timed_out": self.connections_timed_out,
             "relp_resent_skipped": self.relp_resent_skipped,
+            "relp_protocol_errors": self.relp_protocol_errors,
         }
 
     # -- UDP ------------------------------------------------------------------------------------
@@ -393,7 +395,9 @@ class SyslogReceiver:
             try:
                 frames = decoder.feed(data)
             except RelpProtocolError as exc:
-                logger.warning("RELP session from %s: %s; closing it", peer, exc)
+                # INFO, not WARNING: port scanners do this all day.
+                self.relp_protocol_errors += 1
+                logger.info("RELP session from %s: %s; closing it", peer, exc)
                 return
             answer = await session.answer(frames)
             if answer.malformed:

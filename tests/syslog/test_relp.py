@@ -150,6 +150,14 @@ async def test_binary_and_oversized_messages_are_answered_counted_and_not_stored
     await client.close()
 
 
+async def test_bytes_that_are_not_relp_close_the_session_and_are_counted(start_receiver, sink):
+    receiver = await start_receiver(sink, relp_port=0)
+    reader, writer = await asyncio.open_connection(*receiver.addresses["relp"])
+    writer.write(b"<13>plain syslog sent to the RELP port\n")
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    assert receiver.stats()["relp_protocol_errors"] == 1 and sink.lines == []
+
+
 async def test_a_syslog_frame_before_open_is_refused_and_the_session_closed(start_receiver, sink):
     receiver = await start_receiver(sink, relp_port=0)
     reader, writer = await asyncio.open_connection(*receiver.addresses["relp"])
