@@ -105,7 +105,8 @@ async def test_rsyslog_forwards_over_octet_counted_tcp_and_relp(run_syslog, rsys
         '       TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"\n'
         '       queue.type="LinkedList" queue.filename="threatlens" '
         'action.resumeRetryCount="-1")\n'
-        f'action(type="omrelp" target="127.0.0.1" port="{relp_port}")'
+        f'action(type="omrelp" target="127.0.0.1" port="{relp_port}" '
+        'action.resumeRetryCount="-1")'
     )
     count = 500
     daemon.log([message(n) for n in range(count)])
