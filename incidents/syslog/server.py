@@ -22,6 +22,7 @@ read and one incomplete message; connections idle for `idle_timeout` are closed;
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import socket
@@ -254,18 +255,12 @@ class SyslogReceiver:
 
     def _start_udp(self, host, port):
         self._failing = f"udp {host}:{port}"
-        family, kind, proto, _name, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_DGRAM
-        )[0]
-        sock = socket.socket(family, kind, proto)
+        sock = bound_socket(host, port, socket.SOCK_DGRAM)
         try:
-            # No SO_REUSEADDR: on UDP it would let a second process bind the same port
-            # (and take part of the traffic) where it must find the port taken.
             # A bigger buffer rides out bursts while the loop is busy elsewhere (the
             # kernel caps it at net.core.rmem_max).
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.udp_receive_buffer)
-            sock.bind(address)
             sock.setblocking(False)
         except OSError:
             sock.close()
@@ -296,7 +291,8 @@ class SyslogReceiver:
             if text is None:
                 malformed += 1
             elif text:
-                lines.append(ReceivedLine(text, source_for(text), received_at, "udp", address[0]))
+                peer = address[0] if ":" not in address[0] else peer_address(address[0])
+                lines.append(ReceivedLine(text, source_for(text), received_at, "udp", peer))
         if malformed:
             self._count_malformed(malformed, "udp")
         if lines:
@@ -313,16 +309,19 @@ class SyslogReceiver:
         async def connected(reader, writer):
             await self._connected(name, serve, reader, writer)
 
-        server = await asyncio.start_server(
-            connected,
-            host,
-            port,
-            limit=READ_SIZE,
-            ssl=ssl_context,
-            ssl_handshake_timeout=self.config.tls_handshake_timeout if ssl_context else None,
-            reuse_address=True,
-            backlog=256,
-        )
+        sock = bound_socket(host, port, socket.SOCK_STREAM)
+        try:
+            server = await asyncio.start_server(
+                connected,
+                sock=sock,
+                limit=READ_SIZE,
+                ssl=ssl_context,
+                ssl_handshake_timeout=self.config.tls_handshake_timeout if ssl_context else None,
+                backlog=256,
+            )
+        except BaseException:
+            sock.close()
+            raise
         self._servers.append(server)
         self.addresses[name] = server.sockets[0].getsockname()[:2]
 
@@ -332,7 +331,7 @@ class SyslogReceiver:
             writer.transport.abort()
             return
         peer = writer.get_extra_info("peername")
-        connection = _Connection(writer, name, peer[0] if peer else "")
+        connection = _Connection(writer, name, peer_address(peer[0]) if peer else "")
         self._connections.add(connection)
         self.connections_total += 1
         try:
@@ -480,6 +479,39 @@ class SyslogReceiver:
                         connection.peer,
                     )
                     connection.writer.close()
+
+
+def bound_socket(host, port, kind):
+    """A socket of `kind` (SOCK_STREAM, SOCK_DGRAM) bound to `host`:`port`. On an IPv6
+    address it takes IPv4 too (`::` is every address of both families), which asyncio's
+    own servers refuse to do. TCP sockets reuse an address left in TIME_WAIT (a quick
+    restart); UDP ones do not, as on UDP that would let a second process share the port."""
+    family, sock_type, proto, _name, address = socket.getaddrinfo(
+        host or None, port, type=kind, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, sock_type, proto)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def peer_address(host):
+    """A sender's address as text; an IPv4 address seen on a dual-stack socket
+    (`::ffff:192.0.2.1`) as the IPv4 address it is."""
+    if ":" in host:
+        with contextlib.suppress(ValueError):
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+            if address.ipv4_mapped is not None:
+                return str(address.ipv4_mapped)
+    return host
 
 
 def is_address_in_use(exc):

@@ -210,3 +210,20 @@ async def test_a_udp_port_in_use_is_not_shared_with_a_second_receiver(start_rece
     second = SyslogReceiver(sink, ReceiverConfig(udp_port=port))
     with pytest.raises(OSError, match=f"syslog udp 127.0.0.1:{port}"):
         await second.start()
+
+
+async def test_ipv4_senders_on_a_dual_stack_listener_are_known_by_their_ipv4_address(
+    start_receiver, sink
+):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        receiver = await start_receiver(sink, bind="::", tcp_port=0, udp_port=0)
+    except OSError as exc:
+        pytest.skip(f"cannot listen on ::: {exc}")
+    _reader, writer = await open_tcp(("127.0.0.1", receiver.addresses["tcp"][1]))
+    writer.write(b"<13>over tcp\n")
+    send_udp(("127.0.0.1", receiver.addresses["udp"][1]), b"<13>over udp")
+    assert await eventually(lambda: len(sink.lines) == 2)
+    assert {line.peer for line in sink.lines} == {"127.0.0.1"}
+    writer.close()
