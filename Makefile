@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Where `make run` receives syslog, UDP and TCP (SYSLOG_PORT=0 turns it off).
+SYSLOG_PORT ?= 5514
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # Two workers: the suite is mostly waiting on sockets and databases.
@@ -27,7 +29,10 @@ migrate: install
 run: migrate
 	$(BIN)/python manage.py ensure_admin
 	@echo "ThreatLens is starting on http://$(HOST):$(PORT)/ (admin: http://$(HOST):$(PORT)/admin/)"
-	$(BIN)/uvicorn --host $(HOST) --port $(PORT) --no-access-log --ws-per-message-deflate false threatlens.asgi:application
+	@if [ "$(SYSLOG_PORT)" != 0 ]; then \
+		echo "Syslog in: UDP and TCP on $${SYSLOG_BIND:-127.0.0.1}:$(SYSLOG_PORT) (README: Sending logs)"; fi
+	SYSLOG_UDP_PORT=$${SYSLOG_UDP_PORT:-$(SYSLOG_PORT)} SYSLOG_TCP_PORT=$${SYSLOG_TCP_PORT:-$(SYSLOG_PORT)} \
+		$(BIN)/uvicorn --host $(HOST) --port $(PORT) --no-access-log --ws-per-message-deflate false threatlens.asgi:application
 
 lint: install
 	$(BIN)/ruff check .

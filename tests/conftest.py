@@ -55,9 +55,11 @@ def _fresh_principals():
 
 @pytest.fixture(autouse=True)
 def _no_in_process_services(settings):
-    """The monitors and log watchers stay out of test servers unless a test starts them."""
+    """The monitors, log watchers and syslog receiver stay out of test servers unless a
+    test starts them."""
     settings.MONITORS_IN_PROCESS = False
     settings.WATCH_LOGS = []
+    settings.SYSLOG_IN_PROCESS = False
 
 
 @pytest.fixture(autouse=True)

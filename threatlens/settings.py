@@ -372,6 +372,37 @@ MONITORS = {
     "DISK_PATH": env_str("MONITORS_DISK_PATH", "/"),
 }
 
+# --- Syslog receiver (incidents/syslog, docs/syslog.md) ------------------------------------
+
+# A port of 0 turns its listener off (the default: nothing listens until asked).
+SYSLOG_BIND = env_str("SYSLOG_BIND", "127.0.0.1")
+SYSLOG_UDP_PORT = env_int("SYSLOG_UDP_PORT", 0, minimum=0, maximum=65535)
+SYSLOG_TCP_PORT = env_int("SYSLOG_TCP_PORT", 0, minimum=0, maximum=65535)
+SYSLOG_TLS_PORT = env_int("SYSLOG_TLS_PORT", 0, minimum=0, maximum=65535)
+SYSLOG_RELP_PORT = env_int("SYSLOG_RELP_PORT", 0, minimum=0, maximum=65535)
+SYSLOG_RELP_TLS = env_bool("SYSLOG_RELP_TLS", False)
+SYSLOG_TLS_CERT = env_str("SYSLOG_TLS_CERT", "")
+SYSLOG_TLS_KEY = env_str("SYSLOG_TLS_KEY", "")
+# Client certificates signed by this CA are required (mutual TLS) when it is set.
+SYSLOG_TLS_CLIENT_CA = env_str("SYSLOG_TLS_CLIENT_CA", "")
+if bool(SYSLOG_TLS_CERT) != bool(SYSLOG_TLS_KEY):
+    raise ImproperlyConfigured("SYSLOG_TLS_CERT and SYSLOG_TLS_KEY must be set together.")
+if (SYSLOG_TLS_PORT or SYSLOG_RELP_TLS) and not SYSLOG_TLS_CERT:
+    raise ImproperlyConfigured(
+        "SYSLOG_TLS_PORT and SYSLOG_RELP_TLS need SYSLOG_TLS_CERT and SYSLOG_TLS_KEY."
+    )
+# RFC 5426 asks receivers to take at least 480 bytes (2048 should be, RFC 5425 8192).
+SYSLOG_MAX_MESSAGE_BYTES = env_int(
+    "SYSLOG_MAX_MESSAGE_BYTES", 65536, minimum=480, maximum=16 * 1024 * 1024
+)
+SYSLOG_MAX_CONNECTIONS = env_int("SYSLOG_MAX_CONNECTIONS", 1000, minimum=1)
+# Long: a TCP sender that finds its idle connection closed loses the next message it
+# writes before it notices (plain TCP syslog has no acknowledgements).
+SYSLOG_IDLE_TIMEOUT = env_duration("SYSLOG_IDLE_TIMEOUT", 3600, minimum=1)
+# The server process runs the receiver (like the monitors); next to several server
+# processes, `manage.py run_syslog` does.
+SYSLOG_IN_PROCESS = env_bool("SYSLOG_IN_PROCESS", not REDIS_URL)
+
 # --- DNS ---------------------------------------------------------------------------------
 
 

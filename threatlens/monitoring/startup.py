@@ -1,11 +1,12 @@
-"""Running the monitors (and the log watchers) inside the server process.
+"""Running the monitors, log watchers and syslog receiver inside the server process.
 
 In the embedded default (no REDIS_URL) there is one server process and no separate
 `manage.py run_monitors`, so the server runs them itself: `MONITORS_IN_PROCESS` (default:
 on when REDIS_URL is unset) starts the monitor runner on the server's event loop, and
 `WATCH_LOGS` (default: empty) starts the log watchers in a thread. Both start once per
 process (the runner's leader lease and the watchers' lease keep several processes from
-publishing twice when they share a cache).
+publishing twice when they share a cache). `SYSLOG_IN_PROCESS` (the same default) with a
+`SYSLOG_*_PORT` starts the syslog receiver on the event loop; its ports are its lease.
 
 Two ways to start them:
 
@@ -83,9 +84,13 @@ class InProcessServices:
         self.runner = None
         self.publisher = None
         self.watch_service = None
+        self.syslog = None
 
     def __repr__(self):
-        return f"<InProcessServices runner={self.runner!r} watchers={self.watch_service!r}>"
+        return (
+            f"<InProcessServices runner={self.runner!r} watchers={self.watch_service!r} "
+            f"syslog={self.syslog!r}>"
+        )
 
 
 _services = None
@@ -98,17 +103,21 @@ def running_services():
 
 
 def start_in_process(loop=None):
-    """Start the monitors (MONITORS_IN_PROCESS) and log watchers (WATCH_LOGS) of this
-    process, once: later calls return the same `InProcessServices` (or None when neither
-    is configured). `loop` is the server's event loop (default: the running one); the call
-    may come from that loop or from another thread."""
+    """Start the monitors (MONITORS_IN_PROCESS), log watchers (WATCH_LOGS) and syslog
+    receiver (SYSLOG_IN_PROCESS) of this process, once: later calls return the same
+    `InProcessServices` (or None when none is configured). `loop` is the server's event
+    loop (default: the running one); the call may come from that loop or from another
+    thread."""
     global _services
     current = _services
     if current is not None and not current.loop.is_closed():
         return current
+    from incidents.syslog.service import in_process_config
+
     run_monitors = monitors_in_process()
     targets = watch_targets()
-    if not run_monitors and not targets:
+    syslog_config = in_process_config()
+    if not run_monitors and not targets and syslog_config is None:
         return None
     with _lock:
         if _services is not None and not _services.loop.is_closed():
@@ -122,6 +131,8 @@ def start_in_process(loop=None):
             services.runner = build_default_runner(services.publisher.publish)
         if targets:
             services.watch_service = _start_watchers(targets, services.runner)
+        if syslog_config is not None:
+            services.syslog = _start_syslog(loop, syslog_config, services.runner)
         if services.runner is not None:
             _call_in_loop(loop, services.runner.start)
             logger.info("monitors started in this server process")
@@ -151,6 +162,18 @@ def _start_watchers(targets, runner):
     return service
 
 
+def _start_syslog(loop, config, runner):
+    from incidents.syslog.service import SyslogService
+    from incidents.syslog.sink import get_sink
+
+    service = SyslogService(config, get_sink())
+    if runner is not None:
+        interval = getattr(settings, "MONITORS", {}).get("CHECK_INTERVAL", 15.0)
+        runner.add_check("syslog_receiver", service.health, interval=interval)
+    _call_in_loop(loop, service.start)
+    return service
+
+
 def _call_in_loop(loop, callback):
     try:
         running = asyncio.get_running_loop()
@@ -177,6 +200,11 @@ async def stop_in_process():
         await services.publisher.aclose()
     if services.watch_service is not None:
         await asyncio.to_thread(services.watch_service.stop)
+    if services.syslog is not None:
+        try:
+            await services.syslog.stop()
+        except Exception:
+            logger.exception("stopping the syslog receiver failed")
 
 
 class InProcessServicesMiddleware:

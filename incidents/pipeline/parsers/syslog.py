@@ -2,13 +2,16 @@
 
 The header gives timestamp, host, app (tag), pid and, with a PRI, facility and level. The
 message is then handed to the parser of its app (sshd, sudo, su, named, PAM), which sets
-category and action; other apps' messages are category "system".
+category and action. A message that is a whole line of another format (nginx or Apache
+access logs sent over syslog) is parsed by that format's parser, chosen by the app or,
+for other apps, by the message's content; the header's host, app, pid and time are kept.
+Other apps' messages are category "system".
 """
 
 import re
 from datetime import datetime
 
-from incidents.pipeline.parsers import auth, bind
+from incidents.pipeline.parsers import access, auth, bind
 from incidents.pipeline.parsers.base import (
     SYSTEM,
     ParsedLine,
@@ -50,6 +53,16 @@ APP_PARSERS = {
     "su": auth.parse_su,
     "named": bind.parse_message,
 }
+# Apps whose message is a whole line of another format (nginx's `access_log syslog:...`,
+# Apache's log piped to `logger -t apache2`): that format's parser reads it.
+BODY_PARSERS = {
+    "nginx": access.parse_access_log,
+    "apache": access.parse_access_log,
+    "apache2": access.parse_access_log,
+    "httpd": access.parse_access_log,
+}
+# BIND's messages with `print-category yes`, when the app is not `named`.
+_BIND_PREFIXES = ("client ", "queries: ", "query-errors: ", "rpz: ")
 
 
 def parse_syslog(raw, *, reference=None, tz=None):
@@ -197,8 +210,17 @@ def _finish(raw, fmt, timestamp, fields, message):
     fields["message"] = message
     app = fields.get("app")
     parser = APP_PARSERS.get(app)
-    if parser is None and message.startswith("pam_"):
-        parser = auth.parse_pam
+    if parser is None:
+        body_parser = BODY_PARSERS.get(app)
+        # Other apps: an access-log line has `] "` between its time and its request.
+        if body_parser is None and '] "' in message:
+            body_parser = access.parse_access_log
+        if body_parser is not None and (body := body_parser(message)) is not None:
+            return _with_body(raw, fmt, timestamp, fields, body)
+        if message.startswith("pam_"):
+            parser = auth.parse_pam
+        elif message.startswith(_BIND_PREFIXES):
+            parser = bind.parse_message
     result = parser(message) if parser else None
     if result is None:
         return ParsedLine(
@@ -208,6 +230,21 @@ def _finish(raw, fmt, timestamp, fields, message):
     fields.update(extra)
     return ParsedLine(
         raw=raw, format=fmt, category=category, action=action, timestamp=timestamp, fields=fields
+    )
+
+
+def _with_body(raw, fmt, timestamp, fields, body):
+    """The line as its body's parser read it, with the syslog header's fields and time
+    (the body's time when the header has none)."""
+    return ParsedLine(
+        raw=raw,
+        format=fmt,
+        category=body.category,
+        action=body.action,
+        timestamp=timestamp or body.timestamp,
+        fields={**body.fields, **fields, "body_format": body.format},
+        malformed=body.malformed,
+        error=body.error,
     )
 
 

@@ -1,0 +1,73 @@
+"""manage.py run_syslog [--bind ADDRESS] [--udp-port N] [--tcp-port N] [--tls-port N]
+[--relp-port N]"""
+
+import asyncio
+import contextlib
+import signal
+
+from django.core.management.base import BaseCommand, CommandError
+
+from incidents.syslog.server import ReceiverConfig, SyslogReceiver
+from incidents.syslog.service import describe
+from incidents.syslog.sink import get_sink
+
+
+class Command(BaseCommand):
+    help = (
+        "Receive syslog over UDP, TCP, TLS and RELP (the SYSLOG_* settings, or the options "
+        "here) and feed the lines to the detection pipeline. Run it next to several server "
+        "processes; in the embedded default the server runs the receiver itself "
+        "(SYSLOG_IN_PROCESS). Ctrl-C or SIGTERM stops it after storing what it received."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--bind", help="Address to listen on (default: SYSLOG_BIND).")
+        for name in ("udp", "tcp", "tls", "relp"):
+            parser.add_argument(
+                f"--{name}-port",
+                type=int,
+                metavar="N",
+                help=f"{name.upper()} port (default: SYSLOG_{name.upper()}_PORT; 0 = off).",
+            )
+
+    def handle(self, *args, bind, udp_port, tcp_port, tls_port, relp_port, **options):
+        overrides = {"bind": bind} if bind else {}
+        for name, port in (
+            ("udp_port", udp_port),
+            ("tcp_port", tcp_port),
+            ("tls_port", tls_port),
+            ("relp_port", relp_port),
+        ):
+            if port is not None:
+                if not 0 <= port <= 65535:
+                    raise CommandError(f"--{name.replace('_', '-')} must be 0-65535.")
+                overrides[name] = port or None
+        config = ReceiverConfig.from_settings(**overrides)
+        if not config.enabled:
+            raise CommandError(
+                "No syslog port is set: set SYSLOG_UDP_PORT, SYSLOG_TCP_PORT, SYSLOG_TLS_PORT "
+                "or SYSLOG_RELP_PORT, or pass --udp-port, --tcp-port, --tls-port or --relp-port."
+            )
+        asyncio.run(self._run(config))
+        self.stdout.write("Stopped.")
+
+    async def _run(self, config):
+        sink = get_sink()
+        receiver = SyslogReceiver(sink, config)
+        try:
+            await receiver.start()
+        except (OSError, ValueError) as exc:
+            raise CommandError(
+                f"{exc}. (Another process may hold the port: a server running the receiver "
+                "itself with SYSLOG_IN_PROCESS, or another run_syslog.)"
+            ) from exc
+        self.stdout.write(f"Receiving syslog on {describe(receiver.addresses)}. Ctrl-C stops.")
+        self.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await receiver.stop()
+        await asyncio.to_thread(getattr(sink, "close", lambda: None))
