@@ -225,6 +225,8 @@ class RawLogSink:
                 with self._lock:
                     self.processed += count
                 self._release(count)
+                # Give the connection back between batches (on PostgreSQL, to the pool).
+                close_old_connections()
         finally:
             connections.close_all()
 
@@ -284,17 +286,20 @@ class RawLogSink:
     def _recent_lines(self, file_name, limit):
         from incidents.models import RawLog
 
-        close_old_connections()
         lines = []
         contents = (
             RawLog.objects.filter(file_name=file_name)
             .order_by("-id")
             .values_list("content", flat=True)
         )
-        for content in contents.iterator(chunk_size=20):
-            lines.extend(reversed(content.split("\n")))
-            if len(lines) >= limit:
-                break
+        try:
+            for content in contents.iterator(chunk_size=20):
+                lines.extend(reversed(content.split("\n")))
+                if len(lines) >= limit:
+                    break
+        finally:
+            # An executor thread: give the connection back (PostgreSQL's pool counts it).
+            connections.close_all()
         return lines[:limit]
 
 

@@ -106,6 +106,24 @@ async def eventually(condition, timeout=5.0):
     return True
 
 
+async def in_thread(function, *args):
+    """`function(*args)` in a worker thread whose database connection is closed after.
+
+    `asyncio.to_thread` keeps each worker's connection open; each test has a loop (and so
+    workers) of its own, and on PostgreSQL every such connection holds one of the
+    process's pooled connections until the garbage collector finds it."""
+
+    def call():
+        from django.db import connections
+
+        try:
+            return function(*args)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(call)
+
+
 def stored_lines(file_name=None):
     """Every line stored in raw logs (of `file_name` only, when given), in order."""
     from incidents.models import RawLog
@@ -121,7 +139,7 @@ def stored_lines(file_name=None):
 async def stored(predicate, timeout=15.0, file_name=None):
     """Wait until `predicate(stored lines)` holds; False when `timeout` passes first."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate(await asyncio.to_thread(stored_lines, file_name)):
+    while not predicate(await in_thread(stored_lines, file_name)):
         if asyncio.get_running_loop().time() > deadline:
             return False
         await asyncio.sleep(0.05)

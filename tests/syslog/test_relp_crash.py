@@ -10,7 +10,7 @@ import pytest
 
 from incidents.syslog.sink import origin_name
 from tests.e2e.conftest import free_port
-from tests.syslog.conftest import stored, stored_lines
+from tests.syslog.conftest import in_thread, stored, stored_lines
 from tests.syslog.relp_client import RelpClient
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +73,7 @@ async def test_every_line_is_stored_once_across_a_receiver_killed_mid_stream(run
             await reconnect(client)
     await client.close()
 
-    lines = await asyncio.to_thread(stored_lines, relp_lines)
+    lines = await in_thread(stored_lines, relp_lines)
     counts = Counter(line.encode() for line in lines)
     missing = [n for n in range(LINES) if counts[message(n)] == 0]
     twice = [n for n in range(LINES) if counts[message(n)] > 1]

@@ -16,7 +16,7 @@ import pytest
 
 from incidents.syslog.sink import origin_name
 from tests.e2e.conftest import free_port
-from tests.syslog.conftest import stored, stored_lines
+from tests.syslog.conftest import in_thread, stored, stored_lines
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 OMRELP = glob.glob("/usr/lib/*/rsyslog/omrelp.so") + glob.glob("/usr/lib/rsyslog/omrelp.so")
@@ -116,8 +116,8 @@ async def test_rsyslog_forwards_over_octet_counted_tcp_and_relp(run_syslog, rsys
             timeout=30,
             file_name=origin_name(transport, "127.0.0.1"),
         ), transport
-    tcp = await asyncio.to_thread(stored_lines, origin_name("tcp", "127.0.0.1"))
-    relp = await asyncio.to_thread(stored_lines, origin_name("relp", "127.0.0.1"))
+    tcp = await in_thread(stored_lines, origin_name("tcp", "127.0.0.1"))
+    relp = await in_thread(stored_lines, origin_name("relp", "127.0.0.1"))
     # The RFC 5424 form rsyslog sends: the same header fields, the same message.
     assert tcp[0].startswith("<38>1 2025-03-10T14:02:11.000000") and tcp[0].endswith(
         "Failed password for root from 203.0.113.9 port 20000 ssh2"
@@ -141,7 +141,7 @@ async def test_rsyslog_relp_across_a_receiver_killed_mid_stream_stores_each_line
     )
     relp_lines = origin_name("relp", "127.0.0.1")
     count = 4000
-    feeder = asyncio.create_task(asyncio.to_thread(daemon.log, [message(n) for n in range(count)]))
+    feeder = asyncio.create_task(in_thread(daemon.log, [message(n) for n in range(count)]))
     assert await stored(lambda lines: len(lines) >= 500, timeout=60, file_name=relp_lines)
     server.kill()
     server.wait()
@@ -149,7 +149,7 @@ async def test_rsyslog_relp_across_a_receiver_killed_mid_stream_stores_each_line
     await feeder
     assert await stored(lambda lines: len(lines) >= count, timeout=120, file_name=relp_lines)
     await asyncio.sleep(2)  # anything sent twice would be stored by now
-    lines = await asyncio.to_thread(stored_lines, relp_lines)
+    lines = await in_thread(stored_lines, relp_lines)
     counts = Counter(line.rsplit("port ", 1)[1] for line in lines)
     twice = sorted(key for key, seen in counts.items() if seen > 1)
     missing = [n for n in range(count) if counts[f"{20000 + n} ssh2"] == 0]
@@ -215,11 +215,9 @@ async def test_rsyslog_relp_frames_resent_after_lost_answers_are_stored_once(run
     # Answers lost on the way back: rsyslog keeps sending up to its window, all of which is
     # stored, then waits for answers that never come. The connection breaks.
     proxy.eat_answers()
-    feeder = asyncio.create_task(
-        asyncio.to_thread(daemon.log, [message(n) for n in range(200, count)])
-    )
+    feeder = asyncio.create_task(in_thread(daemon.log, [message(n) for n in range(200, count)]))
     before = -1
-    while before != (now := len(await asyncio.to_thread(stored_lines, relp_lines))):
+    while before != (now := len(await in_thread(stored_lines, relp_lines))):
         before = now
         await asyncio.sleep(1.0)
     assert now > 200
@@ -227,7 +225,7 @@ async def test_rsyslog_relp_frames_resent_after_lost_answers_are_stored_once(run
     await feeder
     assert await stored(lambda lines: len(lines) >= count, timeout=60, file_name=relp_lines)
     await asyncio.sleep(2)  # anything sent twice would be stored by now
-    lines = await asyncio.to_thread(stored_lines, relp_lines)
+    lines = await in_thread(stored_lines, relp_lines)
     counts = Counter(line.rsplit("port ", 1)[1] for line in lines)
     assert sorted(key for key, seen in counts.items() if seen > 1) == []
     assert len(lines) == count
@@ -261,4 +259,4 @@ async def test_rsyslog_relp_over_mutual_tls(run_syslog, rsyslogd, tmp_path):
     daemon.log([message(n) for n in range(50)])
     relp_lines = origin_name("relp", "127.0.0.1")
     assert await stored(lambda lines: len(lines) >= 50, timeout=30, file_name=relp_lines)
-    assert len(await asyncio.to_thread(stored_lines, relp_lines)) == 50
+    assert len(await in_thread(stored_lines, relp_lines)) == 50

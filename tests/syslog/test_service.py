@@ -12,7 +12,7 @@ from incidents.models import RawLog
 from incidents.syslog.server import ReceiverConfig
 from incidents.syslog.service import SyslogService
 from tests.e2e.conftest import free_port
-from tests.syslog.conftest import eventually, stored, stored_lines
+from tests.syslog.conftest import eventually, in_thread, stored, stored_lines
 from threatlens.monitoring import startup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,8 +91,8 @@ async def test_the_readme_logger_lines_reach_run_syslog(run_syslog):
         subprocess.run([*server, *extra, "-t", "sshd", text], check=True, timeout=10)
     assert await stored(
         lambda lines: all(any(line.endswith(text) for line in lines) for text in sent.values())
-    ), await asyncio.to_thread(stored_lines)
-    sources = await asyncio.to_thread(lambda: set(RawLog.objects.values_list("source", flat=True)))
+    ), await in_thread(stored_lines)
+    sources = await in_thread(lambda: set(RawLog.objects.values_list("source", flat=True)))
     assert sources == {"sshd"}
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0

@@ -1,13 +1,12 @@
 """The interim sink: received lines stored as raw logs and processed by the pipeline."""
 
-import asyncio
 import time
 
 import pytest
 
 from incidents.models import RawLog, RawLogStatus, SecurityEvent
 from incidents.syslog.sink import RawLogSink, ReceivedLine, origin_name
-from tests.syslog.conftest import eventually
+from tests.syslog.conftest import eventually, in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +33,7 @@ async def test_lines_are_stored_per_source_and_peer_and_processed(raw_sink):
     await raw_sink.put([line(ssh_failure(n), source="sshd") for n in range(12)])
     await raw_sink.put([line("<13>Mar 10 14:02:11 h cron: x", peer="192.0.2.2")])
     assert await eventually(lambda: raw_sink.stats()["processed"] == 13, timeout=20)
-    logs = await asyncio.to_thread(
+    logs = await in_thread(
         lambda: list(RawLog.objects.order_by("id").values("source", "file_name", "status"))
     )
     assert {(log["source"], log["file_name"]) for log in logs} == {
@@ -43,12 +42,12 @@ async def test_lines_are_stored_per_source_and_peer_and_processed(raw_sink):
     }
     assert {log["status"] for log in logs} == {RawLogStatus.COMPLETED}
     # Twelve failures from one address: the brute-force rule fired.
-    assert await asyncio.to_thread(SecurityEvent.objects.exists)
+    assert await in_thread(SecurityEvent.objects.exists)
 
 
 async def test_put_durable_returns_once_the_raw_log_is_committed(raw_sink):
     await raw_sink.put_durable([line("<13>durable one", transport="relp")])
-    stored = await asyncio.to_thread(
+    stored = await in_thread(
         lambda: RawLog.objects.filter(file_name=origin_name("relp", "192.0.2.1")).count()
     )
     assert stored == 1
