@@ -15,7 +15,17 @@ DEFAULTS = {
     "BIND_DIR": None,
     "BIND_CHECKCONF_COMMAND": ["named-checkconf", "{conf}"],
     "BIND_CHECKZONE_COMMAND": ["named-checkzone", "{zone}", "{file}"],
-    "BIND_RELOAD_COMMAND": ["rndc", "reload"],
+    # None: `rndc reload` (with the generated key and BIND_CONTROL_PORT when
+    # BIND_NAMED_CONF). Commands may also use {dir}, {rndc_key}, {control_port}.
+    "BIND_RELOAD_COMMAND": None,
+    # BIND_NAMED_CONF: also write BIND_DIR/named.conf, complete, for a named that serves
+    # only ThreatLens: `named -c BIND_DIR/named.conf` (docs/bind.md).
+    "BIND_NAMED_CONF": False,
+    "BIND_LISTEN": "127.0.0.1",
+    "BIND_PORT": 53,
+    "BIND_CONTROL_PORT": 953,
+    # named's statistics channel (JSON), read for system_metrics.dns; 0 turns it off.
+    "BIND_STATS_PORT": 8053,
     "BIND_COMMAND_TIMEOUT": 30,
     # Forwarder health monitor: name resolved through each forwarder, UDP timeout,
     # seconds between rounds, and the response time above which a forwarder is "warning".
