@@ -33,6 +33,13 @@ DEFAULTS = {
     "FORWARDER_TIMEOUT": 2.0,
     "FORWARDER_CHECK_INTERVAL": 60,
     "FORWARDER_SLOW_MS": 500.0,
+    # Threat feed downloads: how often due feeds are looked for, and the limits of one
+    # download (seconds for the whole transfer, bytes of the body).
+    "FEED_CHECK_INTERVAL": 60,
+    "FEED_TIMEOUT": 30.0,
+    "FEED_MAX_BYTES": 50 * 1024 * 1024,
+    # CA bundle for HTTPS feeds (None: the system's).
+    "FEED_CA_FILE": None,
 }
 
 

@@ -10,6 +10,7 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -301,7 +302,13 @@ class ThreatFeed(models.Model):
     action = models.CharField(max_length=10, default="nxdomain")
     category = models.CharField(max_length=32, default="malware")
     is_active = models.BooleanField(default=True)
+    # A feed with a URL is downloaded every `update_interval` seconds (dns.feed_download).
+    update_interval = models.PositiveIntegerField(default=86400, validators=[MinValueValidator(60)])
     last_update = models.DateTimeField(null=True, blank=True)
+    # The last download attempt, and what the server said to send back next time.
+    last_fetch = models.DateTimeField(null=True, blank=True)
+    etag = models.CharField(max_length=255, blank=True)
+    http_last_modified = models.CharField(max_length=64, blank=True)
     entries_count = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     description = models.TextField(blank=True)
@@ -316,6 +323,7 @@ class ThreatFeed(models.Model):
         "action",
         "category",
         "is_active",
+        "update_interval",
         "description",
     )
 

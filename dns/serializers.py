@@ -232,7 +232,9 @@ class ThreatFeedSerializer(serializers.ModelSerializer):
             "action",
             "category",
             "is_active",
+            "update_interval",
             "last_update",
+            "last_fetch",
             "entries_count",
             "last_error",
             "description",
@@ -241,6 +243,7 @@ class ThreatFeedSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = [
             "last_update",
+            "last_fetch",
             "entries_count",
             "last_error",
             "created_at",

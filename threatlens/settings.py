@@ -435,6 +435,10 @@ DNS = {
     "FORWARDER_TIMEOUT": env_float("DNS_FORWARDER_TIMEOUT", 2.0, minimum=0.05),
     "FORWARDER_CHECK_INTERVAL": env_duration("DNS_FORWARDER_CHECK_INTERVAL", 60, minimum=1),
     "FORWARDER_SLOW_MS": env_float("DNS_FORWARDER_SLOW_MS", 500.0, minimum=1),
+    "FEED_CHECK_INTERVAL": env_duration("DNS_FEED_CHECK_INTERVAL", 60, minimum=1),
+    "FEED_TIMEOUT": env_duration("DNS_FEED_TIMEOUT", 30, minimum=0.1),
+    "FEED_MAX_BYTES": env_int("DNS_FEED_MAX_BYTES", 50 * 1024 * 1024, minimum=1024),
+    "FEED_CA_FILE": env_str("DNS_FEED_CA_FILE", None),
 }
 
 # --- Internationalisation, static -----------------------------------------------------------
