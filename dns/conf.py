@@ -26,6 +26,8 @@ DEFAULTS = {
     "BIND_CONTROL_PORT": 953,
     # named's statistics channel (JSON), read for system_metrics.dns; 0 turns it off.
     "BIND_STATS_PORT": 8053,
+    # Seconds between the bind9 health checks (a SOA query to named).
+    "BIND_CHECK_INTERVAL": 30,
     "BIND_COMMAND_TIMEOUT": 30,
     # Forwarder health monitor: name resolved through each forwarder, UDP timeout,
     # seconds between rounds, and the response time above which a forwarder is "warning".

@@ -10,12 +10,11 @@ a body with no valid domain) leaves the rules as they were, keeps the reason in 
 `last_error`, and publishes `threat_feed_updated` with action `fetch_failed`.
 
 `download_due_feeds()` downloads every active feed whose interval has passed since its
-last attempt; `FeedDownloader` runs that in a thread of its own for the monitor runner.
+last attempt; `dns.monitors.FeedMonitor` runs that for the monitor runner.
 """
 
 import logging
 import ssl
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +23,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from dns import announce, feeds
@@ -167,53 +166,3 @@ def due_feeds(now=None):
 def download_due_feeds(now=None):
     """Download every due feed, one after the other; returns their DownloadOutcomes."""
     return [download_feed(feed) for feed in due_feeds(now)]
-
-
-class FeedDownloader:
-    """Downloads due feeds in a thread of its own, so a slow feed server never holds the
-    monitor runner: `check()` starts a round when none runs and reports the feeds'
-    health (a ComponentHealth for the runner's `threat_feeds` component)."""
-
-    def __init__(self):
-        self._thread = None
-        self._lock = threading.Lock()
-
-    def check(self):
-        from threatlens.monitoring.health import HEALTHY, WARNING, ComponentHealth
-
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._round, name="dns-feed-download", daemon=True
-                )
-                self._thread.start()
-        failing = list(
-            ThreatFeed.objects.filter(is_active=True)
-            .exclude(url="")
-            .exclude(last_error="")
-            .values_list("name", "last_error")
-        )
-        if failing:
-            return ComponentHealth(
-                "threat_feeds",
-                WARNING,
-                metrics={"failing": len(failing)},
-                message="; ".join(f"{name}: {error}" for name, error in failing)[:500],
-            )
-        return ComponentHealth("threat_feeds", HEALTHY, metrics={"failing": 0})
-
-    def wait(self, timeout=None):
-        """Wait for the round in progress, if any; True when none runs any more."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return thread is None or not thread.is_alive()
-
-    def _round(self):
-        close_old_connections()
-        try:
-            download_due_feeds()
-        except Exception:
-            logger.exception("threat feed downloads failed")
-        finally:
-            close_old_connections()

@@ -430,6 +430,7 @@ DNS = {
     "BIND_PORT": env_int("DNS_BIND_PORT", 53, minimum=1),
     "BIND_CONTROL_PORT": env_int("DNS_BIND_CONTROL_PORT", 953, minimum=1),
     "BIND_STATS_PORT": env_int("DNS_BIND_STATS_PORT", 8053, minimum=0),
+    "BIND_CHECK_INTERVAL": env_duration("DNS_BIND_CHECK_INTERVAL", 30, minimum=1),
     "BIND_COMMAND_TIMEOUT": env_duration("DNS_BIND_COMMAND_TIMEOUT", 30, minimum=1),
     "FORWARDER_PROBE_NAME": env_str("DNS_FORWARDER_PROBE_NAME", "example.com"),
     "FORWARDER_TIMEOUT": env_float("DNS_FORWARDER_TIMEOUT", 2.0, minimum=0.05),

@@ -211,16 +211,6 @@ def test_the_fetch_command_downloads_due_feeds(server, quick_limits, db):
         call_command("fetch_threat_feeds", "--all", stdout=io.StringIO())
 
 
-def test_the_downloader_check_runs_rounds_in_its_own_thread(server, quick_limits, transactional_db):
-    server.routes["/f"] = (500, {}, b"")
-    make_feed(server.url("/f"))
-    downloader = feed_download.FeedDownloader()
-    downloader.check()
-    assert downloader.wait(timeout=5)
-    health = downloader.check()
-    assert health.status == "warning" and "remote: HTTP 500" in health.message
-
-
 @pytest.mark.skipif(not shutil.which("openssl"), reason="openssl is not installed")
 def test_a_feed_is_downloaded_over_https(tmp_path, settings, db):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"

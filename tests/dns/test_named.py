@@ -12,9 +12,10 @@ import time
 import dnslib
 import pytest
 
-from dns import bind, feeds
+from dns import bind, feeds, monitors, services
 from dns.models import Zone
 from dns.named_process import NamedProcess, find_named, free_port
+from threatlens.monitoring.metrics import collect_system_metrics, register_dns_metrics_provider
 
 from .conftest import events
 
@@ -238,3 +239,26 @@ def test_a_change_named_would_refuse_is_not_reloaded_and_is_reported(named, as_u
     assert never_loaded is None or not never_loaded.header.aa
     assert soa_serial(named, "lab.example") == served  # and the rest still served
     assert "broken.example" not in (named.directory / "named.conf.threatlens").read_text()
+
+
+def test_named_health_and_statistics_reach_the_monitors(named, carol):
+    statistics = monitors.NamedStatistics()
+    assert statistics()["queries"] == 0  # the first sample has nothing to compare with
+    services.create_rpz_rule(carol, {"domain": "evil.example", "action": "nxdomain"})
+    answer(named, "evil.example", expect=lambda r: r.header.rcode == NXDOMAIN)
+    statistics()
+    for _ in range(3):
+        assert named.query("evil.example").header.rcode == NXDOMAIN
+    register_dns_metrics_provider(statistics)
+    try:
+        dns = collect_system_metrics()["metrics"]["dns"]
+    finally:
+        register_dns_metrics_provider(None)
+    assert dns["queries"] == 3 and dns["nxdomain"] == 3 and dns["rpz_hits"] == 3
+    assert dns["queries_per_second"] > 0 and dns["servfail"] == 0
+
+    health = monitors.check_bind()
+    assert health.status == "healthy" and "serving rpz serial" in health.message
+    named.stop()
+    health = monitors.check_bind()
+    assert health.status == "critical" and "does not answer" in health.message
