@@ -44,6 +44,17 @@ class ZoneQuerySet(models.QuerySet):
             pk__in=ZoneAccess.objects.granting(user, change=change).values("zone_id")
         )
 
+    def with_can_change(self, user):
+        """Annotate `can_change`: whether `user` may change each zone (in the same query)."""
+        if can_see_all_zones(user, change=True):
+            return self.annotate(can_change=models.Value(True))
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.annotate(can_change=models.Value(False))
+        granting = ZoneAccess.objects.granting(user, change=True).filter(
+            zone_id=models.OuterRef("pk")
+        )
+        return self.annotate(can_change=models.Exists(granting))
+
 
 class Zone(models.Model):
     """A DNS zone with its SOA fields.

@@ -379,3 +379,16 @@ def test_rpz_rule_list_query_count_does_not_grow_with_rules(
     # user perms, group perms, count, page (feeds joined)
     with django_assert_num_queries(4):
         assert client.get("/api/dns/rpz/rules/").json()["count"] == count
+
+
+def test_zone_responses_say_whether_the_requesting_user_may_change_the_zone(
+    as_user, alice, bob, carol, make_zone
+):
+    zone = make_zone(name="perm.example")
+    grant(zone, alice, can_change=True)
+    grant(zone, bob)
+    for user, expected in [(alice, True), (bob, False), (carol, True)]:
+        client = as_user(user)
+        assert client.get(f"/api/dns/zones/{zone.pk}/").json()["can_change"] is expected
+        listed = client.get("/api/dns/zones/").json()["results"]
+        assert [z["can_change"] for z in listed] == [expected]
