@@ -19,7 +19,7 @@ import time
 import urllib.request
 
 import dnslib
-from django.db import close_old_connections
+from django.db import connections
 
 from dns import bind
 from dns.conf import dns_setting
@@ -53,13 +53,14 @@ class RoundInThread:
         return thread is None or not thread.is_alive()
 
     def _round(self):
-        close_old_connections()
         try:
             self.work()
         except Exception:
             logger.exception("%s failed", self.name)
         finally:
-            close_old_connections()
+            # The thread ends here: give its connection back now, not when the garbage
+            # collector finds it (a pool counts it as in use until then).
+            connections.close_all()
 
 
 def _health(component, status, message="", **metrics):
