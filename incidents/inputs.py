@@ -18,8 +18,11 @@ def parse_id(value, name):
     return value
 
 
-def parse_status(value, choices, what):
-    """A status value of `choices` (a TextChoices class); anything else is a clear error."""
+def parse_status(value, choices, what, aliases=None):
+    """A status value of `choices` (a TextChoices class), or an older name of one in
+    `aliases`; anything else is a clear error."""
+    if aliases and isinstance(value, str) and value in aliases:
+        return aliases[value]
     if value is None or value == "":
         raise ValidationError("status is required.", details={"errors": {"status": ["Required."]}})
     if not isinstance(value, str) or value not in choices.values:

@@ -29,6 +29,7 @@ from incidents.models import (
     ALERT_TRANSITIONS,
     CLOSED_ALERT_STATUSES,
     INCIDENT_TRANSITIONS,
+    INCIDENT_STATUS_ALIASES,
     OPEN_INCIDENT_STATUSES,
     PRIORITY_FOR_SEVERITY,
     SEVERITY_RANK,
@@ -535,7 +536,7 @@ def update_incident_status(incident_id, status, *, actor, request=None):
     first response, contained, resolved and closed times; reopening clears the resolved
     and closed times. Needs `incidents.change_incident` and an incident the actor may see."""
     _require(actor, CHANGE_INCIDENT, "change incidents")
-    status = parse_status(status, IncidentStatus, "incident")
+    status = parse_status(status, IncidentStatus, "incident", INCIDENT_STATUS_ALIASES)
     incident = _locked_incident(incident_id, actor)
     if status == incident.status:
         return incident
