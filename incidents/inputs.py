@@ -1,6 +1,10 @@
 """Parsing the ids and statuses that callers (REST bodies, socket messages) hand in."""
 
+import re
+
 from incidents.exceptions import ValidationError
+
+REFERENCE = re.compile(r"INC-\d{4}-\d{4,}")
 
 
 def parse_id(value, name):
@@ -16,6 +20,14 @@ def parse_id(value, name):
             details={"errors": {name: ["Must be a positive integer."]}},
         )
     return value
+
+
+def incident_lookup(value):
+    """The lookup of an incident given by its id or by its reference (`INC-2026-0005`, what
+    the incident frontend sends as `incident_id`): `{"pk": 5}` or `{"reference": ...}`."""
+    if isinstance(value, str) and REFERENCE.fullmatch(value.strip().upper()):
+        return {"reference": value.strip().upper()}
+    return {"pk": parse_id(value, "incident_id")}
 
 
 def parse_status(value, choices, what, aliases=None):

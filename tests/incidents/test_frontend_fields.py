@@ -91,3 +91,16 @@ async def test_dns_frontend_sockets_carry_incident_id_too(ws, alice, token_for, 
     assert created["data"]["status"] == "new"
     updated = await client.receive_type("alert_updated", timeout=5)
     assert updated["data"]["assigned_analyst_id"] == alice.pk
+
+
+async def test_the_incident_socket_takes_the_reference_as_incident_id(ws, alice, token_for, take):
+    _, incident = await sync_to_async(take)(alice)
+    client = await ws("/ws/incidents", token=token_for(alice))
+    await client.receive_type("initial_data")
+    await client.send({"type": "get_incident_details", "data": {"incident_id": incident.reference}})
+    details = await client.receive_type("incident_details")
+    assert details["data"]["id"] == incident.pk
+    await client.send({"type": "watch_incident", "data": {"incident_id": incident.reference}})
+    assert (await client.receive_type("incident_watched"))["data"]["watching"] is True
+    await client.send({"type": "get_incident_details", "data": {"incident_id": "INC-1999-0001"}})
+    assert (await client.receive_type("error"))["error_code"] == "NOT_FOUND"
