@@ -29,7 +29,7 @@ from realtime.consumers import (
     _invalid,
     _string_list,
 )
-from realtime.publishing import publish
+from realtime.publishing import PublishError, publish
 from realtime.replay import stored_events
 
 ENVELOPES = ("documented", "flat")
@@ -110,14 +110,12 @@ class CompatibleHubConsumer(HubConsumer):
 
     async def handle_start_replay(self, data, request_id):
         names, refused = self.requested_types(data, default=self.connection.subscriptions)
-        since = data.get("since")
-        if since is not None and not (isinstance(since, int) or str(since).isdigit()):
-            raise _invalid("since must be a message_id")
+        since = _message_id(data.get("since"))
         start, end = _time(data, "start_time"), _time(data, "end_time")
         events = await database_sync_to_async(stored_events)(
             self.principal,
             names,
-            after=int(since) if since is not None else None,
+            after=since,
             start=start,
             end=end,
         )
@@ -210,18 +208,31 @@ def _publish_checked(fields):
     if not serializer.is_valid():
         raise _invalid("Invalid event", errors=serializer.errors)
     values = serializer.validated_data
-    event = publish(
-        values["event_type"],
-        values["data"],
-        priority=values.get("priority"),
-        recipients=values.get("recipients"),
-    )
+    try:
+        event = publish(
+            values["event_type"],
+            values["data"],
+            priority=values.get("priority"),
+            recipients=values.get("recipients"),
+        )
+    except PublishError as exc:
+        raise _invalid(f"Invalid event: {exc}") from None
     return {"message_id": event.message_id, "event_type": event.event_type}
+
+
+def _message_id(value):
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise _invalid("since must be a message_id")
+    return value
 
 
 def _positive_int(data, name, default):
     value = data.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
         raise _invalid(f"{name} must be a positive integer")
     return value
 

@@ -237,3 +237,21 @@ async def test_emit_event_with_a_bad_event_is_an_invalid_message(ws, carol, toke
     error = await client.receive_type("error")
     assert error["error_code"] == "INVALID_MESSAGE"
     assert not await sync_to_async(Event.objects.filter(event_type="no_such_event").exists)()
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        {"since": 2**70},
+        {"since": "later"},
+        {"start_time": "yesterday"},
+        {"start_time": "2026-01-01T00:00:00"},  # no zone
+        {"event_types": "zone_created"},
+    ],
+)
+async def test_a_bad_replay_request_is_an_invalid_message(ws, carol, token_for, request_fields):
+    client = await connected(ws, DNS_PATH, carol, token_for)
+    await client.send({"type": "start_replay", **request_fields})
+    assert (await client.receive_type("error"))["error_code"] == "INVALID_MESSAGE"
+    await client.send({"type": "get_replay_status"})
+    assert (await client.receive_type("replay_status"))["data"]["active"] is False
