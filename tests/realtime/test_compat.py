@@ -255,3 +255,12 @@ async def test_a_bad_replay_request_is_an_invalid_message(ws, carol, token_for, 
     assert (await client.receive_type("error"))["error_code"] == "INVALID_MESSAGE"
     await client.send({"type": "get_replay_status"})
     assert (await client.receive_type("replay_status"))["data"]["active"] is False
+
+
+async def test_a_reconnect_with_since_replays_in_the_flat_envelope(ws, carol, token_for):
+    first = await published("health_update", health(1))
+    await published("health_update", health(2))
+    client = await ws(f"{DNS_PATH}/health?since={first.pk}", token=token_for(carol))
+    frame = await client.receive_type("health_update")
+    assert frame["data"]["n"] == 2 and frame["replayed"] is True and "metadata" in frame
+    assert (await client.receive_type("replay_complete"))["data"]["replayed"] == 1
