@@ -24,10 +24,11 @@ from incidents.exceptions import (
     PermissionDenied,
     ValidationError,
 )
-from incidents.inputs import parse_id, parse_status
+from incidents.inputs import incident_lookup, parse_id, parse_status
 from incidents.models import (
     ALERT_TRANSITIONS,
     CLOSED_ALERT_STATUSES,
+    INCIDENT_STATUS_ALIASES,
     INCIDENT_TRANSITIONS,
     OPEN_INCIDENT_STATUSES,
     PRIORITY_FOR_SEVERITY,
@@ -535,7 +536,7 @@ def update_incident_status(incident_id, status, *, actor, request=None):
     first response, contained, resolved and closed times; reopening clears the resolved
     and closed times. Needs `incidents.change_incident` and an incident the actor may see."""
     _require(actor, CHANGE_INCIDENT, "change incidents")
-    status = parse_status(status, IncidentStatus, "incident")
+    status = parse_status(status, IncidentStatus, "incident", INCIDENT_STATUS_ALIASES)
     incident = _locked_incident(incident_id, actor)
     if status == incident.status:
         return incident
@@ -710,12 +711,12 @@ def watch_incident(incident_id, *, actor, request=None):
     or `incidents.add_incidentwatcher` (which lets a user follow any incident). Watching
     twice is harmless. Returns the incident."""
     _require(actor, VIEW_INCIDENT, "watch incidents")
-    pk = parse_id(incident_id, "incident_id")
-    incident = Incident.objects.visible_to(actor).filter(pk=pk).first()
+    lookup = incident_lookup(incident_id)
+    incident = Incident.objects.visible_to(actor).filter(**lookup).first()
     if incident is None and actor.has_perm(ADD_WATCHER):
-        incident = Incident.objects.filter(pk=pk).first()
+        incident = Incident.objects.filter(**lookup).first()
     if incident is None:
-        raise NotFound(f"Incident {pk} not found.")
+        raise NotFound(f"Incident {_shown(lookup)} not found.")
     _watcher, created = IncidentWatcher.objects.get_or_create(incident=incident, user=actor)
     if created:
         record("incident.watch", actor=actor, target=incident, request=request)
@@ -727,13 +728,15 @@ def unwatch_incident(incident_id, *, actor, request=None):
     """The actor stops following the incident (harmless if they were not). Returns it."""
     if actor is None or not actor.is_authenticated:
         raise PermissionDenied("You must be logged in.")
-    pk = parse_id(incident_id, "incident_id")
-    incident = Incident.objects.filter(pk=pk).first()
-    deleted, _ = IncidentWatcher.objects.filter(incident_id=pk, user=actor).delete()
+    lookup = incident_lookup(incident_id)
+    incident = Incident.objects.filter(**lookup).first()
+    deleted = 0
+    if incident is not None:
+        deleted, _ = IncidentWatcher.objects.filter(incident=incident, user=actor).delete()
     if deleted:
         record("incident.unwatch", actor=actor, target=incident, request=request)
-    elif incident is None or not Incident.objects.visible_to(actor).filter(pk=pk).exists():
-        raise NotFound(f"Incident {pk} not found.")
+    elif incident is None or not Incident.objects.visible_to(actor).filter(**lookup).exists():
+        raise NotFound(f"Incident {_shown(lookup)} not found.")
     return incident
 
 
@@ -758,11 +761,15 @@ def _locked_alert(alert_id):
 
 
 def _locked_incident(incident_id, actor):
-    pk = parse_id(incident_id, "incident_id")
-    incident = Incident.objects.visible_to(actor).select_for_update().filter(pk=pk).first()
+    lookup = incident_lookup(incident_id)
+    incident = Incident.objects.visible_to(actor).select_for_update().filter(**lookup).first()
     if incident is None:
-        raise NotFound(f"Incident {pk} not found.")
+        raise NotFound(f"Incident {_shown(lookup)} not found.")
     return incident
+
+
+def _shown(lookup):
+    return next(iter(lookup.values()))
 
 
 def _owner_summary(user):

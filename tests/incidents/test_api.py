@@ -363,7 +363,7 @@ def test_incident_timeline(as_user, alice, incident):
     timeline = client.get(f"/api/incidents/{incident.pk}/timeline/").data["results"]
     assert [e["kind"] for e in timeline] == ["created", "alert_added", "status_changed"]
     assert timeline[-1]["actor"]["username"] == "alice"
-    assert (timeline[-1]["old_value"], timeline[-1]["new_value"]) == ("open", "investigating")
+    assert (timeline[-1]["old_value"], timeline[-1]["new_value"]) == ("new", "investigating")
 
 
 def test_openapi_schema_includes_the_routes(as_user, carol):
