@@ -3,8 +3,9 @@
 Two modes:
 - embedded (default): SQLite file, in-memory channel layer, local cache, one process;
   a fresh clone runs and tests with no configuration at all.
+DEBUG is off in both unless DEBUG=true.
 - production (`THREATLENS_MODE=production`): SECRET_KEY and ALLOWED_HOSTS are required,
-  DEBUG is off, cookies are secure; `DATABASE_URL` and `REDIS_URL` name PostgreSQL and Redis.
+  cookies are secure; `DATABASE_URL` and `REDIS_URL` name PostgreSQL and Redis.
 """
 
 import fnmatch
@@ -28,6 +29,7 @@ from threatlens.env import (
     env_str,
     env_url,
 )
+from threatlens.serving import embedded_allowed_hosts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,7 +40,8 @@ if MODE not in ("embedded", "production"):
     )
 PRODUCTION = MODE == "production"
 
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Off unless asked for: a debug page shows settings and code to whoever reaches the port.
+DEBUG = env_bool("DEBUG", False)
 
 
 def _secret_key():
@@ -60,9 +63,9 @@ def _secret_key():
 
 SECRET_KEY = _secret_key()
 
-ALLOWED_HOSTS = env_list(
-    "ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
-)
+# Where `make run` listens (its HOST): the embedded default answers there too.
+SERVE_HOST = env_str("SERVE_HOST", "")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else embedded_allowed_hosts(SERVE_HOST))
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when THREATLENS_MODE=production.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
