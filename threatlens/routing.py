@@ -5,8 +5,11 @@ middleware: the few sockets that log in with the session cookie (the browser UI)
 themselves (`realtime.auth.session_user`), so the thousands that come with a token carry
 no session objects, and event frames go straight to the server's `send`."""
 
+import logging
+
 from asgiref.sync import markcoroutinefunction
 from channels.routing import URLRouter
+from django.urls import re_path
 
 from incidents.routing import websocket_urlpatterns as incident_routes
 from realtime.routing import websocket_urlpatterns as hub_routes
@@ -40,5 +43,18 @@ class Router(URLRouter):
         return super().__call__(scope, receive, send)
 
 
+logger = logging.getLogger(__name__)
+
+
+async def unknown_path(scope, receive, send):
+    """A socket to a path no route serves: refused at the handshake (the server answers
+    HTTP 403), one debug line, no traceback. Channels would raise, which servers log as an
+    error with a traceback and answer HTTP 500."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        logger.debug("websocket refused: no route for %s", scope.get("path", "")[:200])
+        await send({"type": "websocket.close", "code": 1008})
+
+
 def websocket_application():
-    return Router([*incident_routes, *hub_routes])
+    return Router([*incident_routes, *hub_routes, re_path(r"", unknown_path)])
