@@ -251,8 +251,11 @@ SIMPLE_JWT = {
 # Failed logins per username and per client address before HTTP 429.
 LOGIN_THROTTLE_FAILURES = env_int("LOGIN_THROTTLE_FAILURES", 5, minimum=1)
 LOGIN_THROTTLE_WINDOW = env_duration("LOGIN_THROTTLE_WINDOW", 300, minimum=1)
-# Trust X-Forwarded-For for the client address (only behind a proxy that sets it).
+# Trust X-Forwarded-For for the client address (only behind a proxy that sets it), taking
+# the entry the NUM_PROXIES trusted proxies added: the NUM_PROXIES-th from the right
+# (threatlens/clientinfo.py). Entries left of it are the client's own and never trusted.
 USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
+NUM_PROXIES = env_int("NUM_PROXIES", 1, minimum=0, maximum=100)
 
 # --- REST ------------------------------------------------------------------------------
 
