@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "threatlens.accounts",
     "threatlens.audit",
@@ -281,6 +282,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Alerts, incidents, security events, DNS and audit for ThreatLens.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the app's own static files (drf-spectacular-sidecar), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a `status`: name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {

@@ -50,3 +50,20 @@ def test_another_host_header_is_refused(embedded_server):
     status, body = get(embedded_server, "/realtime/status", "attacker.example")
     assert status == 400
     assert "ALLOWED_HOSTS" not in body
+
+
+def test_the_api_docs_load_every_asset_from_the_app_itself(embedded_server):
+    """/api/docs/ works without internet: Swagger UI's scripts and styles come from the
+    server's own static files (drf-spectacular-sidecar), none from a CDN."""
+    import re
+
+    status, page = get(embedded_server, "/api/docs/", "127.0.0.1")
+    assert status == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assets += re.findall(r'"(/static/[^"]+)"', page)  # set from the page's script
+    assert any("swagger-ui-bundle" in asset for asset in assets), page
+    for asset in set(assets):
+        assert asset.startswith("/"), f"{asset} is not served by the app"
+        asset_status, body = get(embedded_server, asset, "127.0.0.1")
+        assert asset_status == 200 and body, asset
+    assert "cdn" not in page.lower() and "unpkg" not in page.lower()
