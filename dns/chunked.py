@@ -161,6 +161,11 @@ def _undo_in_transaction(job, *, reason):
             )
         if undo_rows.get("deleted"):
             Record.objects.bulk_create([Record(**row) for row in undo_rows["deleted"]])
+            # bulk_create stamps auto_now(_add) fields with the time of the undo.
+            for row in undo_rows["deleted"]:
+                Record.objects.filter(pk=row["id"]).update(
+                    created_at=row["created_at"], updated_at=row["updated_at"]
+                )
     wrote = any(result.get(key) for key in ("created", "updated", "deleted"))
     job.writing_heartbeat_at = None
     job.undo = None
