@@ -258,7 +258,7 @@ def test_a_failed_update_or_delete_job_puts_the_records_back(make_zone, carol, m
     ]:
         calls = []
 
-        def failing_on_the_second_chunk(*args, **kwargs):
+        def failing_on_the_second_chunk(*args, calls=calls, **kwargs):
             calls.append(1)
             if len(calls) == 2:
                 raise RuntimeError("disk full")
