@@ -233,7 +233,7 @@ def _write(job, zone, plan_, actor, progress):
         )
     with transaction.atomic():
         zone = services.lock_zone(actor, zone.pk, writer_job_id=job.pk)
-        job = BulkOperation.objects.select_for_update().get(pk=job.pk)
+        job = BulkOperation.objects.defer("items").select_for_update().get(pk=job.pk)
         if plan_.creates:
             audited = job.result["created"][:MAX_AUDITED_ITEMS]
             records = Record.objects.filter(pk__in=audited).order_by("pk")

@@ -58,7 +58,7 @@ def ensure_not_being_written(zone, *, writer_job_id=None):
     writing = BulkOperation.objects.filter(zone_id=zone.pk, writing_heartbeat_at__isnull=False)
     if writer_job_id is not None:
         writing = writing.exclude(pk=writer_job_id)
-    for job in writing.select_for_update():
+    for job in writing.defer("items").select_for_update():
         if job.writing_heartbeat_at > timezone.now() - STALE_AFTER:
             raise ZoneBusy(job)
         _undo_in_transaction(job, reason="its process stopped while writing")
@@ -86,7 +86,8 @@ def write_chunk(job, zone, operation, chunk, actor, now):
     from dns import services
 
     with transaction.atomic():
-        job = BulkOperation.objects.select_for_update().get(pk=job.pk)
+        # Without `items`: the request, up to DNS_BULK_MAX_ITEMS records, read once.
+        job = BulkOperation.objects.defer("items").select_for_update().get(pk=job.pk)
         if job.writing_heartbeat_at is None:
             raise ZoneBusy(job)
         with services.bulk_writes():
@@ -141,7 +142,7 @@ def finish(job):
 def undo(job_id, *, reason):
     """Put back what a failed job wrote (one transaction); returns True if it wrote any."""
     with transaction.atomic():
-        job = BulkOperation.objects.select_for_update().filter(pk=job_id).first()
+        job = BulkOperation.objects.defer("items").select_for_update().filter(pk=job_id).first()
         if job is None or job.writing_heartbeat_at is None:
             return False
         return _undo_in_transaction(job, reason=reason)
