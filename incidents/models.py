@@ -208,6 +208,16 @@ class Alert(models.Model):
     incident = models.ForeignKey(
         "Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
+    # Who raised it through the API (null: the pipeline or a command): that account may
+    # update it by delivering it again (`services.ingest_alert`).
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     occurrence_count = models.PositiveIntegerField(default=1)
     detected_at = models.DateTimeField(default=timezone.now, db_index=True)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
