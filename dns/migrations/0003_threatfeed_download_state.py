@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dns', '0001_initial'),
+        ('dns', '0002_bulkoperation_chunked_writes'),
     ]
 
     operations = [
