@@ -128,7 +128,12 @@ class ZoneViewSet(
     ordering = ["name"]
 
     def get_queryset(self):
-        return Zone.objects.for_user(self.request.user).annotate(records_count=Count("records"))
+        user = self.request.user
+        return (
+            Zone.objects.for_user(user)
+            .with_can_change(user)
+            .annotate(records_count=Count("records"))
+        )
 
     def _annotated(self, zone):
         return self.get_queryset().get(pk=zone.pk)

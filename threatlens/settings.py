@@ -418,8 +418,11 @@ SYSLOG_IN_PROCESS = env_bool("SYSLOG_IN_PROCESS", not REDIS_URL)
 
 
 def _command(name, default):
-    """A command line from the environment, split as a shell would; `none` turns it off."""
+    """A command line from the environment, split as a shell would; `none` turns it off;
+    unset with a `None` default leaves the choice to the DNS app."""
     value = env_str(name, default)
+    if value is None:
+        return None
     return [] if value.lower() == "none" else shlex.split(value)
 
 
@@ -432,12 +435,22 @@ DNS = {
     "BIND_CHECKZONE_COMMAND": _command(
         "DNS_BIND_CHECKZONE_COMMAND", "named-checkzone {zone} {file}"
     ),
-    "BIND_RELOAD_COMMAND": _command("DNS_BIND_RELOAD_COMMAND", "rndc reload"),
+    "BIND_RELOAD_COMMAND": _command("DNS_BIND_RELOAD_COMMAND", None),
+    "BIND_NAMED_CONF": env_bool("DNS_BIND_NAMED_CONF", False),
+    "BIND_LISTEN": env_str("DNS_BIND_LISTEN", "127.0.0.1"),
+    "BIND_PORT": env_int("DNS_BIND_PORT", 53, minimum=1),
+    "BIND_CONTROL_PORT": env_int("DNS_BIND_CONTROL_PORT", 953, minimum=1),
+    "BIND_STATS_PORT": env_int("DNS_BIND_STATS_PORT", 8053, minimum=0),
+    "BIND_CHECK_INTERVAL": env_duration("DNS_BIND_CHECK_INTERVAL", 30, minimum=1),
     "BIND_COMMAND_TIMEOUT": env_duration("DNS_BIND_COMMAND_TIMEOUT", 30, minimum=1),
     "FORWARDER_PROBE_NAME": env_str("DNS_FORWARDER_PROBE_NAME", "example.com"),
     "FORWARDER_TIMEOUT": env_float("DNS_FORWARDER_TIMEOUT", 2.0, minimum=0.05),
     "FORWARDER_CHECK_INTERVAL": env_duration("DNS_FORWARDER_CHECK_INTERVAL", 60, minimum=1),
     "FORWARDER_SLOW_MS": env_float("DNS_FORWARDER_SLOW_MS", 500.0, minimum=1),
+    "FEED_CHECK_INTERVAL": env_duration("DNS_FEED_CHECK_INTERVAL", 60, minimum=1),
+    "FEED_TIMEOUT": env_duration("DNS_FEED_TIMEOUT", 30, minimum=0.1),
+    "FEED_MAX_BYTES": env_int("DNS_FEED_MAX_BYTES", 50 * 1024 * 1024, minimum=1024),
+    "FEED_CA_FILE": env_str("DNS_FEED_CA_FILE", None),
 }
 
 # --- Internationalisation, static -----------------------------------------------------------
