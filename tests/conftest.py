@@ -40,9 +40,11 @@ def _redis_keys_of_this_run(worker_id):
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing():
-    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
-        yield
+def _fast_password_hashing(settings):
+    # Through the `settings` fixture, as every per-test change: overrides of one test must be
+    # undone in the order they were made, or each test leaves a layer of settings behind
+    # (and a long run ends in a RecursionError reading any setting).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
