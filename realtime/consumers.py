@@ -116,6 +116,21 @@ class SocketConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+        finally:
+            # However the socket ends (a disconnect, a send to a dropped client raising
+            # out of a handler, a cancelled task), it stops counting toward the limits
+            # and leaves the hub: a leaked slot is never given back otherwise.
+            await self.ended()
+
+    async def ended(self):
+        """Leave the hub and give the connection slot back (idempotent)."""
+        self.closing = True
+        timer = getattr(self, "auth_timer", None)
+        if timer is not None:
+            timer.cancel()
+        if getattr(self, "connection", None) is not None:
+            self.detach()
+        await self.release_slot()
 
     async def dispatch(self, message):
         # Channels' dispatch, less its `aclose_old_connections()` before every message: a
@@ -402,14 +417,22 @@ class SocketConsumer(AsyncWebsocketConsumer):
                 raise _invalid("data must be an object")
             await getattr(self, handler)(data, request_id)
         except ProtocolError as exc:
-            await self.send_error(
+            await self.send_error_quietly(
                 exc.error_code, exc.message, details=exc.details, request_id=request_id
             )
         except Exception:
             logger.exception("error handling a socket message")
-            await self.send_error(
+            await self.send_error_quietly(
                 "INTERNAL_ERROR", "The server failed to handle the message", request_id=request_id
             )
+
+    async def send_error_quietly(self, error_code, message, *, details=None, request_id=None):
+        """The error frame of a failed message. Should the socket be gone, the server's
+        disconnect message follows and ends the consumer: raising here would skip it."""
+        try:
+            await self.send_error(error_code, message, details=details, request_id=request_id)
+        except Exception as exc:
+            logger.debug("could not send an error frame: %s", exc)
 
     async def receive_before_auth(self, kind, message, request_id):
         if kind != "auth":
@@ -640,6 +663,11 @@ def _parse(text):
         message = json.loads(text)
     except (ValueError, RecursionError):
         raise _invalid("Invalid JSON") from None
+    # JSON may escape a lone surrogate (`"\ud800"`), which no reply echoing it could
+    # encode as UTF-8: refused here, before any of it reaches a reply. Only frames with a
+    # `\u` escape of a surrogate are checked, so the common frame costs a substring search.
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(message):
+        raise _invalid("Strings must be valid Unicode (no unpaired surrogates)")
     if not isinstance(message, dict):
         raise _invalid("A message must be a JSON object")
     kind = message.get("type")
@@ -648,6 +676,17 @@ def _parse(text):
     if not isinstance(kind, str) or not kind:
         raise _invalid("Message type must be a non-empty string")
     return message
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _encodable(message):
+    try:
+        json.dumps(message, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _request_id(message):
