@@ -123,12 +123,17 @@ def _read_principal(user_id):
     return access.principal_for(user)
 
 
+def session_key(scope):
+    """The session cookie's value, or None."""
+    return parse_cookie(header(scope, b"cookie") or "").get(settings.SESSION_COOKIE_NAME)
+
+
 async def session_user(scope):
     """The logged-in user of the session cookie, or None."""
-    session_key = parse_cookie(header(scope, b"cookie") or "").get(settings.SESSION_COOKIE_NAME)
-    if not session_key:
+    key = session_key(scope)
+    if not key:
         return None
-    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    session = import_module(settings.SESSION_ENGINE).SessionStore(key)
     # Channels' get_user does what django.contrib.auth.get_user does for a request,
     # session hash check included; it only needs the session.
     user = await get_user({"session": session})

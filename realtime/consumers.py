@@ -24,12 +24,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from realtime import access, auditing, catalogue, envelopes
+from realtime import access, auditing, catalogue, control, envelopes
 from realtime.auth import (
     AuthFailed,
     bearer_token,
     origin_allowed,
     principal_from_token,
+    session_key,
     session_user,
 )
 from realtime.catalogue import VIEW_CONNECTIONS, Family
@@ -154,6 +155,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
         self.counted_user_id = None
         self.token_expires_at = None
         self.auth_timer = None
+        self.session_key = None  # set when the session cookie authenticated the socket
+        self.session_hash = None
+        self.rechecking = False
         self.query = {
             k: v[-1]
             for k, v in parse_qs(self.scope.get("query_string", b"").decode("latin-1")).items()
@@ -187,6 +191,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
             await self.refuse("INTERNAL_ERROR", "Service unavailable", CLOSE_INTERNAL_ERROR)
             return
         if principal is not None:
+            # Kept to close the socket when the session ends (logout, expiry, password).
+            self.session_key = session_key(self.scope)
+            self.session_hash = control.digest(self.session_key)
             await self.establish(principal, expires_at=None, method="session")
             return
         # No credentials yet: wait for a first `auth` message (keeps tokens out of URLs).
@@ -513,14 +520,28 @@ class SocketConsumer(AsyncWebsocketConsumer):
 
     async def hub_recheck(self, message):
         """The user's roles, permissions or active flag changed somewhere in the cluster."""
-        user = await database_sync_to_async(
-            lambda: get_user_model().objects.filter(pk=self.principal.user_id).first()
-        )()
-        if user is None or not user.is_active:
-            await self.refuse("AUTH_FAILED", "The account was deactivated", CLOSE_POLICY)
+        if self.closing or self.principal is None:
             return
-        principal = await database_sync_to_async(access.principal_for)(user)
-        self.apply_principal(principal)
+        self.rechecking = True
+        try:
+            user = await database_sync_to_async(
+                lambda: get_user_model().objects.filter(pk=self.principal.user_id).first()
+            )()
+            if user is None or not user.is_active:
+                await self.refuse("AUTH_FAILED", "The account was deactivated", CLOSE_POLICY)
+                return
+            principal = await database_sync_to_async(access.principal_for)(user)
+            self.apply_principal(principal)
+        finally:
+            self.rechecking = False
+
+    async def session_ended(self):
+        """The session that authenticated this socket ended (logout, expiry, password)."""
+        await self.refuse(
+            "AUTH_FAILED",
+            "The session ended (logged out, expired, or the password changed)",
+            CLOSE_POLICY,
+        )
 
     def apply_principal(self, principal):
         connection = self.connection
