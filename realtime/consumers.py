@@ -24,7 +24,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from realtime import access, auditing, catalogue, control, envelopes
+from realtime import access, auditing, catalogue, control, direct_writes, envelopes
 from realtime.auth import (
     AuthFailed,
     bearer_token,
@@ -570,6 +570,24 @@ class SocketConsumer(AsyncWebsocketConsumer):
         await self.refuse(
             "PERMISSION_DENIED", message.get("reason") or "Disconnected", CLOSE_POLICY
         )
+
+    async def send_stalled(self):
+        """The client has not read for REALTIME_SEND_TIMEOUT with a full buffer: its TCP
+        connection is dropped (a close frame would wait behind the buffer for ever)."""
+        if self.closing:
+            return
+        logger.warning(
+            "closing %s: its client read nothing for %s s with a full send buffer",
+            self.connection.connection_id if self.connection else self.client_id,
+            settings.REALTIME["SEND_TIMEOUT"],
+        )
+        self.closing = True
+        self.detach()
+        await self.release_slot()
+        if not direct_writes.abort(self.base_send):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     def _overflowed(self, connection):
         asyncio.get_running_loop().create_task(

@@ -42,6 +42,7 @@ LAYER_CHECK_TIMEOUT = 3
 HEARTBEAT_INTERVAL = 5
 PING_SLICE = 500  # sockets pinged in one go
 TOKEN_CHECK_INTERVAL = 1  # seconds between looks for expired tokens
+STALL_CHECK_INTERVAL = 1  # seconds between looks for sockets that stopped reading
 PASS_EVENTS = 500  # events fanned out in one pass at most
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -168,6 +169,7 @@ class Hub:
                 loop.create_task(self._ping_clients(), name="hub-ping"),
                 loop.create_task(self._expire_tokens(), name="hub-token-expiry"),
                 loop.create_task(self._check_access(), name="hub-access-check"),
+                loop.create_task(self._close_stalled(), name="hub-stalled-sockets"),
             ]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
@@ -499,6 +501,20 @@ class Hub:
                 if expires_at is not None and now >= expires_at:
                     owner.token_expires_at = None  # once
                     asyncio.get_running_loop().create_task(owner.token_expired())
+
+    async def _close_stalled(self):
+        """Sockets whose client stopped reading: a send that waited on the full buffer for
+        longer than SEND_TIMEOUT closes the socket (counted). Its queue is bounded, but the
+        socket, its buffers and its connection slot would otherwise be held for ever."""
+        while True:
+            await asyncio.sleep(STALL_CHECK_INTERVAL)
+            limit = settings.REALTIME["SEND_TIMEOUT"]
+            now = time.monotonic()
+            for connection in list(self.connections.values()):
+                owner = connection.owner
+                if owner is not None and not owner.closing and connection.blocked_for(now) > limit:
+                    self.counters["stalled_sockets_closed"] += 1
+                    asyncio.get_running_loop().create_task(owner.send_stalled())
 
     async def _check_access(self):
         """Every ACCESS_CHECK_INTERVAL, the sockets' users and sessions against the

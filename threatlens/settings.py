@@ -299,6 +299,8 @@ REALTIME = {
     # How often every process compares its sockets' users and sessions with the database
     # (roles, deactivation, logout, password change, session expiry reach every socket).
     "ACCESS_CHECK_INTERVAL": env_duration("REALTIME_ACCESS_CHECK_INTERVAL", 5, minimum=0.05),
+    # A socket whose client reads nothing while its send buffer is full is closed after.
+    "SEND_TIMEOUT": env_duration("REALTIME_SEND_TIMEOUT", 30, minimum=0.1),
     "BATCH_WINDOW": env_duration("REALTIME_BATCH_WINDOW", 0.1, minimum=0),
     "ALLOWED_ORIGINS": env_list("REALTIME_ALLOWED_ORIGINS", []),
     "MESSAGE_RATE": env_int("REALTIME_MESSAGE_RATE", 100, minimum=1),

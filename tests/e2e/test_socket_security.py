@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import socket
 
 import pytest
 import websockets
@@ -98,3 +99,47 @@ async def test_no_token_reaches_the_server_log(transactional_db, alice, token_fo
     assert "token=[redacted]" in log  # the server did log the requests, masked
     for secret in (token, refused, token.split(".")[1], token.split(".")[2]):
         assert secret not in log
+
+
+def this_process(server, token):
+    status, info = server.request("GET", "/ws/info", token=token)
+    assert status == 200, info
+    (mine,) = [p for p in info["processes"] if p["pid"] == server.process.pid]
+    return mine
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
+async def test_a_client_that_never_reads_is_closed_after_the_send_timeout(
+    running_server, alice, carol, token_for, kind
+):
+    server = running_server(kind, REALTIME_SEND_TIMEOUT="1")
+    # A client that opens a socket and then reads nothing at all.
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", server.port))
+    stuck.sendall(
+        f"GET /ws?token={token_for(alice)} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
+    )
+    admin = token_for(carol)
+    big = "x" * 60_000
+
+    def flood():
+        for number in range(200):
+            body = {"event_type": "security_event", "data": {"message": big, "n": number}}
+            status, reply = server.request("POST", "/api/realtime/publish/", body, admin)
+            assert status == 201, reply
+            if this_process(server, admin)["counters"].get("stalled_sockets_closed"):
+                return number
+
+    await asyncio.to_thread(flood)
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        mine = await asyncio.to_thread(this_process, server, admin)
+        if mine["connections"] == 0 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert mine["counters"].get("stalled_sockets_closed") == 1, json.dumps(mine)
+    assert mine["connections"] == 0
+    stuck.close()

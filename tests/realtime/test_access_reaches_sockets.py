@@ -46,9 +46,7 @@ async def test_a_deactivation_without_notice_closes_the_socket(ws, carol, token_
     assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
 
 
-async def test_a_new_socket_of_a_user_deactivated_without_notice_is_refused(
-    ws, carol, token_for
-):
+async def test_a_new_socket_of_a_user_deactivated_without_notice_is_refused(ws, carol, token_for):
     first = await ws("/ws", token=token_for(carol))  # the snapshot is now held
     await first.receive_type("connection_established")
     await first.disconnect()
