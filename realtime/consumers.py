@@ -24,7 +24,15 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from realtime import access, auditing, catalogue, control, direct_writes, envelopes
+from realtime import (
+    access,
+    auditing,
+    auth_failures,
+    catalogue,
+    control,
+    direct_writes,
+    envelopes,
+)
 from realtime.auth import (
     AuthFailed,
     bearer_token,
@@ -145,10 +153,6 @@ class SocketConsumer(AsyncWebsocketConsumer):
     # --- connecting --------------------------------------------------------------------------
 
     async def connect(self):
-        # Always accept first: a close before accept reaches the client as HTTP 403 and
-        # close code 1006, hiding the reason the protocol promises (DESIGN.md).
-        await self.accept()
-        release_handshake(self.base_send)  # done with: the scope has what we need
         self.connection = None
         self.principal = None
         self.closing = False
@@ -162,6 +166,25 @@ class SocketConsumer(AsyncWebsocketConsumer):
             k: v[-1]
             for k, v in parse_qs(self.scope.get("query_string", b"").decode("latin-1")).items()
         }
+        # Not kept: a socket lives long, its token is checked once here.
+        token = self.query.pop("token", None) or bearer_token(self.scope)
+        credential = token or session_key(self.scope)
+        self.failure_key = (
+            auth_failures.credential_key(self.scope, credential) if credential else None
+        )
+        if self.failure_key and await auth_failures.failed_repeatedly(
+            get_hub().store, self.failure_key
+        ):
+            # These credentials keep failing from here (a client reconnecting with an
+            # expired token): refused without accepting, counted, not audited alone.
+            self.closing = True
+            auth_failures.audit().refused_early(self.scope)
+            await self.close(code=CLOSE_POLICY)
+            return
+        # Otherwise accept first: a close before accept reaches the client as HTTP 403
+        # and close code 1006, hiding the reason the protocol promises (DESIGN.md).
+        await self.accept()
+        release_handshake(self.base_send)  # done with: the scope has what we need
         self.client_id = self.scope["url_route"]["kwargs"].get("client_id")
         self.client_id_given = self.client_id is not None
         if self.client_id_given and not CLIENT_ID.fullmatch(self.client_id):
@@ -173,8 +196,6 @@ class SocketConsumer(AsyncWebsocketConsumer):
         if not origin_allowed(self.scope):
             await self.refuse("PERMISSION_DENIED", "Origin not allowed", CLOSE_POLICY)
             return
-        # Not kept: a socket lives long, its token is checked once here.
-        token = self.query.pop("token", None) or bearer_token(self.scope)
         try:
             if token:
                 principal, expires_at = await principal_from_token(token)
@@ -443,12 +464,14 @@ class SocketConsumer(AsyncWebsocketConsumer):
 
     async def receive_before_auth(self, kind, message, request_id):
         if kind != "auth":
+            self.failure_key = None  # no credentials: nothing to refuse next time
             await self.audit_auth_failure(f"{kind} before auth")
             await self.refuse(
                 "AUTH_FAILED", "Authenticate first: send an auth message", CLOSE_POLICY
             )
             return
         token = _auth_token(message)
+        self.failure_key = auth_failures.credential_key(self.scope, token)
         try:
             principal, expires_at = await principal_from_token(token)
         except AuthFailed as exc:
@@ -679,7 +702,11 @@ class SocketConsumer(AsyncWebsocketConsumer):
             logger.exception("could not write the audit row for %s", action)
 
     async def audit_auth_failure(self, reason):
-        await self.audit("realtime.auth_failed", {"reason": reason, "path": self.scope.get("path")})
+        """Counted against the credentials, audited once per source and window."""
+        if getattr(self, "failure_key", None):
+            await auth_failures.count_failure(get_hub().store, self.failure_key)
+        details = {"client_id": self.client_id, "reason": reason, "path": self.scope.get("path")}
+        await auth_failures.audit().failed(self.scope, details)
 
 
 def _remembered_filter(data):
