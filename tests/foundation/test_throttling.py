@@ -106,3 +106,13 @@ def test_failed_session_logins_count_toward_the_token_throttle(
             "/admin/login/", {"username": "alice", "password": "nope"}, REMOTE_ADDR="10.2.2.2"
         )
     assert obtain("alice", ip="10.3.3.3").status_code == 429
+
+
+def test_hammering_a_closed_throttle_is_audited_once(obtain, alice, audit_rows):
+    fail(obtain, "alice", "10.0.0.1", 3)
+    for _ in range(20):
+        assert obtain("alice", "wrong-password", ip="10.0.0.1").status_code == 429
+    (row,) = audit_rows("auth.login_throttled")
+    assert "further_attempts" in row.details
+    assert obtain("alice", "wrong-password", ip="10.0.0.7").status_code == 429  # another source
+    assert len(audit_rows("auth.login_throttled")) == 2
