@@ -143,3 +143,53 @@ async def test_a_client_that_never_reads_is_closed_after_the_send_timeout(
     assert mine["counters"].get("stalled_sockets_closed") == 1, json.dumps(mine)
     assert mine["connections"] == 0
     stuck.close()
+
+
+def manage(server, *args):
+    """A management command run as another process on the server's database."""
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import ROOT
+
+    subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=server.env, check=True, timeout=60
+    )
+
+
+async def test_a_demotion_by_another_process_reaches_the_open_socket(
+    running_server, carol, token_for
+):
+    server = running_server("uvicorn", REALTIME_ACCESS_CHECK_INTERVAL="0.5")
+    socket = await established(server, token_for(carol))
+    await asyncio.to_thread(
+        manage, server, "create_user", "carol", "--role", "viewer", "--password", "x-Pass-9-word"
+    )
+    await asyncio.sleep(1.5)
+    await socket.send(json.dumps({"type": "get_subscriptions", "id": "s"}))
+    reply = await next_of(socket, "response")
+    assert "user_action" not in reply["data"]["available"]
+    await socket.close()
+
+
+async def test_a_deactivation_by_another_process_closes_the_socket_and_refuses_new_ones(
+    running_server, carol, token_for
+):
+    server = running_server("uvicorn", REALTIME_ACCESS_CHECK_INTERVAL="0.5")
+    token = token_for(carol)
+    socket = await established(server, token)
+
+    def deactivate():
+        manage(
+            server,
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User; "
+            "u = User.objects.get(username='carol'); u.is_active = False; u.save()",
+        )
+
+    await asyncio.to_thread(deactivate)
+    error = await next_of(socket, "error", timeout=5)
+    assert error["error_code"] == "AUTH_FAILED"
+    async with websockets.connect(f"{server.ws_url}/ws?token={token}") as again:
+        assert json.loads(await again.recv())["error_code"] == "AUTH_FAILED"
