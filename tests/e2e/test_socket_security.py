@@ -3,7 +3,9 @@
 import asyncio
 import contextlib
 import json
+import shutil
 import socket
+import uuid
 
 import pytest
 import websockets
@@ -193,3 +195,36 @@ async def test_a_deactivation_by_another_process_closes_the_socket_and_refuses_n
     assert error["error_code"] == "AUTH_FAILED"
     async with websockets.connect(f"{server.ws_url}/ws?token={token}") as again:
         assert json.loads(await again.recv())["error_code"] == "AUTH_FAILED"
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+async def test_a_deactivation_made_while_redis_is_down_reaches_the_other_process(
+    running_server, carol, token_for
+):
+    from tests.e2e.test_cluster import PrivateRedis
+
+    redis = PrivateRedis().start()
+    try:
+        env = {
+            "REDIS_URL": redis.url,
+            "REDIS_KEY_PREFIX": f"secws-{uuid.uuid4().hex[:6]}",
+            "REALTIME_ACCESS_CHECK_INTERVAL": "0.5",
+        }
+        first, second = running_server("uvicorn", count=2, **env)
+        socket = await established(second, token_for(carol))
+        redis.stop()
+
+        def deactivate():
+            manage(
+                first,
+                "shell",
+                "-c",
+                "from django.contrib.auth.models import User; "
+                "u = User.objects.get(username='carol'); u.is_active = False; u.save()",
+            )
+
+        await asyncio.to_thread(deactivate)  # its notice cannot travel: Redis is down
+        error = await next_of(socket, "error", timeout=5)
+        assert error["error_code"] == "AUTH_FAILED"
+    finally:
+        redis.stop()
