@@ -11,6 +11,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client as HttpClient
 from django.utils import timezone
 
+from tests.sockets import in_thread
+
 pytestmark = pytest.mark.django_db(transaction=True)
 User = get_user_model()
 
@@ -22,7 +24,7 @@ def _quick_access_checks(settings):
 
 def quietly(change):
     """Run `change` in a thread the way another process would: no signal, no notice."""
-    return asyncio.to_thread(change)
+    return in_thread(change)
 
 
 def logged_in(user):
@@ -78,11 +80,11 @@ async def test_a_demotion_without_notice_takes_admin_events_away(ws, carol, toke
 
 async def test_logging_out_closes_the_sockets_of_that_session(ws, carol, settings):
     settings.REALTIME = {**settings.REALTIME, "ACCESS_CHECK_INTERVAL": 60}  # the notice only
-    http = await asyncio.to_thread(logged_in, carol)
-    other_session = await asyncio.to_thread(logged_in, carol)
+    http = await in_thread(logged_in, carol)
+    other_session = await in_thread(logged_in, carol)
     client = await session_socket(ws, http)
     other = await session_socket(ws, other_session)
-    response = await asyncio.to_thread(http.post, "/logout/")
+    response = await in_thread(http.post, "/logout/")
     assert response.status_code == 302
     error, code = await client.receive_close()
     assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
@@ -91,7 +93,7 @@ async def test_logging_out_closes_the_sockets_of_that_session(ws, carol, setting
 
 
 async def test_an_expired_session_closes_its_sockets(ws, carol):
-    http = await asyncio.to_thread(logged_in, carol)
+    http = await in_thread(logged_in, carol)
     client = await session_socket(ws, http)
     past = timezone.now() - timedelta(seconds=1)
     await quietly(lambda: Session.objects.update(expire_date=past))
@@ -100,7 +102,7 @@ async def test_an_expired_session_closes_its_sockets(ws, carol):
 
 
 async def test_a_password_change_closes_the_sockets_of_its_sessions(ws, carol):
-    http = await asyncio.to_thread(logged_in, carol)
+    http = await in_thread(logged_in, carol)
     client = await session_socket(ws, http)
 
     def change_password():

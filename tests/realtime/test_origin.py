@@ -1,10 +1,9 @@
 """The Origin of a cookie-authenticated socket is compared as a whole (scheme, host, port)."""
 
-import asyncio
-
 import pytest
 
 from tests.realtime.test_connect import session_cookie
+from tests.sockets import in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ALLOWED, REFUSED = True, False
@@ -34,7 +33,7 @@ async def test_origin_must_be_the_sockets_own_or_trusted(
     settings.REALTIME = {**settings.REALTIME, "ALLOWED_ORIGINS": ["https://console.example.com"]}
     settings.CSRF_TRUSTED_ORIGINS = ["https://*.partner.example"]
     headers = [
-        (b"cookie", f"sessionid={await asyncio.to_thread(session_cookie, alice)}".encode()),
+        (b"cookie", f"sessionid={await in_thread(session_cookie, alice)}".encode()),
         (b"host", host.encode()),
         (b"origin", origin.encode()),
     ]
