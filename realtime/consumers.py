@@ -555,6 +555,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
                 return
             principal = await database_sync_to_async(access.principal_for)(user)
             self.apply_principal(principal)
+        except Exception as exc:
+            # The database is away: the next access check tries again.
+            logger.warning("could not re-check %s's access: %s", self.principal.username, exc)
         finally:
             self.rechecking = False
 
