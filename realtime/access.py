@@ -5,10 +5,14 @@ Connections keep one and compare events against it without touching the database
 a role or permission change replaces it (`realtime.control.user_access_changed`).
 
 One snapshot serves every socket and request of a user in a process: it is read again
-after `PRINCIPAL_TTL` seconds, or at once when the user's access changes (`forget`, called
-by `threatlens.accounts.services.notify_access_changed` and by every hub on a control
-message). The event types a principal may receive are shared by every principal with the
-same permissions. Thousands of sockets of a few users then hold a few snapshots.
+after REALTIME_ACCESS_CHECK_INTERVAL seconds, or at once when the user's access changes
+(`forget`, called by `threatlens.accounts.services.notify_access_changed` and by every hub
+on a control message). A change notice can fail to travel (made by another process in the
+embedded default, or while Redis is down), so a snapshot carries a `stamp` of everything
+it was read from, and every hub compares its sockets' stamps with the database's as often
+(`access_stamps`): no snapshot outlives a change by more than that interval. The event
+types a principal may receive are shared by every principal with the same permissions.
+Thousands of sockets of a few users then hold a few snapshots.
 """
 
 import time
@@ -28,6 +32,7 @@ class Principal:
     group_ids: frozenset
     permissions: frozenset
     is_superuser: bool = False
+    stamp: tuple | None = None  # what it was read from (`access_stamps`)
 
     def has_perm(self, permission):
         return permission is None or self.is_superuser or permission in self.permissions
@@ -35,8 +40,6 @@ class Principal:
     def as_dict(self):
         return {"id": self.user_id, "username": self.username, "role": self.role}
 
-
-PRINCIPAL_TTL = 60  # seconds: a bound on staleness should a change notice be lost
 
 _principals = {}  # user id -> (Principal, monotonic time read)
 _receivable = {}  # (permissions, is_superuser) -> frozenset of event type names
@@ -55,7 +58,8 @@ def principal_for(user):
 def cached_principal(user_id):
     """The snapshot held for this user if it is fresh, else None (no database)."""
     cached = _principals.get(user_id)
-    if cached is not None and time.monotonic() - cached[1] < PRINCIPAL_TTL:
+    ttl = settings.REALTIME["ACCESS_CHECK_INTERVAL"]  # a bound on staleness
+    if cached is not None and time.monotonic() - cached[1] < ttl:
         return cached[0]
     return None
 
@@ -85,7 +89,52 @@ def read_principal(user):
         group_ids=frozenset(group_names),
         permissions=frozenset(user.get_all_permissions()),
         is_superuser=user.is_superuser,
+        stamp=access_stamps([user.pk]).get(user.pk),
     )
+
+
+def access_stamps(user_ids):
+    """{user id: stamp} for the active users among `user_ids` (sync; four queries however
+    many users). A stamp changes whenever anything a principal is made of does: the
+    name, the superuser flag, groups, the user's and the groups' permissions. Inactive
+    and deleted users have none."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    user_model = get_user_model()
+    users = {
+        pk: (name, superuser)
+        for pk, name, superuser in user_model.objects.filter(
+            pk__in=user_ids, is_active=True
+        ).values_list("pk", user_model.USERNAME_FIELD, "is_superuser")
+    }
+    if not users:
+        return {}
+    memberships = user_model.groups.through.objects.filter(user_id__in=users)
+    groups_of = {}
+    for user_id, group_id in memberships.values_list("user_id", "group_id"):
+        groups_of.setdefault(user_id, set()).add(group_id)
+    own = user_model.user_permissions.through.objects.filter(user_id__in=users)
+    permissions_of = {}
+    for user_id, permission_id in own.values_list("user_id", "permission_id"):
+        permissions_of.setdefault(user_id, set()).add(permission_id)
+    all_groups = set().union(*groups_of.values()) if groups_of else set()
+    group_permissions = {}
+    if all_groups:
+        granted = Group.permissions.through.objects.filter(group_id__in=all_groups)
+        for group_id, permission_id in granted.values_list("group_id", "permission_id"):
+            group_permissions.setdefault(group_id, set()).add(permission_id)
+    stamps = {}
+    for pk, (name, superuser) in users.items():
+        group_ids = groups_of.get(pk, set())
+        stamps[pk] = (
+            name,
+            superuser,
+            tuple(sorted(group_ids)),
+            tuple(sorted(permissions_of.get(pk, ()))),
+            tuple(sorted((g, p) for g in group_ids for p in group_permissions.get(g, ()))),
+        )
+    return stamps
 
 
 def may_receive(principal, entry):

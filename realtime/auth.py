@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.http.cookie import parse_cookie
-from django.http.request import validate_host
+from django.http.request import split_domain_port, validate_host
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -36,18 +36,52 @@ def bearer_token(scope):
 
 def origin_allowed(scope):
     """Browsers send Origin; a cross-site page must not ride on a user's cookie.
-    Clients that send no Origin (scripts, services with a token) are not browsers."""
+    Clients that send no Origin (scripts, services with a token) are not browsers.
+
+    As Django's CSRF check does, the whole origin (scheme, host and port) must be the
+    socket's own (the scheme the connection came in on, its Host header, which must be
+    an allowed host) or one of REALTIME_ALLOWED_ORIGINS / CSRF_TRUSTED_ORIGINS
+    (`https://*.example.com` matches subdomains)."""
     origin = header(scope, b"origin")
     if not origin:
         return True
-    if origin in settings.REALTIME["ALLOWED_ORIGINS"]:
+    origin = origin.strip().lower()
+    trusted = [
+        *settings.REALTIME["ALLOWED_ORIGINS"],
+        *getattr(settings, "CSRF_TRUSTED_ORIGINS", ()),
+    ]
+    if any(_origin_matches(origin, item.lower()) for item in trusted):
         return True
-    host = urlsplit(origin).netloc.rsplit("@", 1)[-1]
-    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    allowed = settings.ALLOWED_HOSTS or (
-        ["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else []
-    )
-    return validate_host(hostname, allowed)
+    host = (header(scope, b"host") or "").strip().lower()
+    hostname, _port = split_domain_port(host)
+    if not hostname or not validate_host(hostname, _allowed_hosts()):
+        return False
+    return origin == f"{_http_scheme(scope)}://{host}"
+
+
+def _origin_matches(origin, trusted):
+    if "://*." not in trusted:
+        return origin == trusted
+    scheme, _, pattern = trusted.partition("://*.")
+    given = urlsplit(origin)
+    return given.scheme == scheme and (given.netloc or "").endswith("." + pattern)
+
+
+def _allowed_hosts():
+    return settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+
+
+def _http_scheme(scope):
+    """http or https: how the browser reached the socket (through a TLS proxy, the
+    header SECURE_PROXY_SSL_HEADER names, as for requests)."""
+    proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy_header:
+        name, secure_value = proxy_header
+        name = name.removeprefix("HTTP_").replace("_", "-").lower().encode("latin-1")
+        value = header(scope, name)
+        if value is not None:
+            return "https" if value.split(",")[0].strip() == secure_value else "http"
+    return "https" if scope.get("scheme") in ("wss", "https") else "http"
 
 
 def token_claims(raw_token):
@@ -89,12 +123,17 @@ def _read_principal(user_id):
     return access.principal_for(user)
 
 
+def session_key(scope):
+    """The session cookie's value, or None."""
+    return parse_cookie(header(scope, b"cookie") or "").get(settings.SESSION_COOKIE_NAME)
+
+
 async def session_user(scope):
     """The logged-in user of the session cookie, or None."""
-    session_key = parse_cookie(header(scope, b"cookie") or "").get(settings.SESSION_COOKIE_NAME)
-    if not session_key:
+    key = session_key(scope)
+    if not key:
         return None
-    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    session = import_module(settings.SESSION_ENGINE).SessionStore(key)
     # Channels' get_user does what django.contrib.auth.get_user does for a request,
     # session hash check included; it only needs the session.
     user = await get_user({"session": session})

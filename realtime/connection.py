@@ -35,6 +35,7 @@ FILTERED = "filter"
 NOTHING_WATCHED = frozenset()
 REPLAYED_MEMORY = 10  # seconds live copies of replayed events are looked out for
 MAX_WINDOW_FACTOR = 4  # a sustained burst stretches the batch window up to this many times
+FULL_BUFFER = 65536  # bytes held by the server for a socket that make it "full" (asyncio's mark)
 
 
 class Connection:
@@ -78,6 +79,7 @@ class Connection:
         "_timer",
         "_pending",
         "_replayed",
+        "blocked_since",
     )
 
     def __init__(
@@ -129,6 +131,9 @@ class Connection:
         self._timer = None  # the end of the batch window, while events wait for it
         self._pending = None  # the task finishing a send the socket could not take at once
         self._replayed = None  # ids a replay sent, while their live copies may still come
+        # Since when a send has waited for the socket's full buffer (None: not waiting).
+        # The hub closes a socket that stays blocked past REALTIME_SEND_TIMEOUT.
+        self.blocked_since = None
 
     # --- what this connection receives ---------------------------------------------------
 
@@ -425,6 +430,7 @@ class Connection:
             except Exception as exc:
                 self._lost(exc)
                 return
+            self.blocked_since = time.monotonic()
             self._pending = asyncio.get_running_loop().create_task(
                 self._finish(sending, waiting_on, frames[index + 1 :])
             )
@@ -440,6 +446,7 @@ class Connection:
             error = exc
         finally:
             self._pending = None
+            self.blocked_since = None
         if error is not None:
             self._lost(error)
         else:
@@ -449,6 +456,19 @@ class Connection:
         # The socket went away under us; the consumer's disconnect detaches the connection.
         logger.debug("writing to %s failed: %s", self.connection_id, exc)
         self.stop()
+
+    def blocked_for(self, now):
+        """Seconds (by `time.monotonic()`) the client has taken nothing while its send
+        buffer is full: a send waits on it, or the server holds more than FULL_BUFFER
+        bytes for it (daphne never makes a send wait). 0 when it is not blocked."""
+        if self._pending is None:
+            held = direct_writes.buffered(self._send)
+            if held is None or held < FULL_BUFFER:
+                self.blocked_since = None
+                return 0
+            if self.blocked_since is None:
+                self.blocked_since = now
+        return now - self.blocked_since if self.blocked_since is not None else 0
 
     def stop(self):
         """Stop writing (the socket is closing)."""

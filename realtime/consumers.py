@@ -24,12 +24,21 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from realtime import access, auditing, catalogue, envelopes
+from realtime import (
+    access,
+    auditing,
+    auth_failures,
+    catalogue,
+    control,
+    direct_writes,
+    envelopes,
+)
 from realtime.auth import (
     AuthFailed,
     bearer_token,
     origin_allowed,
     principal_from_token,
+    session_key,
     session_user,
 )
 from realtime.catalogue import VIEW_CONNECTIONS, Family
@@ -116,6 +125,21 @@ class SocketConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+        finally:
+            # However the socket ends (a disconnect, a send to a dropped client raising
+            # out of a handler, a cancelled task), it stops counting toward the limits
+            # and leaves the hub: a leaked slot is never given back otherwise.
+            await self.ended()
+
+    async def ended(self):
+        """Leave the hub and give the connection slot back (idempotent)."""
+        self.closing = True
+        timer = getattr(self, "auth_timer", None)
+        if timer is not None:
+            timer.cancel()
+        if getattr(self, "connection", None) is not None:
+            self.detach()
+        await self.release_slot()
 
     async def dispatch(self, message):
         # Channels' dispatch, less its `aclose_old_connections()` before every message: a
@@ -129,20 +153,38 @@ class SocketConsumer(AsyncWebsocketConsumer):
     # --- connecting --------------------------------------------------------------------------
 
     async def connect(self):
-        # Always accept first: a close before accept reaches the client as HTTP 403 and
-        # close code 1006, hiding the reason the protocol promises (DESIGN.md).
-        await self.accept()
-        release_handshake(self.base_send)  # done with: the scope has what we need
         self.connection = None
         self.principal = None
         self.closing = False
         self.counted_user_id = None
         self.token_expires_at = None
         self.auth_timer = None
+        self.session_key = None  # set when the session cookie authenticated the socket
+        self.session_hash = None
+        self.rechecking = False
         self.query = {
             k: v[-1]
             for k, v in parse_qs(self.scope.get("query_string", b"").decode("latin-1")).items()
         }
+        # Not kept: a socket lives long, its token is checked once here.
+        token = self.query.pop("token", None) or bearer_token(self.scope)
+        credential = token or session_key(self.scope)
+        self.failure_key = (
+            auth_failures.credential_key(self.scope, credential) if credential else None
+        )
+        if self.failure_key and await auth_failures.failed_repeatedly(
+            get_hub().store, self.failure_key
+        ):
+            # These credentials keep failing from here (a client reconnecting with an
+            # expired token): refused without accepting, counted, not audited alone.
+            self.closing = True
+            auth_failures.audit().refused_early(self.scope)
+            await self.close(code=CLOSE_POLICY)
+            return
+        # Otherwise accept first: a close before accept reaches the client as HTTP 403
+        # and close code 1006, hiding the reason the protocol promises (DESIGN.md).
+        await self.accept()
+        release_handshake(self.base_send)  # done with: the scope has what we need
         self.client_id = self.scope["url_route"]["kwargs"].get("client_id")
         self.client_id_given = self.client_id is not None
         if self.client_id_given and not CLIENT_ID.fullmatch(self.client_id):
@@ -154,8 +196,6 @@ class SocketConsumer(AsyncWebsocketConsumer):
         if not origin_allowed(self.scope):
             await self.refuse("PERMISSION_DENIED", "Origin not allowed", CLOSE_POLICY)
             return
-        # Not kept: a socket lives long, its token is checked once here.
-        token = self.query.pop("token", None) or bearer_token(self.scope)
         try:
             if token:
                 principal, expires_at = await principal_from_token(token)
@@ -172,6 +212,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
             await self.refuse("INTERNAL_ERROR", "Service unavailable", CLOSE_INTERNAL_ERROR)
             return
         if principal is not None:
+            # Kept to close the socket when the session ends (logout, expiry, password).
+            self.session_key = session_key(self.scope)
+            self.session_hash = control.digest(self.session_key)
             await self.establish(principal, expires_at=None, method="session")
             return
         # No credentials yet: wait for a first `auth` message (keeps tokens out of URLs).
@@ -403,12 +446,12 @@ class SocketConsumer(AsyncWebsocketConsumer):
                 raise ProtocolError("UNKNOWN_MESSAGE_TYPE", f"Unknown message type: {kind}")
             await getattr(self, handler)(self.request_data(kind, message), request_id)
         except ProtocolError as exc:
-            await self.send_error(
+            await self.send_error_quietly(
                 exc.error_code, exc.message, details=exc.details, request_id=request_id
             )
         except Exception:
             logger.exception("error handling a socket message")
-            await self.send_error(
+            await self.send_error_quietly(
                 "INTERNAL_ERROR", "The server failed to handle the message", request_id=request_id
             )
 
@@ -421,14 +464,24 @@ class SocketConsumer(AsyncWebsocketConsumer):
             raise _invalid("data must be an object")
         return data
 
+    async def send_error_quietly(self, error_code, message, *, details=None, request_id=None):
+        """The error frame of a failed message. Should the socket be gone, the server's
+        disconnect message follows and ends the consumer: raising here would skip it."""
+        try:
+            await self.send_error(error_code, message, details=details, request_id=request_id)
+        except Exception as exc:
+            logger.debug("could not send an error frame: %s", exc)
+
     async def receive_before_auth(self, kind, message, request_id):
         if kind != "auth":
+            self.failure_key = None  # no credentials: nothing to refuse next time
             await self.audit_auth_failure(f"{kind} before auth")
             await self.refuse(
                 "AUTH_FAILED", "Authenticate first: send an auth message", CLOSE_POLICY
             )
             return
         token = _auth_token(message)
+        self.failure_key = auth_failures.credential_key(self.scope, token)
         try:
             principal, expires_at = await principal_from_token(token)
         except AuthFailed as exc:
@@ -500,14 +553,31 @@ class SocketConsumer(AsyncWebsocketConsumer):
 
     async def hub_recheck(self, message):
         """The user's roles, permissions or active flag changed somewhere in the cluster."""
-        user = await database_sync_to_async(
-            lambda: get_user_model().objects.filter(pk=self.principal.user_id).first()
-        )()
-        if user is None or not user.is_active:
-            await self.refuse("AUTH_FAILED", "The account was deactivated", CLOSE_POLICY)
+        if self.closing or self.principal is None:
             return
-        principal = await database_sync_to_async(access.principal_for)(user)
-        self.apply_principal(principal)
+        self.rechecking = True
+        try:
+            user = await database_sync_to_async(
+                lambda: get_user_model().objects.filter(pk=self.principal.user_id).first()
+            )()
+            if user is None or not user.is_active:
+                await self.refuse("AUTH_FAILED", "The account was deactivated", CLOSE_POLICY)
+                return
+            principal = await database_sync_to_async(access.principal_for)(user)
+            self.apply_principal(principal)
+        except Exception as exc:
+            # The database is away: the next access check tries again.
+            logger.warning("could not re-check %s's access: %s", self.principal.username, exc)
+        finally:
+            self.rechecking = False
+
+    async def session_ended(self):
+        """The session that authenticated this socket ended (logout, expiry, password)."""
+        await self.refuse(
+            "AUTH_FAILED",
+            "The session ended (logged out, expired, or the password changed)",
+            CLOSE_POLICY,
+        )
 
     def apply_principal(self, principal):
         connection = self.connection
@@ -536,6 +606,24 @@ class SocketConsumer(AsyncWebsocketConsumer):
         await self.refuse(
             "PERMISSION_DENIED", message.get("reason") or "Disconnected", CLOSE_POLICY
         )
+
+    async def send_stalled(self):
+        """The client has not read for REALTIME_SEND_TIMEOUT with a full buffer: its TCP
+        connection is dropped (a close frame would wait behind the buffer for ever)."""
+        if self.closing:
+            return
+        logger.warning(
+            "closing %s: its client read nothing for %s s with a full send buffer",
+            self.connection.connection_id if self.connection else self.client_id,
+            settings.REALTIME["SEND_TIMEOUT"],
+        )
+        self.closing = True
+        self.detach()
+        await self.release_slot()
+        if not direct_writes.abort(self.base_send):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     def _overflowed(self, connection):
         asyncio.get_running_loop().create_task(
@@ -627,7 +715,11 @@ class SocketConsumer(AsyncWebsocketConsumer):
             logger.exception("could not write the audit row for %s", action)
 
     async def audit_auth_failure(self, reason):
-        await self.audit("realtime.auth_failed", {"reason": reason, "path": self.scope.get("path")})
+        """Counted against the credentials, audited once per source and window."""
+        if getattr(self, "failure_key", None):
+            await auth_failures.count_failure(get_hub().store, self.failure_key)
+        details = {"client_id": self.client_id, "reason": reason, "path": self.scope.get("path")}
+        await auth_failures.audit().failed(self.scope, details)
 
 
 def _remembered_filter(data):
@@ -650,6 +742,11 @@ def _parse(text):
         message = json.loads(text)
     except (ValueError, RecursionError):
         raise _invalid("Invalid JSON") from None
+    # JSON may escape a lone surrogate (`"\ud800"`), which no reply echoing it could
+    # encode as UTF-8: refused here, before any of it reaches a reply. Only frames with a
+    # `\u` escape of a surrogate are checked, so the common frame costs a substring search.
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(message):
+        raise _invalid("Strings must be valid Unicode (no unpaired surrogates)")
     if not isinstance(message, dict):
         raise _invalid("A message must be a JSON object")
     kind = message.get("type")
@@ -658,6 +755,17 @@ def _parse(text):
     if not isinstance(kind, str) or not kind:
         raise _invalid("Message type must be a non-empty string")
     return message
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _encodable(message):
+    try:
+        json.dumps(message, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _request_id(message):

@@ -1,5 +1,6 @@
 """Cluster-wide instructions to live connections, sent to every server process's hub."""
 
+import hashlib
 from functools import partial
 
 from django.db import transaction
@@ -21,6 +22,18 @@ def disconnect_user(user_id, *, reason="Disconnected by an administrator"):
     _on_commit(
         {"type": "hub.control", "action": "disconnect_user", "user_id": user_id, "reason": reason}
     )
+
+
+def end_session(session_key):
+    """After commit: close the sockets this session opened, on every server process. The
+    message names the key's digest, never the key. (Sessions that end without a logout,
+    expired or by a password change, are found by every hub's periodic access check.)"""
+    message = {"type": "hub.control", "action": "end_session", "session": digest(session_key)}
+    transaction.on_commit(partial(send_to_hubs, CONTROL_GROUP, message))
+
+
+def digest(session_key):
+    return hashlib.sha256(session_key.encode()).hexdigest()
 
 
 def _on_commit(message):

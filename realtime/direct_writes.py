@@ -66,6 +66,41 @@ def target_for(send):
     return None
 
 
+def abort(send):
+    """Drop the TCP connection under a socket's ASGI `send` at once, without a closing
+    handshake: for a client that stopped reading, whose full buffer would hold a close
+    frame back for ever. Returns False (having done nothing) for an unknown server."""
+    protocol = getattr(send, "__self__", None)
+    uvicorn_protocol = uvicorn_protocol_class()
+    if uvicorn_protocol is not None and type(protocol) is uvicorn_protocol:
+        transport = getattr(protocol, "transport", None)
+        if transport is not None:
+            transport.abort()
+            return True
+    if isinstance(send, functools.partial) and send.args and _is_daphne_reply(send.func):
+        transport = getattr(send.args[0], "transport", None)
+        if transport is not None and hasattr(transport, "abortConnection"):
+            transport.abortConnection()
+            return True
+    return False
+
+
+def buffered(send):
+    """Bytes the server holds for a socket, not yet taken by the kernel (None: unknown)."""
+    protocol = getattr(send, "__self__", None)
+    uvicorn_protocol = uvicorn_protocol_class()
+    if uvicorn_protocol is not None and type(protocol) is uvicorn_protocol:
+        transport = getattr(protocol, "transport", None)
+        return transport.get_write_buffer_size() if transport is not None else None
+    if isinstance(send, functools.partial) and send.args and _is_daphne_reply(send.func):
+        transport = getattr(send.args[0], "transport", None)
+        if transport is None:
+            return None
+        pending = getattr(transport, "dataBuffer", b"")
+        return len(pending) + getattr(transport, "_tempDataLen", 0)
+    return None
+
+
 def _write_uvicorn(protocol, data):
     # uvicorn's WebSocketsSansIOProtocol.send for a "websocket.send", less the framing:
     # it waits for `writable` (cleared while the transport's buffer is over its high-water

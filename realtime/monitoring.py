@@ -185,6 +185,12 @@ def prometheus_text(summary, hub):
         counters.get("events_replayed", 0),
     )
     metric(
+        "threatlens_ws_stalled_closed_total",
+        "counter",
+        "Sockets closed because their client read nothing past REALTIME_SEND_TIMEOUT.",
+        counters.get("stalled_sockets_closed", 0),
+    )
+    metric(
         "threatlens_ws_layer_up",
         "gauge",
         "1 when the hub receives from the channel layer.",

@@ -51,6 +51,12 @@ class LocalStore:
             self.windows = {k: v for k, v in self.windows.items() if v[1] == start}
         return count + 1, window - (now - start)
 
+    async def count(self, key, window):
+        """Hits counted in the current fixed window, without counting one."""
+        now = time.time()
+        count, window_start = self.windows.get(key, (0, now - now % window))
+        return count if window_start == now - now % window else 0
+
     async def get_client_state(self, key):
         value = self.client_states.get(key)
         if value and value[1] > time.time():
@@ -153,6 +159,11 @@ class RedisStore:
             pipe.incr(redis_key).expire(redis_key, int(window) + 1)
             count, _ = await pipe.execute()
         return count, window - (now - start)
+
+    async def count(self, key, window):
+        now = time.time()
+        value = await self.redis.get(self._key("rl", key, int(now - now % window)))
+        return int(value) if value else 0
 
     async def get_client_state(self, key):
         value = await self.redis.get(self._key("client", key))

@@ -79,3 +79,19 @@ async def eventually(check, timeout=3.0):
         if result or asyncio.get_running_loop().time() > deadline:
             return result
         await asyncio.sleep(0.05)
+
+
+async def in_thread(function, *args):
+    """Run sync `function` in a thread and close that thread's database connections after:
+    an ended thread's connection otherwise stays checked out of PostgreSQL's pool until
+    the garbage collector finds it."""
+
+    def run():
+        from django.db import connections
+
+        try:
+            return function(*args)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(run)

@@ -4,9 +4,13 @@ import os
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threatlens.settings")
+from threatlens import logredaction
 
-from threatlens.handlers import get_asgi_application
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threatlens.settings")
+# First: the server logs every request line (tokens in query strings) once it serves.
+logredaction.install()
+
+from threatlens.handlers import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 

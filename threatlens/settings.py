@@ -307,6 +307,16 @@ REALTIME = {
     "REPLAY_MAX_EVENTS": env_int("REALTIME_REPLAY_MAX_EVENTS", 1000, minimum=1),
     "PING_INTERVAL": env_duration("REALTIME_PING_INTERVAL", 30, minimum=0.05),
     "AUTH_TIMEOUT": env_duration("REALTIME_AUTH_TIMEOUT", 10, minimum=0.05),
+    # How often every process compares its sockets' users and sessions with the database
+    # (roles, deactivation, logout, password change, session expiry reach every socket).
+    "ACCESS_CHECK_INTERVAL": env_duration("REALTIME_ACCESS_CHECK_INTERVAL", 5, minimum=0.05),
+    # Failed socket authentications: audited once per source and window (then one row
+    # with the count), and a credential that failed AUTH_FAILURE_LIMIT times from one
+    # source is refused without accepting the socket until the window ends.
+    "AUTH_FAILURE_WINDOW": env_duration("REALTIME_AUTH_FAILURE_WINDOW", 60, minimum=1),
+    "AUTH_FAILURE_LIMIT": env_int("REALTIME_AUTH_FAILURE_LIMIT", 3, minimum=1),
+    # A socket whose client reads nothing while its send buffer is full is closed after.
+    "SEND_TIMEOUT": env_duration("REALTIME_SEND_TIMEOUT", 30, minimum=0.1),
     "BATCH_WINDOW": env_duration("REALTIME_BATCH_WINDOW", 0.1, minimum=0),
     "ALLOWED_ORIGINS": env_list("REALTIME_ALLOWED_ORIGINS", []),
     "MESSAGE_RATE": env_int("REALTIME_MESSAGE_RATE", 100, minimum=1),

@@ -34,8 +34,9 @@ def database_url():
 
 
 class LiveServer:
-    def __init__(self, kind="daphne", extra_env=None):
+    def __init__(self, kind="daphne", extra_env=None, *, verbose=False):
         self.kind = kind
+        self.verbose = verbose  # the server's most talkative log, access log included
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -59,6 +60,7 @@ class LiveServer:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
+                *(["-v", "2", "--access-log", "-"] if self.verbose else []),
                 "threatlens.asgi:application",
             ]
         else:
@@ -69,13 +71,17 @@ class LiveServer:
                 "--port",
                 str(self.port),
                 "--log-level",
-                "warning",
+                "trace" if self.verbose else "warning",
                 "threatlens.asgi:application",
             ]
         # The log goes to a file: a pipe nobody reads would stall a chatty server.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log if self.verbose else subprocess.DEVNULL,
+            stderr=self.log,
         )
         return self
 

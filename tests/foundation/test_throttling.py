@@ -136,3 +136,12 @@ def test_with_the_cache_down_login_works_and_a_warning_says_the_throttle_is_degr
     assert len(warnings) == 1  # once a minute at most, not once per call
     assert "login throttle degraded" in warnings[0].getMessage()
     assert "alice" not in warnings[0].getMessage()
+
+def test_hammering_a_closed_throttle_is_audited_once(obtain, alice, audit_rows):
+    fail(obtain, "alice", "10.0.0.1", 3)
+    for _ in range(20):
+        assert obtain("alice", "wrong-password", ip="10.0.0.1").status_code == 429
+    (row,) = audit_rows("auth.login_throttled")
+    assert "further_attempts" in row.details
+    assert obtain("alice", "wrong-password", ip="10.0.0.7").status_code == 429  # another source
+    assert len(audit_rows("auth.login_throttled")) == 2

@@ -52,9 +52,9 @@ async def test_a_control_message_from_another_process_drops_the_snapshot(bob, fr
     assert await read(bob) is not stale
 
 
-def test_a_snapshot_is_read_again_after_its_time(bob, monkeypatch):
+def test_a_snapshot_is_read_again_after_its_time(bob, settings):
     stale = access.principal_for(bob)
-    monkeypatch.setattr(access, "PRINCIPAL_TTL", 0)
+    settings.REALTIME = {**settings.REALTIME, "ACCESS_CHECK_INTERVAL": 0}
     assert access.principal_for(bob) is not stale
 
 

@@ -4,11 +4,13 @@ Views, signal receivers and management commands call these, so the audit row and
 user-family events cannot be forgotten.
 """
 
+import hashlib
 import logging
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -158,8 +160,11 @@ def record_login_failed(username, *, method, request=None):
     )
     details = {"username": username, "method": method}
     if throttled is not None:
+        if not _first_throttled_attempt(username, address, throttled.retry_after):
+            return throttled  # the window's first refusal was audited; this one is counted
         details["retry_after"] = throttled.retry_after
         details["throttled_by"] = list(throttled.scopes)
+        details["further_attempts"] = "counted, not audited, until the throttle lifts"
     record(
         "auth.login_throttled" if throttled else "auth.login_failed",
         request=request,
@@ -170,6 +175,22 @@ def record_login_failed(username, *, method, request=None):
         details=details,
     )
     return throttled
+
+
+def _first_throttled_attempt(username, address, retry_after):
+    """Whether this is the first throttled attempt for this username and address since the
+    throttle closed: only that one is audited (an attacker hammering a closed throttle
+    would otherwise write a row and a live `user_action` frame each time). The others are
+    counted in the cache. Should the cache be down, every attempt
+    is audited: the audit trail never goes missing."""
+    key = "login-throttled-audited:" + hashlib.sha256(f"{address}|{username}".encode()).hexdigest()
+    try:
+        if cache.add(key, 0, timeout=max(1, int(retry_after))):
+            return True
+        cache.incr(key)
+        return False
+    except Exception:
+        return True
 
 
 def record_logout(user, *, method, request=None):

@@ -78,6 +78,14 @@ def audit_logout(sender, request, user, **kwargs):
         services.record_logout(user, method="session", request=request)
 
 
+@receiver(user_logged_out, dispatch_uid="threatlens.accounts.logged_out_sockets")
+def close_sockets_of_session(sender, request, user, **kwargs):
+    # Sent before the session is flushed: its key still names the sockets it opened.
+    session = getattr(request, "session", None)
+    if session is not None and session.session_key:
+        control.end_session(session.session_key)
+
+
 @receiver(user_login_failed, dispatch_uid="threatlens.accounts.login_failed")
 def audit_login_failed(sender, credentials, request=None, **kwargs):
     # `credentials` has the password already masked by Django; only the username is kept.

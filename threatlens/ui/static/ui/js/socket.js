@@ -99,6 +99,11 @@ export class LiveConnection {
       if (document.visibilityState === "visible") this.retryNow();
     });
     window.addEventListener("pagehide", () => this.stop());
+    // Logging out closes this session's sockets at once: the logout's own redirect to
+    // the login page must not be overtaken by a "log in again" one.
+    document.addEventListener("submit", (event) => {
+      if (event.target.closest?.("form.logout")) this.stop();
+    });
     window.addEventListener("pageshow", (event) => {
       if (event.persisted && this.stopped) {
         // Restored from the back/forward cache: resume where this page left off.
