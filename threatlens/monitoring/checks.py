@@ -10,7 +10,8 @@ import inspect
 import time
 import uuid
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 
 from threatlens.monitoring.health import (
     CRITICAL,
@@ -139,8 +140,10 @@ async def run_check(component, check, *, timeout):
             result = await asyncio.wait_for(check(), timeout)
         else:
             # Not thread_sensitive: a hung database connect must not block the thread that
-            # publishes and serves ORM work for the rest of the process.
-            result = await asyncio.wait_for(sync_to_async(check, thread_sensitive=False)(), timeout)
+            # publishes and serves ORM work for the rest of the process. The database's
+            # variant gives the worker's connection back after (PostgreSQL's pool counts it).
+            in_thread = database_sync_to_async(check, thread_sensitive=False)
+            result = await asyncio.wait_for(in_thread(), timeout)
     except TimeoutError:
         return ComponentHealth(component, CRITICAL, message=f"check timed out after {timeout} s")
     except Exception as exc:

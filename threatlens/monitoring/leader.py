@@ -24,7 +24,7 @@ import os
 import socket
 import uuid
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 
 class CacheLeaderLock:
@@ -63,7 +63,7 @@ class CacheLeaderLock:
         return self.cache.get(self.key)
 
     async def aacquire(self):
-        return await sync_to_async(self.acquire, thread_sensitive=False)()
+        return await database_sync_to_async(self.acquire, thread_sensitive=False)()
 
     async def arelease(self):
-        return await sync_to_async(self.release, thread_sensitive=False)()
+        return await database_sync_to_async(self.release, thread_sensitive=False)()

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 import psutil
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from threatlens.monitoring import health as h
 from threatlens.monitoring.checks import run_check
@@ -65,12 +65,12 @@ class CacheStatusStore:
         self.cache, self.prefix, self.ttl = cache, prefix, ttl
 
     async def get(self, component):
-        return await sync_to_async(self.cache.get, thread_sensitive=False)(
+        return await database_sync_to_async(self.cache.get, thread_sensitive=False)(
             f"{self.prefix}:{component}"
         )
 
     async def set(self, component, status):
-        await sync_to_async(self.cache.set, thread_sensitive=False)(
+        await database_sync_to_async(self.cache.set, thread_sensitive=False)(
             f"{self.prefix}:{component}", status, self.ttl
         )
 
@@ -228,7 +228,7 @@ class MonitorRunner:
         if job.kind == "metrics":
             try:
                 data = await asyncio.wait_for(
-                    sync_to_async(job.func, thread_sensitive=False)(), self.check_timeout
+                    database_sync_to_async(job.func, thread_sensitive=False)(), self.check_timeout
                 )
             except Exception:
                 job.failures += 1
@@ -283,7 +283,7 @@ class MonitorRunner:
             if inspect.iscoroutinefunction(self._publish_callable):
                 await self._publish_callable(event_type, data, priority=priority)
             else:
-                await sync_to_async(self._publish_callable, thread_sensitive=True)(
+                await database_sync_to_async(self._publish_callable, thread_sensitive=True)(
                     event_type, data, priority=priority
                 )
             self.published += 1
