@@ -19,6 +19,9 @@ DEFAULTS = {
     "LOG_PROCESSING_INLINE_MAX_BYTES": 256 * 1024,
     # Background workers per server process (uploads processed at the same time).
     "LOG_PROCESSING_WORKERS": 2,
+    # Keys of detection state per rule and kind (counters, claims, remembered scopes);
+    # when full, the stalest is evicted and counted.
+    "DETECTION_STATE_MAX_KEYS": 10_000,
     # Log files followed inside the server process: ["path", "source=path", ...].
     "WATCH_LOGS": [],
     # Seconds between two reads of the watched files; lines read in one interval become

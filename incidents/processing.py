@@ -13,12 +13,13 @@ reason. Each step publishes `processing_update` (see `security_events.processing
     <stage>     failed        ...        it failed in <stage>; `error` says why
 
 Lines are parsed (`incidents.pipeline.parse_line`) and analysed by the shipped rules
-(`Analyzer` over the shared cache) chunk by chunk, so a large file never sits in memory
-as parsed lines and clients see progress. Each chunk's writes are one transaction: its
-security events, the alerts they raise through `incidents.services.ingest_alert`, and the
-raw log's counters; every event of the chunk is published after that commit. A malformed
-line is counted, never fatal. Parsing and analysis run outside the transaction, so the
-database write lock (SQLite) is held only for the writes.
+(`Analyzer` over this process's bounded detection state) chunk by chunk, so a large file
+never sits in memory as parsed lines and clients see progress. Each chunk's writes are one
+transaction: its security events, the alerts they raise through
+`incidents.services.ingest_alert`, and the raw log's counters; every event of the chunk is
+published after that commit. A malformed line is counted, never fatal. Parsing and
+analysis run outside the transaction, so the database write lock (SQLite) is held only for
+the writes.
 
 Events published per chunk: `security_event` for each stored event (priority =
 severity); for each event at or above ALERT_SEVERITY_THRESHOLD the alert's own
@@ -34,6 +35,7 @@ import gzip
 import hashlib
 import ipaddress
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -53,7 +55,7 @@ from incidents.models import (
 from incidents.pipeline import payloads
 from incidents.pipeline.analyzer import Analyzer
 from incidents.pipeline.parsers import parse_line, parser_for_hint
-from incidents.pipeline.state import CacheState
+from incidents.pipeline.state import BoundedState
 from incidents.security_events import (
     COMPLETED,
     FAILED,
@@ -84,10 +86,31 @@ def shipped_rules():
     return tuple(load_rules())
 
 
+_state = None
+_state_lock = threading.Lock()
+
+
+def detection_state():
+    """This process's detection state (a `BoundedState` of DETECTION_STATE_MAX_KEYS keys
+    per rule), shared by every raw log it processes, whatever their batch boundaries."""
+    global _state
+    with _state_lock:
+        if _state is None:
+            _state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
+        return _state
+
+
+def reset_detection_state():
+    """Forget all detection state (tests; a changed DETECTION_STATE_MAX_KEYS)."""
+    global _state
+    with _state_lock:
+        _state = None
+
+
 def build_analyzer():
-    """The analyzer for one raw log: shipped rules, detection state in the shared cache
-    (so every process counts the same bursts), and a fresh lookup of listed domains."""
-    return Analyzer(shipped_rules(), CacheState(), domain_lookup=domain_lookup())
+    """The analyzer for one raw log: shipped rules, this process's bounded detection
+    state, and a fresh lookup of listed domains."""
+    return Analyzer(shipped_rules(), detection_state(), domain_lookup=domain_lookup())
 
 
 def process_raw_log(raw_log_id, *, analyzer=None):

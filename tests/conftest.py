@@ -70,8 +70,9 @@ def _no_signal_handlers(settings):
 
 @pytest.fixture(autouse=True)
 def _clear_cache(settings):
-    """Each test starts with empty rate limits and counters. On Redis, only this run's
-    cache keys go (flushdb would also wipe the channel layer and other runs' keys)."""
+    """Each test starts with empty rate limits, counters and detection state. On Redis,
+    only this run's cache keys go (flushdb would also wipe the channel layer and other
+    runs' keys)."""
     from django.core.cache import cache
 
     if settings.REDIS_URL:
@@ -84,6 +85,9 @@ def _clear_cache(settings):
                 client.delete(key)
     else:
         cache.clear()
+    from incidents.processing import reset_detection_state
+
+    reset_detection_state()
     yield
 
 

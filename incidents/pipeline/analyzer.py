@@ -1,6 +1,6 @@
 """The analysis engine: parsed lines in, security event drafts out.
 
-    analyzer = Analyzer(load_rules(), CacheState())
+    analyzer = Analyzer(load_rules(), BoundedState())
     for draft in analyzer.analyze(parse_line(line), source="auth.log"):
         ...  # store a SecurityEvent, publish security_event, raise an alert if severe
 
@@ -67,7 +67,8 @@ class SecurityEventDraft:
 class Analyzer:
     """Applies rules to parsed lines.
 
-    `state`: a `DetectionState` (CacheState across processes, MemoryState in tests).
+    `state`: a `DetectionState` (BoundedState for ingest, CacheState across processes,
+    MemoryState in tests).
     `clock`: returns an aware datetime; used for lines that carry no timestamp (default
     django.utils.timezone.now). `domain_lookup(domain) -> dict | None` answers whether a
     threat feed or RPZ rule lists a domain (e.g. `{"feed": "URLhaus", "rule": "evil.example"}`);
@@ -118,7 +119,9 @@ class Analyzer:
             if scope_value is None or value is None:
                 return None
             scope = f"{rule.id}:{scope_value}"
-            scope_known, value_new = self.state.remember(scope, value, rule.first_seen.remember)
+            scope_known, value_new = self.state.remember(
+                scope, value, rule.first_seen.remember, rule=rule.id, at=at
+            )
             if not (scope_known and value_new):
                 return None
 
@@ -133,7 +136,7 @@ class Analyzer:
             if any(value is None for value in group):
                 return None
             key = ":".join([rule.id, *(str(value) for value in group)])
-            count = self.state.count(key, at, rule.threshold.window)
+            count = self.state.count(key, at, rule.threshold.window, rule=rule.id)
             if count < rule.threshold.count:
                 return None
             values.update(count=count, window=rule.threshold.window, threshold=rule.threshold.count)
@@ -144,7 +147,7 @@ class Analyzer:
         correlation_key = _bounded(render(rule.correlation_key, values, clean=False))
         # The claim both keeps a burst from firing again within its window and records when
         # the rule fired, which `preceded_by` rules read.
-        if not self.state.claim(f"fired:{correlation_key}", at, rule.hold):
+        if not self.state.claim(f"fired:{correlation_key}", at, rule.hold, rule=rule.id):
             return None
 
         for name in DETAIL_FIELDS:
@@ -179,7 +182,7 @@ class Analyzer:
             if earlier is None:  # disabled
                 continue
             key = _bounded(render(earlier.correlation_key, values, clean=False))
-            fired_at = self.state.last_claimed(f"fired:{key}")
+            fired_at = self.state.last_claimed(f"fired:{key}", rule=earlier.id)
             if fired_at is not None and 0 <= at - fired_at <= preceded.within:
                 return {
                     "rule_id": earlier.id,
@@ -223,11 +226,12 @@ def parent_domains(domain):
 
 
 def default_analyzer(*, domain_lookup=None):
-    """The shipped rules over the Django cache: what the ingest service should use."""
+    """The shipped rules over a fresh bounded state (ingest itself shares one state per
+    process: `incidents.processing.build_analyzer`)."""
     from incidents.pipeline.rules import load_rules
-    from incidents.pipeline.state import CacheState
+    from incidents.pipeline.state import BoundedState
 
-    return Analyzer(load_rules(), CacheState(), domain_lookup=domain_lookup)
+    return Analyzer(load_rules(), BoundedState(), domain_lookup=domain_lookup)
 
 
 def _django_now():
