@@ -62,11 +62,11 @@ from incidents.security_events import (
     IN_PROGRESS,
     STARTED,
     processing_update_data,
-    security_event_payload,
+    security_event_data,
 )
-from incidents.services import ingest_alert
+from incidents.services import MAX_BULK_ALERTS, ingest_alert, ingest_alerts
 from incidents.threat_intel import domain_lookup
-from realtime.publishing import publish_on_commit
+from realtime.publishing import publish_many_on_commit, publish_on_commit
 from threatlens.audit.context import audit_context
 
 logger = logging.getLogger(__name__)
@@ -199,23 +199,21 @@ class _Run:
                 unknown += 1
             drafts.extend(self.analyzer.analyze(parsed, source=raw_log.source))
 
+        for draft in drafts:
+            draft.src_ip = _clean_ip(draft.src_ip)
+
         with transaction.atomic():
-            events, alerts_created = [], 0
-            published = []
-            for draft in drafts:
-                draft.src_ip = _clean_ip(draft.src_ip)
-                alert = None
-                if draft.severity >= self.threshold:
-                    alert, created = self._raise_alert(draft)
-                    alerts_created += int(created)
-                    if alert is not None:
-                        published.append(
-                            ("security_alert", self._alert_data(draft, alert, created), draft)
-                        )
+            raised = self._raise_alerts(drafts)
+            events, published = [], []
+            for index, draft in enumerate(drafts):
+                alert = raised.get(index)
+                if alert is not None:
+                    published.append(("security_alert", self._alert_data(draft, alert), draft))
                 threat = payloads.threat_detected_data(draft)
                 if threat is not None:
                     published.append(("threat_detected", threat, draft))
-                events.append(_security_event(draft, raw_log, alert))
+                events.append(_security_event(draft, raw_log, alert.alert_id if alert else None))
+            # One INSERT for the batch's events.
             SecurityEvent.objects.bulk_create(events)
 
             raw_log.status = raw_log.stage = RawLogStatus.ANALYSIS
@@ -223,7 +221,7 @@ class _Run:
             raw_log.lines_malformed += malformed
             raw_log.lines_unknown += unknown
             raw_log.events_created += len(events)
-            raw_log.alerts_raised += alerts_created
+            raw_log.alerts_raised += len({a.alert_id for a in raised.values() if a.created})
             raw_log.progress = chunk.progress
             raw_log.processing_time = time.monotonic() - self.started
             raw_log.save(
@@ -241,46 +239,73 @@ class _Run:
                 ]
             )
 
-            for event in events:
-                publish_on_commit(
-                    "security_event", security_event_payload(event), priority=event.severity
-                )
-            for event_type, data, draft in published:
-                publish_on_commit(event_type, data, priority=draft.severity)
-            publish_on_commit(
-                "processing_update", processing_update_data(raw_log, status=IN_PROGRESS)
-            )
+            # Everything the batch publishes, in one INSERT into the event table after
+            # the commit: its events, then its alerts and threats, then the progress.
+            items = [
+                ("security_event", security_event_data(event), {"priority": event.severity})
+                for event in events
+            ]
+            items += [
+                (event_type, data, {"priority": draft.severity})
+                for event_type, data, draft in published
+            ]
+            items.append(("processing_update", processing_update_data(raw_log, status=IN_PROGRESS)))
+            publish_many_on_commit(items)
 
-    def _raise_alert(self, draft):
-        """Raise the alert of `draft`, or repeat the open alert of its correlation key.
+    def _raise_alerts(self, drafts):
+        """Raise or repeat the alerts of the batch's drafts at or above the threshold, in
+        one `ingest_alerts` call. Returns {draft index: _RaisedAlert}.
 
-        Repeats are joined through `ingest_alert`'s (source, external_id) identity: the
-        external id is that of the key's open alert when there is one, so the repeat
-        updates it (occurrence_count, last_seen_at) instead of queueing another alert.
-        Returns `(alert, created)`, or `(None, False)` when the alert was refused.
+        A draft repeats the open alert of its correlation key when there is one: its
+        external id is that alert's, so `ingest_alerts`' (source, external_id) identity
+        updates it (occurrence_count, last_seen_at) instead of queueing another. Drafts of
+        one key within the batch join the same alert, as they would one by one.
         """
-        key = draft.correlation_key
-        external_id = (
-            Alert.objects.filter(source=ALERT_SOURCE, correlation_key=key)
-            .exclude(status__in=CLOSED_ALERT_STATUSES)
-            .exclude(external_id="")
-            .order_by("-id")
-            .values_list("external_id", flat=True)
-            .first()
-        ) or _fresh_external_id(key, draft)
-        body = payloads.alert_input(draft, source=ALERT_SOURCE, external_id=external_id)
-        try:
-            return ingest_alert(body, actor=None)
-        except IncidentsError as exc:
-            # The event is still stored and published; only its alert is missing.
-            logger.warning("alert for %s refused: %s %s", key, exc.message, exc.details)
-            return None, False
+        severe = [(i, d) for i, d in enumerate(drafts) if d.severity >= self.threshold]
+        if not severe:
+            return {}
+        firsts = {}
+        for _, draft in severe:
+            firsts.setdefault(draft.correlation_key, draft)
+        external_ids = _external_ids(firsts)
+        bodies = [
+            payloads.alert_input(
+                draft, source=ALERT_SOURCE, external_id=external_ids[draft.correlation_key]
+            )
+            for _, draft in severe
+        ]
+        results = []
+        for start in range(0, len(bodies), MAX_BULK_ALERTS):
+            results += _ingest_alerts(bodies[start : start + MAX_BULK_ALERTS])
+        found = {
+            pk: (count, incident_id)
+            for pk, count, incident_id in Alert.objects.filter(
+                pk__in={pk for pk, _ in results if pk is not None}
+            ).values_list("pk", "occurrence_count", "incident_id")
+        }
+        # Each draft's own occurrence number, as one-by-one processing would have seen it.
+        in_batch = {}
+        for pk, _created in results:
+            in_batch[pk] = in_batch.get(pk, 0) + 1
+        seen, raised = {}, {}
+        for (index, _draft), (pk, created) in zip(severe, results, strict=True):
+            if pk is None:
+                continue
+            count, incident_id = found[pk]
+            seen[pk] = seen.get(pk, 0) + 1
+            raised[index] = _RaisedAlert(
+                alert_id=pk,
+                created=created and seen[pk] == 1,
+                occurrence_count=count - in_batch[pk] + seen[pk],
+                incident_id=incident_id,
+            )
+        return raised
 
     @staticmethod
-    def _alert_data(draft, alert, created):
-        data = payloads.security_alert_data(draft, alert_id=alert.pk)
+    def _alert_data(draft, alert):
+        data = payloads.security_alert_data(draft, alert_id=alert.alert_id)
         data["details"]["occurrence_count"] = alert.occurrence_count
-        data["details"]["repeat"] = not created
+        data["details"]["repeat"] = not alert.created
         if alert.incident_id:
             data["details"]["incident_id"] = alert.incident_id
         return data
@@ -399,10 +424,69 @@ def _clean_ip(value):
         return None
 
 
-def _fresh_external_id(key, draft):
+@dataclass(frozen=True, slots=True)
+class _RaisedAlert:
+    """A draft's alert after the batch: its id, whether this draft created it, its
+    occurrence count as of this draft, its incident."""
+
+    alert_id: int
+    created: bool
+    occurrence_count: int
+    incident_id: int | None
+
+
+def _external_ids(first_drafts):
+    """{correlation key: external id} for the keys of `first_drafts` ({key: the batch's
+    first draft of it}), in two queries: the external id of the key's open alert (the
+    newest), else a fresh one (`_fresh_external_id`)."""
+    keys = set(first_drafts)
+    found = {}
+    open_alerts = (
+        Alert.objects.filter(source=ALERT_SOURCE, correlation_key__in=keys)
+        .exclude(status__in=CLOSED_ALERT_STATUSES)
+        .exclude(external_id="")
+        .order_by("id")
+        .values_list("correlation_key", "external_id")
+    )
+    for key, external_id in open_alerts:
+        found[key] = external_id  # the newest wins
+    fresh = keys - set(found)
+    if fresh:
+        taken = set(
+            Alert.objects.filter(source=ALERT_SOURCE, external_id__in=fresh).values_list(
+                "external_id", flat=True
+            )
+        )
+        for key in fresh:
+            found[key] = _fresh_external_id(key, first_drafts[key], taken=key in taken)
+    return found
+
+
+def _ingest_alerts(bodies):
+    """[(alert id, created)] for `bodies`, in one transaction; if one is refused, they go
+    one by one, and a refused alert is (None, False): its event is still stored and
+    published."""
+    try:
+        return ingest_alerts(bodies, actor=None).results
+    except IncidentsError:
+        pass
+    results = []
+    for body in bodies:
+        try:
+            alert, created = ingest_alert(body, actor=None)
+        except IncidentsError as exc:
+            key = body.get("correlation_key")
+            logger.warning("alert for %s refused: %s %s", key, exc.message, exc.details)
+            results.append((None, False))
+        else:
+            results.append((alert.pk, created))
+    return results
+
+
+def _fresh_external_id(key, draft, *, taken):
     """The external id of a new alert for `key`: the key itself the first time, else the
     key and the event time (a recurrence after the previous alert was closed)."""
-    if not Alert.objects.filter(source=ALERT_SOURCE, external_id=key).exists():
+    if not taken:
         return key
     candidate = f"{key}@{draft.timestamp.isoformat()}"
     if len(candidate) <= 255:
@@ -411,7 +495,7 @@ def _fresh_external_id(key, draft):
     return f"{key[:238]}~{digest}"
 
 
-def _security_event(draft, raw_log, alert):
+def _security_event(draft, raw_log, alert_id):
     fields = {
         "severity": draft.severity,
         "category": draft.category[:64],
@@ -427,7 +511,7 @@ def _security_event(draft, raw_log, alert):
         "raw_line": draft.raw_line,
         "details": dict(draft.details),
         "raw_log": raw_log,
-        "alert": alert,
+        "alert_id": alert_id,
     }
     if draft.event_id:
         fields["event_id"] = draft.event_id
