@@ -16,7 +16,7 @@ from datetime import datetime
 
 from incidents.pipeline.parsers import ParsedLine
 from incidents.pipeline.parsers.base import is_ip
-from incidents.pipeline.rules import Rule, render
+from incidents.pipeline.rules import Rule, render, template_values
 
 # Fields copied from the line into a draft's `details` (the rest stays in raw_line).
 DETAIL_FIELDS = (
@@ -83,6 +83,7 @@ class Analyzer:
         self.clock = clock or _django_now
         self.domain_lookup: DomainLookup | None = domain_lookup
         self.new_event_id = new_event_id
+        self._candidates_of, self._candidates_count, self._candidates_by = None, 0, {}
 
     def analyze(self, parsed: ParsedLine, *, source=None) -> list[SecurityEventDraft]:
         """Drafts for every rule this line makes fire (often none). Malformed and unknown
@@ -92,13 +93,29 @@ class Analyzer:
         moment = parsed.timestamp or self.clock()
         at = moment.timestamp()
         drafts = []
-        for rule in self.rules:
+        for rule in self._candidates(parsed):
             if not rule.matches(parsed):
                 continue
             draft = self._apply(rule, parsed, moment, at, source)
             if draft is not None:
                 drafts.append(draft)
         return drafts
+
+    def _candidates(self, parsed):
+        """The rules, in order, whose category, action and format allow this line
+        (remembered per combination; recomputed when `rules` changes)."""
+        if self._candidates_of is not self.rules or self._candidates_count != len(self.rules):
+            self._candidates_of, self._candidates_count = self.rules, len(self.rules)
+            self._candidates_by = {}
+        combination = (parsed.category, parsed.action, parsed.format)
+        rules = self._candidates_by.get(combination)
+        if rules is None:
+            rules = self._candidates_by[combination] = tuple(
+                rule
+                for rule in self.rules
+                if not hasattr(rule, "may_match") or rule.may_match(*combination)
+            )
+        return rules
 
     def _apply(self, rule, parsed, moment, at, source):
         values = dict(parsed.fields)
@@ -150,6 +167,7 @@ class Analyzer:
         if not self.state.claim(f"fired:{correlation_key}", at, rule.hold, rule=rule.id):
             return None
 
+        filled = template_values(values)  # cleaned once for every template of the rule
         for name in DETAIL_FIELDS:
             if parsed.fields.get(name) is not None:
                 details.setdefault("fields", {})[name] = parsed.fields[name]
@@ -158,14 +176,14 @@ class Analyzer:
             severity=rule.severity,
             category=rule.category,
             source=values["source"],
-            message=render(rule.message, values),
+            message=rule.message.format_map(filled),
             timestamp=moment,
             analysis={
                 "threat_level": rule.threat_level,
                 "confidence": rule.confidence,
-                "explanation": render(rule.explanation, values),
+                "explanation": rule.explanation.format_map(filled),
             },
-            recommendations=[render(item, values) for item in rule.recommendations],
+            recommendations=[item.format_map(filled) for item in rule.recommendations],
             rule_id=rule.id,
             correlation_key=correlation_key,
             # An address only (sshd with UseDNS logs host names): stores as an IP field.
