@@ -45,6 +45,7 @@ from django.utils import timezone
 
 from incidents.conf import pipeline_setting
 from incidents.exceptions import IncidentsError, NotFound
+from incidents.ingest_metrics import PROCESSING
 from incidents.models import (
     CLOSED_ALERT_STATUSES,
     Alert,
@@ -98,6 +99,11 @@ def detection_state():
         if _state is None:
             _state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
         return _state
+
+
+def current_detection_state():
+    """This process's detection state if it was created (for metrics), else None."""
+    return _state
 
 
 def reset_detection_state():
@@ -251,6 +257,12 @@ class _Run:
             ]
             items.append(("processing_update", processing_update_data(raw_log, status=IN_PROGRESS)))
             publish_many_on_commit(items)
+        PROCESSING.add(
+            lines=len(chunk.lines),
+            unparsed=malformed + unknown,
+            events=len(events),
+            alerts=len({a.alert_id for a in raised.values() if a.created}),
+        )
 
     def _raise_alerts(self, drafts):
         """Raise or repeat the alerts of the batch's drafts at or above the threshold, in

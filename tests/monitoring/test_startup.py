@@ -117,3 +117,28 @@ def test_servers_take_the_middleware_and_the_router_for_asgi_3_applications(serv
             from asgiref.compatibility import is_double_callable
 
             assert not is_double_callable(app)
+
+
+async def test_the_monitors_publish_the_log_ingest_component(fast_monitors):
+    startup.start_in_process()
+
+    async def log_ingest_status():
+        deadline = asyncio.get_running_loop().time() + 5
+        while asyncio.get_running_loop().time() < deadline:
+            found = await asyncio.to_thread(
+                lambda: list(
+                    Event.objects.filter(
+                        event_type="system_status", data__component="log_ingest"
+                    ).values_list("data", flat=True)[:1]
+                )
+            )
+            if found:
+                return found[0]
+            await asyncio.sleep(0.05)
+        return None
+
+    data = await log_ingest_status()
+    assert data is not None and data["status"] == "healthy"
+    assert {"files_monitored", "events_processed", "lines_processed", "lag_seconds"} <= set(
+        data["metrics"]
+    )
