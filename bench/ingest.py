@@ -58,7 +58,7 @@ def main(argv=None):
     results = []
     for mix in args.mix:
         lines = generate(mix, args.lines, seed=args.seed)
-        result = {"mix": mix, "lines": len(lines)}
+        result = {"mix": mix, "lines": len(lines), "load_1m_before": round(os.getloadavg()[0], 2)}
         result.update(ceilings(lines))
         with tempfile.TemporaryDirectory(prefix="bench-ingest-") as workdir:
             result.update(run_server(args, lines, Path(workdir)))
@@ -158,6 +158,8 @@ def run_server(args, lines, workdir):
         "alerts": stored["alerts"],
         "lines_processed": stored["lines"],
         "receiver": metrics,
+        "server_cpu_share": round(cpu / elapsed, 2),
+        "load_1m_after": round(os.getloadavg()[0], 2),
         "rss_mb_before": round(rss_before / 2**20, 1),
         "rss_mb_after": round(rss_after / 2**20, 1),
     }
@@ -302,6 +304,8 @@ def print_table(results):
         ("detection_only_per_cpu_second", "detect-only/CPU-s"),
         ("security_events", "events"),
         ("alerts", "alerts"),
+        ("server_cpu_share", "server CPU"),
+        ("load_1m_before", "load"),
         ("rss_mb_after", "RSS MB"),
     ]
     print(" | ".join(title for _, title in columns))

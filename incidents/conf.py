@@ -22,6 +22,12 @@ DEFAULTS = {
     # Keys of detection state per rule and kind (counters, claims, remembered scopes);
     # when full, the stalest is evicted and counted.
     "DETECTION_STATE_MAX_KEYS": 10_000,
+    # A raw log left in parsing or analysis this long (seconds without a committed chunk)
+    # is taken over and resumed (incidents.processing.resume_interrupted).
+    "RAW_LOG_RESUME_AFTER": 60,
+    # Resume interrupted raw logs when the server (in-process services) or run_syslog
+    # starts.
+    "RESUME_RAW_LOGS": True,
     # Log files followed inside the server process: ["path", "source=path", ...].
     "WATCH_LOGS": [],
     # Seconds between two reads of the watched files; lines read in one interval become

@@ -38,6 +38,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 
 from django.db import transaction
@@ -141,6 +142,78 @@ def process_raw_log(raw_log_id, *, analyzer=None):
     return raw_log
 
 
+def resume_interrupted(*, stale_after=None):
+    """Finish the raw logs a crash (or a stop) left behind; returns their ids.
+
+    Raw logs still `received` are processed. Raw logs in `parsing` or `analysis` that no
+    process has touched for `stale_after` seconds (RAW_LOG_RESUME_AFTER) are taken over
+    with a conditional UPDATE (so two processes never resume the same log) and processed
+    from the first line no committed chunk counted: a chunk's events, alerts and its
+    `lines_total` are one transaction, so no event is stored twice or lost. The lines
+    before that point are analysed again without storing, which restores the log's own
+    detection windows; windows spanning earlier raw logs are lost with the process's
+    memory (docs/ingest.md).
+    """
+    stale_after = pipeline_setting("RAW_LOG_RESUME_AFTER") if stale_after is None else stale_after
+    resumed = []
+    for pk in (
+        RawLog.objects.filter(status=RawLogStatus.RECEIVED)
+        .order_by("id")
+        .values_list("pk", flat=True)
+    ):
+        process_raw_log(pk)
+        resumed.append(pk)
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
+    stuck = RawLog.objects.filter(
+        status__in=[RawLogStatus.PARSING, RawLogStatus.ANALYSIS], updated_at__lte=cutoff
+    ).order_by("id")
+    for raw_log in stuck:
+        now = timezone.now()
+        claimed = RawLog.objects.filter(
+            pk=raw_log.pk, status=raw_log.status, updated_at=raw_log.updated_at
+        ).update(updated_at=now)
+        if not claimed:
+            continue  # another process took it, or it moved on
+        raw_log.updated_at = now
+        logger.warning(
+            "resuming raw log %s after %d processed lines (interrupted in %s)",
+            raw_log.pk,
+            raw_log.lines_total,
+            raw_log.status,
+        )
+        with audit_context(request=None, actor=None, source="pipeline"):
+            _Run(raw_log, build_analyzer(), done_lines=raw_log.lines_total).run()
+        resumed.append(raw_log.pk)
+    return resumed
+
+
+def resume_in_background():
+    """`resume_interrupted` in a daemon thread: once now (logs still `received`, and those
+    stale already), once more RAW_LOG_RESUME_AFTER seconds later (logs a crash left just
+    before this start become stale then). For server start-up and `run_syslog`."""
+
+    def work():
+        from django.db import connections
+
+        try:
+            for attempt in range(2):
+                if attempt:
+                    time.sleep(pipeline_setting("RAW_LOG_RESUME_AFTER"))
+                try:
+                    resumed = resume_interrupted()
+                except Exception:
+                    logger.exception("resuming interrupted raw logs failed")
+                    continue
+                if resumed:
+                    logger.warning("resumed %d interrupted raw logs", len(resumed))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=work, name="raw-log-resume", daemon=True)
+    thread.start()
+    return thread
+
+
 @dataclass
 class _Chunk:
     lines: list
@@ -150,9 +223,11 @@ class _Chunk:
 class _Run:
     """The processing of one claimed raw log."""
 
-    def __init__(self, raw_log, analyzer):
+    def __init__(self, raw_log, analyzer, *, done_lines=0):
         self.raw_log = raw_log
         self.analyzer = analyzer
+        # Lines whose chunks were committed before a crash (`resume_interrupted`).
+        self.done_lines = done_lines
         self.threshold = pipeline_setting("ALERT_SEVERITY_THRESHOLD")
         self.chunk_lines = max(1, int(pipeline_setting("LOG_PROCESSING_CHUNK_LINES")))
         # The parser tried first: the source name if it names a format, else the file name.
@@ -183,7 +258,14 @@ class _Run:
 
     def _chunks(self, lines):
         batch, progress = [], 0.0
-        for line, progress in lines:
+        for index, (line, progress) in enumerate(lines):
+            if index < self.done_lines:
+                # Stored before the crash: only the detection state learns from it again,
+                # so windows and claims continue as if nothing had happened.
+                self.analyzer.analyze(
+                    parse_line(line, source_hint=self.hint), source=self.raw_log.source
+                )
+                continue
             batch.append(line)
             if len(batch) >= self.chunk_lines:
                 yield _Chunk(batch, progress)

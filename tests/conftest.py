@@ -55,11 +55,12 @@ def _fresh_principals():
 
 @pytest.fixture(autouse=True)
 def _no_in_process_services(settings):
-    """The monitors, log watchers and syslog receiver stay out of test servers unless a
-    test starts them."""
+    """The monitors, log watchers, syslog receiver and the resuming of interrupted raw
+    logs stay out of test servers unless a test starts them."""
     settings.MONITORS_IN_PROCESS = False
     settings.WATCH_LOGS = []
     settings.SYSLOG_IN_PROCESS = False
+    settings.RESUME_RAW_LOGS = False
 
 
 @pytest.fixture(autouse=True)

@@ -134,11 +134,20 @@ def start_in_process(loop=None):
             services.watch_service = _start_watchers(targets, services.runner)
         if syslog_config is not None:
             services.syslog = _start_syslog(loop, syslog_config, services.runner)
+        _resume_raw_logs()
         if services.runner is not None:
             _call_in_loop(loop, services.runner.start)
             logger.info("monitors started in this server process")
         _services = services
         return services
+
+
+def _resume_raw_logs():
+    from incidents.conf import pipeline_setting
+    from incidents.processing import resume_in_background
+
+    if pipeline_setting("RESUME_RAW_LOGS"):
+        resume_in_background()
 
 
 def _add_ingest_check(runner, files_monitored):
