@@ -25,6 +25,9 @@ DEFAULTS = {
     # A raw log left in parsing or analysis this long (seconds without a committed chunk)
     # is taken over and resumed (incidents.processing.resume_interrupted).
     "RAW_LOG_RESUME_AFTER": 60,
+    # Lines of the raw logs completed before a crash analysed again (without storing) to
+    # rebuild the detection state before resuming.
+    "RAW_LOG_RESUME_REPLAY_LINES": 100_000,
     # Resume interrupted raw logs when the server (in-process services) or run_syslog
     # starts.
     "RESUME_RAW_LOGS": True,

@@ -42,6 +42,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from incidents.conf import pipeline_setting
@@ -142,39 +143,60 @@ def process_raw_log(raw_log_id, *, analyzer=None):
     return raw_log
 
 
-def resume_interrupted(*, stale_after=None):
-    """Finish the raw logs a crash (or a stop) left behind; returns their ids.
+def resume_interrupted(*, stale_after=None, replay_lines=None):
+    """Finish the raw logs a crash (or a stop) left behind, in the order they were
+    stored; returns their ids.
 
     Raw logs still `received` are processed. Raw logs in `parsing` or `analysis` that no
     process has touched for `stale_after` seconds (RAW_LOG_RESUME_AFTER) are taken over
     with a conditional UPDATE (so two processes never resume the same log) and processed
     from the first line no committed chunk counted: a chunk's events, alerts and its
-    `lines_total` are one transaction, so no event is stored twice or lost. The lines
-    before that point are analysed again without storing, which restores the log's own
-    detection windows; windows spanning earlier raw logs are lost with the process's
-    memory (docs/ingest.md).
+    `lines_total` are one transaction, so no event is stored twice or lost.
+
+    The detection state died with the crashed process. Before anything is resumed, the
+    lines of the raw logs completed just before the first one (at most `replay_lines`,
+    RAW_LOG_RESUME_REPLAY_LINES), then the already counted lines of each resumed log, are
+    analysed again without storing: windows and claims continue as if nothing had
+    happened, unless they reach further back than that (docs/ingest.md).
     """
     stale_after = pipeline_setting("RAW_LOG_RESUME_AFTER") if stale_after is None else stale_after
-    resumed = []
-    for pk in (
-        RawLog.objects.filter(status=RawLogStatus.RECEIVED)
-        .order_by("id")
-        .values_list("pk", flat=True)
-    ):
-        process_raw_log(pk)
-        resumed.append(pk)
+    replay_lines = (
+        pipeline_setting("RAW_LOG_RESUME_REPLAY_LINES") if replay_lines is None else replay_lines
+    )
     cutoff = timezone.now() - timedelta(seconds=stale_after)
-    stuck = RawLog.objects.filter(
-        status__in=[RawLogStatus.PARSING, RawLogStatus.ANALYSIS], updated_at__lte=cutoff
-    ).order_by("id")
-    for raw_log in stuck:
+    pending = list(
+        RawLog.objects.filter(
+            Q(status=RawLogStatus.RECEIVED)
+            | Q(
+                status__in=[RawLogStatus.PARSING, RawLogStatus.ANALYSIS],
+                updated_at__lte=cutoff,
+            )
+        )
+        .order_by("id")
+        .only("pk", "status", "updated_at", "lines_total")
+    )
+    if not pending:
+        return []
+    state = detection_state()
+    if state.stats():
+        # This process has been processing (the second pass after start-up): replaying
+        # into its live state would count lines twice. The resumed logs get their own.
+        state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
+    analyzer = Analyzer(shipped_rules(), state, domain_lookup=domain_lookup())
+    _replay_before(pending[0].pk, analyzer, replay_lines)
+    resumed = []
+    for raw_log in pending:
+        if raw_log.status == RawLogStatus.RECEIVED:
+            process_raw_log(raw_log.pk, analyzer=analyzer)
+            resumed.append(raw_log.pk)
+            continue
         now = timezone.now()
         claimed = RawLog.objects.filter(
             pk=raw_log.pk, status=raw_log.status, updated_at=raw_log.updated_at
         ).update(updated_at=now)
         if not claimed:
             continue  # another process took it, or it moved on
-        raw_log.updated_at = now
+        raw_log = RawLog.objects.get(pk=raw_log.pk)
         logger.warning(
             "resuming raw log %s after %d processed lines (interrupted in %s)",
             raw_log.pk,
@@ -182,9 +204,38 @@ def resume_interrupted(*, stale_after=None):
             raw_log.status,
         )
         with audit_context(request=None, actor=None, source="pipeline"):
-            _Run(raw_log, build_analyzer(), done_lines=raw_log.lines_total).run()
+            _Run(raw_log, analyzer, done_lines=raw_log.lines_total).run()
         resumed.append(raw_log.pk)
     return resumed
+
+
+def _replay_before(first_pk, analyzer, limit):
+    """Analyse, without storing, the lines of the completed raw logs just before
+    `first_pk` (the newest ones, at most `limit` lines, oldest first)."""
+    if limit <= 0:
+        return
+    chosen, total = [], 0
+    completed = (
+        RawLog.objects.filter(pk__lt=first_pk, status=RawLogStatus.COMPLETED)
+        .order_by("-id")
+        .only("pk", "lines_total")
+    )
+    for raw_log in completed.iterator(chunk_size=100):
+        if total + raw_log.lines_total > limit:
+            break
+        chosen.append(raw_log.pk)
+        total += raw_log.lines_total
+    for pk in reversed(chosen):
+        raw_log = RawLog.objects.get(pk=pk)
+        hint = raw_log.source if parser_for_hint(raw_log.source) else raw_log.file_name or None
+        lines = (
+            _file_lines(raw_log.file_path) if raw_log.file_path else _content_lines(raw_log.content)
+        )
+        try:
+            for line, _progress in lines:
+                analyzer.analyze(parse_line(line, source_hint=hint), source=raw_log.source)
+        except OSError:
+            continue  # a file that is gone: its windows are lost
 
 
 def resume_in_background():
