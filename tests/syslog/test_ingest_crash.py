@@ -15,7 +15,6 @@ from incidents.pipeline.parsers import parse_line, parser_for_hint
 from incidents.pipeline.rules import load_rules
 from incidents.pipeline.state import BoundedState
 from tests.e2e.conftest import free_port
-from tests.syslog.conftest import run_syslog  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
