@@ -83,7 +83,8 @@ class Analyzer:
         self.clock = clock or _django_now
         self.domain_lookup: DomainLookup | None = domain_lookup
         self.new_event_id = new_event_id
-        self._candidates_of, self._candidates_count, self._candidates_by = None, 0, {}
+        self._candidates_of, self._candidates_count = None, 0
+        self._candidates_by, self._memories = {}, {}
 
     def analyze(self, parsed: ParsedLine, *, source=None) -> list[SecurityEventDraft]:
         """Drafts for every rule this line makes fire (often none). Malformed and unknown
@@ -101,12 +102,31 @@ class Analyzer:
                 drafts.append(draft)
         return drafts
 
-    def _candidates(self, parsed):
-        """The rules, in order, whose category, action and format allow this line
-        (remembered per combination; recomputed when `rules` changes)."""
+    def _refresh(self):
+        # What is derived from `rules`, computed again when the list changes.
         if self._candidates_of is not self.rules or self._candidates_count != len(self.rules):
             self._candidates_of, self._candidates_count = self.rules, len(self.rules)
             self._candidates_by = {}
+            self._memories = {}
+
+    def _memory(self, rule):
+        """How long a claim of `rule` matters: its hold, or the longest `within` of the
+        rules that look back at it (`preceded_by`)."""
+        self._refresh()
+        memory = self._memories.get(rule.id)
+        if memory is None:
+            memory = rule.hold
+            for other in self.rules:
+                for preceded in getattr(other, "preceded_by", ()):
+                    if preceded.rule == rule.id:
+                        memory = max(memory, preceded.within)
+            self._memories[rule.id] = memory
+        return memory
+
+    def _candidates(self, parsed):
+        """The rules, in order, whose category, action and format allow this line
+        (remembered per combination; recomputed when `rules` changes)."""
+        self._refresh()
         combination = (parsed.category, parsed.action, parsed.format)
         rules = self._candidates_by.get(combination)
         if rules is None:
@@ -164,7 +184,9 @@ class Analyzer:
         correlation_key = _bounded(render(rule.correlation_key, values, clean=False))
         # The claim both keeps a burst from firing again within its window and records when
         # the rule fired, which `preceded_by` rules read.
-        if not self.state.claim(f"fired:{correlation_key}", at, rule.hold, rule=rule.id):
+        if not self.state.claim(
+            f"fired:{correlation_key}", at, rule.hold, rule=rule.id, memory=self._memory(rule)
+        ):
             return None
 
         filled = template_values(values)  # cleaned once for every template of the rule

@@ -54,8 +54,9 @@ class DetectionState:
 
     Subclasses provide five storage primitives: `_add` (set if absent, atomic), `_incr`
     (create at 0 if absent, then add one, atomic), `_get`, `_get_many` and `_set`.
-    `rule` (the id of the rule asking) and `at` (for `remember`, the event time) are
-    for stores that bound or expire state per rule (`BoundedState`); these ignore them.
+    `rule` (the id of the rule asking), `at` (for `remember`, the event time) and
+    `memory` (for `claim`, how long the claim matters) are for stores that bound or
+    expire state per rule (`BoundedState`); these ignore them.
     """
 
     prefix = "tlpipe"
@@ -85,7 +86,7 @@ class DetectionState:
         keys = [self._key("n", key, bucket, i) for i in range(index - buckets + 1, index + 1)]
         return sum(int(value) for value in self._get_many(keys).values())
 
-    def claim(self, key, at, hold, *, rule=None):
+    def claim(self, key, at, hold, *, rule=None, memory=None):
         """True when nothing claimed `key` within `hold` seconds of event time `at`; the
         claim is then recorded. This is what makes a rule fire once per window per key.
 
@@ -257,14 +258,14 @@ class _Table:
             self.entries.move_to_end(key)
         return entry
 
-    def insert(self, key, entry, keep_for):
-        """Add an entry; when the table is full the stalest entry goes. `keep_for(entry)`
-        says how long (event seconds) an entry still matters: dropping one past that
-        changes no detection and is counted as expired, not as an eviction."""
+    def insert(self, key, entry):
+        """Add an entry; when the table is full the stalest entry goes. An entry's first
+        item is the event time until which it matters: dropping one past that changes no
+        detection and is counted as expired, not as an eviction."""
         self.entries[key] = entry
         while len(self.entries) > self.max_keys:
             _key, stalest = self.entries.popitem(last=False)
-            if stalest[0] + keep_for(stalest) < self.newest:
+            if stalest[0] < self.newest:
                 self.expired += 1
             else:
                 self.evictions += 1
@@ -304,7 +305,7 @@ class BoundedState(DetectionState):
     def _rule_of(key, rule):
         return rule if rule is not None else str(key).split(":", 1)[0]
 
-    # Entries are lists whose first item is the last event time that touched them.
+    # Entries are lists whose first item is the event time until which they matter.
 
     def count(self, key, at, window, *, rule=None):
         bucket = max(1, int(window) // BUCKETS_PER_WINDOW)
@@ -314,16 +315,16 @@ class BoundedState(DetectionState):
             table = self._table("n", self._rule_of(key, rule))
             entry = table.touch(key, at)
             if entry is None:
-                entry = [at, {}]
-                table.insert(key, entry, lambda e: window)
-            entry[0] = max(entry[0], at)
+                entry = [at + window, {}]
+                table.insert(key, entry)
+            entry[0] = max(entry[0], at + window)
             counts = entry[1]
             counts[index] = counts.get(index, 0) + 1
             oldest = index - buckets + 1
             if len(counts) > buckets:
                 # Buckets older than the window of the newest line can never count again
                 # for lines in order; out-of-order lines older than that lose them.
-                newest = int(entry[0] // bucket)
+                newest = int((entry[0] - window) // bucket)
                 for stale in [i for i in counts if i <= newest - buckets]:
                     del counts[stale]
             return sum(n for i, n in counts.items() if oldest <= i <= index)
@@ -339,18 +340,20 @@ class BoundedState(DetectionState):
                 return 0
             return sum(n for i, n in entry[1].items() if index - buckets < i <= index)
 
-    def claim(self, key, at, hold, *, rule=None):
-        """As `DetectionState.claim`, in one process (no epoch keys needed)."""
+    def claim(self, key, at, hold, *, rule=None, memory=None):
+        """As `DetectionState.claim`, in one process (no epoch keys needed). `memory`:
+        how long after it the claim still matters (its hold, or the longest look-back of
+        the rules that ask for it); evicting it later is no loss (default CLAIM_MEMORY)."""
         with self._lock:
             table = self._table("claim", self._rule_of(key, rule))
             entry = table.touch(key, at)
             if entry is not None and hold > 0 and abs(at - entry[1]) < hold:
                 return False
-            keep = max(hold, CLAIM_MEMORY)
+            keep = max(hold, CLAIM_MEMORY if memory is None else memory)
             if entry is None:
-                table.insert(key, [at, at], lambda e: keep)
+                table.insert(key, [at + keep, at])
             else:
-                entry[0] = max(entry[0], at)
+                entry[0] = max(entry[0], at + keep)
                 entry[1] = at
             return True
 
@@ -368,14 +371,14 @@ class BoundedState(DetectionState):
         with self._lock:
             table = self._table("seen", self._rule_of(scope, rule))
             entry = table.touch(scope, when)
-            if entry is not None and at is not None and at - entry[0] > ttl:
+            if entry is not None and at is not None and at > entry[0]:
                 del table.entries[scope]
                 table.expired += 1
                 entry = None
             if entry is None:
-                table.insert(scope, [when, OrderedDict({value: when})], lambda e: ttl)
+                table.insert(scope, [when + ttl, OrderedDict({value: when})])
                 return False, True
-            entry[0] = max(entry[0], when)
+            entry[0] = max(entry[0], when + ttl)
             values = entry[1]
             seen = values.get(value)
             value_new = seen is None or (at is not None and at - seen > ttl)

@@ -116,3 +116,16 @@ def test_the_process_state_takes_its_size_from_the_setting(settings):
     reset_detection_state()
     assert detection_state().max_keys == 3
     assert detection_state() is detection_state()
+
+
+def test_a_claim_past_its_hold_and_look_back_is_expired_not_an_eviction():
+    state = BoundedState(max_keys=1)
+    # Two bursts an hour apart: the first claim's hold (300 s) is long over.
+    assert state.claim("fired:a", 0, 300, rule="ssh_bruteforce_ip", memory=300)
+    assert state.claim("fired:b", 3600, 300, rule="ssh_bruteforce_ip", memory=300)
+    assert state.stats()["ssh_bruteforce_ip"] == {"keys": 1, "evictions": 0, "expired": 1}
+    # One a rule still looks back at (login_after_bruteforce: within 3600 s) is a loss.
+    assert state.claim("fired:c", 4000, 300, rule="ssh_bruteforce_ip", memory=3600)
+    assert state.stats()["ssh_bruteforce_ip"] == {"keys": 1, "evictions": 0, "expired": 2}
+    assert state.claim("fired:d", 4500, 300, rule="ssh_bruteforce_ip", memory=3600)
+    assert state.stats()["ssh_bruteforce_ip"] == {"keys": 1, "evictions": 1, "expired": 2}
