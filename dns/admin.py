@@ -1,7 +1,9 @@
 """Django admin for DNS. Saves here are plain `save()` calls: the receivers in
 `dns.signals` raise serials, audit (with the admin as actor) and publish, as services do."""
 
+from django import forms
 from django.contrib import admin
+from django.db import transaction
 
 from dns.models import BulkOperation, Forwarder, Record, RpzRule, ThreatFeed, Zone, ZoneAccess
 
@@ -37,6 +39,39 @@ class ActorAdminMixin:
         formset.save_m2m()
 
 
+class VersionCheckedForm(forms.ModelForm):
+    """A change form that names the version it was read at, as API updates do: when the
+    row has changed since, the form is refused (with the current version) instead of
+    silently overwriting the other change. The check locks the row; the admin validates
+    and saves in one transaction, so the lock holds until the save commits."""
+
+    seen_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["seen_version"].initial = self.instance.version
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is None:
+            return cleaned
+        rows = type(self.instance).objects.filter(pk=self.instance.pk)
+        if transaction.get_connection().in_atomic_block:
+            rows = rows.select_for_update()
+        current = rows.values_list("version", flat=True).first()
+        seen = cleaned.get("seen_version")
+        if current is not None and seen != current:
+            name = self.instance._meta.verbose_name
+            raise forms.ValidationError(
+                f"This {name} was changed by someone else since this form was loaded (it "
+                f"is at version {current} now, the form at {seen}). Reload it and apply "
+                "your change again.",
+                code="stale_version",
+            )
+        return cleaned
+
+
 class ZoneAccessInline(admin.TabularInline):
     model = ZoneAccess
     fk_name = "zone"
@@ -48,6 +83,7 @@ class ZoneAccessInline(admin.TabularInline):
 
 @admin.register(Zone)
 class ZoneAdmin(ActorAdminMixin, admin.ModelAdmin):
+    form = VersionCheckedForm
     list_display = ["name", "zone_type", "serial", "is_active", "updated_at"]
     list_filter = ["zone_type", "is_active"]
     search_fields = ["name", "description"]
@@ -66,6 +102,7 @@ class ZoneAdmin(ActorAdminMixin, admin.ModelAdmin):
 
 @admin.register(Record)
 class RecordAdmin(ActorAdminMixin, admin.ModelAdmin):
+    form = VersionCheckedForm
     list_display = ["name", "zone", "record_type", "value", "ttl", "updated_at"]
     list_filter = ["record_type", "zone"]
     search_fields = ["name", "value", "zone__name"]

@@ -158,6 +158,13 @@ def feed_changed(feed, action, changes, *, actor, request=None, added=0, removed
     )
 
 
+def feed_fetch_failed(feed, reason):
+    """A download of the feed failed (its rules are unchanged): `threat_feed_updated`
+    with action `fetch_failed`; the reason is the feed's `last_error`. No audit row: the
+    system's own bookkeeping, not a change of the configuration."""
+    publish_on_commit("threat_feed_updated", payloads.feed_event(feed, "fetch_failed", None))
+
+
 def forwarder_changed(forwarder, action, changes, *, actor, request=None):
     old, new = _old_new(changes, action)
     audit(

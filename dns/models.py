@@ -10,6 +10,7 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -42,6 +43,17 @@ class ZoneQuerySet(models.QuerySet):
         return self.filter(
             pk__in=ZoneAccess.objects.granting(user, change=change).values("zone_id")
         )
+
+    def with_can_change(self, user):
+        """Annotate `can_change`: whether `user` may change each zone (in the same query)."""
+        if can_see_all_zones(user, change=True):
+            return self.annotate(can_change=models.Value(True))
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.annotate(can_change=models.Value(False))
+        granting = ZoneAccess.objects.granting(user, change=True).filter(
+            zone_id=models.OuterRef("pk")
+        )
+        return self.annotate(can_change=models.Exists(granting))
 
 
 class Zone(models.Model):
@@ -301,7 +313,13 @@ class ThreatFeed(models.Model):
     action = models.CharField(max_length=10, default="nxdomain")
     category = models.CharField(max_length=32, default="malware")
     is_active = models.BooleanField(default=True)
+    # A feed with a URL is downloaded every `update_interval` seconds (dns.feed_download).
+    update_interval = models.PositiveIntegerField(default=86400, validators=[MinValueValidator(60)])
     last_update = models.DateTimeField(null=True, blank=True)
+    # The last download attempt, and what the server said to send back next time.
+    last_fetch = models.DateTimeField(null=True, blank=True)
+    etag = models.CharField(max_length=255, blank=True)
+    http_last_modified = models.CharField(max_length=64, blank=True)
     entries_count = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     description = models.TextField(blank=True)
@@ -316,6 +334,7 @@ class ThreatFeed(models.Model):
         "action",
         "category",
         "is_active",
+        "update_interval",
         "description",
     )
 
@@ -489,8 +508,8 @@ class Forwarder(models.Model):
 class BulkOperation(models.Model):
     """A bulk create, update or delete of a zone's records, run as a job.
 
-    `items` holds the request; the job validates every item, then applies them all in
-    one transaction (all or nothing). `processed`/`total`/`progress` are written as it
+    `items` holds the request; the job validates every item, then applies them all or
+    nothing, in short transactions (`dns.chunked`). `processed`/`total`/`progress` are written as it
     runs; `result` holds the affected record ids, `errors` the item errors that stopped it.
     """
 
@@ -519,6 +538,10 @@ class BulkOperation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # While the job writes its records in chunks (`dns.chunked`): renewed by every chunk,
+    # and other writers of the zone wait. `undo` holds the rows as they were before.
+    writing_heartbeat_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    undo = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

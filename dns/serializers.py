@@ -32,6 +32,7 @@ def as_drf_error(exc):
 
 class ZoneSerializer(serializers.ModelSerializer):
     records_count = serializers.SerializerMethodField()
+    can_change = serializers.SerializerMethodField()
 
     class Meta:
         model = Zone
@@ -53,6 +54,7 @@ class ZoneSerializer(serializers.ModelSerializer):
             "description",
             "version",
             "records_count",
+            "can_change",
             "created_by",
             "updated_by",
             "created_at",
@@ -61,6 +63,7 @@ class ZoneSerializer(serializers.ModelSerializer):
         read_only_fields = [
             "serial",
             "records_count",
+            "can_change",
             "created_by",
             "updated_by",
             "created_at",
@@ -72,6 +75,12 @@ class ZoneSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_records_count(self, zone):
         return getattr(zone, "records_count", None)
+
+    @extend_schema_field(serializers.BooleanField(allow_null=True))
+    def get_can_change(self, zone):
+        """Whether the requesting user may change the zone (REST); null in events, which
+        reach every reader of the zone."""
+        return getattr(zone, "can_change", None)
 
     def validate(self, attrs):
         attrs.pop("version", None)
@@ -232,7 +241,9 @@ class ThreatFeedSerializer(serializers.ModelSerializer):
             "action",
             "category",
             "is_active",
+            "update_interval",
             "last_update",
+            "last_fetch",
             "entries_count",
             "last_error",
             "description",
@@ -241,6 +252,7 @@ class ThreatFeedSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = [
             "last_update",
+            "last_fetch",
             "entries_count",
             "last_error",
             "created_at",

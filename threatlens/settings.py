@@ -3,8 +3,9 @@
 Two modes:
 - embedded (default): SQLite file, in-memory channel layer, local cache, one process;
   a fresh clone runs and tests with no configuration at all.
+DEBUG is off in both unless DEBUG=true.
 - production (`THREATLENS_MODE=production`): SECRET_KEY and ALLOWED_HOSTS are required,
-  DEBUG is off, cookies are secure; `DATABASE_URL` and `REDIS_URL` name PostgreSQL and Redis.
+  cookies are secure; `DATABASE_URL` and `REDIS_URL` name PostgreSQL and Redis.
 """
 
 import fnmatch
@@ -28,6 +29,7 @@ from threatlens.env import (
     env_str,
     env_url,
 )
+from threatlens.serving import embedded_allowed_hosts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,7 +40,8 @@ if MODE not in ("embedded", "production"):
     )
 PRODUCTION = MODE == "production"
 
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Off unless asked for: a debug page shows settings and code to whoever reaches the port.
+DEBUG = env_bool("DEBUG", False)
 
 
 def _secret_key():
@@ -60,9 +63,9 @@ def _secret_key():
 
 SECRET_KEY = _secret_key()
 
-ALLOWED_HOSTS = env_list(
-    "ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
-)
+# Where `make run` listens (its HOST): the embedded default answers there too.
+SERVE_HOST = env_str("SERVE_HOST", "")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else embedded_allowed_hosts(SERVE_HOST))
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when THREATLENS_MODE=production.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -79,6 +82,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "threatlens.accounts",
     "threatlens.audit",
@@ -248,8 +252,11 @@ SIMPLE_JWT = {
 # Failed logins per username and per client address before HTTP 429.
 LOGIN_THROTTLE_FAILURES = env_int("LOGIN_THROTTLE_FAILURES", 5, minimum=1)
 LOGIN_THROTTLE_WINDOW = env_duration("LOGIN_THROTTLE_WINDOW", 300, minimum=1)
-# Trust X-Forwarded-For for the client address (only behind a proxy that sets it).
+# Trust X-Forwarded-For for the client address (only behind a proxy that sets it), taking
+# the entry the NUM_PROXIES trusted proxies added: the NUM_PROXIES-th from the right
+# (threatlens/clientinfo.py). Entries left of it are the client's own and never trusted.
 USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
+NUM_PROXIES = env_int("NUM_PROXIES", 1, minimum=0, maximum=100)
 
 # --- REST ------------------------------------------------------------------------------
 
@@ -275,6 +282,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Alerts, incidents, security events, DNS and audit for ThreatLens.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the app's own static files (drf-spectacular-sidecar), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a `status`: name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
@@ -414,8 +425,11 @@ SYSLOG_IN_PROCESS = env_bool("SYSLOG_IN_PROCESS", not REDIS_URL)
 
 
 def _command(name, default):
-    """A command line from the environment, split as a shell would; `none` turns it off."""
+    """A command line from the environment, split as a shell would; `none` turns it off;
+    unset with a `None` default leaves the choice to the DNS app."""
     value = env_str(name, default)
+    if value is None:
+        return None
     return [] if value.lower() == "none" else shlex.split(value)
 
 
@@ -428,12 +442,22 @@ DNS = {
     "BIND_CHECKZONE_COMMAND": _command(
         "DNS_BIND_CHECKZONE_COMMAND", "named-checkzone {zone} {file}"
     ),
-    "BIND_RELOAD_COMMAND": _command("DNS_BIND_RELOAD_COMMAND", "rndc reload"),
+    "BIND_RELOAD_COMMAND": _command("DNS_BIND_RELOAD_COMMAND", None),
+    "BIND_NAMED_CONF": env_bool("DNS_BIND_NAMED_CONF", False),
+    "BIND_LISTEN": env_str("DNS_BIND_LISTEN", "127.0.0.1"),
+    "BIND_PORT": env_int("DNS_BIND_PORT", 53, minimum=1),
+    "BIND_CONTROL_PORT": env_int("DNS_BIND_CONTROL_PORT", 953, minimum=1),
+    "BIND_STATS_PORT": env_int("DNS_BIND_STATS_PORT", 8053, minimum=0),
+    "BIND_CHECK_INTERVAL": env_duration("DNS_BIND_CHECK_INTERVAL", 30, minimum=1),
     "BIND_COMMAND_TIMEOUT": env_duration("DNS_BIND_COMMAND_TIMEOUT", 30, minimum=1),
     "FORWARDER_PROBE_NAME": env_str("DNS_FORWARDER_PROBE_NAME", "example.com"),
     "FORWARDER_TIMEOUT": env_float("DNS_FORWARDER_TIMEOUT", 2.0, minimum=0.05),
     "FORWARDER_CHECK_INTERVAL": env_duration("DNS_FORWARDER_CHECK_INTERVAL", 60, minimum=1),
     "FORWARDER_SLOW_MS": env_float("DNS_FORWARDER_SLOW_MS", 500.0, minimum=1),
+    "FEED_CHECK_INTERVAL": env_duration("DNS_FEED_CHECK_INTERVAL", 60, minimum=1),
+    "FEED_TIMEOUT": env_duration("DNS_FEED_TIMEOUT", 30, minimum=0.1),
+    "FEED_MAX_BYTES": env_int("DNS_FEED_MAX_BYTES", 50 * 1024 * 1024, minimum=1024),
+    "FEED_CA_FILE": env_str("DNS_FEED_CA_FILE", None),
 }
 
 # --- Internationalisation, static -----------------------------------------------------------

@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 
+from dns import services
 from dns.models import Forwarder, Record, RpzRule, Zone
 from threatlens.audit.models import AuditLog
 
@@ -73,6 +74,7 @@ def test_a_record_changed_in_the_admin_raises_serial_and_version(
         "priority": "",
         "weight": "",
         "port": "",
+        "seen_version": record.version,
     }
     with django_capture_on_commit_callbacks(execute=True):
         reply = admin_client.post(f"/admin/dns/record/{record.pk}/change/", form)
@@ -134,3 +136,34 @@ def test_plain_saves_outside_services_still_publish(make_zone, django_capture_on
     zone = refreshed(zone)
     assert zone.version == 2
     assert events("record_created")[0].data["record_id"] == str(record.pk)
+
+
+def test_a_stale_admin_zone_form_is_refused_not_silently_bumped(admin_client, make_zone, carol):
+    zone = make_zone(name="stale.example")
+    page = admin_client.get(f"/admin/dns/zone/{zone.pk}/change/").content.decode()
+    assert 'name="seen_version" value="1"' in page
+    # Someone else changes the zone after the form was loaded (through the API's service).
+    services.update_zone(carol, zone.pk, {"description": "theirs"}, version=1)
+    reply = admin_client.post(
+        f"/admin/dns/zone/{zone.pk}/change/",
+        zone_form(name="stale.example", description="mine", seen_version=1),
+    )
+    assert reply.status_code == 200
+    assert "changed by someone else" in reply.content.decode()
+    zone = refreshed(zone)
+    assert (zone.description, zone.version) == ("theirs", 2)
+    reply = admin_client.post(
+        f"/admin/dns/zone/{zone.pk}/change/",
+        zone_form(name="stale.example", description="mine", seen_version=2),
+    )
+    assert reply.status_code == 302
+    assert (refreshed(zone).description, refreshed(zone).version) == ("mine", 3)
+
+
+def test_an_admin_zone_form_without_its_version_is_refused(admin_client, make_zone):
+    zone = make_zone(name="noversion.example")
+    reply = admin_client.post(
+        f"/admin/dns/zone/{zone.pk}/change/", zone_form(name="noversion.example", description="x")
+    )
+    assert reply.status_code == 200 and "changed by someone else" in reply.content.decode()
+    assert refreshed(zone).description == ""

@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from dns.models import Forwarder, Record, RpzRule, Zone, ZoneAccess
+from dns.models import Forwarder, Record, RpzRule, ThreatFeed, Zone, ZoneAccess
 
 from .conftest import grant
 
@@ -379,3 +379,33 @@ def test_rpz_rule_list_query_count_does_not_grow_with_rules(
     # user perms, group perms, count, page (feeds joined)
     with django_assert_num_queries(4):
         assert client.get("/api/dns/rpz/rules/").json()["count"] == count
+
+
+def test_zone_responses_say_whether_the_requesting_user_may_change_the_zone(
+    as_user, alice, bob, carol, make_zone
+):
+    zone = make_zone(name="perm.example")
+    grant(zone, alice, can_change=True)
+    grant(zone, bob)
+    for user, expected in [(alice, True), (bob, False), (carol, True)]:
+        client = as_user(user)
+        assert client.get(f"/api/dns/zones/{zone.pk}/").json()["can_change"] is expected
+        listed = client.get("/api/dns/zones/").json()["results"]
+        assert [z["can_change"] for z in listed] == [expected]
+
+
+def test_a_feeds_download_interval_is_set_over_rest_and_bounded(as_user, carol):
+    client = as_user(carol)
+    created = client.post(
+        "/api/dns/feeds/",
+        {"name": "hourly", "url": "https://feeds.example/list", "update_interval": 3600},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    assert created.json()["update_interval"] == 3600 and created.json()["last_fetch"] is None
+    too_often = client.patch(
+        f"/api/dns/feeds/{created.json()['id']}/", {"update_interval": 5}, format="json"
+    )
+    assert too_often.status_code == 400 and "error_code" in too_often.json()
+    assert "update_interval" in too_often.json()
+    assert ThreatFeed.objects.get(name="hourly").update_interval == 3600

@@ -22,7 +22,15 @@ SHAPE = {
         "packets_sent": int,
         "packets_received": int,
     },
-    "dns": {"queries_per_second": float, "active_zones": int, "total_records": int},
+    "dns": {
+        "queries_per_second": float,
+        "active_zones": int,
+        "total_records": int,
+        "queries": int,
+        "nxdomain": int,
+        "servfail": int,
+        "rpz_hits": int,
+    },
 }
 
 Counters = namedtuple("Counters", "bytes_sent bytes_recv packets_sent packets_recv")
@@ -72,18 +80,35 @@ def test_network_figures_are_deltas_since_the_previous_sample():
 
 
 def test_dns_figures_are_zeros_without_a_provider():
-    assert dns_metrics() == {"queries_per_second": 0.0, "active_zones": 0, "total_records": 0}
+    assert dns_metrics() == {
+        "queries_per_second": 0.0,
+        "active_zones": 0,
+        "total_records": 0,
+        "queries": 0,
+        "nxdomain": 0,
+        "servfail": 0,
+        "rpz_hits": 0,
+    }
 
 
 def test_dns_figures_come_from_the_registered_provider():
     register_dns_metrics_provider(
-        lambda: {"queries_per_second": 12.345, "active_zones": 3, "total_records": 41}
+        lambda: {
+            "queries_per_second": 12.345,
+            "active_zones": 3,
+            "total_records": 41,
+            "rpz_hits": 2,
+        }
     )
     data = collect_system_metrics(network=NetworkCounters())
     assert data["metrics"]["dns"] == {
         "queries_per_second": 12.35,
         "active_zones": 3,
         "total_records": 41,
+        "queries": 0,
+        "nxdomain": 0,
+        "servfail": 0,
+        "rpz_hits": 2,
     }
 
 

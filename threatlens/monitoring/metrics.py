@@ -43,9 +43,16 @@ class NetworkMetrics(TypedDict):
 
 
 class DnsMetrics(TypedDict):
+    """SystemMetricsEvent's three DNS figures, then counts since the previous sample
+    (named's statistics channel; an addition to unified-ws.md, see docs/bind.md)."""
+
     queries_per_second: float
     active_zones: int
     total_records: int
+    queries: int
+    nxdomain: int
+    servfail: int
+    rpz_hits: int
 
 
 class Metrics(TypedDict):
@@ -63,13 +70,21 @@ class SystemMetricsData(TypedDict):
     timestamp: str
 
 
-DNS_ZEROS: DnsMetrics = {"queries_per_second": 0.0, "active_zones": 0, "total_records": 0}
+DNS_ZEROS: DnsMetrics = {
+    "queries_per_second": 0.0,
+    "active_zones": 0,
+    "total_records": 0,
+    "queries": 0,
+    "nxdomain": 0,
+    "servfail": 0,
+    "rpz_hits": 0,
+}
 
 _dns_provider: Callable[[], dict] | None = None
 
 
 def register_dns_metrics_provider(provider):
-    """Let the DNS app supply {queries_per_second, active_zones, total_records}; `None`
+    """Let the DNS app supply the DnsMetrics figures (missing ones are zeros); `None`
     unregisters. The provider is called from a worker thread at every collection and may
     use the ORM; it should be quick (cached counts)."""
     global _dns_provider
@@ -82,10 +97,14 @@ def dns_metrics(provider=None) -> DnsMetrics:
         return dict(DNS_ZEROS)
     try:
         values = provider() or {}
+        figures = {
+            name: int(values.get(name, 0) or 0)
+            for name in DNS_ZEROS
+            if name != "queries_per_second"
+        }
         return {
             "queries_per_second": round(float(values.get("queries_per_second", 0) or 0), 2),
-            "active_zones": int(values.get("active_zones", 0) or 0),
-            "total_records": int(values.get("total_records", 0) or 0),
+            **figures,
         }
     except Exception:
         # Metrics must keep flowing when the DNS side has a problem; the DNS health check

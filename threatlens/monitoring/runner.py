@@ -292,9 +292,22 @@ class MonitorRunner:
             logger.exception("publishing %s failed", event_type)
 
 
+_monitor_providers = []
+
+
+def register_monitors(provider):
+    """Let an app add checks to every runner built by `build_default_runner`:
+    `provider()` returns {component: (check, interval in seconds or None)} and is called
+    when a runner is built, so it may read settings then. Apps call this in `ready()`;
+    registering the same provider twice adds it once."""
+    if provider not in _monitor_providers:
+        _monitor_providers.append(provider)
+
+
 def build_default_runner(publish, *, config=None):
     """The monitors ThreatLens runs: host metrics (and the "system" component), database,
-    cache and channel layer checks, health_check; leader lease and statuses in the cache.
+    cache and channel layer checks, the checks apps registered (`register_monitors`),
+    health_check; leader lease and statuses in the cache.
 
     `config` (default: `settings.MONITORS`, all keys optional): METRICS_INTERVAL (5 s),
     CHECK_INTERVAL (15 s), HEALTH_CHECK_INTERVAL (30 s), CHECK_TIMEOUT (5 s), TICK (1 s),
@@ -325,4 +338,9 @@ def build_default_runner(publish, *, config=None):
     )
     for component, check in default_checks().items():
         runner.add_check(component, check, interval=config.get("CHECK_INTERVAL", 15.0))
+    for provider in _monitor_providers:
+        for component, (check, interval) in provider().items():
+            runner.add_check(
+                component, check, interval=interval or config.get("CHECK_INTERVAL", 15.0)
+            )
     return runner
