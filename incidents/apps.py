@@ -14,3 +14,8 @@ class IncidentsConfig(AppConfig):
         post_save.connect(
             signals.incident_saved, sender=Incident, dispatch_uid="incidents.incident_saved"
         )
+
+        from incidents.ingest_metrics import prometheus_lines
+        from realtime.monitoring import register_metrics
+
+        register_metrics(prometheus_lines)

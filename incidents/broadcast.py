@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from incidents.models import Alert, Incident, Severity
-from incidents.serializers import alert_payload, incident_payload
+from incidents.serializers import alert_payloads, incident_payload
 from realtime.catalogue import PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_MEDIUM
-from realtime.publishing import Recipients, publish_on_commit
+from realtime.publishing import Recipients, publish_many_on_commit, publish_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -135,21 +135,33 @@ def publish_committed(items):
         if incident_ids
         else {}
     )
+    # The alerts' payloads from one list serializer (DRF builds a serializer's fields per
+    # instance: once for the batch, not once per alert), published in one INSERT.
+    changed = [pk for kind, pk in items if kind == ALERT and pk in alerts]
+    payloads = dict(zip(changed, alert_payloads([alerts[pk] for pk in changed]), strict=True))
+    batch = []
     for (kind, pk), pending in items.items():
         if kind == ALERT and pk in alerts:
-            _publish_alert(alerts[pk], created=pending.created)
+            batch.append(_alert_event(alerts[pk], payloads[pk], created=pending.created))
         elif kind == INCIDENT and pk in incidents:
+            if batch:
+                publish_many_on_commit(batch)
+                batch = []
             _publish_incident(
                 incidents[pk], created=pending.created, also_notify=pending.also_notify
             )
+    if batch:
+        publish_many_on_commit(batch)
 
 
-def _publish_alert(alert, *, created):
-    publish_on_commit(
+def _alert_event(alert, payload, *, created):
+    return (
         "new_alert" if created else "alert_updated",
-        alert_payload(alert),
-        priority=PRIORITY_FOR_SEVERITY.get(alert.severity) if created else None,
-        object_key=f"alert:{alert.pk}",
+        payload,
+        {
+            "priority": PRIORITY_FOR_SEVERITY.get(alert.severity) if created else None,
+            "object_key": f"alert:{alert.pk}",
+        },
     )
 
 

@@ -19,6 +19,18 @@ DEFAULTS = {
     "LOG_PROCESSING_INLINE_MAX_BYTES": 256 * 1024,
     # Background workers per server process (uploads processed at the same time).
     "LOG_PROCESSING_WORKERS": 2,
+    # Keys of detection state per rule and kind (counters, claims, remembered scopes);
+    # when full, the stalest is evicted and counted.
+    "DETECTION_STATE_MAX_KEYS": 10_000,
+    # A raw log left in parsing or analysis this long (seconds without a committed chunk)
+    # is taken over and resumed (incidents.processing.resume_interrupted).
+    "RAW_LOG_RESUME_AFTER": 60,
+    # Lines of the raw logs completed before a crash analysed again (without storing) to
+    # rebuild the detection state before resuming.
+    "RAW_LOG_RESUME_REPLAY_LINES": 100_000,
+    # Resume interrupted raw logs when the server (in-process services) or run_syslog
+    # starts.
+    "RESUME_RAW_LOGS": True,
     # Log files followed inside the server process: ["path", "source=path", ...].
     "WATCH_LOGS": [],
     # Seconds between two reads of the watched files; lines read in one interval become

@@ -13,12 +13,13 @@ reason. Each step publishes `processing_update` (see `security_events.processing
     <stage>     failed        ...        it failed in <stage>; `error` says why
 
 Lines are parsed (`incidents.pipeline.parse_line`) and analysed by the shipped rules
-(`Analyzer` over the shared cache) chunk by chunk, so a large file never sits in memory
-as parsed lines and clients see progress. Each chunk's writes are one transaction: its
-security events, the alerts they raise through `incidents.services.ingest_alert`, and the
-raw log's counters; every event of the chunk is published after that commit. A malformed
-line is counted, never fatal. Parsing and analysis run outside the transaction, so the
-database write lock (SQLite) is held only for the writes.
+(`Analyzer` over this process's bounded detection state) chunk by chunk, so a large file
+never sits in memory as parsed lines and clients see progress. Each chunk's writes are one
+transaction: its security events, the alerts they raise through
+`incidents.services.ingest_alert`, and the raw log's counters; every event of the chunk is
+published after that commit. A malformed line is counted, never fatal. Parsing and
+analysis run outside the transaction, so the database write lock (SQLite) is held only for
+the writes.
 
 Events published per chunk: `security_event` for each stored event (priority =
 severity); for each event at or above ALERT_SEVERITY_THRESHOLD the alert's own
@@ -34,15 +35,19 @@ import gzip
 import hashlib
 import ipaddress
 import logging
+import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from incidents.conf import pipeline_setting
 from incidents.exceptions import IncidentsError, NotFound
+from incidents.ingest_metrics import PROCESSING
 from incidents.models import (
     CLOSED_ALERT_STATUSES,
     Alert,
@@ -53,18 +58,18 @@ from incidents.models import (
 from incidents.pipeline import payloads
 from incidents.pipeline.analyzer import Analyzer
 from incidents.pipeline.parsers import parse_line, parser_for_hint
-from incidents.pipeline.state import CacheState
+from incidents.pipeline.state import BoundedState
 from incidents.security_events import (
     COMPLETED,
     FAILED,
     IN_PROGRESS,
     STARTED,
     processing_update_data,
-    security_event_payload,
+    security_event_data,
 )
-from incidents.services import ingest_alert
+from incidents.services import MAX_BULK_ALERTS, ingest_alert, ingest_alerts
 from incidents.threat_intel import domain_lookup
-from realtime.publishing import publish_on_commit
+from realtime.publishing import publish_many_on_commit, publish_on_commit
 from threatlens.audit.context import audit_context
 
 logger = logging.getLogger(__name__)
@@ -84,10 +89,36 @@ def shipped_rules():
     return tuple(load_rules())
 
 
+_state = None
+_state_lock = threading.Lock()
+
+
+def detection_state():
+    """This process's detection state (a `BoundedState` of DETECTION_STATE_MAX_KEYS keys
+    per rule), shared by every raw log it processes, whatever their batch boundaries."""
+    global _state
+    with _state_lock:
+        if _state is None:
+            _state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
+        return _state
+
+
+def current_detection_state():
+    """This process's detection state if it was created (for metrics), else None."""
+    return _state
+
+
+def reset_detection_state():
+    """Forget all detection state (tests; a changed DETECTION_STATE_MAX_KEYS)."""
+    global _state
+    with _state_lock:
+        _state = None
+
+
 def build_analyzer():
-    """The analyzer for one raw log: shipped rules, detection state in the shared cache
-    (so every process counts the same bursts), and a fresh lookup of listed domains."""
-    return Analyzer(shipped_rules(), CacheState(), domain_lookup=domain_lookup())
+    """The analyzer for one raw log: shipped rules, this process's bounded detection
+    state, and a fresh lookup of listed domains."""
+    return Analyzer(shipped_rules(), detection_state(), domain_lookup=domain_lookup())
 
 
 def process_raw_log(raw_log_id, *, analyzer=None):
@@ -112,6 +143,128 @@ def process_raw_log(raw_log_id, *, analyzer=None):
     return raw_log
 
 
+def resume_interrupted(*, stale_after=None, replay_lines=None):
+    """Finish the raw logs a crash (or a stop) left behind, in the order they were
+    stored; returns their ids.
+
+    Raw logs still `received` are processed. Raw logs in `parsing` or `analysis` that no
+    process has touched for `stale_after` seconds (RAW_LOG_RESUME_AFTER) are taken over
+    with a conditional UPDATE (so two processes never resume the same log) and processed
+    from the first line no committed chunk counted: a chunk's events, alerts and its
+    `lines_total` are one transaction, so no event is stored twice or lost.
+
+    The detection state died with the crashed process. Before anything is resumed, the
+    lines of the raw logs completed just before the first one (at most `replay_lines`,
+    RAW_LOG_RESUME_REPLAY_LINES), then the already counted lines of each resumed log, are
+    analysed again without storing: windows and claims continue as if nothing had
+    happened, unless they reach further back than that (docs/ingest.md).
+    """
+    stale_after = pipeline_setting("RAW_LOG_RESUME_AFTER") if stale_after is None else stale_after
+    replay_lines = (
+        pipeline_setting("RAW_LOG_RESUME_REPLAY_LINES") if replay_lines is None else replay_lines
+    )
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
+    pending = list(
+        RawLog.objects.filter(
+            Q(status=RawLogStatus.RECEIVED)
+            | Q(
+                status__in=[RawLogStatus.PARSING, RawLogStatus.ANALYSIS],
+                updated_at__lte=cutoff,
+            )
+        )
+        .order_by("id")
+        .only("pk", "status", "updated_at", "lines_total")
+    )
+    if not pending:
+        return []
+    state = detection_state()
+    if state.stats():
+        # This process has been processing (the second pass after start-up): replaying
+        # into its live state would count lines twice. The resumed logs get their own.
+        state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
+    analyzer = Analyzer(shipped_rules(), state, domain_lookup=domain_lookup())
+    _replay_before(pending[0].pk, analyzer, replay_lines)
+    resumed = []
+    for raw_log in pending:
+        if raw_log.status == RawLogStatus.RECEIVED:
+            process_raw_log(raw_log.pk, analyzer=analyzer)
+            resumed.append(raw_log.pk)
+            continue
+        now = timezone.now()
+        claimed = RawLog.objects.filter(
+            pk=raw_log.pk, status=raw_log.status, updated_at=raw_log.updated_at
+        ).update(updated_at=now)
+        if not claimed:
+            continue  # another process took it, or it moved on
+        raw_log = RawLog.objects.get(pk=raw_log.pk)
+        logger.warning(
+            "resuming raw log %s after %d processed lines (interrupted in %s)",
+            raw_log.pk,
+            raw_log.lines_total,
+            raw_log.status,
+        )
+        with audit_context(request=None, actor=None, source="pipeline"):
+            _Run(raw_log, analyzer, done_lines=raw_log.lines_total).run()
+        resumed.append(raw_log.pk)
+    return resumed
+
+
+def _replay_before(first_pk, analyzer, limit):
+    """Analyse, without storing, the lines of the completed raw logs just before
+    `first_pk` (the newest ones, at most `limit` lines, oldest first)."""
+    if limit <= 0:
+        return
+    chosen, total = [], 0
+    completed = (
+        RawLog.objects.filter(pk__lt=first_pk, status=RawLogStatus.COMPLETED)
+        .order_by("-id")
+        .only("pk", "lines_total")
+    )
+    for raw_log in completed.iterator(chunk_size=100):
+        if total + raw_log.lines_total > limit:
+            break
+        chosen.append(raw_log.pk)
+        total += raw_log.lines_total
+    for pk in reversed(chosen):
+        raw_log = RawLog.objects.get(pk=pk)
+        hint = raw_log.source if parser_for_hint(raw_log.source) else raw_log.file_name or None
+        lines = (
+            _file_lines(raw_log.file_path) if raw_log.file_path else _content_lines(raw_log.content)
+        )
+        try:
+            for line, _progress in lines:
+                analyzer.analyze(parse_line(line, source_hint=hint), source=raw_log.source)
+        except OSError:
+            continue  # a file that is gone: its windows are lost
+
+
+def resume_in_background():
+    """`resume_interrupted` in a daemon thread: once now (logs still `received`, and those
+    stale already), once more RAW_LOG_RESUME_AFTER seconds later (logs a crash left just
+    before this start become stale then). For server start-up and `run_syslog`."""
+
+    def work():
+        from django.db import connections
+
+        try:
+            for attempt in range(2):
+                if attempt:
+                    time.sleep(pipeline_setting("RAW_LOG_RESUME_AFTER"))
+                try:
+                    resumed = resume_interrupted()
+                except Exception:
+                    logger.exception("resuming interrupted raw logs failed")
+                    continue
+                if resumed:
+                    logger.warning("resumed %d interrupted raw logs", len(resumed))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=work, name="raw-log-resume", daemon=True)
+    thread.start()
+    return thread
+
+
 @dataclass
 class _Chunk:
     lines: list
@@ -121,9 +274,11 @@ class _Chunk:
 class _Run:
     """The processing of one claimed raw log."""
 
-    def __init__(self, raw_log, analyzer):
+    def __init__(self, raw_log, analyzer, *, done_lines=0):
         self.raw_log = raw_log
         self.analyzer = analyzer
+        # Lines whose chunks were committed before a crash (`resume_interrupted`).
+        self.done_lines = done_lines
         self.threshold = pipeline_setting("ALERT_SEVERITY_THRESHOLD")
         self.chunk_lines = max(1, int(pipeline_setting("LOG_PROCESSING_CHUNK_LINES")))
         # The parser tried first: the source name if it names a format, else the file name.
@@ -154,7 +309,14 @@ class _Run:
 
     def _chunks(self, lines):
         batch, progress = [], 0.0
-        for line, progress in lines:
+        for index, (line, progress) in enumerate(lines):
+            if index < self.done_lines:
+                # Stored before the crash: only the detection state learns from it again,
+                # so windows and claims continue as if nothing had happened.
+                self.analyzer.analyze(
+                    parse_line(line, source_hint=self.hint), source=self.raw_log.source
+                )
+                continue
             batch.append(line)
             if len(batch) >= self.chunk_lines:
                 yield _Chunk(batch, progress)
@@ -176,23 +338,21 @@ class _Run:
                 unknown += 1
             drafts.extend(self.analyzer.analyze(parsed, source=raw_log.source))
 
+        for draft in drafts:
+            draft.src_ip = _clean_ip(draft.src_ip)
+
         with transaction.atomic():
-            events, alerts_created = [], 0
-            published = []
-            for draft in drafts:
-                draft.src_ip = _clean_ip(draft.src_ip)
-                alert = None
-                if draft.severity >= self.threshold:
-                    alert, created = self._raise_alert(draft)
-                    alerts_created += int(created)
-                    if alert is not None:
-                        published.append(
-                            ("security_alert", self._alert_data(draft, alert, created), draft)
-                        )
+            raised = self._raise_alerts(drafts)
+            events, published = [], []
+            for index, draft in enumerate(drafts):
+                alert = raised.get(index)
+                if alert is not None:
+                    published.append(("security_alert", self._alert_data(draft, alert), draft))
                 threat = payloads.threat_detected_data(draft)
                 if threat is not None:
                     published.append(("threat_detected", threat, draft))
-                events.append(_security_event(draft, raw_log, alert))
+                events.append(_security_event(draft, raw_log, alert.alert_id if alert else None))
+            # One INSERT for the batch's events.
             SecurityEvent.objects.bulk_create(events)
 
             raw_log.status = raw_log.stage = RawLogStatus.ANALYSIS
@@ -200,7 +360,7 @@ class _Run:
             raw_log.lines_malformed += malformed
             raw_log.lines_unknown += unknown
             raw_log.events_created += len(events)
-            raw_log.alerts_raised += alerts_created
+            raw_log.alerts_raised += len({a.alert_id for a in raised.values() if a.created})
             raw_log.progress = chunk.progress
             raw_log.processing_time = time.monotonic() - self.started
             raw_log.save(
@@ -218,46 +378,79 @@ class _Run:
                 ]
             )
 
-            for event in events:
-                publish_on_commit(
-                    "security_event", security_event_payload(event), priority=event.severity
-                )
-            for event_type, data, draft in published:
-                publish_on_commit(event_type, data, priority=draft.severity)
-            publish_on_commit(
-                "processing_update", processing_update_data(raw_log, status=IN_PROGRESS)
-            )
+            # Everything the batch publishes, in one INSERT into the event table after
+            # the commit: its events, then its alerts and threats, then the progress.
+            items = [
+                ("security_event", security_event_data(event), {"priority": event.severity})
+                for event in events
+            ]
+            items += [
+                (event_type, data, {"priority": draft.severity})
+                for event_type, data, draft in published
+            ]
+            items.append(("processing_update", processing_update_data(raw_log, status=IN_PROGRESS)))
+            publish_many_on_commit(items)
+        PROCESSING.add(
+            lines=len(chunk.lines),
+            unparsed=malformed + unknown,
+            events=len(events),
+            alerts=len({a.alert_id for a in raised.values() if a.created}),
+        )
 
-    def _raise_alert(self, draft):
-        """Raise the alert of `draft`, or repeat the open alert of its correlation key.
+    def _raise_alerts(self, drafts):
+        """Raise or repeat the alerts of the batch's drafts at or above the threshold, in
+        one `ingest_alerts` call. Returns {draft index: _RaisedAlert}.
 
-        Repeats are joined through `ingest_alert`'s (source, external_id) identity: the
-        external id is that of the key's open alert when there is one, so the repeat
-        updates it (occurrence_count, last_seen_at) instead of queueing another alert.
-        Returns `(alert, created)`, or `(None, False)` when the alert was refused.
+        A draft repeats the open alert of its correlation key when there is one: its
+        external id is that alert's, so `ingest_alerts`' (source, external_id) identity
+        updates it (occurrence_count, last_seen_at) instead of queueing another. Drafts of
+        one key within the batch join the same alert, as they would one by one.
         """
-        key = draft.correlation_key
-        external_id = (
-            Alert.objects.filter(source=ALERT_SOURCE, correlation_key=key)
-            .exclude(status__in=CLOSED_ALERT_STATUSES)
-            .exclude(external_id="")
-            .order_by("-id")
-            .values_list("external_id", flat=True)
-            .first()
-        ) or _fresh_external_id(key, draft)
-        body = payloads.alert_input(draft, source=ALERT_SOURCE, external_id=external_id)
-        try:
-            return ingest_alert(body, actor=None)
-        except IncidentsError as exc:
-            # The event is still stored and published; only its alert is missing.
-            logger.warning("alert for %s refused: %s %s", key, exc.message, exc.details)
-            return None, False
+        severe = [(i, d) for i, d in enumerate(drafts) if d.severity >= self.threshold]
+        if not severe:
+            return {}
+        firsts = {}
+        for _, draft in severe:
+            firsts.setdefault(draft.correlation_key, draft)
+        external_ids = _external_ids(firsts)
+        bodies = [
+            payloads.alert_input(
+                draft, source=ALERT_SOURCE, external_id=external_ids[draft.correlation_key]
+            )
+            for _, draft in severe
+        ]
+        results = []
+        for start in range(0, len(bodies), MAX_BULK_ALERTS):
+            results += _ingest_alerts(bodies[start : start + MAX_BULK_ALERTS])
+        found = {
+            pk: (count, incident_id)
+            for pk, count, incident_id in Alert.objects.filter(
+                pk__in={pk for pk, _ in results if pk is not None}
+            ).values_list("pk", "occurrence_count", "incident_id")
+        }
+        # Each draft's own occurrence number, as one-by-one processing would have seen it.
+        in_batch = {}
+        for pk, _created in results:
+            in_batch[pk] = in_batch.get(pk, 0) + 1
+        seen, raised = {}, {}
+        for (index, _draft), (pk, created) in zip(severe, results, strict=True):
+            if pk is None:
+                continue
+            count, incident_id = found[pk]
+            seen[pk] = seen.get(pk, 0) + 1
+            raised[index] = _RaisedAlert(
+                alert_id=pk,
+                created=created and seen[pk] == 1,
+                occurrence_count=count - in_batch[pk] + seen[pk],
+                incident_id=incident_id,
+            )
+        return raised
 
     @staticmethod
-    def _alert_data(draft, alert, created):
-        data = payloads.security_alert_data(draft, alert_id=alert.pk)
+    def _alert_data(draft, alert):
+        data = payloads.security_alert_data(draft, alert_id=alert.alert_id)
         data["details"]["occurrence_count"] = alert.occurrence_count
-        data["details"]["repeat"] = not created
+        data["details"]["repeat"] = not alert.created
         if alert.incident_id:
             data["details"]["incident_id"] = alert.incident_id
         return data
@@ -376,10 +569,69 @@ def _clean_ip(value):
         return None
 
 
-def _fresh_external_id(key, draft):
+@dataclass(frozen=True, slots=True)
+class _RaisedAlert:
+    """A draft's alert after the batch: its id, whether this draft created it, its
+    occurrence count as of this draft, its incident."""
+
+    alert_id: int
+    created: bool
+    occurrence_count: int
+    incident_id: int | None
+
+
+def _external_ids(first_drafts):
+    """{correlation key: external id} for the keys of `first_drafts` ({key: the batch's
+    first draft of it}), in two queries: the external id of the key's open alert (the
+    newest), else a fresh one (`_fresh_external_id`)."""
+    keys = set(first_drafts)
+    found = {}
+    open_alerts = (
+        Alert.objects.filter(source=ALERT_SOURCE, correlation_key__in=keys)
+        .exclude(status__in=CLOSED_ALERT_STATUSES)
+        .exclude(external_id="")
+        .order_by("id")
+        .values_list("correlation_key", "external_id")
+    )
+    for key, external_id in open_alerts:
+        found[key] = external_id  # the newest wins
+    fresh = keys - set(found)
+    if fresh:
+        taken = set(
+            Alert.objects.filter(source=ALERT_SOURCE, external_id__in=fresh).values_list(
+                "external_id", flat=True
+            )
+        )
+        for key in fresh:
+            found[key] = _fresh_external_id(key, first_drafts[key], taken=key in taken)
+    return found
+
+
+def _ingest_alerts(bodies):
+    """[(alert id, created)] for `bodies`, in one transaction; if one is refused, they go
+    one by one, and a refused alert is (None, False): its event is still stored and
+    published."""
+    try:
+        return ingest_alerts(bodies, actor=None).results
+    except IncidentsError:
+        pass
+    results = []
+    for body in bodies:
+        try:
+            alert, created = ingest_alert(body, actor=None)
+        except IncidentsError as exc:
+            key = body.get("correlation_key")
+            logger.warning("alert for %s refused: %s %s", key, exc.message, exc.details)
+            results.append((None, False))
+        else:
+            results.append((alert.pk, created))
+    return results
+
+
+def _fresh_external_id(key, draft, *, taken):
     """The external id of a new alert for `key`: the key itself the first time, else the
     key and the event time (a recurrence after the previous alert was closed)."""
-    if not Alert.objects.filter(source=ALERT_SOURCE, external_id=key).exists():
+    if not taken:
         return key
     candidate = f"{key}@{draft.timestamp.isoformat()}"
     if len(candidate) <= 255:
@@ -388,7 +640,7 @@ def _fresh_external_id(key, draft):
     return f"{key[:238]}~{digest}"
 
 
-def _security_event(draft, raw_log, alert):
+def _security_event(draft, raw_log, alert_id):
     fields = {
         "severity": draft.severity,
         "category": draft.category[:64],
@@ -404,7 +656,7 @@ def _security_event(draft, raw_log, alert):
         "raw_line": draft.raw_line,
         "details": dict(draft.details),
         "raw_log": raw_log,
-        "alert": alert,
+        "alert_id": alert_id,
     }
     if draft.event_id:
         fields["event_id"] = draft.event_id

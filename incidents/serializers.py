@@ -221,6 +221,11 @@ def alert_payload(alert):
     return dict(AlertSerializer(alert).data)
 
 
+def alert_payloads(alerts):
+    """`alert_payload` of each alert, from one list serializer (its fields built once)."""
+    return [dict(item) for item in AlertSerializer(alerts, many=True).data]
+
+
 def incident_payload(incident):
     return dict(IncidentSerializer(incident).data)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from rest_framework import serializers
 
 from incidents import broadcast
 from incidents.exceptions import (
@@ -126,12 +127,7 @@ def ingest_alerts(items, *, actor, request=None):
         raise ValidationError("The list of alerts is empty.")
     if len(items) > MAX_BULK_ALERTS:
         raise ValidationError(f"At most {MAX_BULK_ALERTS} alerts per request, not {len(items)}.")
-    validated, errors = [], {}
-    for index, item in enumerate(items):
-        try:
-            validated.append(_validated_alert(item))
-        except ValidationError as exc:
-            errors[str(index)] = exc.details.get("errors", exc.message)
+    validated, errors = _validated_alerts(items)
     if errors:
         raise ValidationError(
             f"{len(errors)} of {len(items)} alerts are invalid; none were stored.",
@@ -243,6 +239,24 @@ def _validated_alert(data):
         )
         raise ValidationError(f"Invalid alert: {summary}", details={"errors": errors})
     return dict(serializer.validated_data)
+
+
+def _validated_alerts(items):
+    """`_validated_alert` of every item, through one serializer instance: DRF builds a
+    serializer's fields per instance, so they are built once, not once per alert (what
+    a list serializer does, without its version-dependent error format).
+    Returns (validated fields, {str(index): errors})."""
+    serializer = AlertIngestSerializer()
+    validated, errors = [], {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors[str(index)] = {"non_field_errors": ["Expected an object."]}
+            continue
+        try:
+            validated.append(dict(serializer.run_validation(item)))
+        except serializers.ValidationError as exc:
+            errors[str(index)] = exc.detail
+    return validated, errors
 
 
 def _new_alert(fields, now, *, occurrences, actor):

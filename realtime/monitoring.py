@@ -211,6 +211,28 @@ def prometheus_text(summary, hub):
     return "\n".join(lines) + "\n"
 
 
+# Other apps' /metrics lines: callables returning lines of the Prometheus text format,
+# registered in their AppConfig.ready() (`register_metrics`).
+_METRICS_PROVIDERS = []
+
+
+def register_metrics(provider):
+    """Add `provider()` -> [lines] to `/metrics` (once per provider)."""
+    if provider not in _METRICS_PROVIDERS:
+        _METRICS_PROVIDERS.append(provider)
+
+
+def _provided_lines():
+    lines = []
+    for provider in _METRICS_PROVIDERS:
+        try:
+            lines.extend(provider())
+        except Exception:
+            # One broken provider must not take the hub's own metrics down with it.
+            logger.exception("metrics provider %r failed", provider)
+    return lines
+
+
 async def metrics_text():
     hub = existing_hub()
     summary = (
@@ -226,7 +248,9 @@ async def metrics_text():
             "layer_healthy": None,
         }
     )
-    return prometheus_text(summary, hub)
+    text = prometheus_text(summary, hub)
+    # Providers read in-memory counters only (no database), so they run right here.
+    return text + "".join(line + "\n" for line in _provided_lines())
 
 
 def _now():

@@ -57,11 +57,12 @@ def _fresh_principals():
 
 @pytest.fixture(autouse=True)
 def _no_in_process_services(settings):
-    """The monitors, log watchers and syslog receiver stay out of test servers unless a
-    test starts them."""
+    """The monitors, log watchers, syslog receiver and the resuming of interrupted raw
+    logs stay out of test servers unless a test starts them."""
     settings.MONITORS_IN_PROCESS = False
     settings.WATCH_LOGS = []
     settings.SYSLOG_IN_PROCESS = False
+    settings.RESUME_RAW_LOGS = False
 
 
 @pytest.fixture(autouse=True)
@@ -72,8 +73,9 @@ def _no_signal_handlers(settings):
 
 @pytest.fixture(autouse=True)
 def _clear_cache(settings):
-    """Each test starts with empty rate limits and counters. On Redis, only this run's
-    cache keys go (flushdb would also wipe the channel layer and other runs' keys)."""
+    """Each test starts with empty rate limits, counters and detection state. On Redis,
+    only this run's cache keys go (flushdb would also wipe the channel layer and other
+    runs' keys)."""
     from django.core.cache import cache
 
     if settings.REDIS_URL:
@@ -86,6 +88,9 @@ def _clear_cache(settings):
                 client.delete(key)
     else:
         cache.clear()
+    from incidents.processing import reset_detection_state
+
+    reset_detection_state()
     yield
 
 

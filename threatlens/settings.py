@@ -380,6 +380,13 @@ if LOG_PROCESSING not in ("auto", "inline", "thread"):
 LOG_PROCESSING_INLINE_MAX_BYTES = env_int("LOG_PROCESSING_INLINE_MAX_BYTES", 256 * 1024, minimum=0)
 LOG_PROCESSING_CHUNK_LINES = env_int("LOG_PROCESSING_CHUNK_LINES", 500, minimum=1)
 LOG_PROCESSING_WORKERS = env_int("LOG_PROCESSING_WORKERS", 2, minimum=1)
+# Detection state per rule (counted addresses, users, claims): at most this many keys,
+# the stalest evicted first and counted (docs/ingest.md).
+DETECTION_STATE_MAX_KEYS = env_int("DETECTION_STATE_MAX_KEYS", 10_000, minimum=1)
+# Seconds without progress after which a raw log stuck mid-stage is resumed (a crash).
+RAW_LOG_RESUME_AFTER = env_int("RAW_LOG_RESUME_AFTER", 60, minimum=0)
+RAW_LOG_RESUME_REPLAY_LINES = env_int("RAW_LOG_RESUME_REPLAY_LINES", 100_000, minimum=0)
+RESUME_RAW_LOGS = env_bool("RESUME_RAW_LOGS", True)
 WATCH_LOGS = env_list("WATCH_LOGS", [])  # "path" or "source=path" items
 WATCH_LOGS_INTERVAL = env_duration("WATCH_LOGS_INTERVAL", 2, minimum=0.1)
 MONITORS_IN_PROCESS = env_bool("MONITORS_IN_PROCESS", not REDIS_URL)

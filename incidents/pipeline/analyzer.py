@@ -1,6 +1,6 @@
 """The analysis engine: parsed lines in, security event drafts out.
 
-    analyzer = Analyzer(load_rules(), CacheState())
+    analyzer = Analyzer(load_rules(), BoundedState())
     for draft in analyzer.analyze(parse_line(line), source="auth.log"):
         ...  # store a SecurityEvent, publish security_event, raise an alert if severe
 
@@ -16,7 +16,7 @@ from datetime import datetime
 
 from incidents.pipeline.parsers import ParsedLine
 from incidents.pipeline.parsers.base import is_ip
-from incidents.pipeline.rules import Rule, render
+from incidents.pipeline.rules import Rule, render, template_values
 
 # Fields copied from the line into a draft's `details` (the rest stays in raw_line).
 DETAIL_FIELDS = (
@@ -67,7 +67,8 @@ class SecurityEventDraft:
 class Analyzer:
     """Applies rules to parsed lines.
 
-    `state`: a `DetectionState` (CacheState across processes, MemoryState in tests).
+    `state`: a `DetectionState` (BoundedState for ingest, CacheState across processes,
+    MemoryState in tests).
     `clock`: returns an aware datetime; used for lines that carry no timestamp (default
     django.utils.timezone.now). `domain_lookup(domain) -> dict | None` answers whether a
     threat feed or RPZ rule lists a domain (e.g. `{"feed": "URLhaus", "rule": "evil.example"}`);
@@ -82,6 +83,8 @@ class Analyzer:
         self.clock = clock or _django_now
         self.domain_lookup: DomainLookup | None = domain_lookup
         self.new_event_id = new_event_id
+        self._candidates_of, self._candidates_count = None, 0
+        self._candidates_by, self._memories = {}, {}
 
     def analyze(self, parsed: ParsedLine, *, source=None) -> list[SecurityEventDraft]:
         """Drafts for every rule this line makes fire (often none). Malformed and unknown
@@ -91,13 +94,48 @@ class Analyzer:
         moment = parsed.timestamp or self.clock()
         at = moment.timestamp()
         drafts = []
-        for rule in self.rules:
+        for rule in self._candidates(parsed):
             if not rule.matches(parsed):
                 continue
             draft = self._apply(rule, parsed, moment, at, source)
             if draft is not None:
                 drafts.append(draft)
         return drafts
+
+    def _refresh(self):
+        # What is derived from `rules`, computed again when the list changes.
+        if self._candidates_of is not self.rules or self._candidates_count != len(self.rules):
+            self._candidates_of, self._candidates_count = self.rules, len(self.rules)
+            self._candidates_by = {}
+            self._memories = {}
+
+    def _memory(self, rule):
+        """How long a claim of `rule` matters: its hold, or the longest `within` of the
+        rules that look back at it (`preceded_by`)."""
+        self._refresh()
+        memory = self._memories.get(rule.id)
+        if memory is None:
+            memory = rule.hold
+            for other in self.rules:
+                for preceded in getattr(other, "preceded_by", ()):
+                    if preceded.rule == rule.id:
+                        memory = max(memory, preceded.within)
+            self._memories[rule.id] = memory
+        return memory
+
+    def _candidates(self, parsed):
+        """The rules, in order, whose category, action and format allow this line
+        (remembered per combination; recomputed when `rules` changes)."""
+        self._refresh()
+        combination = (parsed.category, parsed.action, parsed.format)
+        rules = self._candidates_by.get(combination)
+        if rules is None:
+            rules = self._candidates_by[combination] = tuple(
+                rule
+                for rule in self.rules
+                if not hasattr(rule, "may_match") or rule.may_match(*combination)
+            )
+        return rules
 
     def _apply(self, rule, parsed, moment, at, source):
         values = dict(parsed.fields)
@@ -118,7 +156,9 @@ class Analyzer:
             if scope_value is None or value is None:
                 return None
             scope = f"{rule.id}:{scope_value}"
-            scope_known, value_new = self.state.remember(scope, value, rule.first_seen.remember)
+            scope_known, value_new = self.state.remember(
+                scope, value, rule.first_seen.remember, rule=rule.id, at=at
+            )
             if not (scope_known and value_new):
                 return None
 
@@ -133,7 +173,7 @@ class Analyzer:
             if any(value is None for value in group):
                 return None
             key = ":".join([rule.id, *(str(value) for value in group)])
-            count = self.state.count(key, at, rule.threshold.window)
+            count = self.state.count(key, at, rule.threshold.window, rule=rule.id)
             if count < rule.threshold.count:
                 return None
             values.update(count=count, window=rule.threshold.window, threshold=rule.threshold.count)
@@ -144,9 +184,12 @@ class Analyzer:
         correlation_key = _bounded(render(rule.correlation_key, values, clean=False))
         # The claim both keeps a burst from firing again within its window and records when
         # the rule fired, which `preceded_by` rules read.
-        if not self.state.claim(f"fired:{correlation_key}", at, rule.hold):
+        if not self.state.claim(
+            f"fired:{correlation_key}", at, rule.hold, rule=rule.id, memory=self._memory(rule)
+        ):
             return None
 
+        filled = template_values(values)  # cleaned once for every template of the rule
         for name in DETAIL_FIELDS:
             if parsed.fields.get(name) is not None:
                 details.setdefault("fields", {})[name] = parsed.fields[name]
@@ -155,14 +198,14 @@ class Analyzer:
             severity=rule.severity,
             category=rule.category,
             source=values["source"],
-            message=render(rule.message, values),
+            message=rule.message.format_map(filled),
             timestamp=moment,
             analysis={
                 "threat_level": rule.threat_level,
                 "confidence": rule.confidence,
-                "explanation": render(rule.explanation, values),
+                "explanation": rule.explanation.format_map(filled),
             },
-            recommendations=[render(item, values) for item in rule.recommendations],
+            recommendations=[item.format_map(filled) for item in rule.recommendations],
             rule_id=rule.id,
             correlation_key=correlation_key,
             # An address only (sshd with UseDNS logs host names): stores as an IP field.
@@ -179,7 +222,7 @@ class Analyzer:
             if earlier is None:  # disabled
                 continue
             key = _bounded(render(earlier.correlation_key, values, clean=False))
-            fired_at = self.state.last_claimed(f"fired:{key}")
+            fired_at = self.state.last_claimed(f"fired:{key}", rule=earlier.id)
             if fired_at is not None and 0 <= at - fired_at <= preceded.within:
                 return {
                     "rule_id": earlier.id,
@@ -223,11 +266,12 @@ def parent_domains(domain):
 
 
 def default_analyzer(*, domain_lookup=None):
-    """The shipped rules over the Django cache: what the ingest service should use."""
+    """The shipped rules over a fresh bounded state (ingest itself shares one state per
+    process: `incidents.processing.build_analyzer`)."""
     from incidents.pipeline.rules import load_rules
-    from incidents.pipeline.state import CacheState
+    from incidents.pipeline.state import BoundedState
 
-    return Analyzer(load_rules(), CacheState(), domain_lookup=domain_lookup)
+    return Analyzer(load_rules(), BoundedState(), domain_lookup=domain_lookup)
 
 
 def _django_now():

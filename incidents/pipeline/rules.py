@@ -108,9 +108,22 @@ class Rule:
     listed_field: str | None = None
     cooldown: int = 0
     enabled: bool = True
+    # The match's top-level category, action and format values (None: any), so the
+    # analyzer can skip rules that cannot match a line without calling the matcher.
+    categories: frozenset | None = None
+    actions: frozenset | None = None
+    formats: frozenset | None = None
 
     def matches(self, parsed):
         return self.matcher(parsed)
+
+    def may_match(self, category, action, format):
+        """False when the line's category, action or format rules this rule out."""
+        return (
+            (self.categories is None or category in self.categories)
+            and (self.actions is None or action in self.actions)
+            and (self.formats is None or format in self.formats)
+        )
 
     @property
     def hold(self):
@@ -222,7 +235,18 @@ def compile_rule(spec, position=0):
         listed_field=_listed(spec.get("listed"), fail),
         cooldown=cooldown,
         enabled=bool(spec.get("enabled", True)),
+        categories=_top_level(spec["match"], "category"),
+        actions=_top_level(spec["match"], "action"),
+        formats=_top_level(spec["match"], "format"),
     )
+
+
+def _top_level(match, attribute):
+    # compile_match has checked the value: text or a list of text.
+    value = match.get(attribute)
+    if value is None:
+        return None
+    return frozenset([value] if isinstance(value, str) else value)
 
 
 def _positive_int(value, fail, what):
@@ -311,6 +335,12 @@ def render(template, values, *, clean=True):
     """Fill a rule template. Values are shortened and stripped of control characters, since
     they come from logs an attacker can write to; `clean=False` keeps them exact (for
     correlation keys, which must not merge two different values)."""
+    return template.format_map(template_values(values, clean=clean))
+
+
+def template_values(values, *, clean=True):
+    """The values `render` fills templates with; build them once to fill several
+    templates of one line (`template.format_map(filled)`)."""
     filled = _Values()
     for key, value in values.items():
         if value is None or isinstance(value, dict | list):
@@ -319,11 +349,12 @@ def render(template, values, *, clean=True):
         if not clean:
             filled[key] = text
             continue
-        text = "".join(char if char.isprintable() else "?" for char in text)
+        if not text.isprintable():
+            text = "".join(char if char.isprintable() else "?" for char in text)
         if len(text) > TEMPLATE_VALUE_LIMIT:
             text = text[: TEMPLATE_VALUE_LIMIT - 1] + "…"
         filled[key] = text
-    return template.format_map(filled)
+    return filled
 
 
 # -- match conditions ----------------------------------------------------------------------

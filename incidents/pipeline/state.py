@@ -1,11 +1,15 @@
 """Detection state: sliding-window counters, fire-once claims, remembered values.
 
-The analyzer keeps no state of its own; it asks a `DetectionState`. Two implementations
-share every algorithm and differ only in storage:
+The analyzer keeps no state of its own; it asks a `DetectionState`:
 
+- `BoundedState` (what ingest uses) keeps it in this process's memory, bounded on purpose:
+  a configured number of keys per rule, the stalest evicted first, each eviction counted,
+  expiry by event time only. The same lines give the same detections whatever the batch
+  boundaries and whatever the Django cache holds.
 - `CacheState` keeps everything in Django's cache, so with the Redis cache of a production
   deployment all processes (server workers, `ingest_logs`, `watch_logs`) see the same
-  counters and do not fire the same burst twice.
+  counters and do not fire the same burst twice. Its detections depend on what the cache
+  evicts (a local-memory cache keeps 300 entries), so ingest no longer uses it.
 - `MemoryState` keeps it in a dict, with an injectable clock, for unit tests and one-off
   runs.
 
@@ -24,6 +28,7 @@ import hashlib
 import re
 import threading
 import time
+from collections import OrderedDict
 
 BUCKETS_PER_WINDOW = 20
 # Wall-clock slack added to every TTL, so a key outlives the window it serves.
@@ -49,6 +54,9 @@ class DetectionState:
 
     Subclasses provide five storage primitives: `_add` (set if absent, atomic), `_incr`
     (create at 0 if absent, then add one, atomic), `_get`, `_get_many` and `_set`.
+    `rule` (the id of the rule asking), `at` (for `remember`, the event time) and
+    `memory` (for `claim`, how long the claim matters) are for stores that bound or
+    expire state per rule (`BoundedState`); these ignore them.
     """
 
     prefix = "tlpipe"
@@ -58,7 +66,7 @@ class DetectionState:
 
     # -- public operations --------------------------------------------------------------
 
-    def count(self, key, at, window):
+    def count(self, key, at, window, *, rule=None):
         """Record one occurrence of `key` at event time `at` and return how many occurred
         within the window ending at `at` (this one included)."""
         bucket = max(1, int(window) // BUCKETS_PER_WINDOW)
@@ -69,7 +77,7 @@ class DetectionState:
         keys = [self._key("n", key, bucket, i) for i in range(index - buckets + 1, index + 1)]
         return sum(int(value) for value in self._get_many(keys).values())
 
-    def peek(self, key, at, window):
+    def peek(self, key, at, window, *, rule=None):
         """How many occurrences of `key` fall within the window ending at `at`, without
         recording one."""
         bucket = max(1, int(window) // BUCKETS_PER_WINDOW)
@@ -78,7 +86,7 @@ class DetectionState:
         keys = [self._key("n", key, bucket, i) for i in range(index - buckets + 1, index + 1)]
         return sum(int(value) for value in self._get_many(keys).values())
 
-    def claim(self, key, at, hold):
+    def claim(self, key, at, hold, *, rule=None, memory=None):
         """True when nothing claimed `key` within `hold` seconds of event time `at`; the
         claim is then recorded. This is what makes a rule fire once per window per key.
 
@@ -98,12 +106,12 @@ class DetectionState:
         self._set(last_key, float(at), max(int(hold), CLAIM_MEMORY) + TTL_GRACE)
         return True
 
-    def last_claimed(self, key):
+    def last_claimed(self, key, *, rule=None):
         """Event time of the last successful claim of `key`, or None."""
         value = self._get(self._key("claim", key))
         return None if value is None else float(value)
 
-    def remember(self, scope, value, ttl):
+    def remember(self, scope, value, ttl, *, rule=None, at=None):
         """Remember `value` within `scope` (an address for a user) for `ttl` seconds.
 
         Returns `(scope_known, value_new)`: whether anything had been remembered for the
@@ -219,3 +227,184 @@ class CacheState(DetectionState):
 
     def _set(self, key, value, ttl):
         self.cache.set(key, value, timeout=ttl)
+
+
+# -- the bounded store --------------------------------------------------------------------------
+
+DEFAULT_MAX_KEYS_PER_RULE = 10_000
+# Addresses remembered per user (or other scope) of a `first_seen` rule.
+MAX_VALUES_PER_SCOPE = 64
+
+
+class _Table:
+    """The state of one kind (counters, claims or remembered scopes) of one rule: at most
+    `max_keys` entries, kept in the order they were last touched."""
+
+    __slots__ = ("entries", "evictions", "expired", "max_keys", "newest")
+
+    def __init__(self, max_keys):
+        self.entries = OrderedDict()
+        self.max_keys = max_keys
+        self.newest = float("-inf")  # the latest event time seen by this table
+        self.evictions = 0
+        self.expired = 0
+
+    def touch(self, key, at):
+        """The entry of `key` (None if absent), moved to the fresh end."""
+        if at > self.newest:
+            self.newest = at
+        entry = self.entries.get(key)
+        if entry is not None:
+            self.entries.move_to_end(key)
+        return entry
+
+    def insert(self, key, entry):
+        """Add an entry; when the table is full the stalest entry goes. An entry's first
+        item is the event time until which it matters: dropping one past that changes no
+        detection and is counted as expired, not as an eviction."""
+        self.entries[key] = entry
+        while len(self.entries) > self.max_keys:
+            _key, stalest = self.entries.popitem(last=False)
+            if stalest[0] < self.newest:
+                self.expired += 1
+            else:
+                self.evictions += 1
+
+
+class BoundedState(DetectionState):
+    """Detection state in this process's memory, bounded on purpose.
+
+    Each rule gets at most `max_keys` counted keys (addresses, users...), `max_keys`
+    claims and `max_keys` remembered scopes. When a table is full the entry touched least
+    recently (by line order) is evicted, and the eviction is counted (`stats()`). Expiry
+    is by event time only, never by the wall clock, and nothing else ever forgets: the
+    same lines in the same order give the same detections whatever the batch boundaries,
+    the Django cache's size or the speed of the replay.
+
+    Rules are told apart by the `rule` argument the analyzer passes (else the key's first
+    `:`-separated part). Thread-safe; one instance is shared by the analyzers of a process
+    (`incidents.processing.detection_state`).
+    """
+
+    def __init__(self, *, max_keys=DEFAULT_MAX_KEYS_PER_RULE, max_values=MAX_VALUES_PER_SCOPE):
+        self.max_keys = max(1, int(max_keys))
+        self.max_values = max(1, int(max_values))
+        self._tables = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self):
+        return f"<BoundedState max_keys={self.max_keys} tables={len(self._tables)}>"
+
+    def _table(self, kind, rule):
+        table = self._tables.get((kind, rule))
+        if table is None:
+            table = self._tables[(kind, rule)] = _Table(self.max_keys)
+        return table
+
+    @staticmethod
+    def _rule_of(key, rule):
+        return rule if rule is not None else str(key).split(":", 1)[0]
+
+    # Entries are lists whose first item is the event time until which they matter.
+
+    def count(self, key, at, window, *, rule=None):
+        bucket = max(1, int(window) // BUCKETS_PER_WINDOW)
+        buckets = max(1, int(window) // bucket)
+        index = int(at // bucket)
+        with self._lock:
+            table = self._table("n", self._rule_of(key, rule))
+            entry = table.touch(key, at)
+            if entry is None:
+                entry = [at + window, {}]
+                table.insert(key, entry)
+            entry[0] = max(entry[0], at + window)
+            counts = entry[1]
+            counts[index] = counts.get(index, 0) + 1
+            oldest = index - buckets + 1
+            if len(counts) > buckets:
+                # Buckets older than the window of the newest line can never count again
+                # for lines in order; out-of-order lines older than that lose them.
+                newest = int((entry[0] - window) // bucket)
+                for stale in [i for i in counts if i <= newest - buckets]:
+                    del counts[stale]
+            return sum(n for i, n in counts.items() if oldest <= i <= index)
+
+    def peek(self, key, at, window, *, rule=None):
+        bucket = max(1, int(window) // BUCKETS_PER_WINDOW)
+        buckets = max(1, int(window) // bucket)
+        index = int(at // bucket)
+        with self._lock:
+            table = self._tables.get(("n", self._rule_of(key, rule)))
+            entry = table.entries.get(key) if table is not None else None
+            if entry is None:
+                return 0
+            return sum(n for i, n in entry[1].items() if index - buckets < i <= index)
+
+    def claim(self, key, at, hold, *, rule=None, memory=None):
+        """As `DetectionState.claim`, in one process (no epoch keys needed). `memory`:
+        how long after it the claim still matters (its hold, or the longest look-back of
+        the rules that ask for it); evicting it later is no loss (default CLAIM_MEMORY)."""
+        with self._lock:
+            table = self._table("claim", self._rule_of(key, rule))
+            entry = table.touch(key, at)
+            if entry is not None and hold > 0 and abs(at - entry[1]) < hold:
+                return False
+            keep = max(hold, CLAIM_MEMORY if memory is None else memory)
+            if entry is None:
+                table.insert(key, [at + keep, at])
+            else:
+                entry[0] = max(entry[0], at + keep)
+                entry[1] = at
+            return True
+
+    def last_claimed(self, key, *, rule=None):
+        with self._lock:
+            table = self._tables.get(("claim", self._rule_of(key, rule)))
+            entry = table.entries.get(key) if table is not None else None
+            return None if entry is None else float(entry[1])
+
+    def remember(self, scope, value, ttl, *, rule=None, at=None):
+        """As `DetectionState.remember`; `at` (event time) lets a scope and its values
+        expire `ttl` event seconds after they were last seen (without it they stay until
+        evicted)."""
+        when = float("-inf") if at is None else at
+        with self._lock:
+            table = self._table("seen", self._rule_of(scope, rule))
+            entry = table.touch(scope, when)
+            if entry is not None and at is not None and at > entry[0]:
+                del table.entries[scope]
+                table.expired += 1
+                entry = None
+            if entry is None:
+                table.insert(scope, [when + ttl, OrderedDict({value: when})])
+                return False, True
+            entry[0] = max(entry[0], when + ttl)
+            values = entry[1]
+            seen = values.get(value)
+            value_new = seen is None or (at is not None and at - seen > ttl)
+            values[value] = when
+            values.move_to_end(value)
+            while len(values) > self.max_values:
+                values.popitem(last=False)
+            return True, value_new
+
+    def stats(self):
+        """Per rule: keys held, entries evicted while they still mattered, and entries
+        dropped once past their window (`expired`)."""
+        totals = {}
+        with self._lock:
+            for (_kind, rule), table in self._tables.items():
+                item = totals.setdefault(rule, {"keys": 0, "evictions": 0, "expired": 0})
+                item["keys"] += len(table.entries)
+                item["evictions"] += table.evictions
+                item["expired"] += table.expired
+        return totals
+
+    def evictions(self):
+        """Entries evicted, in all rules, while they still mattered."""
+        with self._lock:
+            return sum(table.evictions for table in self._tables.values())
+
+    def clear(self):
+        with self._lock:
+            self._tables.clear()

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -91,6 +92,8 @@ class RawLogSink:
         self.processed = 0
         self.store_failures = 0
         self.malformed = {}
+        # received_at of the oldest line taken for storing and processing, None when idle.
+        self._working_since = None
 
     def __repr__(self):
         return f"<RawLogSink held={self._held}/{self.max_lines}>"
@@ -132,7 +135,15 @@ class RawLogSink:
                 "processed": self.processed,
                 "store_failures": self.store_failures,
                 "malformed": dict(self.malformed),
+                "lag_seconds": self._lag(),
             }
+
+    def _lag(self):
+        # Called with the lock held: how long the oldest line not yet processed has waited.
+        oldest = [since for since in (self._working_since,) if since is not None]
+        if self._queue and self._queue[0].lines:
+            oldest.append(self._queue[0].lines[0].received_at)
+        return round(max(0.0, time.time() - min(oldest)), 3) if oldest else 0.0
 
     async def recent_durable_lines(self, *, transport, peer, limit):
         return await asyncio.to_thread(self._recent_lines, origin_name(transport, peer), limit)
@@ -202,6 +213,9 @@ class RawLogSink:
                 taken.append(self._queue.popleft())
                 count += len(batch.lines)
                 size += batch_size
+            self._working_since = min(
+                (batch.lines[0].received_at for batch in taken if batch.lines), default=None
+            )
             return taken
 
     def _work(self):
@@ -279,6 +293,7 @@ class RawLogSink:
     def _release(self, count):
         with self._lock:
             self._held -= count
+            self._working_since = None
             waiting, self._waiting = self._waiting, []
         for loop, future in waiting:
             _call_soon(loop, _succeed, future)
@@ -321,6 +336,11 @@ def _fail(future, error):
 
 _sink = None
 _sink_lock = threading.Lock()
+
+
+def current_sink():
+    """This process's sink if one was created (for metrics: never creates one)."""
+    return _sink
 
 
 def get_sink():

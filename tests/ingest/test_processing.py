@@ -78,11 +78,24 @@ def test_a_brute_force_raises_exactly_one_alert_and_its_repeat_joins_it():
     assert detections.count() == 2
     assert {event.alert_id for event in detections} == {alert.pk}
     assert raw_log.alerts_raised == 1
-    assert [d["id"] for d in event_data("new_alert")] == [alert.pk]
-    assert [d["id"] for d in event_data("alert_updated")] == [alert.pk]
+    # Both detections fall in one batch: the alert is published once, as committed.
+    (new_alert,) = event_data("new_alert")
+    assert (new_alert["id"], new_alert["occurrence_count"]) == (alert.pk, 2)
+    assert event_data("alert_updated") == []
     alerts = event_data("security_alert")
     assert [d["alert_id"] for d in alerts] == [str(alert.pk)] * 2
     assert [d["details"]["repeat"] for d in alerts] == [False, True]
+    assert [d["details"]["occurrence_count"] for d in alerts] == [1, 2]
+
+
+def test_a_repeat_in_a_later_batch_updates_the_alert(settings):
+    settings.LOG_PROCESSING_CHUNK_LINES = 5
+    ingest(text(brute_force(26)))
+
+    alert = Alert.objects.get()
+    assert alert.occurrence_count == 2
+    assert [d["id"] for d in event_data("new_alert")] == [alert.pk]
+    assert [d["id"] for d in event_data("alert_updated")] == [alert.pk]
 
 
 def test_a_new_brute_force_after_the_alert_was_closed_raises_a_new_alert(alice):

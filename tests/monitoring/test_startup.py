@@ -117,3 +117,19 @@ def test_servers_take_the_middleware_and_the_router_for_asgi_3_applications(serv
             from asgiref.compatibility import is_double_callable
 
             assert not is_double_callable(app)
+
+
+async def test_the_monitors_check_the_log_ingest_component(fast_monitors):
+    from threatlens.monitoring.health import system_status_payload
+
+    services = startup.start_in_process()
+    (job,) = [job for job in services.runner.jobs if job.name == "log_ingest"]
+    assert job.kind == "check"
+
+    # What the runner publishes as `system_status` for it (the runner's own publishing
+    # is tested with the other components).
+    data = system_status_payload(job.func(), uptime=1.0)
+    assert (data["component"], data["status"]) == ("log_ingest", "healthy")
+    assert {"files_monitored", "events_processed", "lines_processed", "lag_seconds"} <= set(
+        data["metrics"]
+    )

@@ -7,7 +7,7 @@ import pytest
 from incidents.pipeline.analyzer import Analyzer
 from incidents.pipeline.parsers import parse_line
 from incidents.pipeline.rules import load_rules
-from incidents.pipeline.state import CacheState, MemoryState
+from incidents.pipeline.state import BoundedState, CacheState, MemoryState
 
 T0 = datetime(2025, 3, 10, 14, 0, 0, tzinfo=UTC)
 
@@ -72,12 +72,14 @@ class Feed:
         return [draft for draft in self.drafts if draft.rule_id == rule_id]
 
 
-@pytest.fixture(params=["memory", "cache"])
+@pytest.fixture(params=["memory", "cache", "bounded"])
 def state(request):
-    """Every rule test runs on both states: in memory, and in Django's cache (Redis in the
-    pass against real services)."""
+    """Every rule test runs on each state: in memory, in Django's cache (Redis in the
+    pass against real services), and the bounded store ingest uses."""
     if request.param == "memory":
         return MemoryState()
+    if request.param == "bounded":
+        return BoundedState()
     return CacheState()
 
 

@@ -15,7 +15,7 @@ from incidents.pipeline.samples import (
     SAMPLES_DIR,
     iter_sample_lines,
 )
-from incidents.pipeline.state import CacheState, MemoryState
+from incidents.pipeline.state import BoundedState, CacheState, MemoryState
 
 
 def threat_feed(domain):
@@ -40,10 +40,14 @@ def samples():
     return list(iter_sample_lines())
 
 
-@pytest.fixture(scope="module", params=["memory", "cache"])
+@pytest.fixture(scope="module", params=["memory", "cache", "bounded"])
 def drafts(request, samples):
     """The sample hour analysed once per kind of state."""
-    state = MemoryState() if request.param == "memory" else CacheState(prefix="samples-test")
+    state = {
+        "memory": MemoryState,
+        "bounded": BoundedState,
+        "cache": lambda: CacheState(prefix="samples-test"),
+    }[request.param]()
     return analyse(samples, state)[1]
 
 

@@ -129,15 +129,36 @@ def start_in_process(loop=None):
 
             services.publisher = MonitorPublisher()
             services.runner = build_default_runner(services.publisher.publish)
+            _add_ingest_check(services.runner, len(targets))
         if targets:
             services.watch_service = _start_watchers(targets, services.runner)
         if syslog_config is not None:
             services.syslog = _start_syslog(loop, syslog_config, services.runner)
+        _resume_raw_logs()
         if services.runner is not None:
             _call_in_loop(loop, services.runner.start)
             logger.info("monitors started in this server process")
         _services = services
         return services
+
+
+def _resume_raw_logs():
+    from incidents.conf import pipeline_setting
+    from incidents.processing import resume_in_background
+
+    if pipeline_setting("RESUME_RAW_LOGS"):
+        resume_in_background()
+
+
+def _add_ingest_check(runner, files_monitored):
+    from incidents.ingest_metrics import log_ingest_health
+
+    interval = getattr(settings, "MONITORS", {}).get("CHECK_INTERVAL", 15.0)
+    runner.add_check(
+        "log_ingest",
+        lambda: log_ingest_health(files_monitored=lambda: files_monitored),
+        interval=interval,
+    )
 
 
 def _start_watchers(targets, runner):

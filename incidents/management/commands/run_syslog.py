@@ -7,6 +7,8 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
+from incidents.conf import pipeline_setting
+from incidents.processing import resume_in_background
 from incidents.syslog.server import ReceiverConfig, SyslogReceiver
 from incidents.syslog.service import describe
 from incidents.syslog.sink import get_sink
@@ -63,6 +65,9 @@ class Command(BaseCommand):
             ) from exc
         self.stdout.write(f"Receiving syslog on {describe(receiver.addresses)}. Ctrl-C stops.")
         self.stdout.flush()
+        if pipeline_setting("RESUME_RAW_LOGS"):
+            # What a crash stored but did not process (or left mid-stage) is finished now.
+            resume_in_background()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -5,6 +5,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 
 # Categories of a parsed line (not of a security event: rules choose those).
 AUTHENTICATION = "authentication"
@@ -124,6 +125,12 @@ def normalise_address(text):
     """An IP address in canonical form (IPv4-mapped IPv6 unwrapped); other text unchanged."""
     if text is None:
         return None
+    return _normalised(text)
+
+
+# Logs repeat the same addresses line after line: ipaddress is slow enough to show.
+@lru_cache(maxsize=65536)
+def _normalised(text):
     candidate = text.strip("[]")
     try:
         address = ipaddress.ip_address(candidate)
@@ -135,6 +142,13 @@ def normalise_address(text):
 
 
 def is_ip(text):
+    if isinstance(text, str):
+        return _is_ip(text)
+    return _is_ip.__wrapped__(text)
+
+
+@lru_cache(maxsize=65536)
+def _is_ip(text):
     try:
         ipaddress.ip_address(text)
     except (TypeError, ValueError):
