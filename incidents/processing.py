@@ -41,6 +41,7 @@ from functools import lru_cache
 from django.db import transaction
 from django.utils import timezone
 
+from incidents import sigma
 from incidents.conf import pipeline_setting
 from incidents.exceptions import IncidentsError, NotFound
 from incidents.models import (
@@ -175,6 +176,7 @@ class _Run:
             elif parsed.category == "unknown":
                 unknown += 1
             drafts.extend(self.analyzer.analyze(parsed, source=raw_log.source))
+            drafts.extend(sigma.analyze(parsed, source=raw_log.source))
 
         with transaction.atomic():
             events, alerts_created = [], 0
