@@ -158,7 +158,9 @@ def test_the_coverage_is_an_attack_navigator_layer(api_client, alice):
 
 def test_rules_are_filtered_by_technique_and_state(api_client, alice):
     post_rule(api_client, alice, ROOT_FAILURE)
-    post_rule(api_client, alice, rule_yaml("sel: {user: x}\ncondition: sel", tags=("attack.t1078",)))
+    post_rule(
+        api_client, alice, rule_yaml("sel: {user: x}\ncondition: sel", tags=("attack.t1078",))
+    )
 
     by_technique = api_client.get("/api/sigma/rules/?technique=t1078").json()["results"]
     assert [rule["techniques"] for rule in by_technique] == [["T1078"]]
