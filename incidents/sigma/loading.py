@@ -16,6 +16,7 @@ import yaml
 from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
+from sigma.rule.base import SigmaYAMLLoader
 
 from incidents.sigma.attack import attack_of
 from incidents.sigma.compiler import CompileError, compile_detection
@@ -86,7 +87,9 @@ def read_rule(text):
     if len(text.encode("utf-8", "replace")) > MAX_RULE_BYTES:
         raise Refused("rule_too_large", f"a rule is at most {MAX_RULE_BYTES} bytes")
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        # pySigma's own loader: safe, and refuses duplicate keys (which plain YAML would
+        # resolve silently to the last one).
+        documents = [doc for doc in yaml.load_all(text, SigmaYAMLLoader) if doc is not None]
     except yaml.YAMLError as exc:
         raise Refused("invalid_yaml", f"not valid YAML: {_first_line(exc)}") from exc
     if len(documents) != 1:

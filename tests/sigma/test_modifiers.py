@@ -196,6 +196,8 @@ def test_yaml_that_is_not_a_rule_is_refused():
             "missing_id",
         ),  # fmt: skip
         ("", "invalid_yaml"),
+        # Plain YAML would keep the last `user` silently; pySigma's loader refuses it.
+        (rule_yaml("sel:\n  user: a\n  user: b\ncondition: sel"), "invalid_yaml"),
     ]:
         with pytest.raises(Refused) as refused:
             read_rule(text)
