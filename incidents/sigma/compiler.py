@@ -22,6 +22,7 @@ empty field; keywords are substrings of the raw line; a regular expression is se
 """
 
 import ipaddress
+import itertools
 import re
 
 from sigma.conditions import (
@@ -51,6 +52,9 @@ from sigma.types import (
 from incidents.sigma.fields import PLUS_AS_SPACE
 
 KEYWORDS = "\x00raw"
+# Constants of compiled rules get process-wide unique names, so the rules of one log
+# source can share one function (`compile_route`).
+_constant_names = itertools.count()
 # OR-ed substrings of one field from this many on are searched with one regular expression.
 NEEDLES_AS_REGEX = 3
 
@@ -102,10 +106,28 @@ def compile_detection(tree, *, known_fields=None, name="sigma_rule"):
     expression = builder.expression(tree)
     source = f"def {name}(R, L, T):\n    return {expression}\n"
     namespace = dict(builder.constants)
+    # Our own generated code: constants are passed by name, never pasted from the rule.
     exec(compile(source, f"<sigma {name}>", "exec"), namespace)
     function = namespace[name]
     function.source = source
+    function.expression = expression
+    function.constants = builder.constants
     return function
+
+
+def compile_route(rules):
+    """One function `route(R, L, T) -> [rule, ...]` testing every rule of a log source in
+    turn: a single call per line instead of one per rule. `rules` have a `matcher` from
+    `compile_detection` (whose constants have names unique in this process)."""
+    namespace, lines = {}, ["def route(R, L, T):", "    hits = []"]
+    for index, rule in enumerate(rules):
+        namespace.update(rule.matcher.constants)
+        namespace[f"_rule{index}"] = rule
+        lines.append(f"    if {rule.matcher.expression}:")
+        lines.append(f"        hits.append(_rule{index})")
+    lines.append("    return hits")
+    exec(compile("\n".join(lines) + "\n", "<sigma route>", "exec"), namespace)
+    return namespace["route"]
 
 
 class _Builder:
@@ -114,7 +136,7 @@ class _Builder:
         self.constants = {}
 
     def constant(self, value):
-        name = f"_c{len(self.constants)}"
+        name = f"_c{next(_constant_names)}"
         self.constants[name] = value
         return name
 
@@ -144,7 +166,7 @@ class _Builder:
     def disjunction(self, args):
         """OR, with plain equalities on one field folded into a set lookup and many
         substrings of one field into one regular expression."""
-        equal, contained, rest = {}, {}, []
+        equal, contained, affixed, rest = {}, {}, {}, []
         for arg in args:
             simple = _simple_string(arg)
             if simple is None:
@@ -154,7 +176,7 @@ class _Builder:
             elif simple[1] == "contains":
                 contained.setdefault(simple[0], []).append(simple[2])
             else:
-                rest.append(arg)
+                affixed.setdefault((simple[0], simple[1]), []).append(simple[2])
         parts = []
         for field, values in equal.items():
             view = self.view(field, cased=False)
@@ -170,6 +192,9 @@ class _Builder:
                 parts.append(f"({search}({view} or '') is not None)")
             else:
                 parts.extend(f"({needle!r} in ({view} or ''))" for needle in needles)
+        for (field, kind), texts in affixed.items():
+            # str.startswith/endswith take a tuple: one call for all of them.
+            parts.append(f"({self.view(field, cased=False)} or '').{kind}({tuple(texts)!r})")
         parts.extend(self.expression(arg) for arg in rest)
         return "(" + " or ".join(parts) + ")" if parts else "False"
 
@@ -300,8 +325,8 @@ def wildcard_regex(parts):
 
 
 def _simple_string(node):
-    """(field, 'equals'|'contains', text) for a leaf that is a plain case-insensitive string
-    test on a field, else None (for folding ORs)."""
+    """(field, 'equals'|'contains'|'startswith'|'endswith', text) for a leaf that is a plain
+    case-insensitive string test on a field, else None (for folding ORs)."""
     if not isinstance(node, ConditionFieldEqualsValueExpression):
         return None
     value = node.value
@@ -310,7 +335,7 @@ def _simple_string(node):
     plus = node.field in PLUS_AS_SPACE
     parts = [_text(p, cased=False, plus=plus) if isinstance(p, str) else p for p in value.s]
     shape = _shape(parts)
-    if shape is None or shape[0] not in ("equals", "contains") or not shape[1]:
+    if shape is None or shape[0] == "any" or not shape[1]:
         return None
     return (node.field, shape[0], shape[1])
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from incidents.pipeline.analyzer import DETAIL_FIELDS, SecurityEventDraft, _bounded
 from incidents.pipeline.parsers.base import is_ip
-from incidents.sigma.compiler import views
+from incidents.sigma.compiler import compile_route, views
 from incidents.sigma.fields import facets, our_field, record_values
 
 logger = logging.getLogger(__name__)
@@ -97,17 +97,19 @@ class SigmaEngine:
         return len(self.detections) + len(self.correlations)
 
     def rules_for(self, line_facets):
-        """The detection rules whose log source the facets satisfy (memoised)."""
+        """(rules, route): the detection rules whose log source the facets satisfy, and
+        their combined function (`compiler.compile_route`); memoised per facet set."""
         route = self._routes.get(line_facets)
         if route is None:
             categories, products, services = line_facets
-            route = [
+            rules = [
                 rule
                 for rule in self.detections
                 if _within(rule.logsource.get("category"), categories)
                 and _within(rule.logsource.get("product"), products)
                 and _within(rule.logsource.get("service"), services)
             ]
+            route = (rules, compile_route(rules) if rules else None)
             self._routes[line_facets] = route
         return route
 
@@ -115,14 +117,14 @@ class SigmaEngine:
         """The detection rules a parsed line matches (no state, no drafts)."""
         if parsed.malformed or parsed.category == "unknown":
             return []
-        rules = self.rules_for(facets(parsed))
+        rules, route = self.rules_for(facets(parsed))
         if not rules:
             return []
         values = record_values(parsed)
         record, lower, text = views(values, parsed.raw)
         self._lines += 1
         if self._lines % self.TIMING_SAMPLE:
-            return [rule for rule in rules if rule.matcher(record, lower, text)]
+            return route(record, lower, text)
         hits = []
         for rule in rules:
             started = time.perf_counter()
