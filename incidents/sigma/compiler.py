@@ -46,6 +46,7 @@ from sigma.types import (
     SigmaRegularExpression,
     SigmaRegularExpressionFlag,
     SigmaString,
+    SigmaTimestampPart,
     SpecialChars,
 )
 
@@ -206,6 +207,10 @@ class _Builder:
             return "(" + " or ".join(self.leaf(field, item) for item in value.values) + ")"
         if isinstance(value, SigmaString):
             return self.string(field, value)
+        if isinstance(value, SigmaTimestampPart):
+            raise CompileError(
+                "unsupported_modifier", f"field {field!r}: timestamp parts are not supported"
+            )
         if isinstance(value, SigmaBool):
             return f"({self.constant(_equals_bool)}(R.get({field!r}), {value.boolean!r}))"
         if isinstance(value, SigmaNumber):

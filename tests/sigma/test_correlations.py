@@ -15,7 +15,7 @@ from incidents.pipeline.state import MemoryState
 from incidents.sigma.engine import SigmaEngine
 from incidents.sigma.loading import Refused, read_rule
 from incidents.sigma.models import SigmaRule
-from tests.pipeline.conftest import at, ssh_failure, ssh_success
+from tests.pipeline.conftest import access, at, ssh_failure, ssh_success
 from tests.sigma.conftest import correlation_yaml, engine_of, rule_yaml
 
 SHIPPED = Path(__file__).resolve().parents[2] / "incidents" / "sigma" / "rules"
@@ -119,6 +119,26 @@ def test_temporal_ordered_needs_the_listed_order():
     assert fired(in_order, [ssh_failure(at(0), ip=ip), ssh_success(at(30), ip=ip)]) == ["Ordered"]
     reversed_order = engine_of(FAILURE, SUCCESS, correlation)
     assert fired(reversed_order, [ssh_success(at(0), ip=ip), ssh_failure(at(30), ip=ip)]) == []
+
+
+def test_aliases_group_two_rules_by_fields_of_different_names():
+    web_failure = rule_yaml(
+        "sel: {sc-status: 401}\ncondition: sel",
+        logsource="{category: webserver}",
+        name="web_failure",
+        level="low",
+    )
+    correlation = correlation_yaml(
+        "type: temporal\nrules: [failure, web_failure]\ngroup-by: [attacker]\n"
+        "timespan: 5m\naliases:\n  attacker:\n    failure: src_ip\n    web_failure: c-ip",
+        title="Same attacker on SSH and the web",
+    )
+    engine = engine_of(FAILURE, web_failure, correlation)
+    lines = [
+        ssh_failure(at(0), ip="198.51.100.77"),
+        access(at(10), ip="198.51.100.77", status=401),
+    ]
+    assert fired(engine, lines) == ["Same attacker on SSH and the web"]
 
 
 @pytest.mark.parametrize(

@@ -164,6 +164,11 @@ def test_a_rule_meets_only_lines_of_its_log_source():
             "unsupported_modifier",
         ),  # fmt: skip
         (
+            "sel: {port|minute: 5}\ncondition: sel",
+            "{product: linux, service: sshd}",
+            "unsupported_modifier",
+        ),
+        (
             "sel: {user|nosuchmodifier: x}\ncondition: sel",
             "{product: linux, service: sshd}",
             "invalid_rule",
