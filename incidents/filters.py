@@ -4,6 +4,7 @@ import django_filters
 from django.db.models import Q
 
 from incidents.models import Alert, AlertStatus, Incident, IncidentStatus, Priority, Severity
+from incidents.sigma.filters import TechniqueFilter
 
 
 class OwnerFilter(django_filters.CharFilter):
@@ -47,6 +48,7 @@ class AlertFilter(django_filters.FilterSet):
     source = django_filters.CharFilter()
     category = django_filters.CharFilter()
     correlation_key = django_filters.CharFilter()
+    technique = TechniqueFilter(field_name="details__attack__techniques")
     incident = django_filters.NumberFilter(field_name="incident_id")
     detected_after = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="gte")
     detected_before = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="lt")

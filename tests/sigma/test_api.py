@@ -182,3 +182,16 @@ def test_a_sudo_rule_fires_on_a_sudo_line(api_client, alice):
     alert = Alert.objects.get()
     assert alert.severity == "critical"
     assert alert.title.startswith("Root shell through sudo")
+
+
+def test_alerts_and_events_are_filtered_by_attack_technique(api_client, alice):
+    post_rule(api_client, alice, ROOT_FAILURE)
+    ingest(api_client, alice, ssh_failure(T0, user="root"))
+
+    for url in ("/api/alerts/", "/api/events/"):
+        assert len(api_client.get(url, {"technique": "T1110"}).json()["results"]) == 1
+        assert len(api_client.get(url, {"technique": "t1110.001"}).json()["results"]) == 1
+        assert api_client.get(url, {"technique": "T1078"}).json()["results"] == []
+        refused = api_client.get(url, {"technique": "T11"})
+        assert refused.status_code == 400
+        assert "error_code" in refused.json()
