@@ -59,6 +59,11 @@ def forget_engine():
         _engine_version = None
 
 
+def existing_engine():
+    """This process's engine if it built one, without building or reloading it."""
+    return _engine
+
+
 def current_engine():
     """This process's engine, rebuilt first when the stored rules changed."""
     global _engine, _engine_version, _checked_at

@@ -195,3 +195,16 @@ def test_alerts_and_events_are_filtered_by_attack_technique(api_client, alice):
         refused = api_client.get(url, {"technique": "T11"})
         assert refused.status_code == 400
         assert "error_code" in refused.json()
+
+
+def test_metrics_show_each_rules_hits_and_cost(api_client, alice, carol):
+    post_rule(api_client, alice, ROOT_FAILURE)
+    ingest(api_client, alice, *[ssh_failure(T0, user="root", port=40000 + n) for n in range(70)])
+
+    api_client.force_authenticate(carol)
+    text = api_client.get("/metrics").content.decode()
+
+    assert "threatlens_sigma_rules_loaded 1" in text
+    labels = f'rule_id="{RULE_ID}",title="Failed root login over SSH"'
+    assert f"threatlens_sigma_rule_hits_total{{{labels}}} 70" in text
+    assert f"threatlens_sigma_rule_evaluations_total{{{labels}}} 64" in text
