@@ -1,5 +1,7 @@
 """Each modifier pySigma 2 applies, evaluated by the compiled rules, matching and not."""
 
+import time
+
 import pytest
 
 from incidents.sigma.loading import Refused, read_rule
@@ -207,3 +209,19 @@ def test_yaml_that_is_not_a_rule_is_refused():
         with pytest.raises(Refused) as refused:
             read_rule(text)
         assert refused.value.code == code, text
+
+
+def test_a_catastrophic_regex_on_a_crafted_line_runs_in_linear_time():
+    # (a+)+$ against "aaaa...b" takes Python's backtracking engine exponential time.
+    line = syslog(T0, "sshd", "Invalid user " + "a" * 5000 + "! from 203.0.113.45 port 22")
+    text = rule_yaml("sel: {user|re: '(a+)+$'}\ncondition: sel")
+    started = time.perf_counter()
+    assert not matches(text, line)
+    assert time.perf_counter() - started < 1
+
+
+def test_a_regex_re2_cannot_run_is_refused_by_pysigma():
+    text = rule_yaml("sel: {user|re: '^(r)o\\1'}\ncondition: sel")  # a backreference
+    with pytest.raises(Refused) as refused:
+        read_rule(text)
+    assert refused.value.code == "invalid_rule"
