@@ -418,6 +418,32 @@ def test_an_analyst_uploads_and_disables_a_sigma_rule_in_the_console(ui):
     expect(row).to_contain_text("loaded", **LIVE)
     expect(row).to_contain_text("T1078.003")
 
+    # A line through the pipeline raises the rule's alert; the technique links to it.
+    line = (
+        f"{datetime.now(UTC).isoformat()} web01 sshd[811]: Failed password for oracle "
+        "from 203.0.113.45 port 40001 ssh2"
+    )
+    status, body = ui.api("POST", "/api/logs/", {"source": "auth.log", "content": line})
+    assert status == 202, body
+    ui.api(
+        "POST",
+        "/api/alerts/",
+        {"title": "Unrelated alert", "severity": "high", "source": "ui-test"},
+    )
+    row.get_by_role("link", name="T1078.003").click()
+    expect(page).to_have_url(re.compile(r"/alerts/\?view=open&technique=T1078.003"))
+    sigma_alert = alert_row(page, "Login attempt as oracle")
+    expect(sigma_alert).to_be_visible(**LIVE)
+    expect(page.locator("#alerts tr", has_text="Unrelated alert")).to_have_count(0)
+    sigma_alert.get_by_role("button", name=re.compile(r"^Details of alert")).click()
+    dialog = page.locator("#alert-dialog")
+    expect(dialog).to_contain_text("by ThreatLens UI test")
+    expect(dialog).to_contain_text("T1078.003, initial-access")
+    screenshot(page, "alert-sigma")
+    page.goto("/rules/")
+    row = page.locator("#rules tr", has_text="Login attempt as oracle")
+    expect(row.locator('td[data-label="Hits"]')).to_have_text("1")
+
     row.get_by_role("button", name="Disable Login attempt as oracle").click()
     expect(row).to_contain_text("disabled", **LIVE)
     page.get_by_label("State").select_option("loaded")

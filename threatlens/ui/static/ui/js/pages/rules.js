@@ -63,7 +63,9 @@ async function load() {
         el("td", { "data-label": "Rule" }, title, el("div", { class: "muted small", text: `${rule.kind} · ${rule.author || "no author"}` })),
         el("td", { "data-label": "Level" }, severityBadge(LEVELS[rule.level] || "medium")),
         el("td", { "data-label": "State" }, stateCell(rule)),
-        el("td", { "data-label": "Techniques" }, rule.techniques.map((t) => el("code", { class: "technique", text: t }))),
+        el("td", { "data-label": "Techniques" }, rule.techniques.map((t) =>
+          el("a", { class: "technique", href: `/alerts/?view=open&technique=${encodeURIComponent(t)}`, title: `Open alerts for ${t}` }, el("code", { text: t })),
+        )),
         el("td", { "data-label": "Hits", text: String(rule.stats.hits) }),
         el("td", { "data-label": "Cost per line", text: perLine === null ? "—" : `${perLine.toFixed(2)} µs` }),
         el("td", {}, toggle(rule)),
