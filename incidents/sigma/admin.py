@@ -19,9 +19,15 @@ class SigmaRuleForm(forms.ModelForm):
     def clean_text(self):
         text = self.cleaned_data["text"]
         try:
-            read_rule(text)
+            parsed = read_rule(text)
         except Refused as exc:
             raise forms.ValidationError(f"{exc.code}: {exc.reason}") from exc
+        others = SigmaRule.objects.filter(sigma_id=parsed.sigma_id)
+        if self.instance.pk:
+            if self.instance.sigma_id != parsed.sigma_id:
+                raise forms.ValidationError("The YAML has another id than this rule.")
+        elif others.exists():
+            raise forms.ValidationError(f"A Sigma rule with id {parsed.sigma_id} exists.")
         return text
 
 
