@@ -31,7 +31,7 @@ run: migrate
 	@echo "ThreatLens is starting on http://$(HOST):$(PORT)/ (admin: http://$(HOST):$(PORT)/admin/)"
 	@if [ "$(SYSLOG_PORT)" != 0 ]; then \
 		echo "Syslog in: UDP and TCP on $${SYSLOG_BIND:-127.0.0.1}:$(SYSLOG_PORT) (README: Sending logs)"; fi
-	SYSLOG_UDP_PORT=$${SYSLOG_UDP_PORT:-$(SYSLOG_PORT)} SYSLOG_TCP_PORT=$${SYSLOG_TCP_PORT:-$(SYSLOG_PORT)} \
+	SERVE_HOST=$(HOST) SYSLOG_UDP_PORT=$${SYSLOG_UDP_PORT:-$(SYSLOG_PORT)} SYSLOG_TCP_PORT=$${SYSLOG_TCP_PORT:-$(SYSLOG_PORT)} \
 		$(BIN)/uvicorn --host $(HOST) --port $(PORT) --no-access-log --ws-per-message-deflate false threatlens.asgi:application
 
 lint: install

@@ -6,10 +6,14 @@ here and now. The job has two stages:
 
 1. validating (progress 0 to 0.5): every item is checked, alone and against the zone's
    records as they are, outside any write transaction, so progress events and the job
-   row's progress are visible while it runs;
-2. applying (0.5 to 1): in ONE transaction with the zone row locked, the same checks run
-   again against the records as they are now (someone may have changed them since),
-   then everything is written and the serial rises once. Any error rolls all of it back.
+   row's progress are visible while it runs. Checking N records at one name costs O(N)
+   (`validation.RecordSets`);
+2. applying (0.5 to 1): a short transaction claims the zone if its serial is still the
+   one the records were read at (else they are read and checked again); the records are
+   then written `chunked.CHUNK_RECORDS` per transaction, so other writers of the
+   database wait a moment at most, while other writers of this zone are held off; a last
+   transaction raises the serial once, audits and announces. Any error undoes what was
+   written (`dns.chunked`: all or nothing).
 
 `bulk_operation_progress` events go out during stage 1 and at the end;
 `bulk_operation_complete` says how it ended, with the ids of the records concerned.
@@ -23,7 +27,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from dns import announce, payloads, services, validation
+from dns import announce, chunked, payloads, services, validation
 from dns.conf import dns_setting
 from dns.models import BulkOperation, Record, Zone
 from realtime.publishing import publish, publish_on_commit
@@ -35,6 +39,8 @@ MAX_REPORTED_ERRORS = 100
 MAX_AUDITED_ITEMS = 1000
 PROGRESS_STEPS = 20
 VALIDATION_SHARE = 0.5
+# Times the records are read and checked again when the zone changed meanwhile.
+CLAIM_ATTEMPTS = 3
 
 
 class BulkFailed(Exception):
@@ -145,37 +151,114 @@ def run_bulk_operation(job_id):
     actor, zone = job.created_by, job.zone
     recipients = announce.zone_readers(zone.pk)
     progress = Progress(job, zone, recipients)
+    claimed_zone = False
     try:
         progress.report("validating", 0, 0.0)
-        existing = list(zone.records.all())
-        plan(job, zone, existing, on_item=progress.validated)
+        plan_ = _plan_and_claim(job, zone, actor, progress)
+        claimed_zone = True
         progress.report("applying", job.total, VALIDATION_SHARE)
-        with transaction.atomic():
-            zone = services.lock_zone(actor, zone.pk)
-            fresh = list(Record.objects.filter(zone=zone).select_for_update())
-            result = apply(job, zone, plan(job, zone, fresh), actor)
-            job.status = BulkOperation.Status.SUCCEEDED
-            job.result, job.errors = result, None
-            job.processed, job.progress, job.finished_at = job.total, 1.0, timezone.now()
-            job.save(
-                update_fields=["status", "result", "errors", "processed", "progress", "finished_at"]
-            )
-            _announce_done(job, zone, actor, recipients)
+        zone, job = _write(job, zone, plan_, actor, progress)
+        _announce_done(job, zone, actor, recipients)
     except BulkFailed as exc:
-        _fail(job, zone, actor, recipients, exc.errors)
+        _fail(job, zone, actor, recipients, exc.errors, undo=claimed_zone)
     except (PermissionDenied, Zone.DoesNotExist) as exc:
-        _fail(job, zone, actor, recipients, [{"index": None, "errors": {"zone": [str(exc)]}}])
+        errors = [{"index": None, "errors": {"zone": [str(exc)]}}]
+        _fail(job, zone, actor, recipients, errors, undo=claimed_zone)
+    except chunked.ZoneBusy as exc:
+        errors = [{"index": None, "errors": {"zone": [str(exc)]}}]
+        _fail(job, zone, actor, recipients, errors, undo=claimed_zone)
     except Exception:
         logger.exception("bulk operation %s failed", job_id)
-        _fail(
-            job,
-            zone,
-            actor,
-            recipients,
-            [{"index": None, "errors": {"non_field_errors": ["Internal error; nothing changed."]}}],
-        )
+        errors = [
+            {"index": None, "errors": {"non_field_errors": ["Internal error; nothing changed."]}}
+        ]
+        _fail(job, zone, actor, recipients, errors, undo=claimed_zone)
     job.refresh_from_db()
     return job
+
+
+def _plan_and_claim(job, zone, actor, progress):
+    """Check every item against the zone's records, outside any write transaction, then
+    claim the zone for writing if nothing changed it meanwhile (its serial rises with
+    every record change); otherwise check again. Returns the plan."""
+    on_item = progress.validated
+    for _attempt in range(CLAIM_ATTEMPTS):
+        serial = Zone.objects.filter(pk=zone.pk).values_list("serial", flat=True).first()
+        if serial is None:
+            raise Zone.DoesNotExist(f"No zone {zone.pk}.")
+        plan_ = plan(job, zone, list(zone.records.all()), on_item=on_item)
+        on_item = None  # progress events for the first pass only
+        if chunked.wait_until_free(lambda serial=serial: _claim(job, actor, zone.pk, serial)):
+            return plan_
+    raise BulkFailed(
+        [
+            {
+                "index": None,
+                "errors": {"zone": ["The zone kept changing while the job was checked."]},
+            }
+        ]
+    )
+
+
+def _claim(job, actor, zone_id, serial):
+    with transaction.atomic():
+        zone = services.lock_zone(actor, zone_id)
+        services.require_master(zone)
+        if zone.serial != serial:
+            return False
+        chunked.mark_writing(job)
+        return True
+
+
+def _write(job, zone, plan_, actor, progress):
+    """Write the plan in chunks, then raise the serial, audit and finish the job in one
+    last short transaction. Returns the zone and the job, as they are now."""
+    now = timezone.now()
+    if plan_.creates:
+        items = plan_.creates
+    elif plan_.updates:
+        items = plan_.updates
+    else:
+        items = plan_.deletes
+    old = [_audit_values(record) for record, _fields in plan_.updates]
+    old += [_audit_values(record) for record in plan_.deletes]
+    written = 0
+    for number, chunk in enumerate(chunked.chunks(items)):
+        if number:
+            chunked.pause_between_chunks()
+        chunked.write_chunk(job, zone, job.operation, chunk, actor, now)
+        written += len(chunk)
+        progress.report(
+            "applying", job.total, VALIDATION_SHARE + (1 - VALIDATION_SHARE) * written / job.total
+        )
+    with transaction.atomic():
+        zone = services.lock_zone(actor, zone.pk, writer_job_id=job.pk)
+        job = BulkOperation.objects.defer("items").select_for_update().get(pk=job.pk)
+        if plan_.creates:
+            audited = job.result["created"][:MAX_AUDITED_ITEMS]
+            records = Record.objects.filter(pk__in=audited).order_by("pk")
+            new = [_audit_values(record) for record in records]
+        else:
+            new = [{**_audit_values(record), **fields} for record, fields in plan_.updates]
+        services.bump_serial(zone)
+        _audit_job(job, zone, actor, old, new)
+        chunked.finish(job)
+        job.status = BulkOperation.Status.SUCCEEDED
+        job.errors = None
+        job.processed, job.progress, job.finished_at = job.total, 1.0, timezone.now()
+        job.save(
+            update_fields=[
+                "status",
+                "result",
+                "errors",
+                "processed",
+                "progress",
+                "finished_at",
+                "writing_heartbeat_at",
+                "undo",
+            ]
+        )
+    return zone, job
 
 
 def _error_dict(exc):
@@ -189,15 +272,6 @@ def plan(job, zone, existing, *, on_item=None):
     `Plan`; raises `BulkFailed` with every item's errors (up to MAX_REPORTED_ERRORS)."""
     errors, result = [], Plan()
     by_id = {record.pk: record for record in existing}
-    # The zone as it will be: name -> records, for the rules between records.
-    state = {}
-    for record in existing:
-        state.setdefault(record.name, {})[record.pk] = {
-            "id": record.pk,
-            "name": record.name,
-            "record_type": record.record_type,
-            "value": record.value,
-        }
     touched = []  # (index, candidate) to check against the final state
     seen_ids = set()
     for index, item in enumerate(job.items):
@@ -212,16 +286,23 @@ def plan(job, zone, existing, *, on_item=None):
         if len(errors) >= MAX_REPORTED_ERRORS:
             break
     if not errors:
-        for record in result.deletes:
-            state.get(record.name, {}).pop(record.pk, None)
-        for record, _fields in result.updates:
-            state.get(record.name, {}).pop(record.pk, None)
+        # The zone as it will be, indexed by name: each candidate is checked against the
+        # others at its name in constant time (`validation.RecordSets`).
+        changed = {record.pk for record in result.deletes}
+        changed.update(record.pk for record, _fields in result.updates)
+        state = validation.RecordSets(
+            zone.name,
+            (
+                {"id": r.pk, "name": r.name, "record_type": r.record_type, "value": r.value}
+                for r in existing
+                if r.pk not in changed
+            ),
+        )
         for _index, candidate in touched:
-            state.setdefault(candidate["name"], {})[candidate["id"]] = candidate
+            state.add(candidate)
         for index, candidate in touched:
             try:
-                others = [r for r in state[candidate["name"]].values() if r is not candidate]
-                validation.check_record_set(candidate, others, zone.name)
+                state.check(candidate)
             except ValidationError as exc:
                 errors.append({"index": index, "errors": _error_dict(exc)})
                 if len(errors) >= MAX_REPORTED_ERRORS:
@@ -265,46 +346,8 @@ def _plan_item(operation, zone, item, by_id, seen_ids, result, index):
     return {**normalised, "id": record.pk}
 
 
-def apply(job, zone, plan_, actor):
-    """Write a checked plan (inside the caller's transaction); returns the job result."""
-    now = timezone.now()
-    old, new = [], []
-    with services.bulk_writes():
-        if plan_.creates:
-            created = Record.objects.bulk_create(
-                [
-                    Record(zone=zone, created_by=actor, updated_by=actor, **fields)
-                    for fields in plan_.creates
-                ],
-                batch_size=500,
-            )
-            new = [_audit_values(record) for record in created]
-            result = {"created": [record.pk for record in created], "updated": [], "deleted": []}
-        elif plan_.updates:
-            records = []
-            for record, fields in plan_.updates:
-                old.append(_audit_values(record))
-                for key, value in fields.items():
-                    setattr(record, key, value)
-                record.version += 1
-                record.updated_by = actor
-                record.updated_at = now
-                records.append(record)
-                new.append(_audit_values(record))
-            Record.objects.bulk_update(
-                records,
-                [*Record.EDITABLE_FIELDS, "version", "updated_by", "updated_at"],
-                batch_size=500,
-            )
-            result = {"created": [], "updated": [r.pk for r in records], "deleted": []}
-        else:
-            ids = [record.pk for record in plan_.deletes]
-            old = [_audit_values(record) for record in plan_.deletes]
-            for start in range(0, len(ids), 500):
-                Record.objects.filter(pk__in=ids[start : start + 500]).delete()
-            result = {"created": [], "updated": [], "deleted": ids}
-    services.bump_serial(zone)
-    truncated = max(len(old), len(new)) > MAX_AUDITED_ITEMS
+def _audit_job(job, zone, actor, old, new):
+    truncated = max(len(old), len(new), job.total) > MAX_AUDITED_ITEMS
     audit(
         f"dns.bulk.{job.operation}",
         actor=actor,
@@ -321,7 +364,6 @@ def apply(job, zone, plan_, actor):
         target_id=str(zone.pk),
         target_repr=zone.name,
     )
-    return result
 
 
 def _audit_values(record):
@@ -346,13 +388,21 @@ def _announce_done(job, zone, actor, recipients):
     announce.config_changed("records", f"bulk_{job.operation}", actor, zone=zone)
 
 
-def _fail(job, zone, actor, recipients, errors):
+def _fail(job, zone, actor, recipients, errors, *, undo=False):
+    if undo:
+        # What was written goes; the job's own errors below replace the undo's note.
+        chunked.undo(job.pk, reason="the job failed")
     job.status = BulkOperation.Status.FAILED
     job.errors = errors
     job.result = {"created": [], "updated": [], "deleted": []}
     job.finished_at = timezone.now()
     BulkOperation.objects.filter(pk=job.pk).update(
-        status=job.status, errors=errors, result=job.result, finished_at=job.finished_at
+        status=job.status,
+        errors=errors,
+        result=job.result,
+        finished_at=job.finished_at,
+        writing_heartbeat_at=None,
+        undo=None,
     )
     try:
         zone.refresh_from_db(fields=["serial"])

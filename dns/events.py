@@ -26,5 +26,17 @@ for name, priority in [
     )
 for name, priority in [("rpz_updated", 7), ("threat_feed_updated", 5)]:
     catalogue.declare(name, family=Family.SECURITY, priority=priority, permission=RECEIVE_SECURITY)
-for name, priority in [("forwarder_status_change", 8), ("bind_reload", 7), ("config_change", 5)]:
+for name, priority in [("forwarder_status_change", 8), ("bind_reload", 7)]:
     catalogue.declare(name, family=Family.SYSTEM, priority=priority, permission=RECEIVE_SYSTEM)
+# Everyone with receive_system learns that the configuration changed; which zone, only
+# those who may read every zone (a zone's readers get its own zone_*/record_* events).
+# Otherwise a viewer learns names and ids of zones REST answers 404 for.
+catalogue.declare(
+    "config_change",
+    family=Family.SYSTEM,
+    priority=5,
+    permission=RECEIVE_SYSTEM,
+    sensitive_fields=("zone_name", "zone_id"),
+    sensitive_permission=VIEW_ALL_ZONES,
+    description="What kind of DNS configuration changed; the zone only to admins.",
+)

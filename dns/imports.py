@@ -29,9 +29,7 @@ def plan_records(parsed, zone_name, *, default_ttl, primary_ns, existing=()):
     (with `line`). `existing` are the zone's records kept beside them. Raises
     `ZoneFileError` listing every problem with its line."""
     problems, planned = [], []
-    by_name = {}
-    for record in existing:
-        by_name.setdefault(record["name"], []).append(record)
+    record_sets = validation.RecordSets(zone_name, existing)
     seen = {
         validation.record_key(r["name"], r["record_type"], r["value"], zone_name) for r in existing
     }
@@ -56,12 +54,12 @@ def plan_records(parsed, zone_name, *, default_ttl, primary_ns, existing=()):
             continue
         candidate = {**normalised, "id": f"line{line}"}
         try:
-            validation.check_record_set(candidate, by_name.get(normalised["name"], []), zone_name)
+            record_sets.check(candidate)
         except ValidationError as exc:
             problems.extend((line, message) for message in _problems_of(exc))
             continue
         seen.add(key)
-        by_name.setdefault(normalised["name"], []).append(candidate)
+        record_sets.add(candidate)
         planned.append({**normalised, "line": line})
     if problems:
         raise zonefile.ZoneFileError(problems)
@@ -107,34 +105,29 @@ def import_zone_file(
     zone's and the file's. Returns `(zone, summary)`.
     """
     options = dict(options or {})
+    if zone_id is not None:
+        return _import_into_existing(actor, zone_id, text, replace=replace, request=request)
+    services.require_permission(actor, "dns.add_zone", "You may not create zones.")
+    # Parsed and checked before the write transaction: on SQLite that one holds the
+    # database's only write lock, so it should only write.
+    parsed = zonefile.parse_zone_file(text, origin=name or None)
+    zone_name = name or parsed.origin or (parsed.soa or {}).get("owner")
+    if not zone_name:
+        raise ValidationError({"name": ["Give the zone name: the file has no $ORIGIN or SOA."]})
+    zone_name = validation.normalize_zone_name(zone_name)
+    fields = _zone_fields_from_soa(parsed, zone_name, options)
+    normalised = validation.validate_zone_fields(fields)
+    planned = plan_records(
+        parsed,
+        zone_name,
+        default_ttl=normalised.get("default_ttl", 3600),
+        primary_ns=normalised.get("primary_ns") or f"ns1.{zone_name}",
+    )
+    soa_serial = (parsed.soa or {}).get("serial")
+    serial = validation.next_serial(0, services.today())
+    if soa_serial is not None and soa_serial >= serial:
+        serial = validation.next_serial(soa_serial, services.today())
     with transaction.atomic():
-        if zone_id is not None:
-            zone = services.lock_zone(actor, zone_id)
-            services.require_master(zone)
-            parsed = zonefile.parse_zone_file(text, origin=zone.name)
-            if parsed.soa is not None and parsed.soa["owner"] != zone.name:
-                raise zonefile.ZoneFileError(
-                    [(parsed.soa["line"], f"the SOA is for {parsed.soa['owner']}, not {zone.name}")]
-                )
-            return _import_into(actor, zone, parsed, replace=replace, request=request)
-        services.require_permission(actor, "dns.add_zone", "You may not create zones.")
-        parsed = zonefile.parse_zone_file(text, origin=name or None)
-        zone_name = name or parsed.origin or (parsed.soa or {}).get("owner")
-        if not zone_name:
-            raise ValidationError({"name": ["Give the zone name: the file has no $ORIGIN or SOA."]})
-        zone_name = validation.normalize_zone_name(zone_name)
-        fields = _zone_fields_from_soa(parsed, zone_name, options)
-        normalised = validation.validate_zone_fields(fields)
-        planned = plan_records(
-            parsed,
-            zone_name,
-            default_ttl=normalised.get("default_ttl", 3600),
-            primary_ns=normalised.get("primary_ns") or f"ns1.{zone_name}",
-        )
-        soa_serial = (parsed.soa or {}).get("serial")
-        serial = validation.next_serial(0, services.today())
-        if soa_serial is not None and soa_serial >= serial:
-            serial = validation.next_serial(soa_serial, services.today())
         zone = services.create_zone(
             actor, {**fields, **normalised}, request=request, initial_serial=serial
         )
@@ -143,9 +136,26 @@ def import_zone_file(
         return zone, summary
 
 
-def _import_into(actor, zone, parsed, *, replace, request):
-    before = services.zone_values(zone)
-    old_count = zone.records.count()
+def _import_into_existing(actor, zone_id, text, *, replace, request):
+    """Parse and check against the zone's records as read before the write transaction;
+    inside it, check again only if the zone changed meanwhile (its serial rose)."""
+    zone = services.zone_for_change(actor, zone_id)
+    services.require_master(zone)
+    parsed = zonefile.parse_zone_file(text, origin=zone.name)
+    if parsed.soa is not None and parsed.soa["owner"] != zone.name:
+        raise zonefile.ZoneFileError(
+            [(parsed.soa["line"], f"the SOA is for {parsed.soa['owner']}, not {zone.name}")]
+        )
+    planned = _plan_into(zone, parsed, replace=replace)
+    with transaction.atomic():
+        locked = services.lock_zone(actor, zone_id)
+        services.require_master(locked)
+        if (locked.serial, locked.version) != (zone.serial, zone.version):
+            planned = _plan_into(locked, parsed, replace=replace)
+        return _import_into(actor, locked, parsed, planned, replace=replace, request=request)
+
+
+def _zone_updates(zone, parsed):
     updates = {}
     if parsed.soa is not None:
         updates = {key: parsed.soa[key] for key in ("refresh", "retry", "expire", "minimum")}
@@ -156,17 +166,29 @@ def _import_into(actor, zone, parsed, *, replace, request):
             raise zonefile.ZoneFileError([(parsed.soa["line"], exc.messages[0])]) from None
     if parsed.default_ttl is not None:
         updates["default_ttl"] = parsed.default_ttl
+    before = services.zone_values(zone)
     fields = validation.validate_zone_fields(
         {**{k: before[k] for k in Zone.EDITABLE_FIELDS}, **updates}
     )
+    return updates, fields
+
+
+def _plan_into(zone, parsed, *, replace):
+    _updates, fields = _zone_updates(zone, parsed)
     existing = [] if replace else list(zone.records.values("id", "name", "record_type", "value"))
-    planned = plan_records(
+    return plan_records(
         parsed,
         zone.name,
         default_ttl=fields["default_ttl"],
         primary_ns=fields.get("primary_ns") or f"ns1.{zone.name}",
         existing=existing,
     )
+
+
+def _import_into(actor, zone, parsed, planned, *, replace, request):
+    before = services.zone_values(zone)
+    old_count = zone.records.count()
+    updates, fields = _zone_updates(zone, parsed)
     removed = 0
     if replace:
         with services.bulk_writes():

@@ -489,8 +489,8 @@ class Forwarder(models.Model):
 class BulkOperation(models.Model):
     """A bulk create, update or delete of a zone's records, run as a job.
 
-    `items` holds the request; the job validates every item, then applies them all in
-    one transaction (all or nothing). `processed`/`total`/`progress` are written as it
+    `items` holds the request; the job validates every item, then applies them all or
+    nothing, in short transactions (`dns.chunked`). `processed`/`total`/`progress` are written as it
     runs; `result` holds the affected record ids, `errors` the item errors that stopped it.
     """
 
@@ -519,6 +519,10 @@ class BulkOperation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # While the job writes its records in chunks (`dns.chunked`): renewed by every chunk,
+    # and other writers of the zone wait. `undo` holds the rows as they were before.
+    writing_heartbeat_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    undo = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -86,13 +86,27 @@ def record_values(record):
     return {key: getattr(record, key) for key in Record.EDITABLE_FIELDS}
 
 
-def lock_zone(actor, zone_id):
+def lock_zone(actor, zone_id, *, writer_job_id=None):
     """The zone row, locked until the transaction ends, if `actor` may change it.
 
     Raises `Zone.DoesNotExist` when the actor cannot even read it (so its existence is
-    not revealed) and `PermissionDenied` when they may only read it.
+    not revealed), `PermissionDenied` when they may only read it, and `chunked.ZoneBusy`
+    while a bulk job (other than `writer_job_id`) is writing its records.
     """
-    queryset = Zone.objects.select_for_update()
+    zone = _zone_for_change(Zone.objects.select_for_update(), actor, zone_id)
+    from dns import chunked  # chunked writes records through this module
+
+    chunked.ensure_not_being_written(zone, writer_job_id=writer_job_id)
+    return zone
+
+
+def zone_for_change(actor, zone_id):
+    """The zone, read without a lock, if `actor` may change it (raises as `lock_zone`):
+    for work done before the write transaction, which then takes `lock_zone`."""
+    return _zone_for_change(Zone.objects.all(), actor, zone_id)
+
+
+def _zone_for_change(queryset, actor, zone_id):
     if actor is not None:
         queryset = queryset.for_user(actor, change=True)
     zone = queryset.filter(pk=zone_id).first()

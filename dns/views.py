@@ -24,6 +24,7 @@ from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.response import Response
 
 from dns import bulk, imports, services, zonefile
+from dns.chunked import ZoneBusy
 from dns.conf import dns_setting
 from dns.models import BulkOperation, Forwarder, Record, RpzRule, ThreatFeed, Zone, ZoneAccess
 from dns.serializers import (
@@ -55,6 +56,12 @@ class DnsView(viewsets.GenericViewSet):
     current_serializer = None  # serializer of the object a 409 answer carries
 
     def handle_exception(self, exc):
+        if isinstance(exc, ZoneBusy):
+            return Response(
+                {"detail": str(exc), "error_code": "ZONE_BUSY", "operation_id": str(exc.job_id)},
+                status=status.HTTP_409_CONFLICT,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
         if isinstance(exc, StaleVersion):
             serializer = self.current_serializer or self.get_serializer_class()
             return Response(

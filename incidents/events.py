@@ -1,7 +1,8 @@
 """Event types of detection and incident response."""
 
+from incidents.security_events import READ_PIPELINE_DATA
 from realtime import catalogue
-from realtime.catalogue import RECEIVE_SECURITY, RECEIVE_SYSTEM, Audience, Family
+from realtime.catalogue import RECEIVE_SECURITY, Audience, Family
 
 VIEW_ALL_INCIDENTS = "incidents.view_all_incidents"
 
@@ -9,14 +10,14 @@ catalogue.declare(
     "security_event",
     family=Family.THREATLENS,
     priority=5,
-    permission=RECEIVE_SECURITY,
+    permission=READ_PIPELINE_DATA,
     description="A security event from the log pipeline; priority = severity.",
 )
 catalogue.declare(
     "processing_update",
     family=Family.THREATLENS,
     priority=5,
-    permission=RECEIVE_SYSTEM,
+    permission=READ_PIPELINE_DATA,
     description="A raw log's progress through the pipeline stages.",
 )
 catalogue.declare(

@@ -3,7 +3,15 @@
 import django_filters
 from django.db.models import Q
 
-from incidents.models import Alert, AlertStatus, Incident, IncidentStatus, Priority, Severity
+from incidents.models import (
+    INCIDENT_STATUS_ALIASES,
+    Alert,
+    AlertStatus,
+    Incident,
+    IncidentStatus,
+    Priority,
+    Severity,
+)
 from incidents.sigma.filters import TechniqueFilter
 
 
@@ -71,8 +79,19 @@ class AlertFilter(django_filters.FilterSet):
         fields = []
 
 
+class IncidentStatusFilter(django_filters.MultipleChoiceFilter):
+    """`status=new&status=investigating`; older names (`open`) are accepted as aliases."""
+
+    def __init__(self, *args, **kwargs):
+        aliases = [(alias, status.label) for alias, status in INCIDENT_STATUS_ALIASES.items()]
+        super().__init__(*args, choices=[*IncidentStatus.choices, *aliases], **kwargs)
+
+    def filter(self, qs, value):
+        return super().filter(qs, [INCIDENT_STATUS_ALIASES.get(item, item) for item in value])
+
+
 class IncidentFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=IncidentStatus.choices)
+    status = IncidentStatusFilter()
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
     priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
     owner = OwnerFilter(field_name="owner")

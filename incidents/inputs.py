@@ -1,6 +1,10 @@
 """Parsing the ids and statuses that callers (REST bodies, socket messages) hand in."""
 
+import re
+
 from incidents.exceptions import ValidationError
+
+REFERENCE = re.compile(r"INC-\d{4}-\d{4,}")
 
 
 def parse_id(value, name):
@@ -18,8 +22,19 @@ def parse_id(value, name):
     return value
 
 
-def parse_status(value, choices, what):
-    """A status value of `choices` (a TextChoices class); anything else is a clear error."""
+def incident_lookup(value):
+    """The lookup of an incident given by its id or by its reference (`INC-2026-0005`, what
+    the incident frontend sends as `incident_id`): `{"pk": 5}` or `{"reference": ...}`."""
+    if isinstance(value, str) and REFERENCE.fullmatch(value.strip().upper()):
+        return {"reference": value.strip().upper()}
+    return {"pk": parse_id(value, "incident_id")}
+
+
+def parse_status(value, choices, what, aliases=None):
+    """A status value of `choices` (a TextChoices class), or an older name of one in
+    `aliases`; anything else is a clear error."""
+    if aliases and isinstance(value, str) and value in aliases:
+        return aliases[value]
     if value is None or value == "":
         raise ValidationError("status is required.", details={"errors": {"status": ["Required."]}})
     if not isinstance(value, str) or value not in choices.values:

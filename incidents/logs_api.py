@@ -16,6 +16,7 @@ from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 
 from incidents import ingest
@@ -25,6 +26,7 @@ from incidents.exceptions import ValidationError
 from incidents.filters import StableOrderingFilter
 from incidents.models import RawLog, SecurityEvent
 from incidents.security_events import (
+    READ_PIPELINE_DATA,
     RawLogSerializer,
     SecurityEventDetailSerializer,
     SecurityEventSerializer,
@@ -46,6 +48,17 @@ _upload = inline_serializer(
 )
 
 
+class MayReadPipelineData(BasePermission):
+    """Reads need what the `security_event` socket type needs (`READ_PIPELINE_DATA`), on
+    top of the model's view permission: one rule for REST and the socket. Uploads are
+    checked by `ingest.receive_raw_log`."""
+
+    message = "Security events and raw logs are for users who may receive security events."
+
+    def has_permission(self, request, view):
+        return request.method not in SAFE_METHODS or request.user.has_perm(READ_PIPELINE_DATA)
+
+
 class RawLogViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ServiceView
 ):
@@ -53,6 +66,7 @@ class RawLogViewSet(
 
     serializer_class = RawLogSerializer
     read_permission = "incidents.view_rawlog"
+    permission_classes = [*ServiceView.permission_classes, MayReadPipelineData]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     filterset_fields = ["status", "source"]
     search_fields = ["source", "file_name"]
@@ -169,6 +183,7 @@ class SecurityEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ser
     the message; `ordering=timestamp|severity|created_at` (minus for descending)."""
 
     read_permission = "incidents.view_securityevent"
+    permission_classes = [*ServiceView.permission_classes, MayReadPipelineData]
     filterset_class = SecurityEventFilter
     search_fields = ["message", "rule_id", "user", "correlation_key"]
     lookup_field = "event_id"

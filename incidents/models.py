@@ -73,16 +73,20 @@ CLOSED_ALERT_STATUSES = frozenset({AlertStatus.RESOLVED, AlertStatus.FALSE_POSIT
 
 
 class IncidentStatus(models.TextChoices):
-    OPEN = "open", "Open"
+    NEW = "new", "New"
     INVESTIGATING = "investigating", "Investigating"
     CONTAINED = "contained", "Contained"
     RESOLVED = "resolved", "Resolved"
     CLOSED = "closed", "Closed"
 
 
+# Older names of incident statuses, accepted on input: `open` was the first status before it
+# took the name the incident frontends and TheHive use (docs/migrating.md).
+INCIDENT_STATUS_ALIASES = {"open": IncidentStatus.NEW}
+
 # The one place that says which incident status may follow which.
 INCIDENT_TRANSITIONS = {
-    IncidentStatus.OPEN: {
+    IncidentStatus.NEW: {
         IncidentStatus.INVESTIGATING,
         IncidentStatus.CONTAINED,
         IncidentStatus.RESOLVED,
@@ -104,7 +108,7 @@ INCIDENT_TRANSITIONS = {
 }
 # Incidents that new alerts may still join.
 OPEN_INCIDENT_STATUSES = frozenset(
-    {IncidentStatus.OPEN, IncidentStatus.INVESTIGATING, IncidentStatus.CONTAINED}
+    {IncidentStatus.NEW, IncidentStatus.INVESTIGATING, IncidentStatus.CONTAINED}
 )
 
 
@@ -204,6 +208,16 @@ class Alert(models.Model):
     incident = models.ForeignKey(
         "Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
+    # Who raised it through the API (null: the pipeline or a command): that account may
+    # update it by delivering it again (`services.ingest_alert`).
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     occurrence_count = models.PositiveIntegerField(default=1)
     detected_at = models.DateTimeField(default=timezone.now, db_index=True)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -274,7 +288,7 @@ class Incident(models.Model):
     severity = models.CharField(max_length=16, choices=Severity.choices, db_index=True)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.P3)
     status = models.CharField(
-        max_length=20, choices=IncidentStatus.choices, default=IncidentStatus.OPEN, db_index=True
+        max_length=20, choices=IncidentStatus.choices, default=IncidentStatus.NEW, db_index=True
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,

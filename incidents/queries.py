@@ -6,7 +6,7 @@ returns plain JSON-ready data built by the REST serializers, and raises
 """
 
 from incidents.exceptions import NotFound, PermissionDenied
-from incidents.inputs import parse_id
+from incidents.inputs import incident_lookup, parse_id
 from incidents.models import Alert, Incident, IncidentStatus
 from incidents.serializers import (
     AlertSerializer,
@@ -76,11 +76,15 @@ def alert_details_for(alert_id, user):
 def incident_details_for(incident_id, user):
     """One incident the user may see (`IncidentSerializer`)."""
     _require(user, VIEW_INCIDENT, "view incidents")
-    pk = parse_id(incident_id, "incident_id")
-    incident = Incident.objects.visible_to(user).for_payload().filter(pk=pk).first()
+    lookup = incident_lookup(incident_id)
+    incident = Incident.objects.visible_to(user).for_payload().filter(**lookup).first()
     if incident is None:
-        raise NotFound(f"Incident {pk} not found.")
+        raise NotFound(f"Incident {_shown(lookup)} not found.")
     return incident_payload(incident)
+
+
+def _shown(lookup):
+    return next(iter(lookup.values()))
 
 
 def _require(user, permission, doing):

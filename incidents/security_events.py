@@ -10,6 +10,13 @@ from rest_framework import serializers
 
 from incidents.models import RawLog, RawLogStatus, SecurityEvent
 from incidents.serializers import UserSummarySerializer
+from realtime.catalogue import RECEIVE_SECURITY
+
+# One rule for the socket and REST: what the pipeline made of logs (security events with
+# their raw lines, raw logs and their progress) is for users who may receive security
+# events. The `security_event` and `processing_update` types and the /api/events/ and
+# /api/logs/ reads all require it, so a viewer gets none of it by either way.
+READ_PIPELINE_DATA = RECEIVE_SECURITY
 
 PROCESSING_CATEGORY = "processing"
 

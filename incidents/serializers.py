@@ -46,6 +46,8 @@ class AlertSerializer(serializers.ModelSerializer):
     """An alert as REST answers it and as `new_alert` / `alert_updated` carry it."""
 
     assigned_analyst = UserSummarySerializer(read_only=True, allow_null=True)
+    # The incident frontend counts unassigned alerts and labels the analyst by this id.
+    assigned_analyst_id = serializers.IntegerField(read_only=True, allow_null=True)
     incident_reference = serializers.CharField(
         source="incident.reference", read_only=True, allow_null=True, default=None
     )
@@ -75,6 +77,7 @@ class AlertSerializer(serializers.ModelSerializer):
             "correlation_key",
             "details",
             "assigned_analyst",
+            "assigned_analyst_id",
             "incident",
             "incident_reference",
             "occurrence_count",
@@ -140,6 +143,8 @@ class IncidentSerializer(serializers.ModelSerializer):
 
     `alert_ids` reads the prefetched `alerts` (see `IncidentQuerySet.for_payload`)."""
 
+    # The incident frontend shows and keys incidents by `incident_id`: the reference.
+    incident_id = serializers.CharField(source="reference", read_only=True)
     owner = UserSummarySerializer(read_only=True, allow_null=True)
     created_by = UserSummarySerializer(read_only=True, allow_null=True)
     alert_ids = serializers.SerializerMethodField()
@@ -150,6 +155,7 @@ class IncidentSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "reference",
+            "incident_id",
             "title",
             "description",
             "severity",

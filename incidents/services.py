@@ -24,10 +24,11 @@ from incidents.exceptions import (
     PermissionDenied,
     ValidationError,
 )
-from incidents.inputs import parse_id, parse_status
+from incidents.inputs import incident_lookup, parse_id, parse_status
 from incidents.models import (
     ALERT_TRANSITIONS,
     CLOSED_ALERT_STATUSES,
+    INCIDENT_STATUS_ALIASES,
     INCIDENT_TRANSITIONS,
     OPEN_INCIDENT_STATUSES,
     PRIORITY_FOR_SEVERITY,
@@ -73,10 +74,11 @@ def ingest_alert(data, *, actor, request=None):
     A second delivery with the same `source` and non-empty `external_id` updates the
     existing alert instead (the fields it sends, plus `occurrence_count` and
     `last_seen_at`); its status, owner and incident stay. Returns `(alert, created)`.
+    Updating needs the permission to change that alert (`_require_may_update`).
     """
     _require(actor, ADD_ALERT, "raise alerts", system_allowed=True)
     fields = _validated_alert(data)
-    alert, created, changes = _upsert_alert(fields, occurrences=1)
+    alert, created, changes = _upsert_alert(fields, occurrences=1, actor=actor)
     if created:
         record(
             "alert.create",
@@ -113,8 +115,9 @@ def ingest_alerts(items, *, actor, request=None):
     and the error lists each bad item by its index.
 
     Items with the same (source, external_id) within the list, or matching an existing
-    alert, are merged as in `ingest_alert`. New alerts are inserted with one `bulk_create`
-    (and published explicitly: `bulk_create` sends no post_save).
+    alert, are merged as in `ingest_alert` (with the same permission check: one refused
+    update refuses the whole list). New alerts are inserted with one `bulk_create` (and
+    published explicitly: `bulk_create` sends no post_save).
     """
     _require(actor, ADD_ALERT, "raise alerts", system_allowed=True)
     if not isinstance(items, list):
@@ -154,6 +157,9 @@ def ingest_alerts(items, *, actor, request=None):
         locked = Alert.objects.select_for_update().filter(external_id__in=external_ids)
         for alert in locked.order_by("pk"):
             existing[(alert.source, alert.external_id)] = alert
+        for key in groups:
+            if key in existing:
+                _require_may_update(actor, existing[key])
 
     result = BulkIngestResult()
     new_groups = []
@@ -165,7 +171,7 @@ def ingest_alerts(items, *, actor, request=None):
             _merge_duplicate(alert, group.fields, occurrences=group.occurrences)
             group.alert, group.created = alert, False
             result.updated.append(alert)
-    _bulk_create(new_groups)
+    _bulk_create(new_groups, actor=actor)
     for group in new_groups:
         (result.created if group.created else result.updated).append(group.alert)
     result.results = [(group.alert.pk, group.created) for group in index_group]
@@ -196,11 +202,14 @@ class _Group:
         self.occurrences += 1
 
 
-def _bulk_create(groups):
+def _bulk_create(groups, *, actor):
     if not groups:
         return
     now = timezone.now()
-    alerts = [_new_alert(group.fields, now, occurrences=group.occurrences) for group in groups]
+    alerts = [
+        _new_alert(group.fields, now, occurrences=group.occurrences, actor=actor)
+        for group in groups
+    ]
     if connection.features.can_return_rows_from_bulk_insert:
         try:
             # A concurrent ingest may insert one of our (source, external_id) first; the
@@ -216,7 +225,7 @@ def _bulk_create(groups):
             return
     for group in groups:
         group.alert, group.created, _changes = _upsert_alert(
-            group.fields, occurrences=group.occurrences
+            group.fields, occurrences=group.occurrences, actor=actor
         )
 
 
@@ -236,18 +245,24 @@ def _validated_alert(data):
     return dict(serializer.validated_data)
 
 
-def _new_alert(fields, now, *, occurrences):
+def _new_alert(fields, now, *, occurrences, actor):
     fields = dict(fields)
     fields.setdefault("detected_at", now)
-    return Alert(**fields, received_at=now, last_seen_at=now, occurrence_count=occurrences)
+    return Alert(
+        **fields,
+        received_at=now,
+        last_seen_at=now,
+        occurrence_count=occurrences,
+        raised_by=actor if actor is not None and actor.pk else None,
+    )
 
 
-def _upsert_alert(fields, *, occurrences):
-    """Create the alert, or merge into the one with the same (source, external_id).
-    Returns `(alert, created, (old, new) or None)`."""
+def _upsert_alert(fields, *, occurrences, actor):
+    """Create the alert, or merge into the one with the same (source, external_id) when
+    `actor` may change that one. Returns `(alert, created, (old, new) or None)`."""
     external_id = fields.get("external_id", "")
     if not external_id:
-        alert = _new_alert(fields, timezone.now(), occurrences=occurrences)
+        alert = _new_alert(fields, timezone.now(), occurrences=occurrences, actor=actor)
         alert.save()
         return alert, True, None
     same = Alert.objects.select_for_update().filter(
@@ -260,14 +275,36 @@ def _upsert_alert(fields, *, occurrences):
             # constraint (PostgreSQL makes it wait for the first's commit); it then
             # updates the winner's row like any repeat.
             with transaction.atomic():
-                alert = _new_alert(fields, timezone.now(), occurrences=occurrences)
+                alert = _new_alert(fields, timezone.now(), occurrences=occurrences, actor=actor)
                 alert.save()
             return alert, True, None
         except IntegrityError:
             alert = same.first()
             if alert is None:
                 raise
+    _require_may_update(actor, alert)
     return alert, False, _merge_duplicate(alert, fields, occurrences=occurrences)
+
+
+def _require_may_update(actor, alert):
+    """A repeat delivery rewrites an alert's fields, so it needs what changing that alert
+    needs: being the system (`actor=None`), the account that raised it (a source updates
+    its own alerts), its owner, or `incidents.change_others_alert` (as for its status).
+    Source and external_id are readable by every role: without this check, anyone allowed
+    to raise alerts could rewrite anyone's."""
+    if actor is None or actor.pk in (alert.raised_by_id, alert.assigned_analyst_id):
+        return
+    if actor.has_perm(CHANGE_OTHERS_ALERT):
+        return
+    details = {"alert_id": alert.pk, "permission": CHANGE_OTHERS_ALERT}
+    if alert.assigned_analyst_id is not None:
+        details["owner"] = _owner_summary(alert.assigned_analyst)
+    raise PermissionDenied(
+        f"Alert {alert.pk} already exists (same source and external_id) and you may not "
+        "change it: only the account that raised it, its owner, or a user allowed to change "
+        "others' alerts may.",
+        details=details,
+    )
 
 
 def _merge_duplicate(alert, fields, *, occurrences):
@@ -535,7 +572,7 @@ def update_incident_status(incident_id, status, *, actor, request=None):
     first response, contained, resolved and closed times; reopening clears the resolved
     and closed times. Needs `incidents.change_incident` and an incident the actor may see."""
     _require(actor, CHANGE_INCIDENT, "change incidents")
-    status = parse_status(status, IncidentStatus, "incident")
+    status = parse_status(status, IncidentStatus, "incident", INCIDENT_STATUS_ALIASES)
     incident = _locked_incident(incident_id, actor)
     if status == incident.status:
         return incident
@@ -710,12 +747,12 @@ def watch_incident(incident_id, *, actor, request=None):
     or `incidents.add_incidentwatcher` (which lets a user follow any incident). Watching
     twice is harmless. Returns the incident."""
     _require(actor, VIEW_INCIDENT, "watch incidents")
-    pk = parse_id(incident_id, "incident_id")
-    incident = Incident.objects.visible_to(actor).filter(pk=pk).first()
+    lookup = incident_lookup(incident_id)
+    incident = Incident.objects.visible_to(actor).filter(**lookup).first()
     if incident is None and actor.has_perm(ADD_WATCHER):
-        incident = Incident.objects.filter(pk=pk).first()
+        incident = Incident.objects.filter(**lookup).first()
     if incident is None:
-        raise NotFound(f"Incident {pk} not found.")
+        raise NotFound(f"Incident {_shown(lookup)} not found.")
     _watcher, created = IncidentWatcher.objects.get_or_create(incident=incident, user=actor)
     if created:
         record("incident.watch", actor=actor, target=incident, request=request)
@@ -727,13 +764,15 @@ def unwatch_incident(incident_id, *, actor, request=None):
     """The actor stops following the incident (harmless if they were not). Returns it."""
     if actor is None or not actor.is_authenticated:
         raise PermissionDenied("You must be logged in.")
-    pk = parse_id(incident_id, "incident_id")
-    incident = Incident.objects.filter(pk=pk).first()
-    deleted, _ = IncidentWatcher.objects.filter(incident_id=pk, user=actor).delete()
+    lookup = incident_lookup(incident_id)
+    incident = Incident.objects.filter(**lookup).first()
+    deleted = 0
+    if incident is not None:
+        deleted, _ = IncidentWatcher.objects.filter(incident=incident, user=actor).delete()
     if deleted:
         record("incident.unwatch", actor=actor, target=incident, request=request)
-    elif incident is None or not Incident.objects.visible_to(actor).filter(pk=pk).exists():
-        raise NotFound(f"Incident {pk} not found.")
+    elif incident is None or not Incident.objects.visible_to(actor).filter(**lookup).exists():
+        raise NotFound(f"Incident {_shown(lookup)} not found.")
     return incident
 
 
@@ -758,11 +797,15 @@ def _locked_alert(alert_id):
 
 
 def _locked_incident(incident_id, actor):
-    pk = parse_id(incident_id, "incident_id")
-    incident = Incident.objects.visible_to(actor).select_for_update().filter(pk=pk).first()
+    lookup = incident_lookup(incident_id)
+    incident = Incident.objects.visible_to(actor).select_for_update().filter(**lookup).first()
     if incident is None:
-        raise NotFound(f"Incident {pk} not found.")
+        raise NotFound(f"Incident {_shown(lookup)} not found.")
     return incident
+
+
+def _shown(lookup):
+    return next(iter(lookup.values()))
 
 
 def _owner_summary(user):

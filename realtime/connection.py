@@ -53,6 +53,7 @@ class Connection:
         "batch_window",
         "on_overflow",
         "debug",
+        "flat",
         "connected_at",
         "last_activity",
         "allowed",
@@ -90,6 +91,7 @@ class Connection:
         batch_window,
         on_overflow,
         debug=False,
+        flat=False,
     ):
         self._send = send
         self._direct = direct_writes.target_for(send)  # None: everything through `send`
@@ -100,6 +102,9 @@ class Connection:
         self.batch_window = batch_window
         self.on_overflow = on_overflow
         self.debug = debug
+        # The flat envelope of the DNS frontends (envelopes.flat_event_frame): every event
+        # in a frame of its own, never a `batch`.
+        self.flat = flat
         self.connected_at = time.time()
         self.last_activity = self.connected_at
         self.allowed = frozenset()
@@ -367,8 +372,11 @@ class Connection:
     def _write_events(self, events, shared_frames=None):
         principal = self.principal
         if len(events) == 1:  # the common case, on the hot path of every fan-out
-            frames = [events[0].frame_for(principal)]
+            frames = [events[0].frame_for(principal, self.flat)]
             newest = events[0].id
+        elif self.flat:
+            frames = [event.frame_for(principal, True) for event in events]
+            newest = max(event.id for event in events)
         else:
             texts = [event.frame_for(principal) for event in events]
             if shared_frames is None:

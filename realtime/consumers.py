@@ -218,6 +218,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
             batch_window=settings.REALTIME["BATCH_WINDOW"],
             on_overflow=self._overflowed,
             debug=debug and principal.has_perm(VIEW_CONNECTIONS),
+            flat=self.flat_envelope(),
         )
         connection.owner = self
         connection.allowed = access.receivable_types(principal)
@@ -264,6 +265,10 @@ class SocketConsumer(AsyncWebsocketConsumer):
     def initial_subscriptions(self):
         return access.default_subscriptions(self.principal, self.connection.allowed)
 
+    def flat_envelope(self):
+        """Whether events go out in the DNS frontends' flat envelope (realtime/compat.py)."""
+        return False
+
     async def greet(self):
         """Frames sent once the connection is established (before any replay)."""
 
@@ -305,7 +310,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
             return
         events, complete = await database_sync_to_async(missed_events)(connection, since)
         for event in events:
-            await connection.send_text(event.replay_frame(self.principal))
+            await connection.send_text(event.replay_frame(self.principal, connection.flat))
         connection.events_sent += len(events)
         if events:
             connection.last_event_id = max(connection.last_event_id, events[-1].id)
@@ -347,8 +352,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
             "timestamp": envelopes.now_iso(),
         }
         entry = catalogue.get("session_expired")
+        flat = self.connection is not None and self.connection.flat
         await self.send_raw(
-            envelopes.event_frame(
+            (envelopes.flat_event_frame if flat else envelopes.event_frame)(
                 entry,
                 message_id="0",
                 data_json=envelopes.encode(data),
@@ -395,12 +401,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
             handler = self.handlers.get(kind)
             if handler is None:
                 raise ProtocolError("UNKNOWN_MESSAGE_TYPE", f"Unknown message type: {kind}")
-            data = message.get("data")
-            if data is None:
-                data = {}
-            if not isinstance(data, dict):
-                raise _invalid("data must be an object")
-            await getattr(self, handler)(data, request_id)
+            await getattr(self, handler)(self.request_data(kind, message), request_id)
         except ProtocolError as exc:
             await self.send_error(
                 exc.error_code, exc.message, details=exc.details, request_id=request_id
@@ -410,6 +411,15 @@ class SocketConsumer(AsyncWebsocketConsumer):
             await self.send_error(
                 "INTERNAL_ERROR", "The server failed to handle the message", request_id=request_id
             )
+
+    def request_data(self, kind, message):
+        """The fields of a request: its `data` object."""
+        data = message.get("data")
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise _invalid("data must be an object")
+        return data
 
     async def receive_before_auth(self, kind, message, request_id):
         if kind != "auth":

@@ -50,6 +50,19 @@ def event_frame(entry, *, message_id, data_json, timestamp, priority, replayed=F
     )
 
 
+def flat_event_frame(entry, *, message_id, data_json, timestamp, priority, replayed=False):
+    """The text of one event frame in the flat envelope of the DNS management server's
+    frontends (`/api/websocket/ws...`, or `?envelope=flat` on `/ws`), for every family:
+    `{"type": "<event_type>", "data", "timestamp", "priority": "<label>", "metadata"}`.
+    The message id (for `?since=`) rides in `metadata`; such frames are never batched."""
+    tail = ',"replayed":true}' if replayed else "}"
+    return (
+        f'{{"type":{encode(entry.name)},"data":{data_json},"timestamp":"{timestamp}",'
+        f'"priority":"{priority_label(priority)}","metadata":{{"message_id":"{message_id}",'
+        f'"family":"{entry.family}","priority_level":{priority}}}{tail}'
+    )
+
+
 # Batch ids: unique within a process run (a uuid per batch frame showed in profiles).
 _BATCH_PREFIX = f"batch_{uuid.uuid4().hex[:8]}_"
 _batch_numbers = itertools.count(1)

@@ -48,7 +48,8 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 class OutgoingEvent:
     """One event as the hub holds it: metadata for the per-connection checks, and its frame
-    text, built once (and once more, lazily, without the sensitive fields)."""
+    text, built once per envelope in use (and once more, lazily, without the sensitive
+    fields)."""
 
     __slots__ = (
         "id",
@@ -64,6 +65,8 @@ class OutgoingEvent:
         "data_json",
         "_frame",
         "_redacted",
+        "_flat",
+        "_flat_redacted",
     )
 
     def __init__(self, message, entry):
@@ -81,26 +84,39 @@ class OutgoingEvent:
         self.data_json = message["data"]
         self._frame = None
         self._redacted = None
+        self._flat = None
+        self._flat_redacted = None
 
-    def frame_for(self, principal):
+    def frame_for(self, principal, flat=False):
+        """The event's frame for `principal` (without the sensitive fields for those who may
+        not see them): in its family's envelope, or in the flat one (`flat`)."""
         entry = self.entry
         if entry.sensitive_fields and not principal.has_perm(entry.sensitive_permission):
+            if flat:
+                if self._flat_redacted is None:
+                    self._flat_redacted = self._build(self._redacted_data(), flat=True)
+                return self._flat_redacted
             if self._redacted is None:
                 self._redacted = self._build(self._redacted_data())
             return self._redacted
+        if flat:
+            if self._flat is None:
+                self._flat = self._build(self.data_json, flat=True)
+            return self._flat
         if self._frame is None:
             self._frame = self._build(self.data_json)
         return self._frame
 
-    def replay_frame(self, principal):
+    def replay_frame(self, principal, flat=False):
         data_json = self.data_json
         entry = self.entry
         if entry.sensitive_fields and not principal.has_perm(entry.sensitive_permission):
             data_json = self._redacted_data()
-        return self._build(data_json, replayed=True)
+        return self._build(data_json, replayed=True, flat=flat)
 
-    def _build(self, data_json, replayed=False):
-        return envelopes.event_frame(
+    def _build(self, data_json, replayed=False, flat=False):
+        build = envelopes.flat_event_frame if flat else envelopes.event_frame
+        return build(
             self.entry,
             message_id=self.id,
             data_json=data_json,

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from realtime import catalogue
+from realtime import access, catalogue
 from realtime.hub import OutgoingEvent
 from realtime.models import Event
 from realtime.transport import layer_message
@@ -71,3 +71,47 @@ def _gap_within_window(since, cutoff):
     if since < first - 1:
         return False  # the events right after `since` were pruned
     return not Event.objects.filter(id__gt=since, created_at__lt=cutoff).exists()
+
+
+def stored_events(principal, event_types, *, after=None, start=None, end=None, newest=None):
+    """Stored events of `event_types` within the replay window that `principal` may see
+    (the audience rule of each type, as live delivery applies it), oldest first.
+
+    `after` (a message id), `start` and `end` (aware datetimes) narrow the range; `newest`
+    keeps only the newest that many, else at most REPLAY_MAX_EVENTS from the oldest on.
+    Backs the DNS frontends' `get_recent_events` and `start_replay`. Sync: reads the table.
+    """
+    close_old_connections()
+    try:
+        return _stored_events(principal, event_types, after, start, end, newest)
+    finally:
+        close_old_connections()
+
+
+def _stored_events(principal, event_types, after, start, end, newest):
+    most = settings.REALTIME["REPLAY_MAX_EVENTS"]
+    limit = min(newest, most) if newest else most
+    cutoff = timezone.now() - timedelta(seconds=settings.REALTIME["REPLAY_WINDOW"])
+    # Only types the user may receive at all; the audience rule is checked per event.
+    event_types = set(event_types) & access.receivable_types(principal)
+    if not event_types:
+        return []
+    rows = Event.objects.filter(
+        event_type__in=event_types, created_at__gte=max(cutoff, start) if start else cutoff
+    )
+    if after is not None:
+        rows = rows.filter(id__gt=after)
+    if end is not None:
+        rows = rows.filter(created_at__lte=end)
+    rows = rows.order_by("-id" if newest else "id").iterator(chunk_size=CHUNK)
+    events = []
+    for row in rows:
+        entry = catalogue.get(row.event_type)
+        event = OutgoingEvent(layer_message(row), entry)
+        if access.in_audience(principal, entry, event.users, event.groups):
+            events.append(event)
+            if len(events) == limit:
+                break
+    if newest:
+        events.reverse()
+    return events

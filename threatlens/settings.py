@@ -3,8 +3,9 @@
 Two modes:
 - embedded (default): SQLite file, in-memory channel layer, local cache, one process;
   a fresh clone runs and tests with no configuration at all.
+DEBUG is off in both unless DEBUG=true.
 - production (`THREATLENS_MODE=production`): SECRET_KEY and ALLOWED_HOSTS are required,
-  DEBUG is off, cookies are secure; `DATABASE_URL` and `REDIS_URL` name PostgreSQL and Redis.
+  cookies are secure; `DATABASE_URL` and `REDIS_URL` name PostgreSQL and Redis.
 """
 
 import fnmatch
@@ -28,6 +29,7 @@ from threatlens.env import (
     env_str,
     env_url,
 )
+from threatlens.serving import embedded_allowed_hosts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,7 +40,8 @@ if MODE not in ("embedded", "production"):
     )
 PRODUCTION = MODE == "production"
 
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Off unless asked for: a debug page shows settings and code to whoever reaches the port.
+DEBUG = env_bool("DEBUG", False)
 
 
 def _secret_key():
@@ -60,9 +63,9 @@ def _secret_key():
 
 SECRET_KEY = _secret_key()
 
-ALLOWED_HOSTS = env_list(
-    "ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"]
-)
+# Where `make run` listens (its HOST): the embedded default answers there too.
+SERVE_HOST = env_str("SERVE_HOST", "")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else embedded_allowed_hosts(SERVE_HOST))
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when THREATLENS_MODE=production.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -79,6 +82,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "threatlens.accounts",
     "threatlens.audit",
@@ -248,8 +252,11 @@ SIMPLE_JWT = {
 # Failed logins per username and per client address before HTTP 429.
 LOGIN_THROTTLE_FAILURES = env_int("LOGIN_THROTTLE_FAILURES", 5, minimum=1)
 LOGIN_THROTTLE_WINDOW = env_duration("LOGIN_THROTTLE_WINDOW", 300, minimum=1)
-# Trust X-Forwarded-For for the client address (only behind a proxy that sets it).
+# Trust X-Forwarded-For for the client address (only behind a proxy that sets it), taking
+# the entry the NUM_PROXIES trusted proxies added: the NUM_PROXIES-th from the right
+# (threatlens/clientinfo.py). Entries left of it are the client's own and never trusted.
 USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
+NUM_PROXIES = env_int("NUM_PROXIES", 1, minimum=0, maximum=100)
 
 # --- REST ------------------------------------------------------------------------------
 
@@ -275,6 +282,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Alerts, incidents, security events, DNS and audit for ThreatLens.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the app's own static files (drf-spectacular-sidecar), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a `status`: name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {

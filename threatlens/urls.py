@@ -1,10 +1,10 @@
 """Root URLs: REST API under /api/, monitoring, admin and the analyst UI."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from threatlens import health
+from threatlens import api, health
 
 api_patterns = [
     path("auth/", include("threatlens.accounts.urls")),
@@ -15,6 +15,8 @@ api_patterns = [
     path("sigma/", include("incidents.sigma.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Last: any other path under /api/ answers a JSON 404.
+    re_path(r"^(?P<path>.*)$", api.api_not_found),
 ]
 
 urlpatterns = [
@@ -24,3 +26,9 @@ urlpatterns = [
     path("", include("realtime.urls")),
     path("", include("threatlens.ui.urls")),
 ]
+
+# JSON under /api/, Django's pages elsewhere (threatlens.api).
+handler400 = "threatlens.api.bad_request"
+handler403 = "threatlens.api.permission_denied"
+handler404 = "threatlens.api.page_not_found"
+handler500 = "threatlens.api.server_error"

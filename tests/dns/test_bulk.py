@@ -214,3 +214,107 @@ def test_the_bulk_endpoint_runs_the_job_in_a_background_thread(api_client, make_
         time.sleep(0.05)
     assert status["status"] == "succeeded", status
     assert Zone.objects.get(pk=zone.pk).records.count() == 200
+
+
+# --- chunked writes (dns/chunked.py) -------------------------------------------------------
+
+
+def test_a_job_that_fails_half_way_through_its_chunks_is_undone(
+    make_zone, make_record, carol, monkeypatch
+):
+    from dns import chunked
+
+    zone = make_zone()
+    kept = make_record(zone, name="kept", value="192.0.2.9")
+    serial = refreshed(zone).serial
+    real_write, calls = chunked.write_chunk, []
+
+    def failing_on_the_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(chunked, "write_chunk", failing_on_the_third_chunk)
+    job = run(carol, zone, "create", hosts(chunked.CHUNK_RECORDS * 4))
+
+    assert job.status == "failed"
+    assert list(Record.objects.filter(zone=zone)) == [kept]
+    assert refreshed(zone).serial == serial
+    assert job.writing_heartbeat_at is None and job.undo is None
+
+
+def test_a_failed_update_or_delete_job_puts_the_records_back(make_zone, carol, monkeypatch):
+    from dns import chunked
+
+    zone = make_zone()
+    created = run(carol, zone, "create", hosts(1200)).result["created"]
+    before = list(Record.objects.filter(zone=zone).order_by("pk").values())
+    real_write = chunked.write_chunk
+
+    for operation, items in [
+        ("update", [{"id": pk, "ttl": 60} for pk in created]),
+        ("delete", created),
+    ]:
+        calls = []
+
+        def failing_on_the_second_chunk(*args, calls=calls, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("disk full")
+            return real_write(*args, **kwargs)
+
+        monkeypatch.setattr(chunked, "write_chunk", failing_on_the_second_chunk)
+        assert run(carol, zone, operation, items).status == "failed"
+        assert list(Record.objects.filter(zone=zone).order_by("pk").values()) == before
+
+
+def test_other_writers_of_the_zone_wait_while_a_job_writes(
+    make_zone, carol, api_client, make_record
+):
+    from dns.models import BulkOperation
+
+    zone = make_zone()
+    job = bulk.start_bulk_operation(carol, zone.pk, "create", hosts(5))
+    from dns import chunked
+
+    chunked.mark_writing(job)
+    api_client.force_authenticate(carol)
+    body = {"name": "x", "record_type": "A", "value": "192.0.2.1"}
+    response = api_client.post(f"/api/dns/zones/{zone.pk}/records/", body, format="json")
+    assert response.status_code == 409
+    assert response.json()["error_code"] == "ZONE_BUSY"
+    assert response["Retry-After"] == "1"
+    assert not Record.objects.filter(zone=zone).exists()
+    assert BulkOperation.objects.get(pk=job.pk).writing_heartbeat_at is not None
+
+
+def test_a_job_whose_process_died_while_writing_is_undone_by_the_next_writer(
+    make_zone, carol, api_client
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dns import chunked
+
+    zone = make_zone()
+    job = bulk.start_bulk_operation(carol, zone.pk, "create", hosts(600))
+    BulkOperation.objects.filter(pk=job.pk).update(status=BulkOperation.Status.RUNNING)
+    job.refresh_from_db()
+    chunked.mark_writing(job)
+    chunked.write_chunk(job, zone, "create", hosts(500), carol, timezone.now())
+    assert Record.objects.filter(zone=zone).count() == 500
+    # The process died: the mark is no longer renewed.
+    BulkOperation.objects.filter(pk=job.pk).update(
+        writing_heartbeat_at=timezone.now() - chunked.STALE_AFTER - timedelta(seconds=1)
+    )
+
+    api_client.force_authenticate(carol)
+    body = {"name": "x", "record_type": "A", "value": "192.0.2.1"}
+    response = api_client.post(f"/api/dns/zones/{zone.pk}/records/", body, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert list(Record.objects.filter(zone=zone).values_list("name", flat=True)) == ["x"]
+    job.refresh_from_db()
+    assert job.status == "failed" and "Undone" in str(job.errors)

@@ -118,3 +118,28 @@ async def test_bulk_progress_frames_reach_the_zones_readers(connect, alice, bob,
     ]
     assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) > 5
     assert await outsider.receive_nothing()
+
+
+async def test_config_change_never_names_a_zone_the_user_may_not_read(token_for, bob, carol, ws):
+    """A viewer subscribed to config_change learns that something changed, not which zone
+    (REST answers 404 for it); an admin gets the zone."""
+    sockets = {}
+    for user in (bob, carol):
+        client = await ws("/ws", token=token_for(user))
+        assert await client.receive_type("connection_established")
+        await client.send({"type": "subscribe", "data": {"event_types": ["config_change"]}})
+        assert await client.receive_type("subscription_updated")
+        sockets[user.username] = client
+    zone = await sync_to_async(services.create_zone)(
+        carol, {"name": "secret-admin.example", "email": "h@example.com"}
+    )
+
+    def config_changes(received):
+        return [e for e in received if e["event_type"] == "config_change"]
+
+    (seen_by_bob,) = config_changes(await events_until(sockets["bob"], config_changes))
+    assert seen_by_bob["data"]["action"] == "zone_created"
+    assert "secret-admin" not in str(seen_by_bob) and "zone_id" not in seen_by_bob["data"]
+    (seen_by_carol,) = config_changes(await events_until(sockets["carol"], config_changes))
+    assert seen_by_carol["data"]["zone_name"] == "secret-admin.example"
+    assert seen_by_carol["data"]["zone_id"] == str(zone.pk)

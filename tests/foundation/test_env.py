@@ -104,3 +104,13 @@ def test_env_url_accepts_listed_schemes(env):
 def test_env_url_rejects_other_schemes(env, text):
     with pytest.raises(ImproperlyConfigured, match="redis://"):
         env_url(env(text), None, schemes=("redis", "rediss"))
+
+
+def test_the_embedded_hosts_follow_the_serve_host():
+    from threatlens.serving import LOOPBACK_HOSTS, embedded_allowed_hosts
+
+    assert embedded_allowed_hosts("") == LOOPBACK_HOSTS
+    assert embedded_allowed_hosts("127.0.0.1") == LOOPBACK_HOSTS
+    assert embedded_allowed_hosts("soc.example.com")[-1] == "soc.example.com"
+    assert embedded_allowed_hosts("2001:db8::5")[-1] == "[2001:db8::5]"
+    assert len(embedded_allowed_hosts("0.0.0.0")) > len(LOOPBACK_HOSTS)

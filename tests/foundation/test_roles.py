@@ -109,11 +109,19 @@ def test_grant_adds_permissions_that_appear_later_and_only_missing_ones():
     assert view.group_set.count() == 3
 
 
-def test_grant_restores_missing_grants_without_auditing_them():
+def test_grant_restores_nothing_it_offered_before_and_audits_nothing():
     viewer = Group.objects.get(name="viewer")
     Group.permissions.through.objects.filter(group=viewer).delete()
     AuditLog.objects.all().delete()
 
+    assert grant_role_permissions()["viewer"] == 0
+
+    assert group_permissions("viewer") == set()
+    assert not AuditLog.objects.exists()
+
+
+def test_a_recreated_role_group_gets_its_defaults_again():
+    Group.objects.get(name="viewer").delete()
     every = {
         f"{app}.{code}"
         for app, code in Permission.objects.values_list("content_type__app_label", "codename")
@@ -121,10 +129,30 @@ def test_grant_restores_missing_grants_without_auditing_them():
     expected = permissions_for_role("viewer", every)
 
     assert grant_role_permissions()["viewer"] == len(expected)
-
     assert group_permissions("viewer") == expected
     assert {"realtime.receive_system", "realtime.receive_dns"} <= expected
-    assert not AuditLog.objects.exists()
+
+
+def test_a_permission_removed_in_the_admin_stays_removed_after_migrate(client, carol):
+    """Every `make run` runs `migrate`; its post_migrate grant must not undo the admin."""
+    from django.core.management import call_command
+
+    analyst = Group.objects.get(name="analyst")
+    removed = Permission.objects.get(codename="add_alert", content_type__app_label="incidents")
+    kept = analyst.permissions.exclude(pk=removed.pk).values_list("pk", flat=True)
+    client.force_login(carol)
+    response = client.post(
+        f"/admin/auth/group/{analyst.pk}/change/",
+        {"name": "analyst", "permissions": [str(pk) for pk in kept]},
+    )
+    assert response.status_code == 302
+    assert "incidents.add_alert" not in group_permissions("analyst")
+
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("migrate", verbosity=0, interactive=False)
+
+    assert "incidents.add_alert" not in group_permissions("analyst")
+    assert "incidents.view_alert" in group_permissions("analyst")
 
 
 def test_role_patterns_are_declared_for_every_role():

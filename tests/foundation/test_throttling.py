@@ -106,3 +106,33 @@ def test_failed_session_logins_count_toward_the_token_throttle(
             "/admin/login/", {"username": "alice", "password": "nope"}, REMOTE_ADDR="10.2.2.2"
         )
     assert obtain("alice", ip="10.3.3.3").status_code == 429
+
+
+@pytest.fixture
+def cache_down(settings, monkeypatch):
+    """The Redis cache, pointed at a port where nothing listens: every call raises."""
+    from tests.e2e.conftest import free_port
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    monkeypatch.setattr(throttling, "_last_warning", 0.0, raising=False)
+
+
+def test_with_the_cache_down_login_works_and_a_warning_says_the_throttle_is_degraded(
+    obtain, alice, cache_down, caplog
+):
+    assert obtain("alice", "wrong-password").status_code == 401
+    response = obtain("alice")
+
+    assert response.status_code == 200, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["access"]
+    warnings = [r for r in caplog.records if r.name == "threatlens.accounts.throttling"]
+    assert len(warnings) == 1  # once a minute at most, not once per call
+    assert "login throttle degraded" in warnings[0].getMessage()
+    assert "alice" not in warnings[0].getMessage()

@@ -85,7 +85,7 @@ def test_admin_creates_an_incident_with_a_reference(
         "description": "",
         "severity": "medium",
         "priority": 3,
-        "status": "open",
+        "status": "new",
         "owner": carol.pk,
         "created_at_0": "2026-03-01",
         "created_at_1": "10:00:00",

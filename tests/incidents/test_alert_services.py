@@ -177,7 +177,7 @@ def test_taking_an_alert_opens_a_new_incident(alice, make_alert):
         alice,
         "critical",
         1,
-        "open",
+        "new",
     )
     assert incident.reference.startswith("INC-")
     assert list(incident.alerts.all()) == [taken]

@@ -63,6 +63,46 @@ def test_anonymous_requests_are_refused(api_client):
     assert api_client.post("/api/alerts/", ALERT, format="json").status_code == 401
 
 
+def test_analyst_cannot_rewrite_another_owners_alert_by_ingesting_it_again(
+    as_user, alice, dave, make_alert
+):
+    """source and external_id are readable by every role: a repeat delivery from someone
+    who may not change the alert is refused like its status change, and changes nothing."""
+    alert = make_alert(source="edr", external_id="edr-42", title="Ransomware", severity="high")
+    services.take_alert_ownership(alert.pk, actor=dave)
+    client = as_user(alice)
+    forged = {"title": "nothing", "severity": "low", "source": "edr", "external_id": "edr-42"}
+    response = client.post("/api/alerts/", {**forged, "risk_score": 1}, format="json")
+    assert response.status_code == 403, response.data
+    assert response.data["error_code"] == "PERMISSION_DENIED"
+    assert response.data["owner"]["username"] == "dave"
+    bulk = client.post("/api/alerts/bulk/", [ALERT, forged], format="json")
+    assert bulk.status_code == 403
+    assert client.post(f"/api/alerts/{alert.pk}/status/", {"status": "resolved"}).status_code == 403
+    alert.refresh_from_db()
+    assert (alert.title, alert.severity, alert.occurrence_count) == ("Ransomware", "high", 1)
+    assert Alert.objects.count() == 1
+
+
+def test_pipeline_alerts_are_updated_only_by_the_pipeline_or_a_privileged_user(
+    as_user, alice, carol, make_alert
+):
+    make_alert(source="pipeline", external_id="rule:ssh:1", title="Brute force")
+    body = {"title": "x", "severity": "low", "source": "pipeline", "external_id": "rule:ssh:1"}
+    assert as_user(alice).post("/api/alerts/", body, format="json").status_code == 403
+    assert as_user(carol).post("/api/alerts/", body, format="json").status_code == 200
+
+
+def test_the_owner_may_deliver_an_alert_again(as_user, alice, integration):
+    body = {**ALERT, "external_id": "sig-7"}
+    created = as_user(integration).post("/api/alerts/", body, format="json")
+    services.take_alert_ownership(created.data["id"], actor=alice)
+    again = as_user(alice).post("/api/alerts/", {**body, "severity": "critical"}, format="json")
+    assert again.status_code == 200, again.data
+    # The account that raised it keeps updating it after an analyst took it.
+    assert as_user(integration).post("/api/alerts/", body, format="json").status_code == 200
+
+
 def test_bulk_create(as_user, integration):
     response = as_user(integration).post(
         "/api/alerts/bulk/", [ALERT, {**ALERT, "severity": "low"}], format="json"
@@ -363,7 +403,7 @@ def test_incident_timeline(as_user, alice, incident):
     timeline = client.get(f"/api/incidents/{incident.pk}/timeline/").data["results"]
     assert [e["kind"] for e in timeline] == ["created", "alert_added", "status_changed"]
     assert timeline[-1]["actor"]["username"] == "alice"
-    assert (timeline[-1]["old_value"], timeline[-1]["new_value"]) == ("open", "investigating")
+    assert (timeline[-1]["old_value"], timeline[-1]["new_value"]) == ("new", "investigating")
 
 
 def test_openapi_schema_includes_the_routes(as_user, carol):

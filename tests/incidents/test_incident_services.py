@@ -28,7 +28,7 @@ def test_incident_status_walks_its_lifecycle_with_timestamps(alice, take):
     changes = list(
         incident.timeline.filter(kind="status_changed").values_list("old_value", "new_value")
     )
-    assert changes == [("open", "contained"), ("contained", "closed"), ("closed", "investigating")]
+    assert changes == [("new", "contained"), ("contained", "closed"), ("closed", "investigating")]
     assert AuditLog.objects.filter(action="incident.status_change").count() == 3
 
 

@@ -47,14 +47,14 @@ def test_alert_transitions(old, new, allowed):
 @pytest.mark.parametrize(
     ("old", "new", "allowed"),
     [
-        ("open", "investigating", True),
+        ("new", "investigating", True),
         ("investigating", "contained", True),
         ("contained", "resolved", True),
         ("resolved", "closed", True),
         ("closed", "investigating", True),
-        ("closed", "open", False),
+        ("closed", "new", False),
         ("resolved", "contained", False),
-        ("investigating", "open", False),
+        ("investigating", "new", False),
     ],
 )
 def test_incident_transitions(old, new, allowed):

@@ -36,10 +36,10 @@ def test_an_analyst_uploads_a_log_and_gets_202_with_its_id_and_status(upload, al
     assert raw_log.created_by == alice
 
 
-def test_the_status_of_a_raw_log_is_readable(upload, api_client, alice, bob):
+def test_the_status_of_a_raw_log_is_readable(upload, api_client, alice, carol):
     raw_id = post_log(upload, alice, source="auth.log", content=text([cron_line(0)])).json()["id"]
 
-    api_client.force_authenticate(bob)
+    api_client.force_authenticate(carol)
     body = api_client.get(f"/api/logs/{raw_id}/").json()
     assert body["status"] == "completed"
     assert body["stage"] == "completed"
@@ -278,9 +278,9 @@ def test_the_event_list_costs_the_same_queries_for_any_page_size(
         assert len(api_client.get("/api/events/").json()["results"]) == 23
 
 
-def test_one_event_is_read_by_its_event_id_with_its_line(api_client, bob, make_event):
+def test_one_event_is_read_by_its_event_id_with_its_line(api_client, alice, make_event):
     event = make_event(details={"rule_name": "Some rule"})
-    api_client.force_authenticate(bob)
+    api_client.force_authenticate(alice)
     body = api_client.get(f"/api/events/{event.event_id}/").json()
 
     assert body["event_id"] == event.event_id
@@ -294,3 +294,19 @@ def test_events_need_a_login_and_the_view_permission(api_client, make_user, make
     assert api_client.get("/api/events/").status_code == 401
     api_client.force_authenticate(make_user("nobody"))
     assert api_client.get("/api/events/").status_code == 403
+
+
+def test_a_viewer_reads_no_security_event_nor_raw_log_over_rest(
+    upload, api_client, alice, bob, make_event
+):
+    """The socket refuses a viewer `security_event` and `processing_update`; REST applies
+    the same rule (`READ_PIPELINE_DATA`) to the events, their raw lines and the raw logs."""
+    event = make_event()
+    raw_id = post_log(upload, alice, source="auth.log", content=text([cron_line(0)])).json()["id"]
+    api_client.force_authenticate(bob)
+    for path in ("/api/events/", f"/api/events/{event.event_id}/", "/api/logs/"):
+        response = api_client.get(path)
+        assert response.status_code == 403, path
+        assert response.json()["error_code"] == "PERMISSION_DENIED"
+        assert event.raw_line not in response.content.decode()
+    assert api_client.get(f"/api/logs/{raw_id}/").status_code == 403

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from realtime import hub as hub_module
-from realtime.consumers import HubConsumer
+from realtime.compat import CompatibleHubConsumer
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -20,7 +20,9 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-message_types = st.sampled_from([*HubConsumer.handlers, "auth", "", "event", "batch", "x" * 300])
+message_types = st.sampled_from(
+    [*CompatibleHubConsumer.handlers, "auth", "", "event", "batch", "x" * 300]
+)
 known_fields = st.fixed_dictionaries(
     {},
     optional={
@@ -36,6 +38,14 @@ known_fields = st.fixed_dictionaries(
         "categories": json_values,
         "sources": json_values,
         "token": json_values,
+        # The DNS frontend's requests (realtime/compat.py)
+        "limit": json_values | st.integers(-5, 2**70),
+        "since": json_values | st.integers(-5, 2**70),
+        "start_time": json_values | st.just("2026-01-01T00:00:00Z"),
+        "end_time": json_values,
+        "event_type": json_values | st.sampled_from(["health_update", "zone_created", "nope"]),
+        "priority": json_values | st.sampled_from(["low", "high", "urgent"]),
+        "recipients": json_values,
     },
 )
 frames = st.one_of(
@@ -45,6 +55,10 @@ frames = st.one_of(
         {"type": message_types | json_values},
         optional={"data": known_fields | json_values, "id": json_values},
     ).map(json.dumps),
+    # Request fields at the top level, as the DNS frontend sends them.
+    st.tuples(message_types, known_fields).map(
+        lambda pair: json.dumps({"type": pair[0], **pair[1]})
+    ),
 )
 
 

@@ -3,7 +3,9 @@
 The permissions of a role are declared here as data, as glob patterns over
 `"app_label.codename"`, so that permissions of apps added later are granted as they appear:
 `grant_role_permissions` runs from the accounts data migration and again after every
-`migrate` (a `post_migrate` receiver), and only ever adds what is missing.
+`migrate` (a `post_migrate` receiver). It grants a permission to a role once, when the
+permission first appears, and remembers that (`OfferedRolePermission`): a permission an
+administrator removed from a role stays removed across later `migrate` runs.
 """
 
 import logging
@@ -76,9 +78,13 @@ def permissions_for_role(role, permission_names):
 
 
 def grant_role_permissions(*, apps=global_apps, using=DEFAULT_DB_ALIAS, app_label=None):
-    """Create the role groups when missing and add every matching permission they lack.
+    """Create the role groups when missing and grant each one the matching permissions it
+    was never offered, recording the offer (`OfferedRolePermission`).
 
-    Idempotent, never removes anything. `apps` may be a migration's historical registry.
+    Idempotent, never removes anything, and never grants a permission again once offered
+    (an administrator may have removed it). `apps` may be a migration's historical
+    registry; in one that predates `OfferedRolePermission` (the first accounts migration)
+    every missing permission is granted, as nothing can have been removed yet.
     `app_label` restricts the work to one app's permissions (the `post_migrate` receiver
     runs once per app). Rows go straight into the group-permission table: these grants are
     part of deploying, not an administrator's change, so they write no audit rows and
@@ -94,6 +100,10 @@ def _grant(apps, using, app_label):
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     through = Group.permissions.through
+    try:
+        Offered = apps.get_model("accounts", "OfferedRolePermission")
+    except LookupError:
+        Offered = None  # the first accounts migration: no record yet, nothing removed yet
 
     permissions = Permission.objects.using(using).select_related("content_type")
     if app_label is not None:
@@ -104,18 +114,32 @@ def _grant(apps, using, app_label):
     for role in ROLES:
         group, _ = Group.objects.using(using).get_or_create(name=role)
         wanted = {by_name[name] for name in permissions_for_role(role, by_name)}
+        if Offered is not None:
+            offered = set(
+                Offered.objects.using(using)
+                .filter(group_id=group.pk, permission_id__in=wanted)
+                .values_list("permission_id", flat=True)
+            )
+            new = wanted - offered
+        else:
+            new = wanted
         held = set(
             through.objects.using(using)
-            .filter(group_id=group.pk, permission_id__in=wanted)
+            .filter(group_id=group.pk, permission_id__in=new)
             .values_list("permission_id", flat=True)
         )
-        missing = wanted - held
+        missing = new - held
         if missing:
             through.objects.using(using).bulk_create(
                 [through(group_id=group.pk, permission_id=pk) for pk in sorted(missing)],
                 ignore_conflicts=True,  # another process migrating at the same time
             )
             logger.debug("granted %d permission(s) to role %s", len(missing), role)
+        if Offered is not None and new:
+            Offered.objects.using(using).bulk_create(
+                [Offered(group_id=group.pk, permission_id=pk) for pk in sorted(new)],
+                ignore_conflicts=True,
+            )
         added[role] = len(missing)
     return added
 

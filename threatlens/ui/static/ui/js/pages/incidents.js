@@ -11,7 +11,7 @@ const me = config.user.id;
 const params = new URLSearchParams(location.search);
 let scope = params.get("scope") === "all" ? "all" : "mine";
 let status = params.has("status") ? params.get("status") : "active";
-const ACTIVE = ["open", "investigating", "contained", "resolved"];
+const ACTIVE = ["new", "investigating", "contained", "resolved"];
 
 const tbody = document.getElementById("incidents");
 const empty = document.getElementById("incidents-empty");

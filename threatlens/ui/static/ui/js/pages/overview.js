@@ -8,7 +8,7 @@ import { connectLive } from "../socket.js";
 const config = pageConfig();
 const perms = config.perms;
 const OPEN_ALERTS = ["new", "in_progress", "escalated"];
-const OPEN_INCIDENTS = ["open", "investigating", "contained"];
+const OPEN_INCIDENTS = ["new", "investigating", "contained"];
 const HOUR_MS = 3600 * 1000;
 
 // --- counts over REST -------------------------------------------------------------------

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0002_rawlog_securityevent'),
+        ('incidents', '0004_alert_raised_by'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
