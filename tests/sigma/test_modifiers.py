@@ -51,6 +51,8 @@ def webrule(detection):
         ("sel: {port|lt: 60000}\ncondition: sel", True),
         ("sel: {port|lte: 100}\ncondition: sel", False),
         ("sel: {port: 51234}\ncondition: sel", True),
+        ("sel: {port|neq: 51234}\ncondition: sel", False),
+        ("sel: {port|neq: 22}\ncondition: sel", True),
         ("sel: {user|exists: true}\ncondition: sel", True),
         ("sel: {tty|exists: true}\ncondition: sel", False),
         ("sel: {tty|exists: false}\ncondition: sel", True),
