@@ -232,3 +232,7 @@ class SecurityEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# Sigma rules have their own admin module, kept with their package.
+import incidents.sigma.admin  # noqa: E402, F401

@@ -12,6 +12,7 @@ from incidents.models import (
     Priority,
     Severity,
 )
+from incidents.sigma.filters import TechniqueFilter
 
 
 class OwnerFilter(django_filters.CharFilter):
@@ -55,6 +56,7 @@ class AlertFilter(django_filters.FilterSet):
     source = django_filters.CharFilter()
     category = django_filters.CharFilter()
     correlation_key = django_filters.CharFilter()
+    technique = TechniqueFilter(field_name="details__attack__techniques")
     incident = django_filters.NumberFilter(field_name="incident_id")
     detected_after = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="gte")
     detected_before = django_filters.IsoDateTimeFilter(field_name="detected_at", lookup_expr="lt")

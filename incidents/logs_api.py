@@ -32,6 +32,7 @@ from incidents.security_events import (
     SecurityEventSerializer,
     raw_log_payload,
 )
+from incidents.sigma.filters import TechniqueFilter
 
 # Room for the JSON or multipart framing around the log itself.
 REQUEST_OVERHEAD_BYTES = 64 * 1024
@@ -151,6 +152,7 @@ class SecurityEventFilter(django_filters.FilterSet):
     until = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
     rule_id = django_filters.CharFilter()
     correlation_key = django_filters.CharFilter()
+    technique = TechniqueFilter(field_name="analysis__attack__techniques")
     src_ip = django_filters.CharFilter(method="filter_src_ip", help_text="An IP address.")
     user = django_filters.CharFilter()
     raw_log = django_filters.NumberFilter(field_name="raw_log_id")

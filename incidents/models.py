@@ -571,3 +571,7 @@ class SecurityEvent(models.Model):
 
     def __str__(self):
         return f"{self.event_id} [{self.severity}] {self.message[:80]}"
+
+
+# Sigma rules live in their own package; imported here so they belong to this app.
+from incidents.sigma.models import SigmaRule, SigmaRuleOrigin  # noqa: E402, F401

@@ -45,6 +45,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from incidents import sigma
 from incidents.conf import pipeline_setting
 from incidents.exceptions import IncidentsError, NotFound
 from incidents.ingest_metrics import PROCESSING
@@ -337,6 +338,7 @@ class _Run:
             elif parsed.category == "unknown":
                 unknown += 1
             drafts.extend(self.analyzer.analyze(parsed, source=raw_log.source))
+            drafts.extend(sigma.analyze(parsed, source=raw_log.source))
 
         for draft in drafts:
             draft.src_ip = _clean_ip(draft.src_ip)

@@ -366,6 +366,8 @@ REALTIME_DEFAULT_SUBSCRIPTIONS = {
 
 # Serve /metrics without login (only for a scraper on a private network).
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+# Functions adding other apps' figures to /metrics (each returns Prometheus text).
+METRICS_EXTRA = ["incidents.sigma.metrics.prometheus_text"]
 
 ALERT_SEVERITY_THRESHOLD = env_int("ALERT_SEVERITY_THRESHOLD", 7, minimum=1, maximum=10)
 
@@ -389,6 +391,13 @@ RAW_LOG_RESUME_REPLAY_LINES = env_int("RAW_LOG_RESUME_REPLAY_LINES", 100_000, mi
 RESUME_RAW_LOGS = env_bool("RESUME_RAW_LOGS", True)
 WATCH_LOGS = env_list("WATCH_LOGS", [])  # "path" or "source=path" items
 WATCH_LOGS_INTERVAL = env_duration("WATCH_LOGS_INTERVAL", 2, minimum=0.1)
+
+# Sigma rules (docs/sigma.md): the folder `manage.py sync_sigma_rules` loads (empty: none),
+# how often each process checks for changed rules, and how long one rule stays quiet for
+# the same source address after it fired (seconds).
+SIGMA_RULES_DIR = env_str("SIGMA_RULES_DIR", "")
+SIGMA_RELOAD_SECONDS = env_duration("SIGMA_RELOAD_SECONDS", 1, minimum=0)
+SIGMA_COOLDOWN = env_int("SIGMA_COOLDOWN", 60, minimum=0)
 MONITORS_IN_PROCESS = env_bool("MONITORS_IN_PROCESS", not REDIS_URL)
 MONITORS = {
     "METRICS_INTERVAL": env_duration("MONITORS_METRICS_INTERVAL", 5, minimum=0.5),

@@ -337,7 +337,10 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
         "incidents": ("/incidents/?scope=all", "#incidents tr"),
         "incident": (f"/incidents/{incident_id}/", "#timeline li"),
         "audit": ("/audit/", "#audit-rows tr"),
+        "rules": ("/rules/", "#rules tr"),
     }
+    status, rule = ui.api("POST", "/api/sigma/rules/", {"text": SIGMA_RULE})
+    assert status == 201, rule
     if status == 201:
         for record in [
             {"name": "@", "record_type": "A", "value": "192.0.2.1"},
@@ -365,7 +368,7 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
         expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
         for name, (path, ready) in pages.items():
             page.goto(path)
-            if name != "audit":
+            if name not in ("audit", "rules"):  # pages without a live socket
                 wait_live(page)
             if name == "overview":
                 publish_chart_history(ui)
@@ -384,4 +387,67 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
         page.get_by_role("button", name="Log out").click()
         expect(page).to_have_url(re.compile(r"/login/$"))
         expect(page.locator(".notice")).to_have_text("You are logged out.")
+    assert ui.js_errors() == {}
+
+
+SIGMA_RULE = """title: Login attempt as oracle
+id: 5b0c6f1e-2d3a-4b5c-8d9e-0f1a2b3c4d5e
+status: test
+author: ThreatLens UI test
+logsource: {product: linux, service: sshd}
+detection:
+  sel: {user: oracle}
+  condition: sel
+level: high
+tags: [attack.t1078.003, attack.initial-access]
+"""
+
+
+def test_an_analyst_uploads_and_disables_a_sigma_rule_in_the_console(ui):
+    page = ui.open("alice", "/rules/")
+    expect(page.locator("#rules-empty")).to_be_visible(**LIVE)
+
+    # Refused: the reason is shown, nothing is listed.
+    page.get_by_label("Sigma rule (YAML)").fill(SIGMA_RULE.replace("user: oracle", "Image: x"))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-state")).to_contain_text("unmapped_field", **LIVE)
+
+    page.get_by_label("Sigma rule (YAML)").fill(SIGMA_RULE)
+    page.get_by_role("button", name="Upload").click()
+    row = page.locator("#rules tr", has_text="Login attempt as oracle")
+    expect(row).to_contain_text("loaded", **LIVE)
+    expect(row).to_contain_text("T1078.003")
+
+    # A line through the pipeline raises the rule's alert; the technique links to it.
+    line = (
+        f"{datetime.now(UTC).isoformat()} web01 sshd[811]: Failed password for oracle "
+        "from 203.0.113.45 port 40001 ssh2"
+    )
+    status, body = ui.api("POST", "/api/logs/", {"source": "auth.log", "content": line})
+    assert status == 202, body
+    ui.api(
+        "POST",
+        "/api/alerts/",
+        {"title": "Unrelated alert", "severity": "high", "source": "ui-test"},
+    )
+    row.get_by_role("link", name="T1078.003").click()
+    expect(page).to_have_url(re.compile(r"/alerts/\?view=open&technique=T1078.003"))
+    sigma_alert = alert_row(page, "Login attempt as oracle")
+    expect(sigma_alert).to_be_visible(**LIVE)
+    expect(page.locator("#alerts tr", has_text="Unrelated alert")).to_have_count(0)
+    sigma_alert.get_by_role("button", name=re.compile(r"^Details of alert")).click()
+    dialog = page.locator("#alert-dialog")
+    expect(dialog).to_contain_text("by ThreatLens UI test")
+    expect(dialog).to_contain_text("T1078.003, initial-access")
+    screenshot(page, "alert-sigma")
+    page.goto("/rules/")
+    row = page.locator("#rules tr", has_text="Login attempt as oracle")
+    expect(row.locator('td[data-label="Hits"]')).to_have_text("1")
+
+    row.get_by_role("button", name="Disable Login attempt as oracle").click()
+    expect(row).to_contain_text("disabled", **LIVE)
+    page.get_by_label("State").select_option("loaded")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#rules-empty")).to_be_visible(**LIVE)
+    screenshot(page, "rules-alice")
     assert ui.js_errors() == {}

@@ -14,7 +14,7 @@ from incidents.models import ALERT_TRANSITIONS
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["/", "/events/", "/alerts/", "/incidents/", "/dns/"]
+PAGES = ["/", "/events/", "/alerts/", "/incidents/", "/dns/", "/rules/"]
 
 
 def logged_in(user):
@@ -128,14 +128,23 @@ def test_navigation_shows_the_pages_each_role_may_open(alice, bob, carol):
         nav = html[html.index('id="site-nav"') : html.index("</nav>")]
         return re.findall(r'href="([^"]+)"', nav)
 
-    assert links(alice) == ["/", "/events/", "/alerts/", "/incidents/", "/dns/", "/api/docs/"]
-    assert links(bob) == ["/", "/alerts/", "/incidents/", "/dns/", "/api/docs/"]
+    assert links(alice) == [
+        "/",
+        "/events/",
+        "/alerts/",
+        "/incidents/",
+        "/dns/",
+        "/rules/",
+        "/api/docs/",
+    ]
+    assert links(bob) == ["/", "/alerts/", "/incidents/", "/dns/", "/rules/", "/api/docs/"]
     assert links(carol) == [
         "/",
         "/events/",
         "/alerts/",
         "/incidents/",
         "/dns/",
+        "/rules/",
         "/audit/",
         "/admin/",
         "/api/docs/",
@@ -189,3 +198,15 @@ def test_a_viewer_is_told_the_queue_is_not_live_for_their_role(bob):
     assert page.status_code == 200
     assert b"without live updates" in page.content
     assert page_config(page)["perms"]["receive_security"] is False
+
+
+@pytest.mark.django_db
+def test_the_rules_page_offers_upload_to_analysts_and_not_to_viewers(alice, bob):
+    analyst = logged_in(alice).get("/rules/")
+    assert page_config(analyst)["perms"]["change_sigma_rules"] is True
+    assert b'id="upload"' in analyst.content
+    assert b'href="/api/sigma/rules/coverage/"' in analyst.content
+    viewer = logged_in(bob).get("/rules/")
+    assert viewer.status_code == 200
+    assert page_config(viewer)["perms"]["change_sigma_rules"] is False
+    assert b'id="upload"' not in viewer.content

@@ -15,5 +15,6 @@ urlpatterns = [
     path("incidents/", views.IncidentsPage.as_view(), name="incidents"),
     path("incidents/<int:pk>/", views.IncidentDetailPage.as_view(), name="incident"),
     path("dns/", views.DnsPage.as_view(), name="dns"),
+    path("rules/", views.RulesPage.as_view(), name="rules"),
     path("audit/", views.AuditPage.as_view(), name="audit"),
 ]

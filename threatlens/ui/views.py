@@ -47,6 +47,9 @@ PERMISSION_FLAGS = {
     "change_records": "dns.change_record",
     "delete_records": "dns.delete_record",
     "view_audit": "audit.view_auditlog",
+    "view_sigma_rules": "incidents.view_sigmarule",
+    "add_sigma_rules": "incidents.add_sigmarule",
+    "change_sigma_rules": "incidents.change_sigmarule",
     "publish_events": "realtime.publish_event",
 }
 
@@ -71,6 +74,8 @@ def navigation(flags):
         items.append(("incidents", "Incidents", "/incidents/"))
     if flags["view_zones"]:
         items.append(("dns", "DNS", "/dns/"))
+    if flags["view_sigma_rules"]:
+        items.append(("rules", "Rules", "/rules/"))
     if flags["view_audit"]:
         items.append(("audit", "Audit", "/audit/"))
     return [{"page": page, "label": label, "url": url} for page, label, url in items]
@@ -206,6 +211,16 @@ class DnsPage(Page):
             "changeable_zone_ids": sorted(changeable.values_list("pk", flat=True)),
             "record_types": [str(value) for value, _ in Record.RecordType.choices],
         }
+
+
+class RulesPage(Page):
+    """Sigma rules: their state and cost, ATT&CK techniques, enable/disable, upload, and
+    the coverage layer (docs/sigma.md)."""
+
+    page = "rules"
+    title = "Detection rules"
+    permission = "incidents.view_sigmarule"
+    template_name = "ui/rules.html"
 
 
 class AuditPage(Page):

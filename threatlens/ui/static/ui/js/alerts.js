@@ -240,6 +240,21 @@ function item(term, value) {
   return [el("dt", { text: term }), el("dd", {}, value)];
 }
 
+/** "title by author" linking to the rule's reference, as the Detection Rule License asks. */
+function sigmaAttribution(sigma) {
+  if (!sigma || !sigma.title) return null;
+  const title = sigma.link
+    ? el("a", { href: sigma.link, rel: "noopener noreferrer", target: "_blank", text: sigma.title })
+    : sigma.title;
+  return el("span", {}, title, sigma.author ? ` by ${sigma.author}` : "", el("span", { class: "muted small", text: ` (${sigma.id})` }));
+}
+
+function attackText(attack) {
+  if (!attack) return null;
+  const parts = [...(attack.techniques || []), ...(attack.tactics || []).map((tactic) => tactic.name)];
+  return parts.length ? parts.join(", ") : null;
+}
+
 /** Open the detail dialog of an alert (fresh from the API). */
 export async function openAlertDialog(id, rows) {
   const dialog = document.getElementById("alert-dialog");
@@ -281,6 +296,8 @@ export async function openAlertDialog(id, rows) {
       item("Category", alert.category),
       item("Source", [alert.source, alert.source_system].filter(Boolean).join(" / ")),
       item("Rule", [alert.rule_id, alert.rule_name].filter(Boolean).join(" — ")),
+      item("Sigma rule", sigmaAttribution(details?.sigma)),
+      item("ATT&CK", attackText(details?.attack)),
       item("Source IP", alert.source_ip && `${alert.source_ip}${alert.source_port ? `:${alert.source_port}` : ""}`),
       item("Destination", alert.destination_ip && `${alert.destination_ip}${alert.destination_port ? `:${alert.destination_port}` : ""}`),
       item("Host", alert.affected_host),

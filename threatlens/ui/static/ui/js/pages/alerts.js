@@ -12,6 +12,8 @@ const me = config.user.id;
 const params = new URLSearchParams(location.search);
 let view = ["unowned", "mine", "open"].includes(params.get("view")) ? params.get("view") : "unowned";
 let severity = params.get("severity") || "";
+// ?technique=T1110: alerts of rules tagged with an ATT&CK technique (links from the Rules page).
+const technique = (params.get("technique") || "").toUpperCase();
 
 const tbody = document.getElementById("alerts");
 const empty = document.getElementById("alerts-empty");
@@ -26,6 +28,7 @@ function query() {
   if (view === "unowned") q.owner = "none";
   if (view === "mine") q.owner = "me";
   if (severity) q.severity = severity;
+  if (technique) q.technique = technique;
   return q;
 }
 
@@ -33,6 +36,9 @@ function query() {
 function belongs(alert) {
   if (!OPEN_STATUSES.includes(alert.status)) return false;
   if (severity && alert.severity !== severity) return false;
+  if (technique && !(alert.details?.attack?.techniques || []).some((t) => t === technique || t.startsWith(`${technique}.`))) {
+    return false;
+  }
   const owner = alert.assigned_analyst?.id ?? null;
   if (view === "unowned") return owner === null;
   if (view === "mine") return owner === me;
@@ -46,6 +52,7 @@ function updateCount() {
   const names = { unowned: "unowned", mine: "yours", open: "open" };
   countLine.textContent =
     `${waiting} ${names[view]} alert${waiting === 1 ? "" : "s"}` +
+    (technique ? ` for ATT&CK ${technique}` : "") +
     (total > shown ? ` (newest ${shown} of ${total} listed)` : "");
 }
 

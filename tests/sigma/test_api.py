@@ -1,0 +1,210 @@
+"""Sigma rules through REST and the pipeline: upload, refuse, list, toggle, fire, cover."""
+
+import pytest
+from django.test import TestCase
+
+from incidents.models import Alert, SecurityEvent
+from incidents.sigma.models import SigmaRule
+from tests.pipeline.conftest import T0, ssh_failure, syslog
+from tests.sigma.conftest import rule_yaml
+
+pytestmark = pytest.mark.django_db
+
+RULE_ID = "0e95725d-7320-415d-80f7-004da920fc11"
+ROOT_FAILURE = rule_yaml(
+    "sel: {user: root}\nkw: ['Failed password']\ncondition: sel and kw",
+    title="Failed root login over SSH",
+    rule_id=RULE_ID,
+    tags=("attack.t1110.001", "attack.credential-access", "attack.stealth"),
+)
+
+
+@pytest.fixture(autouse=True)
+def _inline(settings):
+    settings.LOG_PROCESSING = "inline"
+
+
+def post_rule(api_client, user, text, **extra):
+    api_client.force_authenticate(user)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return api_client.post("/api/sigma/rules/", {"text": text, **extra}, format="json")
+
+
+def ingest(api_client, user, *lines, source="auth.log"):
+    api_client.force_authenticate(user)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = api_client.post(
+            "/api/logs/", {"source": source, "content": "\n".join(lines)}, format="json"
+        )
+    assert response.status_code == 202, response.json()
+    return response.json()
+
+
+def test_an_analyst_uploads_a_rule_and_it_is_listed_as_loaded(api_client, alice):
+    response = post_rule(api_client, alice, ROOT_FAILURE)
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["sigma_id"] == RULE_ID
+    assert body["state"] == "loaded"
+    assert body["techniques"] == ["T1110.001"]
+    assert {"name": "stealth", "id": None} in body["tactics"]
+    listed = api_client.get("/api/sigma/rules/").json()["results"]
+    assert [rule["title"] for rule in listed] == ["Failed root login over SSH"]
+
+
+def test_an_uploaded_rule_fires_on_the_next_ingested_line(api_client, alice):
+    post_rule(api_client, alice, ROOT_FAILURE)
+
+    ingest(api_client, alice, ssh_failure(T0, user="root"))
+
+    event = SecurityEvent.objects.get(rule_id=f"sigma:{RULE_ID}")
+    assert event.severity == 8  # level high
+    assert event.analysis["attack"]["techniques"] == ["T1110.001"]
+    alert = Alert.objects.get(rule_id=f"sigma:{RULE_ID}")
+    assert alert.severity == "high"
+    assert alert.title.startswith("Failed root login over SSH")
+    sigma = alert.details["sigma"]
+    assert sigma["id"] == RULE_ID
+    assert sigma["author"] == "ThreatLens tests"
+    assert sigma["link"] == "https://example.org/rules/test"
+    assert alert.details["attack"]["techniques"] == ["T1110.001"]
+    # REST shows the same.
+    shown = api_client.get(f"/api/alerts/{alert.pk}/").json()
+    assert shown["details"]["attack"]["techniques"] == ["T1110.001"]
+
+
+def test_a_disabled_rule_no_longer_fires(api_client, alice):
+    rule = post_rule(api_client, alice, ROOT_FAILURE).json()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = api_client.patch(
+            f"/api/sigma/rules/{rule['id']}/", {"enabled": False}, format="json"
+        )
+    assert response.status_code == 200
+    assert response.json()["state"] == "disabled"
+
+    ingest(api_client, alice, ssh_failure(T0, user="root"))
+
+    assert not SecurityEvent.objects.filter(rule_id__startswith="sigma:").exists()
+
+
+def test_a_refused_rule_gets_json_with_error_code_and_nothing_is_stored(api_client, alice):
+    text = rule_yaml("sel: {CommandLine|contains: whoami}\ncondition: sel")
+
+    response = post_rule(api_client, alice, text)
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error_code"] == "INVALID_SIGMA_RULE"
+    assert body["reason_code"] == "unmapped_field"
+    assert "CommandLine" in body["reason"]
+    assert not SigmaRule.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"text": ""}, {"text": 5}, {"text": "title: x", "enabled": "yes"}],
+)
+def test_malformed_uploads_are_refused(api_client, alice, body):
+    api_client.force_authenticate(alice)
+    response = api_client.post("/api/sigma/rules/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error_code"] in ("INVALID_MESSAGE", "INVALID_SIGMA_RULE")
+    assert not SigmaRule.objects.exists()
+
+
+def test_the_same_rule_id_twice_is_a_conflict(api_client, alice):
+    post_rule(api_client, alice, ROOT_FAILURE)
+    response = post_rule(api_client, alice, ROOT_FAILURE)
+    assert response.status_code == 409
+    assert response.json()["error_code"] == "CONFLICT"
+
+
+def test_a_viewer_reads_rules_but_cannot_upload_or_toggle(api_client, alice, bob):
+    rule = post_rule(api_client, alice, ROOT_FAILURE).json()
+
+    response = post_rule(api_client, bob, rule_yaml("sel: {user: x}\ncondition: sel"))
+    assert response.status_code == 403
+    assert response.json()["error_code"] == "PERMISSION_DENIED"
+    patch = api_client.patch(f"/api/sigma/rules/{rule['id']}/", {"enabled": False}, format="json")
+    assert patch.status_code == 403
+    assert api_client.get(f"/api/sigma/rules/{rule['id']}/").json()["text"] == ROOT_FAILURE
+    assert SigmaRule.objects.get().enabled
+
+
+def test_only_admins_delete_rules(api_client, alice, carol):
+    rule = post_rule(api_client, alice, ROOT_FAILURE).json()
+    assert api_client.delete(f"/api/sigma/rules/{rule['id']}/").status_code == 403
+    api_client.force_authenticate(carol)
+    assert api_client.delete(f"/api/sigma/rules/{rule['id']}/").status_code == 204
+    assert not SigmaRule.objects.exists()
+
+
+def test_the_coverage_is_an_attack_navigator_layer(api_client, alice):
+    post_rule(api_client, alice, ROOT_FAILURE)
+    post_rule(
+        api_client,
+        alice,
+        rule_yaml("sel: {user: nobody}\ncondition: sel", title="Off", tags=("attack.t1078",)),
+        enabled=False,
+    )
+
+    layer = api_client.get("/api/sigma/rules/coverage/").json()
+
+    assert layer["domain"] == "enterprise-attack"
+    assert [item["techniqueID"] for item in layer["techniques"]] == ["T1110.001"]
+    assert layer["techniques"][0]["comment"] == "Failed root login over SSH"
+
+
+def test_rules_are_filtered_by_technique_and_state(api_client, alice):
+    post_rule(api_client, alice, ROOT_FAILURE)
+    post_rule(
+        api_client, alice, rule_yaml("sel: {user: x}\ncondition: sel", tags=("attack.t1078",))
+    )
+
+    by_technique = api_client.get("/api/sigma/rules/?technique=t1078").json()["results"]
+    assert [rule["techniques"] for rule in by_technique] == [["T1078"]]
+    assert api_client.get("/api/sigma/rules/?state=refused").json()["results"] == []
+
+
+def test_a_sudo_rule_fires_on_a_sudo_line(api_client, alice):
+    text = rule_yaml(
+        "sel: {USER: root, COMMAND|endswith: /bin/bash}\ncondition: sel",
+        logsource="{product: linux, service: sudo}",
+        level="critical",
+        title="Root shell through sudo",
+    )
+    post_rule(api_client, alice, text)
+
+    line = syslog(T0, "sudo", "bob : TTY=pts/1 ; PWD=/home/bob ; USER=root ; COMMAND=/bin/bash")
+    ingest(api_client, alice, line)
+
+    alert = Alert.objects.get()
+    assert alert.severity == "critical"
+    assert alert.title.startswith("Root shell through sudo")
+
+
+def test_alerts_and_events_are_filtered_by_attack_technique(api_client, alice):
+    post_rule(api_client, alice, ROOT_FAILURE)
+    ingest(api_client, alice, ssh_failure(T0, user="root"))
+
+    for url in ("/api/alerts/", "/api/events/"):
+        assert len(api_client.get(url, {"technique": "T1110"}).json()["results"]) == 1
+        assert len(api_client.get(url, {"technique": "t1110.001"}).json()["results"]) == 1
+        assert api_client.get(url, {"technique": "T1078"}).json()["results"] == []
+        refused = api_client.get(url, {"technique": "T11"})
+        assert refused.status_code == 400
+        assert "error_code" in refused.json()
+
+
+def test_metrics_show_each_rules_hits_and_cost(api_client, alice, carol):
+    post_rule(api_client, alice, ROOT_FAILURE)
+    ingest(api_client, alice, *[ssh_failure(T0, user="root", port=40000 + n) for n in range(70)])
+
+    api_client.force_authenticate(carol)
+    text = api_client.get("/metrics").content.decode()
+
+    assert "threatlens_sigma_rules_loaded 1" in text
+    labels = f'rule_id="{RULE_ID}",title="Failed root login over SSH"'
+    assert f"threatlens_sigma_rule_hits_total{{{labels}}} 70" in text
+    assert f"threatlens_sigma_rule_evaluations_total{{{labels}}} 64" in text
