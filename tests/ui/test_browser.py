@@ -145,7 +145,10 @@ def test_two_analysts_share_the_alert_queue_live_and_a_late_take_names_the_owner
     dave_row = alert_row(dave, second)
     dave_row.get_by_role("button", name=re.compile(r"^Take alert")).click()
     expect(dave_row.locator(".row-note")).to_have_text("Already taken by alice")
-    expect(dave_row.locator('td[data-label="Owner"]')).to_have_text("alice")
+    # Even with his socket held back, the row now says what the alert is: in progress,
+    # Alice's (the page reloaded that one alert), not "New".
+    expect(dave_row.locator('td[data-label="Status"]')).to_have_text("in progress")
+    expect(dave_row.locator('td[data-label="Owner"]')).to_have_text("Alice Archer")
     held.release()
     expect(dave_row.locator('td[data-label="Owner"]')).to_have_text("Alice Archer", **LIVE)
 
@@ -334,7 +337,7 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
         "overview": ("/", "#my-incidents li"),
         "events": ("/events/", "#feed li"),
         "alerts": ("/alerts/?view=open", "#alerts tr"),
-        "incidents": ("/incidents/?scope=all", "#incidents tr"),
+        "incidents": ("/incidents/?view=all", "#incidents tr"),
         "incident": (f"/incidents/{incident_id}/", "#timeline li"),
         "audit": ("/audit/", "#audit-rows tr"),
     }
@@ -384,4 +387,72 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
         page.get_by_role("button", name="Log out").click()
         expect(page).to_have_url(re.compile(r"/login/$"))
         expect(page.locator(".notice")).to_have_text("You are logged out.")
+    assert ui.js_errors() == {}
+
+
+def test_fixes_seen_in_use_rows_dropdowns_line_breaks_phone_width_times_and_audit(ui):
+    # A long title without spaces (a URL, a hash) used to push the card past 390 px.
+    long_title = "Beacon to " + "a" * 30 + ".example/" + "b" * 60 + f" {uuid.uuid4().hex[:6]}"
+    alert = ingest_alert(ui, long_title)
+    status, taken = ui.api("POST", f"/api/alerts/{alert['id']}/take-ownership/", as_user="alice")
+    assert status == 200, taken
+    incident_id = taken["incident_id"]
+    ui.api(
+        "POST",
+        f"/api/incidents/{incident_id}/comments/",
+        {"body": "Blocked at the edge.\nStill watching **203.0.113.45**.\n<script>x()</script>"},
+        as_user="alice",
+    )
+
+    phone = ui.open("alice", "/alerts/?view=mine", viewport=PHONE)
+    wait_live(phone)
+    row = alert_row(phone, long_title[-6:])
+    expect(row).to_be_visible()
+    assert phone.evaluate(WIDER_THAN_THE_PAGE) == []
+    # The title wraps inside its card instead of running under its edge.
+    card, title = row.bounding_box(), row.locator(".t").bounding_box()
+    assert title["x"] + title["width"] <= card["x"] + card["width"], (title, card)
+    assert row.locator(".t").evaluate("(node) => node.scrollWidth <= node.clientWidth + 1")
+    # The status dropdown starts on no status; Set waits for a choice.
+    select = row.get_by_label(f"New status for alert {alert['id']}")
+    expect(select).to_have_value("")
+    expect(row.get_by_role("button", name="Set")).to_be_disabled()
+    select.select_option("resolved")
+    expect(row.get_by_role("button", name="Set")).to_be_enabled()
+    screenshot(phone, "alerts-long-title")
+    for path, ready in (
+        ("/incidents/?view=mine", "#incidents tr"),
+        (f"/incidents/{incident_id}/", "#incident-alerts tr"),
+        ("/", "#my-incidents li a"),
+    ):
+        phone.goto(path)
+        expect(phone.locator(ready).first).to_be_visible()
+        assert phone.evaluate(WIDER_THAN_THE_PAGE) == [], path
+    screenshot(phone, "overview-long-title")
+
+    # Comments keep their line breaks; Markdown renders, HTML does not run.
+    page = ui.open("alice", f"/incidents/{incident_id}/")
+    comment = page.locator("#comments .comment-body").first
+    expect(comment.locator("br")).to_have_count(1)
+    expect(comment.locator("strong")).to_have_text("203.0.113.45")
+    expect(comment.locator("script")).to_have_count(0)
+
+    # Times in UTC, 24-hour, when the user asks for it (kept for the next pages).
+    page.get_by_label("Times").select_option("utc")
+    expect(page.get_by_label("Times")).to_have_value("utc")
+    created = datetime.fromisoformat(taken["alert"]["received_at"].replace("Z", "+00:00"))
+    expect(page.locator("#incident-alerts time").first).to_have_attribute(
+        "title", re.compile(r"\(UTC\)$")
+    )
+    expect(page.locator("#incident-alerts time").first).to_have_text(
+        created.astimezone(UTC).strftime("%H:%M:%S")
+    )
+
+    # The audit log hides socket connections until asked.
+    carol = ui.open("carol", "/audit/")
+    expect(carol.locator("#audit-rows tr").first).to_be_visible()
+    expect(carol.locator("#audit-rows code", has_text="realtime.connect")).to_have_count(0)
+    carol.get_by_label("Show socket connections").check()
+    expect(carol.locator("#audit-rows code", has_text="realtime.connect").first).to_be_visible()
+    expect(carol).to_have_url(re.compile(r"sockets=1"))
     assert ui.js_errors() == {}

@@ -21,7 +21,9 @@ from dns.models import Record, Zone
 from incidents.models import (
     ALERT_TRANSITIONS,
     INCIDENT_TRANSITIONS,
+    OPEN_INCIDENT_STATUSES,
     AlertStatus,
+    Incident,
     IncidentStatus,
     IncidentWatcher,
 )
@@ -173,12 +175,37 @@ class IncidentsPage(Page):
             "incident_statuses": {
                 str(value): str(label) for value, label in IncidentStatus.choices
             },
+            "default_view": self.default_view(),
         }
+
+    def default_view(self):
+        """`mine` for someone who owns an open incident, else `all` (an admin or a new
+        analyst would otherwise land on an empty list)."""
+        user = self.request.user
+        owns = Incident.objects.filter(owner=user, status__in=OPEN_INCIDENT_STATUSES).exists()
+        return "mine" if owns else "all"
 
 
 class IncidentDetailPage(IncidentsPage):
     title = "Incident"
     template_name = "ui/incident_detail.html"
+
+    def get(self, request, *args, **kwargs):
+        # An incident this user may not see is "not found", as the API says: the page
+        # shows no alerts table and no Watch button for it.
+        if not Incident.objects.visible_to(request.user).filter(pk=kwargs["pk"]).exists():
+            return render(
+                request,
+                "ui/not_found.html",
+                self.shell_context(
+                    title="Incident not found",
+                    message=f"There is no incident {kwargs['pk']} that you may see.",
+                    back_url="/incidents/",
+                    back_label="Back to the incidents",
+                ),
+                status=404,
+            )
+        return super().get(request, *args, **kwargs)
 
     def page_config(self):
         return {

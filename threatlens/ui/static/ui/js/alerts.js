@@ -154,22 +154,27 @@ export class AlertRows {
     if (!allowed.length) return el("span");
     const names = this.ctx.config.alert_statuses || {};
     const id = `status-${alert.id}`;
+    // Lifecycle order, and nothing chosen until the analyst chooses: a preselected first
+    // option ("Escalated") was one click away from escalating by accident.
+    const order = Object.keys(names);
+    const sorted = [...allowed].sort((a, b) => order.indexOf(a) - order.indexOf(b));
     const select = el(
       "select",
       { id, "aria-label": `New status for alert ${alert.id}` },
-      allowed.map((status) => el("option", { value: status, text: names[status] || label(status) })),
+      el("option", { value: "", text: "Status…", disabled: true, selected: true }),
+      sorted.map((status) => el("option", { value: status, text: names[status] || label(status) })),
     );
-    return el(
-      "span",
-      { class: "inline-select" },
-      select,
-      el("button", {
-        type: "button",
-        class: "btn btn-small",
-        text: "Set",
-        onclick: (event) => this.setStatus(alert.id, select.value, event.currentTarget),
-      }),
-    );
+    const button = el("button", {
+      type: "button",
+      class: "btn btn-small",
+      text: "Set",
+      disabled: true,
+      onclick: (event) => this.setStatus(alert.id, select.value, event.currentTarget),
+    });
+    select.addEventListener("change", () => {
+      button.disabled = !select.value;
+    });
+    return el("span", { class: "inline-select" }, select, button);
   }
 
   note(id, text, kind = "") {
@@ -199,8 +204,7 @@ export class AlertRows {
         const owner = error.body?.owner;
         const current = this.get(id);
         if (owner && current) {
-          // Show the owner now; the alert_updated event brings the rest.
-          // (Same updated_at as the row: the event that follows is newer and wins.)
+          // Show the owner now (same updated_at as the row: anything newer wins)...
           this.upsert(
             { ...current, assigned_analyst: { id: owner.id, username: owner.username } },
             { taken: true },
@@ -209,6 +213,9 @@ export class AlertRows {
         const who = owner ? owner.username : null;
         this.note(id, who ? `Already taken by ${who}` : error.message, "error");
         notify(who ? `Alert #${id} was already taken by ${who}.` : error.message, "error");
+        // ...then the whole row as it is now (status, owner's name): the socket may be
+        // slow or offline, and a row saying "New" for an alert in progress misleads.
+        this.refresh(id, { taken: true });
       } else {
         this.note(id, error.message, "error");
         notify(error.message, "error");
@@ -217,6 +224,16 @@ export class AlertRows {
         button.disabled = false;
         button.textContent = "Take";
       }
+    }
+  }
+
+  /** Reload one row from the API (after a conflict: the row was stale). */
+  async refresh(id, { taken = false } = {}) {
+    try {
+      const alert = await api.get(`/api/alerts/${id}/`);
+      if (this.has(id)) this.upsert(alert, { taken });
+    } catch {
+      // The socket's alert_updated still brings it.
     }
   }
 
@@ -296,7 +313,10 @@ export async function openAlertDialog(id, rows) {
     alert.description ? [el("h3", { text: "Description" }), el("p", { class: "comment-body", text: alert.description })] : null,
     analysis ? [el("h3", { text: "Analysis" }), el("pre", { text: JSON.stringify(analysis, null, 2) })] : null,
     recommendations.length
-      ? [el("h3", { text: "Recommendations" }), el("ul", {}, recommendations.map((r) => el("li", { text: String(r) })))]
+      ? [
+          el("h3", { text: "Recommendations" }),
+          el("ul", { class: "keep-lines" }, recommendations.map((r) => el("li", { text: String(r) }))),
+        ]
       : null,
     details ? el("details", {}, el("summary", { text: "All details" }), el("pre", { text: JSON.stringify(details, null, 2) })) : null,
   );

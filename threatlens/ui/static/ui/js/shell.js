@@ -1,5 +1,5 @@
 // Page shell: the navigation toggle at phone widths, local times, notices.
-import { el, localiseTimes } from "./dom.js";
+import { el, localiseTimes, setTimePreference, TIME_PREFERENCES, timePreference } from "./dom.js";
 
 const toggle = document.querySelector(".nav-toggle");
 const nav = document.getElementById("site-nav");
@@ -19,6 +19,19 @@ if (toggle && nav) {
 }
 
 localiseTimes();
+
+// Times: the browser's zone, or 24-hour, or UTC. The page reloads to redraw every time.
+const timeSelect = document.getElementById("time-preference");
+if (timeSelect) {
+  for (const [value, text] of Object.entries(TIME_PREFERENCES)) {
+    timeSelect.append(el("option", { value, text }));
+  }
+  timeSelect.value = timePreference();
+  timeSelect.addEventListener("change", () => {
+    setTimePreference(timeSelect.value);
+    location.reload();
+  });
+}
 
 const MAX_TOASTS = 4;
 

@@ -10,7 +10,9 @@ import { connectLive } from "../socket.js";
 const config = pageConfig();
 const me = config.user.id;
 const params = new URLSearchParams(location.search);
-let view = ["unowned", "mine", "open"].includes(params.get("view")) ? params.get("view") : "unowned";
+// A user who may not take alerts has no "Mine" (nothing can be theirs).
+const VIEWS = config.perms.take_alerts ? ["unowned", "mine", "open"] : ["unowned", "open"];
+let view = VIEWS.includes(params.get("view")) ? params.get("view") : "unowned";
 let severity = params.get("severity") || "";
 
 const tbody = document.getElementById("alerts");

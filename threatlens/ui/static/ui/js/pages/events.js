@@ -271,7 +271,7 @@ function showDetail(event) {
     analysisItems.length ? el("dl", {}, analysisItems) : el("p", { class: "muted", text: "None." }),
     el("h3", { text: "Recommendations" }),
     recommendations.length
-      ? el("ul", {}, recommendations.map((text) => el("li", { text: String(text) })))
+      ? el("ul", { class: "keep-lines" }, recommendations.map((text) => el("li", { text: String(text) })))
       : el("p", { class: "muted", text: "None." }),
     event.raw_line ? [el("h3", { text: "Log line" }), el("pre", { text: event.raw_line })] : null,
   );

@@ -21,6 +21,14 @@ function person(user) {
   return user ? user.full_name || user.username : "nobody";
 }
 
+/** Markdown the server rendered and sanitised (incidents/markup.py: an allow-list of
+ * tags, no attributes but a link's href and title); the plain text if there is none. */
+function showMarkdown(node, html, text) {
+  if (typeof html === "string") node.innerHTML = html;
+  else node.textContent = text || "";
+  return node;
+}
+
 function showIncident(data) {
   incident = data;
   document.title = `${data.reference} ${data.title} · ThreatLens`;
@@ -38,7 +46,7 @@ function showIncident(data) {
     ...(data.first_response_at ? [meta("First response", timeEl(data.first_response_at))] : []),
     ...(data.resolved_at ? [meta("Resolved", timeEl(data.resolved_at))] : []),
   );
-  document.getElementById("incident-description").textContent = data.description || "";
+  showMarkdown(document.getElementById("incident-description"), data.description_html, data.description);
   const select = document.getElementById("new-status");
   if (select) {
     const names = config.incident_statuses || {};
@@ -102,7 +110,7 @@ async function loadComments() {
         "li",
         {},
         el("div", { class: "comment-head" }, person(comment.author), " · ", timeEl(comment.created_at)),
-        el("div", { class: "comment-body", text: comment.body }),
+        showMarkdown(el("div", { class: "comment-body markdown" }), comment.body_html, comment.body),
       ),
     );
   }

@@ -9,7 +9,11 @@ import { connectLive } from "../socket.js";
 const config = pageConfig();
 const me = config.user.id;
 const params = new URLSearchParams(location.search);
-let scope = params.get("scope") === "all" ? "all" : "mine";
+// `?view=mine|all`, as on the alert queue (`?scope=` is the old name, still read). Without
+// one: "mine" for someone who owns an open incident, else "all" (config.default_view).
+const VIEWS = config.perms.take_alerts ? ["mine", "all"] : ["all"];
+const asked = params.get("view") || params.get("scope");
+let scope = VIEWS.includes(asked) ? asked : VIEWS.includes(config.default_view) ? config.default_view : "all";
 let status = params.has("status") ? params.get("status") : "active";
 const ACTIVE = ["open", "investigating", "contained", "resolved"];
 
@@ -99,18 +103,19 @@ async function load() {
 
 function setScope(next) {
   scope = next;
-  for (const button of document.querySelectorAll("#scopes [data-scope]")) {
-    button.setAttribute("aria-pressed", String(button.dataset.scope === scope));
+  for (const button of document.querySelectorAll("#scopes [data-view]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.view === scope));
   }
   const url = new URL(location.href);
-  url.searchParams.set("scope", scope);
+  url.searchParams.delete("scope");
+  url.searchParams.set("view", scope);
   url.searchParams.set("status", status);
   history.replaceState(null, "", url);
   load();
 }
 
-for (const button of document.querySelectorAll("#scopes [data-scope]")) {
-  button.addEventListener("click", () => setScope(button.dataset.scope));
+for (const button of document.querySelectorAll("#scopes [data-view]")) {
+  button.addEventListener("click", () => setScope(button.dataset.view));
 }
 statusSelect.value = status;
 statusSelect.addEventListener("change", () => {

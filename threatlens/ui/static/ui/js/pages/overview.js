@@ -28,13 +28,15 @@ async function loadAlertCounts() {
     `${unowned.count} open alert${unowned.count === 1 ? "" : "s"} waiting for an owner.`;
 }
 
+const MY_INCIDENTS_SHOWN = 8;
+
 async function loadMyIncidents() {
   if (!perms.view_incidents) return;
   const page = await api.get("/api/incidents/", {
     owner: "me",
     status: OPEN_INCIDENTS,
     ordering: "-updated_at",
-    page_size: 5,
+    page_size: MY_INCIDENTS_SHOWN,
   });
   document.getElementById("my-incidents-count").textContent = page.count;
   const list = clear(document.getElementById("my-incidents"));
@@ -50,6 +52,10 @@ async function loadMyIncidents() {
     );
   }
   if (!page.results.length) list.append(el("li", { class: "muted", text: "None open." }));
+  const more = document.getElementById("my-incidents-all");
+  more.hidden = page.count === 0;
+  more.textContent =
+    page.count > page.results.length ? `All ${page.count} of my open incidents →` : "My incidents →";
 }
 
 let eventsLastHour = null;
