@@ -168,6 +168,7 @@ class IncidentSerializer(serializers.ModelSerializer):
             "contained_at",
             "resolved_at",
             "closed_at",
+            "merged_into",
         ]
         read_only_fields = fields
 
