@@ -456,3 +456,105 @@ def test_fixes_seen_in_use_rows_dropdowns_line_breaks_phone_width_times_and_audi
     expect(carol.locator("#audit-rows code", has_text="realtime.connect").first).to_be_visible()
     expect(carol).to_have_url(re.compile(r"sockets=1"))
     assert ui.js_errors() == {}
+
+
+def test_an_analyst_merges_two_incidents_and_sees_it_on_the_timeline(ui):
+    tag = uuid.uuid4().hex[:6]
+    first = ingest_alert(ui, f"SSH brute force from 203.0.113.45 {tag}", correlation_key="a")
+    second = ingest_alert(ui, f"Web scan from 203.0.113.45 {tag}", correlation_key="b")
+    incidents = []
+    for alert in (first, second):
+        status, taken = ui.api(
+            "POST", f"/api/alerts/{alert['id']}/take-ownership/", as_user="alice"
+        )
+        assert status == 200, taken
+        incidents.append(taken["incident"])
+    target, source = incidents
+    ui.api(
+        "POST",
+        f"/api/incidents/{source['id']}/comments/",
+        {"body": "Same attacker."},
+        as_user="alice",
+    )
+    ui.api("POST", f"/api/incidents/{source['id']}/watch/", as_user="dave")
+
+    page = ui.open("alice", f"/incidents/{target['id']}/")
+    dave = ui.open("dave", f"/incidents/{source['id']}/")
+    wait_live(page, dave)
+    page.get_by_role("button", name="Merge…").click()
+    page.get_by_label("Incident to merge in").select_option(str(source["id"]))
+    page.get_by_role("button", name="Merge into this incident").click()
+
+    timeline = page.locator("#timeline li", has_text=f"Merged {source['reference']}")
+    expect(timeline).to_be_visible()
+    expect(page.locator("#incident-alerts tr")).to_have_count(2)
+    expect(page.locator("#comments li", has_text="Same attacker.")).to_be_visible()
+    # Dave, watching the source, sees it close and where it went, live.
+    expect(dave.locator("#incident-status")).to_have_text("closed", **LIVE)
+    expect(dave.locator("#merged-note")).to_contain_text("Merged into", **LIVE)
+
+    # Edit: title, a description with line breaks; the owner needs the reassign permission.
+    page.get_by_role("button", name="Edit").click()
+    expect(page.get_by_label("Owner")).to_be_disabled()
+    page.get_by_label("Title").fill(f"Attacker 203.0.113.45 {tag}")
+    page.get_by_label("Description (Markdown)").fill(
+        "Brute force, then a scan.\nBlocked at the edge."
+    )
+    page.get_by_label("Severity").select_option("critical")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#incident-title")).to_contain_text(f"Attacker 203.0.113.45 {tag}")
+    expect(page.locator("#incident-description br")).to_have_count(1)
+    expect(page.locator("#timeline li", has_text="Title changed")).to_be_visible()
+    screenshot(page, "incident-merged")
+    assert ui.js_errors() == {}
+
+
+def test_a_bulk_false_positive_of_twenty_alerts_is_seen_live_by_a_colleague(ui):
+    tag = uuid.uuid4().hex[:6]
+    status, body = ui.api(
+        "POST",
+        "/api/alerts/bulk/",
+        [
+            {
+                "title": f"Password spray {tag} #{n}",
+                "severity": "medium",
+                "source": "ui-test",
+                "correlation_key": f"spray-{tag}",
+            }  # fmt: skip
+            for n in range(20)
+        ],
+    )
+    assert status == 201, body
+    alice = ui.open("alice", "/alerts/?view=unowned")
+    dave = ui.open("dave", "/alerts/?view=open")
+    wait_live(alice, dave)
+    expect(alice.locator("#alerts tr", has_text=tag)).to_have_count(20)
+    expect(dave.locator("#alerts tr", has_text=tag)).to_have_count(20)
+
+    alice.get_by_label("Select every alert shown").check()
+    expect(alice.locator("#bulk-count")).to_have_text("20 selected")
+    alice.locator("#bulk-bar").get_by_role("button", name="Take").click()
+    expect(alice.locator("#bulk-note")).to_have_text("20 alerts taken.")
+    alice.get_by_role("button", name="Mine").click()
+    expect(alice.locator("#alerts tr", has_text=tag)).to_have_count(20)
+    alice.get_by_label("Select every alert shown").check()
+    alice.get_by_label("Status for the selected alerts").select_option("false_positive")
+    alice.get_by_role("button", name="Set status").click()
+    expect(alice.locator("#bulk-note")).to_have_text("20 alerts set to false positive.")
+
+    # Dave's queue shows every one of them as false positive, live, without a reload.
+    statuses = dave.locator("#alerts tr", has_text=tag).locator('td[data-label="Status"]')
+    expect(statuses.filter(has_text="false positive")).to_have_count(20, **LIVE)
+    screenshot(alice, "alerts-bulk-alice")
+    screenshot(dave, "alerts-bulk-live-dave")
+
+    # All or nothing: one alert Dave cannot change makes the whole request change nothing.
+    own = ingest_alert(ui, f"Dave's own {tag}")
+    ui.api("POST", f"/api/alerts/{own['id']}/take-ownership/", as_user="alice")
+    dave.reload()
+    wait_live(dave)
+    expect(dave.locator("#alerts tr", has_text=f"Dave's own {tag}")).to_be_visible()
+    dave.get_by_label("Select every alert shown").check()
+    dave.locator("#bulk-bar").get_by_role("button", name="Take").click()
+    expect(dave.locator("#bulk-note")).to_contain_text("Nothing changed")
+    assert ui.js_errors() == {}

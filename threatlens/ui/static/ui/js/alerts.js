@@ -28,6 +28,27 @@ export class AlertRows {
     this.tbody = tbody;
     this.ctx = ctx;
     this.rows = new Map(); // id -> {alert, tr, note}
+    // Bulk selection (ctx.selectable): ids, kept across live updates of their rows.
+    this.selected = new Set();
+  }
+
+  /** Select or unselect a row; tells ctx.onSelect. */
+  select(id, on) {
+    if (on) this.selected.add(id);
+    else this.selected.delete(id);
+    const box = this.rows.get(id)?.tr.querySelector("input.select-alert");
+    if (box) box.checked = on;
+    this.ctx.onSelect?.(this.selected);
+  }
+
+  selectAll(on) {
+    for (const id of this.rows.keys()) {
+      if (on) this.selected.add(id);
+      else this.selected.delete(id);
+      const box = this.rows.get(id).tr.querySelector("input.select-alert");
+      if (box) box.checked = on;
+    }
+    this.ctx.onSelect?.(this.selected);
   }
 
   get me() {
@@ -45,6 +66,10 @@ export class AlertRows {
   clear() {
     this.rows.clear();
     clear(this.tbody);
+    if (this.selected.size) {
+      this.selected.clear();
+      this.ctx.onSelect?.(this.selected);
+    }
   }
 
   /** Insert (at the top, or at the end with append) or update a row. */
@@ -71,6 +96,7 @@ export class AlertRows {
     if (!row) return;
     row.tr.remove();
     this.rows.delete(id);
+    if (this.selected.delete(id)) this.ctx.onSelect?.(this.selected);
   }
 
   fill(row, { taken = false } = {}) {
@@ -126,7 +152,21 @@ export class AlertRows {
     tr.className = [tr.classList.contains("row-fresh") ? "row-fresh" : "", taken ? "row-taken" : ""]
       .filter(Boolean)
       .join(" ");
+    const selectCell = this.ctx.selectable
+      ? el(
+          "td",
+          { class: "select", "data-label": "" },
+          el("input", {
+            type: "checkbox",
+            class: "select-alert",
+            "aria-label": `Select alert ${alert.id}`,
+            checked: this.selected.has(alert.id),
+            onchange: (event) => this.select(alert.id, event.currentTarget.checked),
+          }),
+        )
+      : null;
     tr.replaceChildren(
+      ...(selectCell ? [selectCell] : []),
       el("td", { "data-label": "Severity" }, severityBadge(alert.severity)),
       el(
         "td",

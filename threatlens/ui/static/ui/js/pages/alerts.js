@@ -3,7 +3,7 @@
 // the analyst's pointer), and taking it then answers with who has it.
 import { AlertRows, OPEN_STATUSES, openAlertDialog } from "../alerts.js";
 import * as api from "../api.js";
-import { pageConfig } from "../dom.js";
+import { el, label, pageConfig } from "../dom.js";
 import { notify } from "../shell.js";
 import { connectLive } from "../socket.js";
 
@@ -19,7 +19,12 @@ const tbody = document.getElementById("alerts");
 const empty = document.getElementById("alerts-empty");
 const countLine = document.getElementById("queue-count");
 const severitySelect = document.getElementById("severity");
-const rows = new AlertRows(tbody, { config, onChange: () => updateCount() });
+const rows = new AlertRows(tbody, {
+  config,
+  onChange: () => updateCount(),
+  selectable: Boolean(config.perms.take_alerts),
+  onSelect: (selected) => showBulk(selected),
+});
 let total = 0;
 let loading = null;
 
@@ -115,3 +120,90 @@ connectLive({
 
 const wanted = Number(params.get("alert"));
 if (wanted) openAlertDialog(wanted, rows);
+
+// --- bulk triage: one request for every selected alert, all or nothing -----------------------
+
+const bulkBar = document.getElementById("bulk-bar");
+const bulkNote = document.getElementById("bulk-note");
+const selectAll = document.getElementById("select-all");
+let bulkOptionsLoaded = false;
+
+function showBulk(selected) {
+  if (!bulkBar) return;
+  bulkBar.hidden = selected.size === 0;
+  document.getElementById("bulk-count").textContent = `${selected.size} selected`;
+  if (selectAll) selectAll.checked = selected.size > 0 && selected.size === rows.rows.size;
+  if (selected.size && !bulkOptionsLoaded) {
+    bulkOptionsLoaded = true;
+    loadBulkOptions();
+  }
+}
+
+async function loadBulkOptions() {
+  const incidents = document.getElementById("bulk-incident");
+  try {
+    const page = await api.get("/api/incidents/", {
+      status: ["open", "investigating", "contained"],
+      ordering: "-updated_at",
+      page_size: 100,
+    });
+    for (const incident of page.results) {
+      incidents.append(el("option", { value: incident.id, text: `${incident.reference} ${incident.title}` }));
+    }
+  } catch (error) {
+    notify(`Could not list incidents: ${error.message}`, "error");
+  }
+  const assignees = document.getElementById("bulk-assignee");
+  if (assignees) {
+    try {
+      for (const user of await api.get("/api/incidents/assignees/")) {
+        assignees.append(el("option", { value: user.id, text: user.full_name || user.username }));
+      }
+    } catch (error) {
+      notify(`Could not list analysts: ${error.message}`, "error");
+    }
+  }
+}
+
+selectAll?.addEventListener("change", () => rows.selectAll(selectAll.checked));
+document.getElementById("bulk-clear")?.addEventListener("click", () => rows.selectAll(false));
+
+async function bulk(action, button) {
+  const body = { action, alert_ids: [...rows.selected] };
+  if (action === "status") body.status = document.getElementById("bulk-status").value;
+  if (action === "assign") body.assignee = Number(document.getElementById("bulk-assignee").value);
+  if (action === "add_to_incident") body.incident = Number(document.getElementById("bulk-incident").value);
+  const missing = { status: body.status, assign: body.assignee, add_to_incident: body.incident };
+  if (action in missing && !missing[action]) {
+    bulkNote.className = "small field-error";
+    bulkNote.textContent = "Choose a value first.";
+    return;
+  }
+  button.disabled = true;
+  bulkNote.className = "small";
+  bulkNote.textContent = "Working…";
+  try {
+    const reply = await api.post("/api/alerts/bulk-triage/", body);
+    for (const alert of reply.alerts) {
+      if (rows.has(alert.id)) rows.upsert(alert, { taken: !belongs(alert) });
+    }
+    const done = { take: "taken", status: `set to ${label(body.status)}`, assign: "assigned", add_to_incident: "added" };
+    bulkNote.textContent = `${reply.alerts.length} alerts ${done[action]}.`;
+    notify(`${reply.alerts.length} alerts ${done[action]}.`, "success");
+    rows.selectAll(false);
+    updateCount();
+  } catch (error) {
+    const refused = Object.keys(error.body?.errors || {});
+    bulkNote.className = "small field-error";
+    bulkNote.textContent = refused.length
+      ? `Nothing changed: ${refused.length} refused (${refused.map((id) => `#${id}`).join(", ")}). ${error.message}`
+      : error.message;
+    for (const id of refused) rows.note(Number(id), error.body.errors[id].detail, "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+for (const button of bulkBar?.querySelectorAll("[data-bulk]") || []) {
+  button.addEventListener("click", () => bulk(button.dataset.bulk, button));
+}
