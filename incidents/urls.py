@@ -3,7 +3,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from incidents import cases_api
+from incidents import cases_api, search_api
 from incidents.api import AlertViewSet, IncidentViewSet
 from incidents.logs_api import RawLogViewSet, SecurityEventViewSet
 
@@ -15,4 +15,4 @@ router.register("events", SecurityEventViewSet, basename="securityevent")
 
 # Case work and bulk triage first: `alerts/bulk-triage/` would otherwise reach the router's
 # alert detail route.
-urlpatterns = [*cases_api.urlpatterns, *router.urls]
+urlpatterns = [*cases_api.urlpatterns, *search_api.urlpatterns, *router.urls]
