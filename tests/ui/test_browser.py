@@ -340,6 +340,8 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
         "incidents": ("/incidents/?view=all", "#incidents tr"),
         "incident": (f"/incidents/{incident_id}/", "#timeline li"),
         "audit": ("/audit/", "#audit-rows tr"),
+        "search": ("/search/?q=203.0.113.7", "#search-results section"),
+        "pivot": ("/pivot/?type=ip&value=203.0.113.7", "#pivot-counts li"),
     }
     if status == 201:
         for record in [
@@ -368,7 +370,7 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
         expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
         for name, (path, ready) in pages.items():
             page.goto(path)
-            if name != "audit":
+            if name not in ("audit", "search"):
                 wait_live(page)
             if name == "overview":
                 publish_chart_history(ui)
@@ -557,4 +559,48 @@ def test_a_bulk_false_positive_of_twenty_alerts_is_seen_live_by_a_colleague(ui):
     dave.get_by_label("Select every alert shown").check()
     dave.locator("#bulk-bar").get_by_role("button", name="Take").click()
     expect(dave.locator("#bulk-note")).to_contain_text("Nothing changed")
+    assert ui.js_errors() == {}
+
+
+def test_search_then_pivot_on_an_ip_and_see_it_grow_live(ui):
+    attacker = "203.0.113.45"
+    tag = uuid.uuid4().hex[:6]
+    first = ingest_alert(ui, f"SSH brute force {tag}", source_ip=attacker, affected_user="root")
+    status, taken = ui.api("POST", f"/api/alerts/{first['id']}/take-ownership/", as_user="alice")
+    assert status == 200, taken
+    ingest_alert(ui, f"Unrelated {tag}", source_ip="198.51.100.9")
+
+    page = ui.open("alice", "/alerts/?view=open")
+    wait_live(page)
+    page.keyboard.press("/")
+    expect(page.get_by_label("Search alerts, incidents, events, zones and records")).to_be_focused()
+    page.keyboard.type(attacker)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/search/\?q=203\.0\.113\.45"))
+    expect(page.locator("#search-results li", has_text=f"SSH brute force {tag}")).to_be_visible()
+    expect(page.locator("#search-results li", has_text=f"Unrelated {tag}")).to_have_count(0)
+    screenshot(page, "search")
+
+    page.get_by_role("link", name=f"everything about ip {attacker}").click()
+    expect(page).to_have_url(re.compile(r"/pivot/\?type=ip&value=203\.0\.113\.45"))
+    wait_live(page)
+    expect(page.locator('[data-count="alerts"] strong')).to_have_text("1")
+    expect(page.locator('[data-count="incidents"] strong')).to_have_text("1")
+    expect(
+        page.locator("#pivot-incidents li", has_text=taken["incident"]["reference"])
+    ).to_be_visible()
+
+    # A new alert from the same address appears on the pivot, live.
+    ingest_alert(ui, f"Web scan {tag}", source_ip=attacker)
+    expect(page.locator("#pivot-alerts li", has_text=f"Web scan {tag}")).to_be_visible(**LIVE)
+    expect(page.locator('[data-count="alerts"] strong')).to_have_text("2")
+    screenshot(page, "pivot")
+
+    # Addresses and users in the alert queue are pivot links.
+    page.goto("/alerts/?view=open")
+    page.locator("#alerts tr", has_text=f"SSH brute force {tag}").get_by_role(
+        "link", name="root"
+    ).click()
+    expect(page).to_have_url(re.compile(r"/pivot/\?type=user&value=root"))
+    expect(page.locator('[data-count="alerts"] strong')).to_have_text("1")
     assert ui.js_errors() == {}

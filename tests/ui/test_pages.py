@@ -218,3 +218,16 @@ def test_a_viewer_is_told_the_queue_is_not_live_for_their_role(bob):
     assert page.status_code == 200
     assert b"without live updates" in page.content
     assert page_config(page)["perms"]["receive_security"] is False
+
+
+@pytest.mark.django_db
+def test_every_page_has_the_search_box_and_search_and_pivot_pages_open(alice):
+    client = logged_in(alice)
+    for path in [*PAGES, "/search/?q=x", "/pivot/?type=ip&value=192.0.2.1"]:
+        html = client.get(path).content.decode()
+        assert 'role="search"' in html and 'id="header-search"' in html, path
+    assert page_config(client.get("/pivot/?type=ip&value=192.0.2.1"))["pivot"] == {
+        "type": "ip",
+        "value": "192.0.2.1",
+    }
+    assert 'value="needle"' in client.get("/search/?q=needle").content.decode()

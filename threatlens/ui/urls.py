@@ -16,4 +16,6 @@ urlpatterns = [
     path("incidents/<int:pk>/", views.IncidentDetailPage.as_view(), name="incident"),
     path("dns/", views.DnsPage.as_view(), name="dns"),
     path("audit/", views.AuditPage.as_view(), name="audit"),
+    path("search/", views.SearchPage.as_view(), name="search"),
+    path("pivot/", views.PivotPage.as_view(), name="pivot"),
 ]

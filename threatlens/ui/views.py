@@ -242,6 +242,33 @@ class AuditPage(Page):
     template_name = "ui/audit.html"
 
 
+class SearchPage(Page):
+    """Results of the header's search box (`/search/?q=...`), from `/api/search/`."""
+
+    page = "search"
+    title = "Search"
+    template_name = "ui/search.html"
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "q": self.request.GET.get("q", "")}
+
+
+class PivotPage(Page):
+    """Everything about one IP, user, host or domain (`/pivot/?type=ip&value=...`)."""
+
+    page = "pivot"
+    title = "Pivot"
+    template_name = "ui/pivot.html"
+
+    def page_config(self):
+        return {
+            "pivot": {
+                "type": self.request.GET.get("type", ""),
+                "value": self.request.GET.get("value", ""),
+            }
+        }
+
+
 class LoginForm(AuthenticationForm):
     """Django's login form, saying plainly when failed logins are throttled (the backend
     refuses throttled attempts, which the stock form reports as a wrong password)."""

@@ -2,7 +2,7 @@
 // the alert queue and the incident page. Writes go through the REST API (the same services
 // the /ws/incidents socket calls), so conflicts come back as HTTP 409 naming the owner.
 import * as api from "./api.js";
-import { clear, el, fill, label, parseTime, severityBadge, timeEl } from "./dom.js";
+import { clear, el, fill, label, parseTime, pivotLink, severityBadge, timeEl } from "./dom.js";
 import { notify } from "./shell.js";
 
 export const OPEN_STATUSES = ["new", "in_progress", "escalated"];
@@ -148,7 +148,14 @@ export class AlertRows {
       : mine
         ? el("span", { class: "owner-you", text: "You" })
         : el("span", { text: ownerName(alert) });
-    const sub = [alert.category, alert.source_ip, alert.affected_host].filter(Boolean).join(" · ");
+    // The sub line: category, then the address and host as pivot links.
+    const subParts = [
+      alert.category,
+      pivotLink("ip", alert.source_ip),
+      pivotLink("host", alert.affected_host),
+      pivotLink("user", alert.affected_user),
+    ].filter(Boolean);
+    const sub = subParts.flatMap((part, index) => (index ? [" · ", part] : [part]));
     tr.className = [tr.classList.contains("row-fresh") ? "row-fresh" : "", taken ? "row-taken" : ""]
       .filter(Boolean)
       .join(" ");
@@ -175,10 +182,7 @@ export class AlertRows {
           "div",
           {},
           el("span", { class: "t", title: alert.title, text: `#${alert.id} ${alert.title}` }),
-          el("span", {
-            class: "sub",
-            text: sub + (alert.occurrence_count > 1 ? ` · seen ${alert.occurrence_count}×` : ""),
-          }),
+          el("span", { class: "sub" }, sub, alert.occurrence_count > 1 ? ` · seen ${alert.occurrence_count}×` : ""),
         ),
       ),
       el("td", { "data-label": "Source", text: alert.source || "—" }),
@@ -338,10 +342,10 @@ export async function openAlertDialog(id, rows) {
       item("Category", alert.category),
       item("Source", [alert.source, alert.source_system].filter(Boolean).join(" / ")),
       item("Rule", [alert.rule_id, alert.rule_name].filter(Boolean).join(" — ")),
-      item("Source IP", alert.source_ip && `${alert.source_ip}${alert.source_port ? `:${alert.source_port}` : ""}`),
-      item("Destination", alert.destination_ip && `${alert.destination_ip}${alert.destination_port ? `:${alert.destination_port}` : ""}`),
-      item("Host", alert.affected_host),
-      item("User", alert.affected_user),
+      item("Source IP", alert.source_ip && [pivotLink("ip", alert.source_ip), alert.source_port ? `:${alert.source_port}` : ""]),
+      item("Destination", alert.destination_ip && [pivotLink("ip", alert.destination_ip), alert.destination_port ? `:${alert.destination_port}` : ""]),
+      item("Host", pivotLink("host", alert.affected_host)),
+      item("User", pivotLink("user", alert.affected_user)),
       item("Risk score", alert.risk_score),
       item("Confidence", alert.confidence),
       item("Seen", `${alert.occurrence_count}×`),

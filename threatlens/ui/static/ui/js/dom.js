@@ -166,3 +166,20 @@ export function coalesce(fn, wait) {
     }, wait);
   };
 }
+
+// --- pivots: every IP, user, host and domain links to everything about it -------------------
+
+export function pivotUrl(kind, value) {
+  return `/pivot/?type=${encodeURIComponent(kind)}&value=${encodeURIComponent(value)}`;
+}
+
+/** A link to the pivot page of `value` (nothing for an empty value). */
+export function pivotLink(kind, value, text) {
+  if (value === undefined || value === null || value === "") return null;
+  return el("a", {
+    class: "pivot",
+    href: pivotUrl(kind, value),
+    title: `Everything about ${kind} ${value}`,
+    text: text ?? String(value),
+  });
+}

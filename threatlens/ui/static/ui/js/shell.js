@@ -20,6 +20,18 @@ if (toggle && nav) {
 
 localiseTimes();
 
+// "/" focuses the header's search box, unless the user is typing somewhere.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target instanceof HTMLElement && (target.isContentEditable || target.closest("input, textarea, select"))) return;
+  const box = document.getElementById("header-search");
+  if (!box) return;
+  event.preventDefault();
+  box.focus();
+  box.select();
+});
+
 // Times: the browser's zone, or 24-hour, or UTC. The page reloads to redraw every time.
 const timeSelect = document.getElementById("time-preference");
 if (timeSelect) {

@@ -1,7 +1,7 @@
 // Security events: a bounded live feed (newest first), a filter that is the socket's
 // set_filter, pause/resume, and a detail panel with the analysis and recommendations.
 import * as api from "../api.js";
-import { el, fill, label, parseTime, severityBadge, timeEl } from "../dom.js";
+import { el, fill, label, parseTime, pivotLink, severityBadge, timeEl } from "../dom.js";
 import { notify } from "../shell.js";
 import { connectLive } from "../socket.js";
 
@@ -259,8 +259,8 @@ function showDetail(event) {
       definition("Category", event.category),
       definition("Source", event.source),
       definition("Rule", event.rule_id),
-      definition("Source IP", event.src_ip),
-      definition("User", event.user),
+      definition("Source IP", pivotLink("ip", event.src_ip)),
+      definition("User", pivotLink("user", event.user)),
       definition(
         "Alert",
         event.alert_id ? el("a", { href: `/alerts/?alert=${event.alert_id}`, text: `#${event.alert_id}` }) : null,
