@@ -261,6 +261,7 @@ function showDetail(event) {
       definition("Rule", event.rule_id),
       definition("Source IP", pivotLink("ip", event.src_ip)),
       definition("User", pivotLink("user", event.user)),
+      definition("Domain", pivotLink("domain", event.details?.domain)),
       definition(
         "Alert",
         event.alert_id ? el("a", { href: `/alerts/?alert=${event.alert_id}`, text: `#${event.alert_id}` }) : null,
