@@ -508,6 +508,22 @@ def test_an_analyst_merges_two_incidents_and_sees_it_on_the_timeline(ui):
     expect(page.locator("#incident-description br")).to_have_count(1)
     expect(page.locator("#timeline li", has_text="Title changed")).to_be_visible()
     screenshot(page, "incident-merged")
+
+    # Moving one alert out to another incident, from its detail.
+    third = ingest_alert(ui, f"Beacon from 203.0.113.45 {tag}", correlation_key="c")
+    status, taken = ui.api("POST", f"/api/alerts/{third['id']}/take-ownership/", as_user="alice")
+    assert status == 200, taken
+    page.get_by_role("button", name=f"Details of alert {second['id']}").click()
+    page.get_by_label("Incident", exact=True).select_option(str(taken["incident_id"]))
+    page.get_by_role("button", name="Move", exact=True).click()
+    expect(page.locator("#alert-dialog")).to_contain_text(
+        f"Moved to {taken['incident']['reference']}"
+    )
+    page.locator("#alert-dialog").get_by_role("button", name="Close").click()
+    expect(page.locator("#incident-alerts tr")).to_have_count(1)
+    expect(
+        page.locator("#timeline li", has_text=f"moved to {taken['incident']['reference']}")
+    ).to_be_visible()
     assert ui.js_errors() == {}
 
 

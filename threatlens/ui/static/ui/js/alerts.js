@@ -363,5 +363,46 @@ export async function openAlertDialog(id, rows) {
         ]
       : null,
     details ? el("details", {}, el("summary", { text: "All details" }), el("pre", { text: JSON.stringify(details, null, 2) })) : null,
+    rows?.ctx.config.perms.change_incidents ? moveForm(alert, rows) : null,
   );
+}
+
+/** "Move to incident": the alert joins another open incident (both timelines record it). */
+function moveForm(alert, rows) {
+  const select = el("select", { id: "move-incident", name: "incident" }, el("option", { value: "", text: "Loading…" }));
+  const note = el("span", { class: "small", role: "status" });
+  const form = el(
+    "form",
+    { class: "move-form", novalidate: true },
+    el("h3", { text: alert.incident ? "Move to another incident" : "Add to an incident" }),
+    el("div", { class: "field" }, el("label", { for: "move-incident", text: "Incident" }), select),
+    el("button", { type: "submit", class: "btn", text: alert.incident ? "Move" : "Add" }),
+    note,
+  );
+  api
+    .get("/api/incidents/", { status: ["open", "investigating", "contained"], ordering: "-updated_at", page_size: 100 })
+    .then((page) => {
+      const others = page.results.filter((incident) => incident.id !== alert.incident);
+      select.replaceChildren(
+        el("option", { value: "", text: others.length ? "Choose…" : "No other open incident" }),
+        ...others.map((incident) => el("option", { value: incident.id, text: `${incident.reference} ${incident.title}` })),
+      );
+    })
+    .catch((error) => select.replaceChildren(el("option", { value: "", text: error.message })));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!select.value) {
+      note.textContent = "Choose an incident.";
+      return;
+    }
+    try {
+      const moved = await api.post(`/api/alerts/${alert.id}/move/`, { incident: Number(select.value) });
+      note.textContent = `Moved to ${moved.incident_reference}.`;
+      if (rows.has(moved.id)) rows.upsert(moved);
+      rows.ctx.onChange?.(moved);
+    } catch (error) {
+      note.textContent = error.message;
+    }
+  });
+  return form;
 }

@@ -12,7 +12,11 @@ const base = `/api/incidents/${id}`;
 const note = document.getElementById("action-note");
 const alertRows = new AlertRows(document.getElementById("incident-alerts"), {
   config,
-  onChange: () => refreshIncident(),
+  onChange: (alert) => {
+    // Moved to another incident: no longer one of this incident's alerts.
+    if (alert && alert.incident !== id) alertRows.remove(alert.id);
+    refreshIncident();
+  },
 });
 let incident = null;
 let watching = Boolean(config.watching);
@@ -391,7 +395,9 @@ function onEvent(event) {
   if (event.eventType === "incident_updated" || event.eventType === "incident_created") {
     if (data.id === id) refreshIncident();
   } else if (event.eventType === "new_alert" || event.eventType === "alert_updated") {
-    if (data.incident === id || alertRows.has(data.id)) {
+    if (alertRows.has(data.id) && data.incident !== id) {
+      alertRows.remove(data.id); // moved to another incident
+    } else if (data.incident === id || alertRows.has(data.id)) {
       alertRows.upsert(data, { fresh: !alertRows.has(data.id) && !event.replayed });
       document.getElementById("alerts-empty").hidden = true;
     }
