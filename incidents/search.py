@@ -14,7 +14,8 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from dns.models import Record, Zone
-from incidents.exceptions import ValidationError
+from incidents.exceptions import NotFound, ValidationError
+from incidents.inputs import parse_id
 from incidents.models import Alert, Incident, SecurityEvent
 
 VIEW_ALERT = "incidents.view_alert"
@@ -191,4 +192,45 @@ def pivot(user, kind, value, *, now=None):
     seen = [stamp for stamp in seen if stamp is not None]
     if seen:
         result["first_seen"], result["last_seen"] = min(seen), max(seen)
+    return result
+
+
+MAX_OBSERVABLES = 50
+
+
+def incident_observables(user, incident_id):
+    """The IPs, users, hosts and domains of an incident's alerts, each with the number of
+    other incidents (that `user` may see) whose alerts show it too:
+    `[{"type", "value", "alerts", "other_incidents"}]`, most alerts first."""
+    pk = parse_id(incident_id, "incident_id")
+    incident = Incident.objects.visible_to(user).filter(pk=pk).first()
+    if incident is None:
+        raise NotFound(f"Incident {pk} not found.")
+    found = {}
+    fields = ("source_ip", "destination_ip", "affected_host", "affected_user", "details")
+    for alert in incident.alerts.only(*fields):
+        domain = alert.details.get("domain") if isinstance(alert.details, dict) else None
+        for kind, value in (
+            ("ip", alert.source_ip),
+            ("ip", alert.destination_ip),
+            ("host", alert.affected_host),
+            ("user", alert.affected_user),
+            ("domain", domain if isinstance(domain, str) else None),
+        ):
+            if value:
+                found[(kind, value)] = found.get((kind, value), 0) + 1
+    visible = Incident.objects.visible_to(user).exclude(pk=pk)
+    lookups = {
+        "ip": lambda v: Q(source_ip=v) | Q(destination_ip=v),
+        "host": lambda v: Q(affected_host__iexact=v),
+        "user": lambda v: Q(affected_user__iexact=v),
+        "domain": lambda v: Q(details__domain=v),
+    }
+    result = []
+    ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))[:MAX_OBSERVABLES]
+    for (kind, value), count in ranked:
+        others = visible.filter(
+            pk__in=Alert.objects.filter(lookups[kind](value)).values("incident_id")
+        ).count()
+        result.append({"type": kind, "value": value, "alerts": count, "other_incidents": others})
     return result

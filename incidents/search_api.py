@@ -94,7 +94,17 @@ class PivotView(SearchView):
         )
 
 
+class ObservablesView(SearchView):
+    @extend_schema(responses={200: _reply, 404: _error})
+    def get(self, request, pk):
+        """The incident's observables (IPs, users, hosts, domains of its alerts), each with
+        `alerts` (how many of this incident's alerts show it) and `other_incidents` (how
+        many other incidents you may see show it too)."""
+        return Response(search.incident_observables(request.user, pk))
+
+
 urlpatterns = [
+    path("incidents/<int:pk>/observables/", ObservablesView.as_view(), name="incident-observables"),
     path("search/", SearchView.as_view(), name="search"),
     path("pivot/", PivotView.as_view(), name="pivot"),
 ]

@@ -97,3 +97,23 @@ def test_pivot_on_a_user(as_user, alice, make_alert):
     event(user="jdoe", src_ip=None)
     body = as_user(alice).get("/api/pivot/", {"type": "user", "value": "jdoe"}).json()
     assert body["counts"]["alerts"] == 1 and body["counts"]["events"] == 1
+
+
+def test_observables_say_in_how_many_other_incidents_they_were_seen(as_user, alice, dave, take):
+    _a, first = take(alice, source_ip=ATTACKER, affected_user="root", correlation_key="a")
+    take(alice, source_ip=ATTACKER, correlation_key="b")
+    take(dave, source_ip=ATTACKER, correlation_key="c")
+    body = as_user(alice).get(f"/api/incidents/{first.pk}/observables/").json()
+    by_value = {(o["type"], o["value"]): o for o in body}
+    assert by_value[("ip", ATTACKER)]["other_incidents"] == 2
+    assert by_value[("user", "root")]["other_incidents"] == 0
+    assert as_user(alice).get("/api/incidents/999999/observables/").status_code == 404
+
+
+def test_a_viewer_does_not_see_the_observables_of_an_incident_they_may_not_see(
+    as_user, alice, bob, take
+):
+    _a, incident = take(alice, source_ip=ATTACKER)
+    response = as_user(bob).get(f"/api/incidents/{incident.pk}/observables/")
+    assert response.status_code == 404
+    assert response.json()["error_code"] == "NOT_FOUND"

@@ -462,8 +462,11 @@ def test_fixes_seen_in_use_rows_dropdowns_line_breaks_phone_width_times_and_audi
 
 def test_an_analyst_merges_two_incidents_and_sees_it_on_the_timeline(ui):
     tag = uuid.uuid4().hex[:6]
-    first = ingest_alert(ui, f"SSH brute force from 203.0.113.45 {tag}", correlation_key="a")
-    second = ingest_alert(ui, f"Web scan from 203.0.113.45 {tag}", correlation_key="b")
+    attacker = {"source_ip": "203.0.113.45"}
+    first = ingest_alert(
+        ui, f"SSH brute force from 203.0.113.45 {tag}", correlation_key="a", **attacker
+    )
+    second = ingest_alert(ui, f"Web scan from 203.0.113.45 {tag}", correlation_key="b", **attacker)
     incidents = []
     for alert in (first, second):
         status, taken = ui.api(
@@ -483,6 +486,9 @@ def test_an_analyst_merges_two_incidents_and_sees_it_on_the_timeline(ui):
     page = ui.open("alice", f"/incidents/{target['id']}/")
     dave = ui.open("dave", f"/incidents/{source['id']}/")
     wait_live(page, dave)
+    # The attacker's address is an observable of both: one other incident shows it.
+    observable = page.locator("#observables li", has_text="203.0.113.45")
+    expect(observable).to_contain_text("seen in 1 other incident")
     page.get_by_role("button", name="Merge…").click()
     page.get_by_label("Incident to merge in").select_option(str(source["id"]))
     page.get_by_role("button", name="Merge into this incident").click()
@@ -491,6 +497,7 @@ def test_an_analyst_merges_two_incidents_and_sees_it_on_the_timeline(ui):
     expect(timeline).to_be_visible()
     expect(page.locator("#incident-alerts tr")).to_have_count(2)
     expect(page.locator("#comments li", has_text="Same attacker.")).to_be_visible()
+    expect(observable).to_contain_text("only here")
     # Dave, watching the source, sees it close and where it went, live.
     expect(dave.locator("#incident-status")).to_have_text("closed", **LIVE)
     expect(dave.locator("#merged-note")).to_contain_text("Merged into", **LIVE)

@@ -2,7 +2,7 @@
 // while open (incident_updated reloads the incident, its timeline and comments).
 import { AlertRows } from "../alerts.js";
 import * as api from "../api.js";
-import { clear, coalesce, el, label, pageConfig, severityBadge, timeEl } from "../dom.js";
+import { clear, coalesce, el, label, pageConfig, pivotLink, severityBadge, timeEl } from "../dom.js";
 import { notify } from "../shell.js";
 import { connectLive } from "../socket.js";
 
@@ -135,8 +135,31 @@ async function loadComments() {
   list.scrollTop = list.scrollHeight;
 }
 
+async function loadObservables() {
+  const items = await api.get(`${base}/observables/`);
+  const list = clear(document.getElementById("observables"));
+  for (const item of items) {
+    const others = item.other_incidents;
+    list.append(
+      el(
+        "li",
+        {},
+        el("span", { class: "muted small", text: item.type }),
+        " ",
+        pivotLink(item.type, item.value),
+        " ",
+        el("span", {
+          class: others ? "seen-elsewhere" : "muted small",
+          text: others ? `seen in ${others} other incident${others === 1 ? "" : "s"}` : "only here",
+        }),
+      ),
+    );
+  }
+  if (!items.length) list.append(el("li", { class: "muted", text: "None in its alerts." }));
+}
+
 const refreshIncident = coalesce(
-  () => Promise.all([loadIncident(), loadTimeline(), loadComments()]).catch(report),
+  () => Promise.all([loadIncident(), loadTimeline(), loadComments(), loadObservables()]).catch(report),
   300,
 );
 
@@ -145,7 +168,9 @@ function report(error) {
 }
 
 function loadAll() {
-  return Promise.all([loadIncident(), loadAlerts(), loadTimeline(), loadComments()]).catch(report);
+  return Promise.all([loadIncident(), loadAlerts(), loadTimeline(), loadComments(), loadObservables()]).catch(
+    report,
+  );
 }
 
 // --- actions ------------------------------------------------------------------------------
