@@ -280,10 +280,14 @@ def test_the_connection_indicator_recovers_after_the_server_restarts(ui):
     ui.server.stop()
     expect(indicator).to_have_attribute("data-state", re.compile(r"reconnecting|offline"))
     expect(alice.get_by_role("button", name="Retry now")).to_be_visible()
+    # A banner says since when what the page shows may be stale.
+    expect(alice.locator("#stale-banner")).to_contain_text(re.compile(r"since \d"))
+    expect(alice.locator("#stale-banner")).to_contain_text("may be out of date")
     screenshot(alice, "indicator-reconnecting")
     ui.server.start()  # the same port
     expect(indicator).to_have_attribute("data-state", "live", timeout=30000)
     expect(indicator.locator(".conn-label")).to_have_text("Live")
+    expect(alice.locator("#stale-banner")).to_have_count(0)
 
     # The new connection delivers again.
     title = f"After the restart {uuid.uuid4().hex[:6]}"
