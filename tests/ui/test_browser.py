@@ -631,3 +631,43 @@ def test_search_then_pivot_on_an_ip_and_see_it_grow_live(ui):
     expect(page).to_have_url(re.compile(r"/pivot/\?type=user&value=root"))
     expect(page.locator('[data-count="alerts"] strong')).to_have_text("1")
     assert ui.js_errors() == {}
+
+
+def test_sorting_by_severity_and_triage_from_the_keyboard(ui):
+    tag = uuid.uuid4().hex[:6]
+    for title, severity in (
+        ("Low one", "low"),
+        ("Critical one", "critical"),
+        ("Medium one", "medium"),
+    ):
+        ingest_alert(ui, f"{title} {tag}", severity=severity)
+    page = ui.open("alice", "/alerts/?view=open&sort=severity")
+    wait_live(page)
+    expect(page.get_by_label("Sort by")).to_have_value("severity")
+    titles = page.locator("#alerts tr .t")
+    expect(titles).to_have_count(3)
+    assert [t.split(" ", 1)[1] for t in titles.all_inner_texts()] == [
+        f"Critical one {tag}",
+        f"Medium one {tag}",
+        f"Low one {tag}",
+    ]
+    # A new alert arriving live takes its place in the order, not the top.
+    ingest_alert(ui, f"High one {tag}", severity="high")
+    expect(titles).to_have_count(4, **LIVE)
+    expect(titles.nth(1)).to_contain_text(f"High one {tag}")
+
+    # j moves to the first row, t takes it, x selects it, ? lists the shortcuts.
+    page.locator("h1").click()
+    page.keyboard.press("j")
+    expect(page.locator("#alerts tr.row-cursor")).to_contain_text(f"Critical one {tag}")
+    page.keyboard.press("t")
+    expect(alert_row(page, f"Critical one {tag}").locator('td[data-label="Owner"]')).to_have_text(
+        "You"
+    )
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    expect(page.locator("#bulk-count")).to_have_text("1 selected")
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    screenshot(page, "alerts-shortcuts")
+    assert ui.js_errors() == {}

@@ -156,7 +156,11 @@ export class AlertRows {
       pivotLink("user", alert.affected_user),
     ].filter(Boolean);
     const sub = subParts.flatMap((part, index) => (index ? [" · ", part] : [part]));
-    tr.className = [tr.classList.contains("row-fresh") ? "row-fresh" : "", taken ? "row-taken" : ""]
+    tr.className = [
+      tr.classList.contains("row-fresh") ? "row-fresh" : "",
+      tr.classList.contains("row-cursor") ? "row-cursor" : "",
+      taken ? "row-taken" : "",
+    ]
       .filter(Boolean)
       .join(" ");
     const selectCell = this.ctx.selectable

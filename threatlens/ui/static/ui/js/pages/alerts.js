@@ -14,6 +14,18 @@ const params = new URLSearchParams(location.search);
 const VIEWS = config.perms.take_alerts ? ["unowned", "mine", "open"] : ["unowned", "open"];
 let view = VIEWS.includes(params.get("view")) ? params.get("view") : "unowned";
 let severity = params.get("severity") || "";
+// Sorts the API offers; new alerts arriving live are placed by the same order.
+const SORTS = {
+  received: { ordering: "-received_at", key: (a) => [Date.parse(a.received_at) || 0] },
+  severity: {
+    ordering: "-severity,-received_at",
+    key: (a) => [SEVERITY_RANK[a.severity] ?? 0, Date.parse(a.received_at) || 0],
+  },
+  risk: { ordering: "-risk_score,-received_at", key: (a) => [a.risk_score ?? -1, Date.parse(a.received_at) || 0] },
+  last_seen: { ordering: "-last_seen_at", key: (a) => [Date.parse(a.last_seen_at) || 0] },
+};
+const SEVERITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
+let sort = params.get("sort") in SORTS ? params.get("sort") : "received";
 
 const tbody = document.getElementById("alerts");
 const empty = document.getElementById("alerts-empty");
@@ -29,7 +41,7 @@ let total = 0;
 let loading = null;
 
 function query() {
-  const q = { status: OPEN_STATUSES, page_size: 100, ordering: "-received_at" };
+  const q = { status: OPEN_STATUSES, page_size: 100, ordering: SORTS[sort].ordering };
   if (view === "unowned") q.owner = "none";
   if (view === "mine") q.owner = "me";
   if (severity) q.severity = severity;
@@ -82,6 +94,8 @@ function setView(next) {
   url.searchParams.set("view", view);
   if (severity) url.searchParams.set("severity", severity);
   else url.searchParams.delete("severity");
+  if (sort !== "received") url.searchParams.set("sort", sort);
+  else url.searchParams.delete("sort");
   history.replaceState(null, "", url);
   load();
 }
@@ -89,6 +103,34 @@ function setView(next) {
 for (const button of document.querySelectorAll("#views [data-view]")) {
   button.addEventListener("click", () => setView(button.dataset.view));
 }
+const sortSelect = document.getElementById("sort");
+sortSelect.value = sort;
+sortSelect.addEventListener("change", () => {
+  sort = sortSelect.value in SORTS ? sortSelect.value : "received";
+  setView(view);
+});
+
+/** Move a row to its place in the current order (rows arriving live). */
+function place(alert) {
+  const row = rows.rows.get(alert.id);
+  if (!row) return;
+  const key = SORTS[sort].key;
+  const mine = key(alert);
+  const before = (a, b) => {
+    for (let i = 0; i < a.length; i += 1) if (a[i] !== b[i]) return a[i] > b[i];
+    return alert.id > b.id;
+  };
+  for (const tr of tbody.children) {
+    if (tr === row.tr) continue;
+    const other = rows.get(Number(tr.dataset.alertId));
+    if (other && before(mine, key(other))) {
+      tbody.insertBefore(row.tr, tr);
+      return;
+    }
+  }
+  tbody.append(row.tr);
+}
+
 severitySelect.value = severity;
 severitySelect.addEventListener("change", () => {
   severity = severitySelect.value;
@@ -104,6 +146,7 @@ function onEvent(event) {
     rows.upsert(alert, { taken: !belongs(alert) });
   } else if (belongs(alert)) {
     rows.upsert(alert, { fresh: !event.replayed });
+    if (sort !== "received") place(alert);
     if (event.eventType === "new_alert") total += 1;
   }
   updateCount();
@@ -207,3 +250,45 @@ async function bulk(action, button) {
 for (const button of bulkBar?.querySelectorAll("[data-bulk]") || []) {
   button.addEventListener("click", () => bulk(button.dataset.bulk, button));
 }
+
+// --- keyboard: j/k move, t takes, x selects, Enter opens, ? lists them -----------------------
+
+const shortcuts = document.getElementById("shortcuts");
+shortcuts.querySelector("[data-close]").addEventListener("click", () => shortcuts.close());
+document.getElementById("shortcuts-open").addEventListener("click", () => shortcuts.showModal());
+let cursor = null; // the alert id of the current row
+
+function moveCursor(step) {
+  const trs = [...tbody.children];
+  if (!trs.length) return;
+  const at = trs.findIndex((tr) => Number(tr.dataset.alertId) === cursor);
+  const next = trs[Math.max(0, Math.min(trs.length - 1, at === -1 ? 0 : at + step))];
+  for (const tr of tbody.querySelectorAll(".row-cursor")) tr.classList.remove("row-cursor");
+  next.classList.add("row-cursor");
+  cursor = Number(next.dataset.alertId);
+  next.scrollIntoView({ block: "nearest" });
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target instanceof HTMLElement && (target.isContentEditable || target.closest("input, textarea, select, dialog"))) {
+    return;
+  }
+  if (event.key === "?") {
+    event.preventDefault();
+    shortcuts.showModal();
+  } else if (event.key === "j" || event.key === "k") {
+    moveCursor(event.key === "j" ? 1 : -1);
+  } else if (cursor !== null && rows.has(cursor)) {
+    const row = rows.rows.get(cursor);
+    if (event.key === "t" && config.perms.take_alerts) {
+      const button = row.tr.querySelector("button.btn-primary, button[aria-label^='Take over']");
+      if (button) rows.take(cursor, button);
+    } else if (event.key === "x" && config.perms.take_alerts) {
+      rows.select(cursor, !rows.selected.has(cursor));
+    } else if (event.key === "Enter" && !(target instanceof HTMLButtonElement || target instanceof HTMLAnchorElement)) {
+      openAlertDialog(cursor, rows);
+    }
+  }
+});
