@@ -12,6 +12,7 @@ api_patterns = [
     path("realtime/", include("realtime.api_urls")),
     path("", include("incidents.urls")),
     path("dns/", include("dns.urls")),
+    path("", include("threatlens.ui.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

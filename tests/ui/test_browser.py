@@ -671,3 +671,31 @@ def test_sorting_by_severity_and_triage_from_the_keyboard(ui):
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
     screenshot(page, "alerts-shortcuts")
     assert ui.js_errors() == {}
+
+
+def test_a_saved_view_is_restored_from_its_url(ui):
+    tag = uuid.uuid4().hex[:6]
+    ingest_alert(ui, f"Critical thing {tag}", severity="critical")
+    ingest_alert(ui, f"Low thing {tag}", severity="low")
+    page = ui.open("alice", "/alerts/?view=open")
+    wait_live(page)
+    page.get_by_label("Severity").select_option("critical")
+    page.get_by_label("Sort by").select_option("risk")
+    expect(page).to_have_url(re.compile(r"severity=critical"))
+    page.get_by_role("button", name="Save view").click()
+    page.get_by_label("Name of the view").fill("Critical by risk")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_label("Saved views")).to_have_value(re.compile(r"\d+"))
+
+    # Elsewhere, on another day: choosing the view opens the page with its filter.
+    other = ui.open("alice", "/alerts/?view=unowned")
+    wait_live(other)
+    expect(alert_row(other, f"Low thing {tag}")).to_be_visible()
+    other.get_by_label("Saved views").select_option(label="Critical by risk")
+    expect(other).to_have_url(re.compile(r"/alerts/\?view=open&severity=critical&sort=risk$"))
+    expect(other.get_by_label("Severity")).to_have_value("critical")
+    expect(other.get_by_label("Sort by")).to_have_value("risk")
+    expect(alert_row(other, f"Critical thing {tag}")).to_be_visible()
+    expect(alert_row(other, f"Low thing {tag}")).to_have_count(0)
+    expect(other.get_by_label("Saved views")).to_have_value(re.compile(r"\d+"))
+    assert ui.js_errors() == {}

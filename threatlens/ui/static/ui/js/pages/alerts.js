@@ -5,6 +5,7 @@ import { AlertRows, OPEN_STATUSES, openAlertDialog } from "../alerts.js";
 import * as api from "../api.js";
 import { el, label, pageConfig } from "../dom.js";
 import { notify } from "../shell.js";
+import { mountSavedViews } from "../saved_views.js";
 import { connectLive } from "../socket.js";
 
 const config = pageConfig();
@@ -292,3 +293,5 @@ document.addEventListener("keydown", (event) => {
     }
   }
 });
+
+mountSavedViews("alerts", document.getElementById("saved-views"));

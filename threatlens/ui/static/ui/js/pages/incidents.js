@@ -4,6 +4,7 @@ import { isNewer } from "../alerts.js";
 import * as api from "../api.js";
 import { el, label, pageConfig, severityBadge, timeEl } from "../dom.js";
 import { notify } from "../shell.js";
+import { mountSavedViews } from "../saved_views.js";
 import { connectLive } from "../socket.js";
 
 const config = pageConfig();
@@ -140,3 +141,5 @@ connectLive({
   onEvent,
   onResync: load,
 });
+
+mountSavedViews("incidents", document.getElementById("saved-views"));

@@ -1,0 +1,56 @@
+"""`/api/saved-views/`: each user's saved console filters (list, create, delete). A user
+sees and deletes only their own."""
+
+from urllib.parse import parse_qsl, urlencode
+
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.permissions import IsAuthenticated
+
+from threatlens.ui.models import SavedView
+
+
+class SavedViewSerializer(serializers.ModelSerializer):
+    url = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = SavedView
+        fields = ["id", "page", "name", "query", "url", "created_at"]
+        read_only_fields = ["id", "url", "created_at"]
+
+    def validate_name(self, value):
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("A name is required.")
+        return value
+
+    def validate_query(self, value):
+        """A query string (a leading `?` is dropped), normalised; `page` is not kept."""
+        pairs = parse_qsl(value.lstrip("?"), keep_blank_values=False)
+        return urlencode([(key, item) for key, item in pairs if key != "page"])
+
+    def validate(self, data):
+        user = self.context["request"].user
+        if SavedView.objects.filter(user=user, page=data["page"], name=data["name"]).exists():
+            raise serializers.ValidationError({"name": ["You already have a view of that name."]})
+        return data
+
+
+class SavedViewViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Your saved views; `?page=alerts` lists one page's."""
+
+    serializer_class = SavedViewSerializer
+    permission_classes = [IsAuthenticated]
+    pagination_class = None
+
+    def get_queryset(self):
+        views = SavedView.objects.filter(user=self.request.user)
+        page = self.request.query_params.get("page")
+        return views.filter(page=page) if page else views
+
+    def perform_create(self, serializer):
+        serializer.save(user=self.request.user)
