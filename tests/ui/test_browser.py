@@ -699,3 +699,53 @@ def test_a_saved_view_is_restored_from_its_url(ui):
     expect(alert_row(other, f"Low thing {tag}")).to_have_count(0)
     expect(other.get_by_label("Saved views")).to_have_value(re.compile(r"\d+"))
     assert ui.js_errors() == {}
+
+
+RECORD_NOTIFICATIONS = """
+window.__notifications = [];
+const Real = window.Notification;
+class Recorded extends Real {
+  constructor(title, options) {
+    super(title, options);
+    window.__notifications.push({ title, body: options && options.body });
+  }
+}
+Object.defineProperty(Recorded, "permission", { get: () => Real.permission });
+Recorded.requestPermission = (...args) => Real.requestPermission(...args);
+window.Notification = Recorded;
+"""
+
+
+def test_a_critical_alert_raises_a_desktop_notification_and_the_unread_count(ui):
+    tag = uuid.uuid4().hex[:6]
+
+    def allow_notifications(page):
+        page.context.grant_permissions(["notifications"])
+        page.add_init_script(RECORD_NOTIFICATIONS)
+
+    queue = ui.open("alice", "/alerts/", before_goto=allow_notifications)
+    wait_live(queue)
+    queue.get_by_label("Desktop notification for critical alerts").check()
+    expect(queue.locator("#toasts")).to_contain_text("Turned on.")
+    status, preferences = ui.api("GET", "/api/preferences/", as_user="alice")
+    assert status == 200 and preferences["notify_critical"] is True
+
+    # On another page, a critical alert notifies; the tab title and the nav count it.
+    overview = ui.open("alice", "/", before_goto=allow_notifications)
+    wait_live(overview)
+    ingest_alert(ui, f"Ransomware note on fs-02 {tag}", severity="critical")
+    overview.wait_for_function("window.__notifications.length > 0", timeout=15000)
+    shown = overview.evaluate("window.__notifications")
+    assert shown[0]["body"] == f"Ransomware note on fs-02 {tag}"
+    assert shown[0]["title"].startswith("Critical alert #")
+    expect(overview).to_have_title(re.compile(r"^\(1\) "))
+    expect(overview.locator("#site-nav .nav-badge")).to_have_text("1")
+    # A lower severity counts but does not notify.
+    ingest_alert(ui, f"Port scan {tag}", severity="medium")
+    expect(overview.locator("#site-nav .nav-badge")).to_have_text("2", **LIVE)
+    assert len(overview.evaluate("window.__notifications")) == 1
+    # Opening the queue clears the count for the next pages.
+    overview.goto("/alerts/")
+    overview.goto("/")
+    expect(overview.locator("#site-nav .nav-badge")).to_have_count(0)
+    assert ui.js_errors() == {}

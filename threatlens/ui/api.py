@@ -1,12 +1,14 @@
-"""`/api/saved-views/`: each user's saved console filters (list, create, delete). A user
-sees and deletes only their own."""
+"""The console's own data, per user: `/api/saved-views/` (saved filters: list, create,
+delete; a user sees and deletes only their own) and `/api/preferences/` (GET, PATCH)."""
 
 from urllib.parse import parse_qsl, urlencode
 
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from threatlens.ui.models import SavedView
+from threatlens.ui.models import ConsolePreferences, SavedView
 
 
 class SavedViewSerializer(serializers.ModelSerializer):
@@ -54,3 +56,27 @@ class SavedViewViewSet(
 
     def perform_create(self, serializer):
         serializer.save(user=self.request.user)
+
+
+class PreferencesSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConsolePreferences
+        fields = ["notify_critical", "sound_critical"]
+
+
+class PreferencesView(APIView):
+    """Your console preferences: desktop notification and sound for critical alerts."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = PreferencesSerializer
+
+    def get(self, request):
+        preferences = ConsolePreferences.objects.filter(user=request.user).first()
+        return Response(PreferencesSerializer(preferences or ConsolePreferences()).data)
+
+    def patch(self, request):
+        preferences, _ = ConsolePreferences.objects.get_or_create(user=request.user)
+        serializer = PreferencesSerializer(preferences, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)

@@ -1,9 +1,13 @@
 """REST routes of the console's own data, mounted at /api/."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from threatlens.ui.api import SavedViewViewSet
+from threatlens.ui.api import PreferencesView, SavedViewViewSet
 
 router = SimpleRouter()
 router.register("saved-views", SavedViewViewSet, basename="saved-view")
-urlpatterns = router.urls
+urlpatterns = [
+    path("preferences/", PreferencesView.as_view(), name="console-preferences"),
+    *router.urls,
+]

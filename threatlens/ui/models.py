@@ -37,3 +37,21 @@ class SavedView(models.Model):
     def url(self):
         path = {"alerts": "/alerts/", "events": "/events/", "incidents": "/incidents/"}[self.page]
         return f"{path}?{self.query}" if self.query else path
+
+
+class ConsolePreferences(models.Model):
+    """A user's console settings kept on the server (they follow the user to any browser):
+    desktop notifications and a sound for critical alerts."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_preferences"
+    )
+    notify_critical = models.BooleanField(default=False)
+    sound_critical = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "console preferences"
+
+    def __str__(self):
+        return f"preferences of {self.user_id}"

@@ -1,4 +1,5 @@
 // Page shell: the navigation toggle at phone widths, local times, notices.
+import "./attention.js";
 import { el, localiseTimes, setTimePreference, TIME_PREFERENCES, timePreference } from "./dom.js";
 
 const toggle = document.querySelector(".nav-toggle");

@@ -289,18 +289,21 @@ export class LiveConnection {
     }
     const priority =
       typeof frame.priority === "number" ? frame.priority : LABEL_PRIORITY[frame.priority] || 5;
+    const event = {
+      eventType,
+      data: frame.data || {},
+      id,
+      timestamp: frame.timestamp,
+      priority,
+      replayed: Boolean(frame.replayed),
+    };
     try {
-      this.onEvent({
-        eventType,
-        data: frame.data || {},
-        id,
-        timestamp: frame.timestamp,
-        priority,
-        replayed: Boolean(frame.replayed),
-      });
+      this.onEvent(event);
     } catch (error) {
       console.error("event handler failed", error);
     }
+    // The shell's listeners (unread count, notifications: attention.js) hear every event too.
+    window.dispatchEvent(new CustomEvent("threatlens:event", { detail: event }));
   }
 
   handleError(frame) {

@@ -3,6 +3,7 @@
 // the analyst's pointer), and taking it then answers with who has it.
 import { AlertRows, OPEN_STATUSES, openAlertDialog } from "../alerts.js";
 import * as api from "../api.js";
+import { currentPreferences, ready as attentionReady, savePreferences } from "../attention.js";
 import { el, label, pageConfig } from "../dom.js";
 import { notify } from "../shell.js";
 import { mountSavedViews } from "../saved_views.js";
@@ -295,3 +296,24 @@ document.addEventListener("keydown", (event) => {
 });
 
 mountSavedViews("alerts", document.getElementById("saved-views"));
+
+// --- attention: desktop notification and sound for critical alerts (kept on the server) -----
+
+for (const [id, key] of [
+  ["notify-critical", "notify_critical"],
+  ["sound-critical", "sound_critical"],
+]) {
+  const box = document.getElementById(id);
+  attentionReady.then(() => {
+    box.checked = Boolean(currentPreferences()[key]);
+  });
+  box.addEventListener("change", async () => {
+    try {
+      await savePreferences({ [key]: box.checked });
+      notify(box.checked ? "Turned on." : "Turned off.", "success");
+    } catch (error) {
+      box.checked = !box.checked;
+      notify(error.message, "error");
+    }
+  });
+}

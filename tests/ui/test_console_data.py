@@ -1,4 +1,4 @@
-"""/api/saved-views/: each user's saved console filters, over REST."""
+"""/api/saved-views/ and /api/preferences/: each user's console data, over REST."""
 
 import pytest
 
@@ -63,3 +63,20 @@ def test_anonymous_users_are_refused(api_client):
 @pytest.fixture
 def dave_user(make_user):
     return make_user("dave", role="analyst")
+
+
+def test_preferences_default_off_and_are_kept_per_user(as_user, alice, dave_user):
+    assert as_user(alice).get("/api/preferences/").data == {
+        "notify_critical": False,
+        "sound_critical": False,
+    }
+    changed = as_user(alice).patch("/api/preferences/", {"notify_critical": True}, format="json")
+    assert changed.status_code == 200 and changed.data["notify_critical"] is True
+    assert as_user(alice).get("/api/preferences/").data["notify_critical"] is True
+    assert as_user(dave_user).get("/api/preferences/").data["notify_critical"] is False
+
+
+def test_a_bad_preference_is_refused_with_an_error_code(as_user, alice):
+    response = as_user(alice).patch("/api/preferences/", {"sound_critical": "loud"}, format="json")
+    assert response.status_code == 400
+    assert response.data["error_code"] == "INVALID"
