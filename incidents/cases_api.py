@@ -4,7 +4,9 @@
 - `POST /api/incidents/{id}/merge/` `{"incident_ids": [...]}`: merge those into this one;
 - `POST /api/alerts/{id}/move/` `{"incident": id}`: move one alert to another incident;
 - `GET /api/incidents/assignees/`: who may own incidents (for the owner picker);
-- `POST /api/alerts/bulk-triage/`: one action on many alerts, all or nothing.
+- `POST /api/alerts/bulk-triage/`: one action on many alerts, all or nothing;
+- `GET|POST /api/incidents/{id}/blocks/`, `DELETE .../blocks/{rule_id}/`: the RPZ rules
+  an incident made (`incidents.response`).
 
 Each write calls `incidents.cases` or `incidents.triage`; refusals answer
 `{"detail", "error_code", ...}` with the error's HTTP status, as `incidents.api` does.
@@ -19,8 +21,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents import cases, triage
-from incidents.exceptions import IncidentsError, PermissionDenied
+from incidents import cases, response, triage
+from incidents.exceptions import IncidentsError, NotFound, PermissionDenied
 from incidents.models import Alert, Incident
 from incidents.serializers import (
     AlertSerializer,
@@ -169,7 +171,60 @@ class BulkTriageView(CaseView):
         )
 
 
+def rule_summary(rule):
+    return {
+        "id": rule.pk,
+        "domain": rule.domain,
+        "action": rule.action,
+        "is_active": rule.is_active,
+        "description": rule.description,
+        "created_at": rule.created_at,
+    }
+
+
+class IncidentBlocksView(CaseView):
+    @extend_schema(responses={200: _error, 404: _error})
+    def get(self, request, pk):
+        """The RPZ rules this incident made, newest first."""
+        incident = Incident.objects.visible_to(request.user).filter(pk=pk).first()
+        if incident is None:
+            raise NotFound(f"Incident {pk} not found.")
+        return Response([rule_summary(rule) for rule in response.rules_of(incident)])
+
+    @extend_schema(
+        request=inline_serializer(
+            "IncidentBlockDomain",
+            {
+                "domain": serializers.CharField(),
+                "action": serializers.CharField(required=False),
+                "reason": serializers.CharField(),
+            },
+        ),
+        responses={201: _error, 400: _error, 403: _error, 404: _error, 409: _error},
+    )
+    def post(self, request, pk):
+        """Block a domain with an RPZ rule (needs `dns.add_rpzrule`); the timeline
+        records it with the reason."""
+        data = request.data if isinstance(request.data, dict) else None
+        rule = response.block_domain(pk, data, actor=request.user, request=request)
+        return Response(rule_summary(rule), status=201)
+
+
+class IncidentBlockView(CaseView):
+    @extend_schema(responses={204: None, 403: _error, 404: _error})
+    def delete(self, request, pk, rule_id):
+        """Undo a block this incident made (the rule is deleted; needs `dns.delete_rpzrule`)."""
+        response.unblock_domain(pk, rule_id, actor=request.user, request=request)
+        return Response(status=204)
+
+
 urlpatterns = [
+    path("incidents/<int:pk>/blocks/", IncidentBlocksView.as_view(), name="incident-blocks"),
+    path(
+        "incidents/<int:pk>/blocks/<int:rule_id>/",
+        IncidentBlockView.as_view(),
+        name="incident-block",
+    ),
     path("alerts/bulk-triage/", BulkTriageView.as_view(), name="alert-bulk-triage"),
     path("alerts/<int:pk>/move/", AlertMoveView.as_view(), name="alert-move"),
     path("incidents/assignees/", AssigneesView.as_view(), name="incident-assignees"),

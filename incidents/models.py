@@ -366,6 +366,7 @@ class TimelineKind(models.TextChoices):
     ALERT_REMOVED = "alert_removed", "Alert removed"
     COMMENT = "comment", "Comment"
     MERGED = "merged", "Merged"
+    RESPONSE = "response", "Response action"
 
 
 class IncidentTimelineEntry(models.Model):

@@ -749,3 +749,37 @@ def test_a_critical_alert_raises_a_desktop_notification_and_the_unread_count(ui)
     overview.goto("/")
     expect(overview.locator("#site-nav .nav-badge")).to_have_count(0)
     assert ui.js_errors() == {}
+
+
+def test_blocking_a_domain_from_an_incident_makes_an_rpz_rule_and_can_be_undone(ui):
+    alert = ingest_alert(ui, f"Beacon to evil-c2.example {uuid.uuid4().hex[:6]}")
+    status, taken = ui.api("POST", f"/api/alerts/{alert['id']}/take-ownership/", as_user="alice")
+    assert status == 200, taken
+    incident_id = taken["incident_id"]
+    # An analyst may not block (no DNS permission): the form is not offered.
+    alice = ui.open("alice", f"/incidents/{incident_id}/")
+    expect(alice.locator("#blocks li")).to_have_text("None.")
+    expect(alice.get_by_label("Domain to block")).to_have_count(0)
+
+    carol = ui.open("carol", f"/incidents/{incident_id}/")
+    carol.get_by_label("Domain to block").fill("not a domain!")
+    carol.get_by_label("Reason").fill("Beacon seen on ws-17")
+    carol.get_by_role("button", name="Block").click()
+    expect(carol.locator("#b-domain-error")).not_to_be_empty()
+    carol.get_by_label("Domain to block").fill("evil-c2.example")
+    carol.get_by_role("button", name="Block").click()
+    expect(carol.locator("#blocks li", has_text="evil-c2.example")).to_contain_text("NXDOMAIN")
+    expect(carol.locator("#timeline li", has_text="Blocked evil-c2.example")).to_contain_text(
+        "Beacon seen on ws-17"
+    )
+    status, rules = ui.api("GET", "/api/dns/rpz/rules/?search=evil-c2")
+    listed = rules["results"] if isinstance(rules, dict) else rules
+    assert status == 200 and any(r["domain"] == "evil-c2.example" for r in listed), rules
+    # Alice, the owner, sees it on her incident, live.
+    expect(alice.locator("#timeline li", has_text="Blocked evil-c2.example")).to_be_visible(**LIVE)
+    screenshot(carol, "incident-blocked")
+
+    carol.get_by_role("button", name="Undo the block of evil-c2.example").click()
+    expect(carol.locator("#blocks li")).to_have_text("None.")
+    expect(carol.locator("#timeline li", has_text="Unblocked evil-c2.example")).to_be_visible()
+    assert ui.js_errors() == {}

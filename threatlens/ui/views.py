@@ -48,6 +48,7 @@ PERMISSION_FLAGS = {
     "add_records": "dns.add_record",
     "change_records": "dns.change_record",
     "delete_records": "dns.delete_record",
+    "add_rpz_rules": "dns.add_rpzrule",
     "view_audit": "audit.view_auditlog",
     "publish_events": "realtime.publish_event",
 }

@@ -158,8 +158,47 @@ async function loadObservables() {
   if (!items.length) list.append(el("li", { class: "muted", text: "None in its alerts." }));
 }
 
+async function loadBlocks() {
+  const rules = await api.get(`${base}/blocks/`);
+  const list = clear(document.getElementById("blocks"));
+  for (const rule of rules) {
+    list.append(
+      el(
+        "li",
+        {},
+        pivotLink("domain", rule.domain),
+        ` ${rule.action.toUpperCase()} · rule #${rule.id} · `,
+        timeEl(rule.created_at, { short: true }),
+        " ",
+        config.perms.change_incidents
+          ? el("button", {
+              type: "button",
+              class: "btn btn-quiet btn-small",
+              text: "Undo",
+              "aria-label": `Undo the block of ${rule.domain}`,
+              onclick: async (event) => {
+                event.currentTarget.disabled = true;
+                try {
+                  await api.del(`${base}/blocks/${rule.id}/`);
+                  notify(`${rule.domain} is no longer blocked.`, "success");
+                  await Promise.all([loadBlocks(), loadTimeline()]);
+                } catch (error) {
+                  notify(error.message, "error");
+                }
+              },
+            })
+          : null,
+      ),
+    );
+  }
+  if (!rules.length) list.append(el("li", { class: "muted", text: "None." }));
+}
+
 const refreshIncident = coalesce(
-  () => Promise.all([loadIncident(), loadTimeline(), loadComments(), loadObservables()]).catch(report),
+  () =>
+    Promise.all([loadIncident(), loadTimeline(), loadComments(), loadObservables(), loadBlocks()]).catch(
+      report,
+    ),
   300,
 );
 
@@ -168,9 +207,14 @@ function report(error) {
 }
 
 function loadAll() {
-  return Promise.all([loadIncident(), loadAlerts(), loadTimeline(), loadComments(), loadObservables()]).catch(
-    report,
-  );
+  return Promise.all([
+    loadIncident(),
+    loadAlerts(),
+    loadTimeline(),
+    loadComments(),
+    loadObservables(),
+    loadBlocks(),
+  ]).catch(report);
 }
 
 // --- actions ------------------------------------------------------------------------------
@@ -410,6 +454,32 @@ addForm?.addEventListener("submit", async (event) => {
   } catch (failure) {
     error.textContent = failure.message;
     field.setAttribute("aria-invalid", "true");
+  }
+});
+
+const blockForm = document.getElementById("block-form");
+blockForm?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const f = blockForm.elements;
+  const note = document.getElementById("block-note");
+  note.textContent = "";
+  for (const node of blockForm.querySelectorAll(".field-error")) node.textContent = "";
+  const button = blockForm.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const rule = await api.post(`${base}/blocks/`, {
+      domain: f.domain.value,
+      action: f.action.value,
+      reason: f.reason.value,
+    });
+    f.domain.value = "";
+    f.reason.value = "";
+    notify(`${rule.domain} is blocked (RPZ rule #${rule.id}).`, "success");
+    await Promise.all([loadBlocks(), loadTimeline()]);
+  } catch (error) {
+    if (!showFieldErrors(blockForm, "b", error)) note.textContent = error.message;
+  } finally {
+    button.disabled = false;
   }
 });
 
