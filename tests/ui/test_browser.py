@@ -783,3 +783,39 @@ def test_blocking_a_domain_from_an_incident_makes_an_rpz_rule_and_can_be_undone(
     expect(carol.locator("#blocks li")).to_have_text("None.")
     expect(carol.locator("#timeline li", has_text="Unblocked evil-c2.example")).to_be_visible()
     assert ui.js_errors() == {}
+
+
+def test_events_filtered_by_ip_time_and_search_with_the_filter_in_the_url_and_a_saved_view(ui):
+    tag = uuid.uuid4().hex[:6]
+    page = ui.open("alice", "/events/")
+    wait_live(page)
+    page.get_by_label("Source IP").fill("203.0.113.45")
+    page.get_by_label("Time range").select_option("1h")
+    page.get_by_label("Search", exact=True).fill(tag)
+    page.get_by_role("button", name="Apply filter").click()
+    expect(page).to_have_url(re.compile(r"range=1h&ip=203\.0\.113\.45"))
+    expect(page.locator("#filter-state")).to_contain_text("IP 203.0.113.45")
+
+    old = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
+    publish_security_event(ui, 8, f"Old one {tag}", src_ip="203.0.113.45", timestamp=old)
+    publish_security_event(ui, 8, f"Other address {tag}", src_ip="198.51.100.2")
+    publish_security_event(ui, 8, "No tag here", src_ip="203.0.113.45")
+    wanted = publish_security_event(ui, 8, f"Attacker again {tag}", src_ip="203.0.113.45")
+    expect(page.locator("#feed li", has_text=wanted["message"])).to_be_visible(**LIVE)
+    for message in (f"Old one {tag}", f"Other address {tag}", "No tag here"):
+        expect(page.locator("#feed li", has_text=message)).to_have_count(0)
+
+    page.get_by_role("button", name="Save view").click()
+    page.get_by_label("Name of the view").fill("Attacker, last hour")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_label("Saved views")).to_have_value(re.compile(r"\d+"))
+
+    other = ui.open("alice", "/events/?min_priority=1")
+    wait_live(other)
+    other.get_by_label("Saved views").select_option(label="Attacker, last hour")
+    expect(other).to_have_url(re.compile(r"ip=203\.0\.113\.45"))
+    expect(other.get_by_label("Source IP")).to_have_value("203.0.113.45")
+    expect(other.get_by_label("Time range")).to_have_value("1h")
+    expect(other.get_by_label("Search", exact=True)).to_have_value(tag)
+    screenshot(page, "events-filtered-ip")
+    assert ui.js_errors() == {}
