@@ -297,8 +297,9 @@ def test_the_connection_indicator_recovers_after_the_server_restarts(ui):
 
 
 def publish_chart_history(ui, minutes=9):
-    """Metrics and security events stamped over the last minutes: the charts place events
-    by their own timestamps, so the screenshots show lines, not a single point."""
+    """Metrics and security events stamped over the last minutes: the CPU chart places
+    metrics by their own timestamps, so the screenshots show lines, not a single point
+    (security events count when they arrive)."""
     now = datetime.now(UTC)
     for step in range(minutes * 2):
         at = now - timedelta(seconds=30 * (minutes * 2 - step))
@@ -818,4 +819,20 @@ def test_events_filtered_by_ip_time_and_search_with_the_filter_in_the_url_and_a_
     expect(other.get_by_label("Time range")).to_have_value("1h")
     expect(other.get_by_label("Search", exact=True)).to_have_value(tag)
     screenshot(page, "events-filtered-ip")
+    assert ui.js_errors() == {}
+
+
+def test_the_overview_charts_start_from_the_stored_history(ui):
+    for severity in (9, 10, 2):
+        publish_security_event(ui, severity, "Before the page opened")
+    page = ui.open("alice", "/")
+    wait_live(page)
+    expect(page.locator("#chart-rate")).to_have_attribute(
+        "aria-label", re.compile(r"critical 2, high 0, medium 0, low 1")
+    )
+    # And live after that, by arrival.
+    publish_security_event(ui, 9, "After", timestamp="2020-01-01T00:00:00+00:00")
+    expect(page.locator("#chart-rate")).to_have_attribute(
+        "aria-label", re.compile(r"critical 3, high 0, medium 0, low 1"), **LIVE
+    )
     assert ui.js_errors() == {}

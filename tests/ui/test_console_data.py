@@ -80,3 +80,18 @@ def test_a_bad_preference_is_refused_with_an_error_code(as_user, alice):
     response = as_user(alice).patch("/api/preferences/", {"sound_critical": "loud"}, format="json")
     assert response.status_code == 400
     assert response.data["error_code"] == "INVALID"
+
+
+def test_chart_history_counts_security_events_by_arrival_and_gives_metrics(as_user, alice, bob):
+    from realtime.publishing import publish
+
+    publish("security_event", {"message": "a", "timestamp": "2020-01-01T00:00:00Z"}, priority=9)
+    publish("security_event", {"message": "b"}, priority=3)
+    publish("system_metrics", {"metrics": {"cpu": {"usage_percent": 12.5}}})
+    body = as_user(alice).get("/api/console/charts/").json()
+    totals = {band: sum(b[band] for b in body["security_events"]) for band in ("critical", "low")}
+    # The 2020 event counts now, when it arrived.
+    assert totals == {"critical": 1, "low": 1}
+    assert body["system"][-1]["cpu"] == 12.5
+    viewer = as_user(bob).get("/api/console/charts/").json()
+    assert "security_events" not in viewer and "system" in viewer

@@ -1,5 +1,6 @@
 """The console's own data, per user: `/api/saved-views/` (saved filters: list, create,
-delete; a user sees and deletes only their own) and `/api/preferences/` (GET, PATCH)."""
+delete; a user sees and deletes only their own), `/api/preferences/` (GET, PATCH) and
+`/api/console/charts/` (the overview charts' last 10 minutes)."""
 
 from urllib.parse import parse_qsl, urlencode
 
@@ -8,6 +9,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from threatlens.ui.charts import chart_history
 from threatlens.ui.models import ConsolePreferences, SavedView
 
 
@@ -80,3 +82,14 @@ class PreferencesView(APIView):
         serializer.is_valid(raise_exception=True)
         serializer.save()
         return Response(serializer.data)
+
+
+class ChartHistoryView(APIView):
+    """The overview charts' last 10 minutes: security events per 30 s by arrival and
+    severity band (`security_events`, with `realtime.receive_security`) and CPU and memory
+    (`system`, with `realtime.receive_system`). Times of buckets are Unix seconds."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request):
+        return Response(chart_history(request.user))
