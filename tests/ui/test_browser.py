@@ -783,6 +783,14 @@ def test_blocking_a_domain_from_an_incident_makes_an_rpz_rule_and_can_be_undone(
     carol.get_by_role("button", name="Undo the block of evil-c2.example").click()
     expect(carol.locator("#blocks li")).to_have_text("None.")
     expect(carol.locator("#timeline li", has_text="Unblocked evil-c2.example")).to_be_visible()
+
+    # From the domain's pivot page, choosing the incident: the incident shows the block.
+    pivot = ui.open("carol", "/pivot/?type=domain&value=evil-c2.example")
+    pivot.get_by_label("For incident").select_option(str(incident_id))
+    pivot.get_by_label("Reason").fill("Seen again")
+    pivot.get_by_role("button", name="Block").click()
+    expect(pivot.locator(".block-form")).to_contain_text("Blocked (RPZ rule #")
+    expect(carol.locator("#blocks li", has_text="evil-c2.example")).to_be_visible(**LIVE)
     assert ui.js_errors() == {}
 
 

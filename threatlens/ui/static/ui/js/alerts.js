@@ -2,6 +2,7 @@
 // the alert queue and the incident page. Writes go through the REST API (the same services
 // the /ws/incidents socket calls), so conflicts come back as HTTP 409 naming the owner.
 import * as api from "./api.js";
+import { blockForm } from "./block_form.js";
 import { clear, el, fill, label, parseTime, pivotLink, severityBadge, timeEl } from "./dom.js";
 import { notify } from "./shell.js";
 
@@ -368,6 +369,9 @@ export async function openAlertDialog(id, rows) {
       : null,
     details ? el("details", {}, el("summary", { text: "All details" }), el("pre", { text: JSON.stringify(details, null, 2) })) : null,
     rows?.ctx.config.perms.change_incidents ? moveForm(alert, rows) : null,
+    alert.incident && typeof details?.domain === "string" && rows?.ctx.config.perms.add_rpz_rules
+      ? blockForm({ domain: details.domain, incidentId: alert.incident })
+      : null,
   );
 }
 

@@ -2,6 +2,7 @@
 // a security event or alert that mentions the value reloads the page's data (at most once
 // every 2 s).
 import * as api from "../api.js";
+import { blockForm } from "../block_form.js";
 import { clear, coalesce, el, label, pageConfig, pivotLink, severityBadge, timeEl } from "../dom.js";
 import { notify } from "../shell.js";
 import { connectLive } from "../socket.js";
@@ -95,6 +96,10 @@ function mentions(data) {
   return [data?.src_ip, data?.source_ip, data?.destination_ip, data?.user, data?.affected_user, data?.affected_host]
     .concat(type === "domain" || type === "host" ? [data?.message, data?.title] : [])
     .some((field) => typeof field === "string" && (field.toLowerCase() === wanted || (type !== "ip" && field.toLowerCase().includes(wanted))));
+}
+
+if (type === "domain" && value && config.perms.add_rpz_rules && config.perms.change_incidents) {
+  document.getElementById("pivot-block").replaceChildren(blockForm({ domain: value }));
 }
 
 if (type && value) {
