@@ -117,3 +117,31 @@ def test_a_viewer_does_not_see_the_observables_of_an_incident_they_may_not_see(
     response = as_user(bob).get(f"/api/incidents/{incident.pk}/observables/")
     assert response.status_code == 404
     assert response.json()["error_code"] == "NOT_FOUND"
+
+
+def test_search_and_pivot_cost_the_same_queries_for_one_match_or_many(
+    as_user, alice, take, make_alert
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(path, params):
+        client = as_user(alice)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path, params).status_code == 200
+        return len(captured)
+
+    take(alice, source_ip=ATTACKER, correlation_key="first")
+    event()
+    one = (
+        queries("/api/search/", {"q": ATTACKER}),
+        queries("/api/pivot/", {"type": "ip", "value": ATTACKER}),
+    )
+    for n in range(5):
+        take(alice, source_ip=ATTACKER, correlation_key=f"more-{n}")
+        event()
+    many = (
+        queries("/api/search/", {"q": ATTACKER}),
+        queries("/api/pivot/", {"type": "ip", "value": ATTACKER}),
+    )
+    assert many == one
