@@ -145,3 +145,11 @@ def test_search_and_pivot_cost_the_same_queries_for_one_match_or_many(
         queries("/api/pivot/", {"type": "ip", "value": ATTACKER}),
     )
     assert many == one
+
+
+def test_sorting_by_risk_puts_alerts_without_a_score_last(as_user, alice, make_alert):
+    unscored = make_alert(risk_score=None)
+    low = make_alert(risk_score=10)
+    high = make_alert(risk_score=90)
+    response = as_user(alice).get("/api/alerts/", {"ordering": "-risk_score"})
+    assert [a["id"] for a in response.json()["results"]] == [high.pk, low.pk, unscored.pk]
