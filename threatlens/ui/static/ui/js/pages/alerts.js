@@ -64,9 +64,10 @@ function updateCount() {
   const shown = rows.rows.size;
   empty.hidden = shown > 0;
   const waiting = [...rows.rows.values()].filter((row) => belongs(row.alert)).length;
-  const names = { unowned: "unowned", mine: "yours", open: "open" };
+  const plural = waiting === 1 ? "" : "s";
+  const names = { unowned: `unowned alert${plural}`, mine: `alert${plural} of yours`, open: `open alert${plural}` };
   countLine.textContent =
-    `${waiting} ${names[view]} alert${waiting === 1 ? "" : "s"}` +
+    `${waiting} ${names[view]}` +
     (total > shown ? ` (newest ${shown} of ${total} listed)` : "");
 }
 
