@@ -1,7 +1,7 @@
 """Query-string filters of `/api/alerts/` and `/api/incidents/`."""
 
 import django_filters
-from django.db.models import Q
+from django.db.models import F, Q
 
 from incidents.models import (
     INCIDENT_STATUS_ALIASES,
@@ -40,13 +40,25 @@ class OwnerFilter(django_filters.CharFilter):
 
 
 class StableOrderingFilter(django_filters.OrderingFilter):
-    """`ordering=severity,-detected_at`; ties broken by id so pages don't overlap."""
+    """`ordering=severity,-detected_at`; ties broken by id so pages don't overlap. Empty
+    values (an alert without a risk score) sort last either way, on every database
+    (PostgreSQL would put them first in a descending order)."""
 
     def filter(self, qs, value):
         qs = super().filter(qs, value)
-        if value and not any(name.lstrip("-") == "id" for name in qs.query.order_by):
-            qs = qs.order_by(*qs.query.order_by, "-id")
-        return qs
+        if not value:
+            return qs
+        names = [name for name in qs.query.order_by if isinstance(name, str)]
+        if not any(name.lstrip("-") == "id" for name in names):
+            names.append("-id")
+        return qs.order_by(
+            *(
+                F(name[1:]).desc(nulls_last=True)
+                if name.startswith("-")
+                else F(name).asc(nulls_last=True)
+                for name in names
+            )
+        )
 
 
 class AlertFilter(django_filters.FilterSet):

@@ -304,6 +304,14 @@ class Incident(models.Model):
     contained_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="merged_from",
+        help_text="The incident this one was merged into (it is then closed).",
+    )
 
     objects = IncidentQuerySet.as_manager()
 
@@ -371,6 +379,8 @@ class TimelineKind(models.TextChoices):
     ALERT_ADDED = "alert_added", "Alert added"
     ALERT_REMOVED = "alert_removed", "Alert removed"
     COMMENT = "comment", "Comment"
+    MERGED = "merged", "Merged"
+    RESPONSE = "response", "Response action"
 
 
 class IncidentTimelineEntry(models.Model):

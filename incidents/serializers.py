@@ -7,6 +7,7 @@ so the two never drift. Querysets that feed them should use `.for_payload()`.
 
 from rest_framework import serializers
 
+from incidents.markup import render_markdown
 from incidents.models import (
     Alert,
     Incident,
@@ -149,6 +150,7 @@ class IncidentSerializer(serializers.ModelSerializer):
     created_by = UserSummarySerializer(read_only=True, allow_null=True)
     alert_ids = serializers.SerializerMethodField()
     alert_count = serializers.SerializerMethodField()
+    description_html = serializers.SerializerMethodField()
 
     class Meta:
         model = Incident
@@ -158,6 +160,7 @@ class IncidentSerializer(serializers.ModelSerializer):
             "incident_id",
             "title",
             "description",
+            "description_html",
             "severity",
             "priority",
             "status",
@@ -171,6 +174,7 @@ class IncidentSerializer(serializers.ModelSerializer):
             "contained_at",
             "resolved_at",
             "closed_at",
+            "merged_into",
         ]
         read_only_fields = fields
 
@@ -179,6 +183,10 @@ class IncidentSerializer(serializers.ModelSerializer):
 
     def get_alert_count(self, incident) -> int:
         return len(incident.alerts.all())
+
+    def get_description_html(self, incident) -> str:
+        """The description's Markdown as sanitised HTML (`incidents.markup`)."""
+        return render_markdown(incident.description)
 
 
 class IncidentUpdateSerializer(serializers.Serializer):
@@ -204,11 +212,16 @@ class TimelineEntrySerializer(serializers.ModelSerializer):
 
 class CommentSerializer(serializers.ModelSerializer):
     author = UserSummarySerializer(read_only=True, allow_null=True)
+    body_html = serializers.SerializerMethodField()
 
     class Meta:
         model = IncidentComment
-        fields = ["id", "author", "body", "created_at"]
-        read_only_fields = ["id", "author", "created_at"]
+        fields = ["id", "author", "body", "body_html", "created_at"]
+        read_only_fields = ["id", "author", "body_html", "created_at"]
+
+    def get_body_html(self, comment) -> str:
+        """The comment's Markdown as sanitised HTML (`incidents.markup`)."""
+        return render_markdown(comment.body)
 
 
 class StatusSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@
 
 from rest_framework.routers import SimpleRouter
 
+from incidents import cases_api, search_api
 from incidents.api import AlertViewSet, IncidentViewSet
 from incidents.logs_api import RawLogViewSet, SecurityEventViewSet
 
@@ -12,4 +13,6 @@ router.register("incidents", IncidentViewSet, basename="incident")
 router.register("logs", RawLogViewSet, basename="rawlog")
 router.register("events", SecurityEventViewSet, basename="securityevent")
 
-urlpatterns = router.urls
+# Case work and bulk triage first: `alerts/bulk-triage/` would otherwise reach the router's
+# alert detail route.
+urlpatterns = [*cases_api.urlpatterns, *search_api.urlpatterns, *router.urls]

@@ -13,6 +13,7 @@ api_patterns = [
     path("", include("incidents.urls")),
     path("dns/", include("dns.urls")),
     path("sigma/", include("incidents.sigma.urls")),
+    path("", include("threatlens.ui.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Last: any other path under /api/ answers a JSON 404.

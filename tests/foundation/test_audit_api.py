@@ -198,3 +198,20 @@ async def test_the_csv_export_streams_asynchronously_under_asgi(async_client, ma
     assert len(lines) == 2 and ",auth.login," in lines[1]
     # The sync thread's connection would keep the test database busy at teardown.
     await sync_to_async(connections.close_all)()
+
+
+def test_exclude_action_leaves_out_socket_rows_and_prefixes(as_carol):
+    make_entry(action="realtime.connect")
+    make_entry(action="realtime.disconnect")
+    make_entry(action="auth.login")
+    make_entry(action="alert.take_ownership")
+    hidden = as_carol.get(
+        "/api/audit/", {"exclude_action": "realtime.connect, realtime.disconnect"}
+    )
+    assert actions(hidden) == ["alert.take_ownership", "auth.login"]
+    assert actions(as_carol.get("/api/audit/", {"exclude_action": "realtime.*,auth.*"})) == [
+        "alert.take_ownership"
+    ]
+    export = as_carol.get("/api/audit/export.csv", {"exclude_action": "realtime.*"})
+    text = b"".join(export.streaming_content).decode()
+    assert "realtime.connect" not in text and "auth.login" in text

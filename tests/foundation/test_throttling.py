@@ -137,6 +137,7 @@ def test_with_the_cache_down_login_works_and_a_warning_says_the_throttle_is_degr
     assert "login throttle degraded" in warnings[0].getMessage()
     assert "alice" not in warnings[0].getMessage()
 
+
 def test_hammering_a_closed_throttle_is_audited_once(obtain, alice, audit_rows):
     fail(obtain, "alice", "10.0.0.1", 3)
     for _ in range(20):

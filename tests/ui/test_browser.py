@@ -145,7 +145,10 @@ def test_two_analysts_share_the_alert_queue_live_and_a_late_take_names_the_owner
     dave_row = alert_row(dave, second)
     dave_row.get_by_role("button", name=re.compile(r"^Take alert")).click()
     expect(dave_row.locator(".row-note")).to_have_text("Already taken by alice")
-    expect(dave_row.locator('td[data-label="Owner"]')).to_have_text("alice")
+    # Even with his socket held back, the row now says what the alert is: in progress,
+    # Alice's (the page reloaded that one alert), not "New".
+    expect(dave_row.locator('td[data-label="Status"]')).to_have_text("in progress")
+    expect(dave_row.locator('td[data-label="Owner"]')).to_have_text("Alice Archer")
     held.release()
     expect(dave_row.locator('td[data-label="Owner"]')).to_have_text("Alice Archer", **LIVE)
 
@@ -277,10 +280,14 @@ def test_the_connection_indicator_recovers_after_the_server_restarts(ui):
     ui.server.stop()
     expect(indicator).to_have_attribute("data-state", re.compile(r"reconnecting|offline"))
     expect(alice.get_by_role("button", name="Retry now")).to_be_visible()
+    # A banner says since when what the page shows may be stale.
+    expect(alice.locator("#stale-banner")).to_contain_text(re.compile(r"since \d"))
+    expect(alice.locator("#stale-banner")).to_contain_text("may be out of date")
     screenshot(alice, "indicator-reconnecting")
     ui.server.start()  # the same port
     expect(indicator).to_have_attribute("data-state", "live", timeout=30000)
     expect(indicator.locator(".conn-label")).to_have_text("Live")
+    expect(alice.locator("#stale-banner")).to_have_count(0)
 
     # The new connection delivers again.
     title = f"After the restart {uuid.uuid4().hex[:6]}"
@@ -290,8 +297,9 @@ def test_the_connection_indicator_recovers_after_the_server_restarts(ui):
 
 
 def publish_chart_history(ui, minutes=9):
-    """Metrics and security events stamped over the last minutes: the charts place events
-    by their own timestamps, so the screenshots show lines, not a single point."""
+    """Metrics and security events stamped over the last minutes: the CPU chart places
+    metrics by their own timestamps, so the screenshots show lines, not a single point
+    (security events count when they arrive)."""
     now = datetime.now(UTC)
     for step in range(minutes * 2):
         at = now - timedelta(seconds=30 * (minutes * 2 - step))
@@ -334,10 +342,12 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
         "overview": ("/", "#my-incidents li"),
         "events": ("/events/", "#feed li"),
         "alerts": ("/alerts/?view=open", "#alerts tr"),
-        "incidents": ("/incidents/?scope=all", "#incidents tr"),
+        "incidents": ("/incidents/?view=all", "#incidents tr"),
         "incident": (f"/incidents/{incident_id}/", "#timeline li"),
         "audit": ("/audit/", "#audit-rows tr"),
         "rules": ("/rules/", "#rules tr"),
+        "search": ("/search/?q=203.0.113.7", "#search-results section"),
+        "pivot": ("/pivot/?type=ip&value=203.0.113.7", "#pivot-counts li"),
     }
     status, rule = ui.api("POST", "/api/sigma/rules/", {"text": SIGMA_RULE})
     assert status == 201, rule
@@ -368,7 +378,7 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
         expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
         for name, (path, ready) in pages.items():
             page.goto(path)
-            if name not in ("audit", "rules"):  # pages without a live socket
+            if name not in ("audit", "rules", "search"):  # pages without a live socket
                 wait_live(page)
             if name == "overview":
                 publish_chart_history(ui)
@@ -450,4 +460,452 @@ def test_an_analyst_uploads_and_disables_a_sigma_rule_in_the_console(ui):
     page.get_by_role("button", name="Apply").click()
     expect(page.locator("#rules-empty")).to_be_visible(**LIVE)
     screenshot(page, "rules-alice")
+
+
+def test_fixes_seen_in_use_rows_dropdowns_line_breaks_phone_width_times_and_audit(ui):
+    # A long title without spaces (a URL, a hash) used to push the card past 390 px.
+    long_title = "Beacon to " + "a" * 30 + ".example/" + "b" * 60 + f" {uuid.uuid4().hex[:6]}"
+    alert = ingest_alert(ui, long_title)
+    status, taken = ui.api("POST", f"/api/alerts/{alert['id']}/take-ownership/", as_user="alice")
+    assert status == 200, taken
+    incident_id = taken["incident_id"]
+    ui.api(
+        "POST",
+        f"/api/incidents/{incident_id}/comments/",
+        {"body": "Blocked at the edge.\nStill watching **203.0.113.45**.\n<script>x()</script>"},
+        as_user="alice",
+    )
+
+    phone = ui.open("alice", "/alerts/?view=mine", viewport=PHONE)
+    wait_live(phone)
+    row = alert_row(phone, long_title[-6:])
+    expect(row).to_be_visible()
+    assert phone.evaluate(WIDER_THAN_THE_PAGE) == []
+    # The title wraps inside its card instead of running under its edge.
+    card, title = row.bounding_box(), row.locator(".t").bounding_box()
+    assert title["x"] + title["width"] <= card["x"] + card["width"], (title, card)
+    assert row.locator(".t").evaluate("(node) => node.scrollWidth <= node.clientWidth + 1")
+    # The status dropdown starts on no status; Set waits for a choice.
+    select = row.get_by_label(f"New status for alert {alert['id']}")
+    expect(select).to_have_value("")
+    expect(row.get_by_role("button", name="Set")).to_be_disabled()
+    select.select_option("resolved")
+    expect(row.get_by_role("button", name="Set")).to_be_enabled()
+    screenshot(phone, "alerts-long-title")
+    for path, ready in (
+        ("/incidents/?view=mine", "#incidents tr"),
+        (f"/incidents/{incident_id}/", "#incident-alerts tr"),
+        ("/", "#my-incidents li a"),
+    ):
+        phone.goto(path)
+        expect(phone.locator(ready).first).to_be_visible()
+        assert phone.evaluate(WIDER_THAN_THE_PAGE) == [], path
+    screenshot(phone, "overview-long-title")
+
+    # Comments keep their line breaks; Markdown renders, HTML does not run.
+    page = ui.open("alice", f"/incidents/{incident_id}/")
+    comment = page.locator("#comments .comment-body").first
+    expect(comment.locator("br")).to_have_count(1)
+    expect(comment.locator("strong")).to_have_text("203.0.113.45")
+    expect(comment.locator("script")).to_have_count(0)
+
+    # Times in UTC, 24-hour, when the user asks for it (kept for the next pages).
+    page.get_by_label("Times").select_option("utc")
+    expect(page.get_by_label("Times")).to_have_value("utc")
+    created = datetime.fromisoformat(taken["alert"]["received_at"].replace("Z", "+00:00"))
+    expect(page.locator("#incident-alerts time").first).to_have_attribute(
+        "title", re.compile(r"\(UTC\)$")
+    )
+    expect(page.locator("#incident-alerts time").first).to_have_text(
+        created.astimezone(UTC).strftime("%H:%M:%S")
+    )
+
+    # The audit log hides socket connections until asked.
+    carol = ui.open("carol", "/audit/")
+    expect(carol.locator("#audit-rows tr").first).to_be_visible()
+    expect(carol.locator("#audit-rows code", has_text="realtime.connect")).to_have_count(0)
+    carol.get_by_label("Show socket connections").check()
+    expect(carol.locator("#audit-rows code", has_text="realtime.connect").first).to_be_visible()
+    expect(carol).to_have_url(re.compile(r"sockets=1"))
+    assert ui.js_errors() == {}
+
+
+def test_an_analyst_merges_two_incidents_and_sees_it_on_the_timeline(ui):
+    tag = uuid.uuid4().hex[:6]
+    attacker = {"source_ip": "203.0.113.45"}
+    first = ingest_alert(
+        ui, f"SSH brute force from 203.0.113.45 {tag}", correlation_key="a", **attacker
+    )
+    second = ingest_alert(ui, f"Web scan from 203.0.113.45 {tag}", correlation_key="b", **attacker)
+    incidents = []
+    for alert in (first, second):
+        status, taken = ui.api(
+            "POST", f"/api/alerts/{alert['id']}/take-ownership/", as_user="alice"
+        )
+        assert status == 200, taken
+        incidents.append(taken["incident"])
+    target, source = incidents
+    ui.api(
+        "POST",
+        f"/api/incidents/{source['id']}/comments/",
+        {"body": "Same attacker."},
+        as_user="alice",
+    )
+    ui.api("POST", f"/api/incidents/{source['id']}/watch/", as_user="dave")
+
+    page = ui.open("alice", f"/incidents/{target['id']}/")
+    dave = ui.open("dave", f"/incidents/{source['id']}/")
+    wait_live(page, dave)
+    # The attacker's address is an observable of both: one other incident shows it.
+    observable = page.locator("#observables li", has_text="203.0.113.45")
+    expect(observable).to_contain_text("seen in 1 other incident")
+    page.get_by_role("button", name="Merge…").click()
+    page.get_by_label("Incident to merge in").select_option(str(source["id"]))
+    page.get_by_role("button", name="Merge into this incident").click()
+
+    timeline = page.locator("#timeline li", has_text=f"Merged {source['reference']}")
+    expect(timeline).to_be_visible()
+    expect(page.locator("#incident-alerts tr")).to_have_count(2)
+    expect(page.locator("#comments li", has_text="Same attacker.")).to_be_visible()
+    expect(observable).to_contain_text("only here")
+    # Dave, watching the source, sees it close and where it went, live.
+    expect(dave.locator("#incident-status")).to_have_text("closed", **LIVE)
+    expect(dave.locator("#merged-note")).to_contain_text("Merged into", **LIVE)
+
+    # Edit: title, a description with line breaks; the owner needs the reassign permission.
+    page.get_by_role("button", name="Edit").click()
+    expect(page.get_by_label("Owner")).to_be_disabled()
+    page.get_by_label("Title").fill(f"Attacker 203.0.113.45 {tag}")
+    page.get_by_label("Description (Markdown)").fill(
+        "Brute force, then a scan.\nBlocked at the edge."
+    )
+    page.get_by_label("Severity").select_option("critical")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#incident-title")).to_contain_text(f"Attacker 203.0.113.45 {tag}")
+    expect(page.locator("#incident-description br")).to_have_count(1)
+    expect(page.locator("#timeline li", has_text="Title changed")).to_be_visible()
+    screenshot(page, "incident-merged")
+
+    # Moving one alert out to another incident, from its detail.
+    third = ingest_alert(ui, f"Beacon from 203.0.113.45 {tag}", correlation_key="c")
+    status, taken = ui.api("POST", f"/api/alerts/{third['id']}/take-ownership/", as_user="alice")
+    assert status == 200, taken
+    page.get_by_role("button", name=f"Details of alert {second['id']}").click()
+    page.get_by_label("Incident", exact=True).select_option(str(taken["incident_id"]))
+    page.get_by_role("button", name="Move", exact=True).click()
+    expect(page.locator("#alert-dialog")).to_contain_text(
+        f"Moved to {taken['incident']['reference']}"
+    )
+    page.locator("#alert-dialog").get_by_role("button", name="Close").click()
+    expect(page.locator("#incident-alerts tr")).to_have_count(1)
+    expect(
+        page.locator("#timeline li", has_text=f"moved to {taken['incident']['reference']}")
+    ).to_be_visible()
+    assert ui.js_errors() == {}
+
+
+def test_a_bulk_false_positive_of_twenty_alerts_is_seen_live_by_a_colleague(ui):
+    tag = uuid.uuid4().hex[:6]
+    status, body = ui.api(
+        "POST",
+        "/api/alerts/bulk/",
+        [
+            {
+                "title": f"Password spray {tag} #{n}",
+                "severity": "medium",
+                "source": "ui-test",
+                "correlation_key": f"spray-{tag}",
+            }  # fmt: skip
+            for n in range(20)
+        ],
+    )
+    assert status == 201, body
+    alice = ui.open("alice", "/alerts/?view=unowned")
+    dave = ui.open("dave", "/alerts/?view=open")
+    wait_live(alice, dave)
+    expect(alice.locator("#alerts tr", has_text=tag)).to_have_count(20)
+    expect(dave.locator("#alerts tr", has_text=tag)).to_have_count(20)
+
+    alice.get_by_label("Select every alert shown").check()
+    expect(alice.locator("#bulk-count")).to_have_text("20 selected")
+    alice.locator("#bulk-bar").get_by_role("button", name="Take").click()
+    expect(alice.locator("#bulk-note")).to_have_text("20 alerts taken.")
+    alice.get_by_role("button", name="Mine").click()
+    expect(alice.locator("#alerts tr", has_text=tag)).to_have_count(20)
+    alice.get_by_label("Select every alert shown").check()
+    alice.get_by_label("Status for the selected alerts").select_option("false_positive")
+    alice.get_by_role("button", name="Set status").click()
+    expect(alice.locator("#bulk-note")).to_have_text("20 alerts set to false positive.")
+
+    # Dave's queue shows every one of them as false positive, live, without a reload.
+    statuses = dave.locator("#alerts tr", has_text=tag).locator('td[data-label="Status"]')
+    expect(statuses.filter(has_text="false positive")).to_have_count(20, **LIVE)
+    screenshot(alice, "alerts-bulk-alice")
+    screenshot(dave, "alerts-bulk-live-dave")
+
+    # All or nothing: one alert Dave cannot change makes the whole request change nothing.
+    own = ingest_alert(ui, f"Dave's own {tag}")
+    ui.api("POST", f"/api/alerts/{own['id']}/take-ownership/", as_user="alice")
+    dave.reload()
+    wait_live(dave)
+    expect(dave.locator("#alerts tr", has_text=f"Dave's own {tag}")).to_be_visible()
+    dave.get_by_label("Select every alert shown").check()
+    dave.locator("#bulk-bar").get_by_role("button", name="Take").click()
+    expect(dave.locator("#bulk-note")).to_contain_text("Nothing changed")
+    assert ui.js_errors() == {}
+
+
+def test_search_then_pivot_on_an_ip_and_see_it_grow_live(ui):
+    attacker = "203.0.113.45"
+    tag = uuid.uuid4().hex[:6]
+    first = ingest_alert(ui, f"SSH brute force {tag}", source_ip=attacker, affected_user="root")
+    status, taken = ui.api("POST", f"/api/alerts/{first['id']}/take-ownership/", as_user="alice")
+    assert status == 200, taken
+    ingest_alert(ui, f"Unrelated {tag}", source_ip="198.51.100.9")
+
+    page = ui.open("alice", "/alerts/?view=open")
+    wait_live(page)
+    page.keyboard.press("/")
+    expect(page.get_by_label("Search alerts, incidents, events, zones and records")).to_be_focused()
+    page.keyboard.type(attacker)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/search/\?q=203\.0\.113\.45"))
+    expect(page.locator("#search-results li", has_text=f"SSH brute force {tag}")).to_be_visible()
+    expect(page.locator("#search-results li", has_text=f"Unrelated {tag}")).to_have_count(0)
+    screenshot(page, "search")
+
+    page.get_by_role("link", name=f"everything about ip {attacker}").click()
+    expect(page).to_have_url(re.compile(r"/pivot/\?type=ip&value=203\.0\.113\.45"))
+    wait_live(page)
+    expect(page.locator('[data-count="alerts"] strong')).to_have_text("1")
+    expect(page.locator('[data-count="incidents"] strong')).to_have_text("1")
+    expect(
+        page.locator("#pivot-incidents li", has_text=taken["incident"]["reference"])
+    ).to_be_visible()
+
+    # A new alert from the same address appears on the pivot, live.
+    ingest_alert(ui, f"Web scan {tag}", source_ip=attacker)
+    expect(page.locator("#pivot-alerts li", has_text=f"Web scan {tag}")).to_be_visible(**LIVE)
+    expect(page.locator('[data-count="alerts"] strong')).to_have_text("2")
+    screenshot(page, "pivot")
+
+    # Addresses and users in the alert queue are pivot links.
+    page.goto("/alerts/?view=open")
+    page.locator("#alerts tr", has_text=f"SSH brute force {tag}").get_by_role(
+        "link", name="root"
+    ).click()
+    expect(page).to_have_url(re.compile(r"/pivot/\?type=user&value=root"))
+    expect(page.locator('[data-count="alerts"] strong')).to_have_text("1")
+    assert ui.js_errors() == {}
+
+
+def test_sorting_by_severity_and_triage_from_the_keyboard(ui):
+    tag = uuid.uuid4().hex[:6]
+    for title, severity in (
+        ("Low one", "low"),
+        ("Critical one", "critical"),
+        ("Medium one", "medium"),
+    ):
+        ingest_alert(ui, f"{title} {tag}", severity=severity)
+    page = ui.open("alice", "/alerts/?view=open&sort=severity")
+    wait_live(page)
+    expect(page.get_by_label("Sort by")).to_have_value("severity")
+    titles = page.locator("#alerts tr .t")
+    expect(titles).to_have_count(3)
+    assert [t.split(" ", 1)[1] for t in titles.all_inner_texts()] == [
+        f"Critical one {tag}",
+        f"Medium one {tag}",
+        f"Low one {tag}",
+    ]
+    # A new alert arriving live takes its place in the order, not the top.
+    ingest_alert(ui, f"High one {tag}", severity="high")
+    expect(titles).to_have_count(4, **LIVE)
+    expect(titles.nth(1)).to_contain_text(f"High one {tag}")
+
+    # j moves to the first row, t takes it, x selects it, ? lists the shortcuts.
+    page.locator("h1").click()
+    page.keyboard.press("j")
+    expect(page.locator("#alerts tr.row-cursor")).to_contain_text(f"Critical one {tag}")
+    page.keyboard.press("t")
+    expect(alert_row(page, f"Critical one {tag}").locator('td[data-label="Owner"]')).to_have_text(
+        "You"
+    )
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    expect(page.locator("#bulk-count")).to_have_text("1 selected")
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    screenshot(page, "alerts-shortcuts")
+    assert ui.js_errors() == {}
+
+
+def test_a_saved_view_is_restored_from_its_url(ui):
+    tag = uuid.uuid4().hex[:6]
+    ingest_alert(ui, f"Critical thing {tag}", severity="critical")
+    ingest_alert(ui, f"Low thing {tag}", severity="low")
+    page = ui.open("alice", "/alerts/?view=open")
+    wait_live(page)
+    page.get_by_label("Severity").select_option("critical")
+    page.get_by_label("Sort by").select_option("risk")
+    expect(page).to_have_url(re.compile(r"severity=critical"))
+    page.get_by_role("button", name="Save view").click()
+    page.get_by_label("Name of the view").fill("Critical by risk")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_label("Saved views")).to_have_value(re.compile(r"\d+"))
+
+    # Elsewhere, on another day: choosing the view opens the page with its filter.
+    other = ui.open("alice", "/alerts/?view=unowned")
+    wait_live(other)
+    expect(alert_row(other, f"Low thing {tag}")).to_be_visible()
+    other.get_by_label("Saved views").select_option(label="Critical by risk")
+    expect(other).to_have_url(re.compile(r"/alerts/\?view=open&severity=critical&sort=risk$"))
+    expect(other.get_by_label("Severity")).to_have_value("critical")
+    expect(other.get_by_label("Sort by")).to_have_value("risk")
+    expect(alert_row(other, f"Critical thing {tag}")).to_be_visible()
+    expect(alert_row(other, f"Low thing {tag}")).to_have_count(0)
+    expect(other.get_by_label("Saved views")).to_have_value(re.compile(r"\d+"))
+    assert ui.js_errors() == {}
+
+
+RECORD_NOTIFICATIONS = """
+window.__notifications = [];
+const Real = window.Notification;
+class Recorded extends Real {
+  constructor(title, options) {
+    super(title, options);
+    window.__notifications.push({ title, body: options && options.body });
+  }
+}
+Object.defineProperty(Recorded, "permission", { get: () => Real.permission });
+Recorded.requestPermission = (...args) => Real.requestPermission(...args);
+window.Notification = Recorded;
+"""
+
+
+def test_a_critical_alert_raises_a_desktop_notification_and_the_unread_count(ui):
+    tag = uuid.uuid4().hex[:6]
+
+    def allow_notifications(page):
+        page.context.grant_permissions(["notifications"])
+        page.add_init_script(RECORD_NOTIFICATIONS)
+
+    queue = ui.open("alice", "/alerts/", before_goto=allow_notifications)
+    wait_live(queue)
+    queue.get_by_label("Desktop notification for critical alerts").check()
+    expect(queue.locator("#toasts")).to_contain_text("Turned on.")
+    status, preferences = ui.api("GET", "/api/preferences/", as_user="alice")
+    assert status == 200 and preferences["notify_critical"] is True
+
+    # On another page, a critical alert notifies; the tab title and the nav count it.
+    overview = ui.open("alice", "/", before_goto=allow_notifications)
+    wait_live(overview)
+    ingest_alert(ui, f"Ransomware note on fs-02 {tag}", severity="critical")
+    overview.wait_for_function("window.__notifications.length > 0", timeout=15000)
+    shown = overview.evaluate("window.__notifications")
+    assert shown[0]["body"] == f"Ransomware note on fs-02 {tag}"
+    assert shown[0]["title"].startswith("Critical alert #")
+    expect(overview).to_have_title(re.compile(r"^\(1\) "))
+    expect(overview.locator("#site-nav .nav-badge")).to_have_text("1")
+    # A lower severity counts but does not notify.
+    ingest_alert(ui, f"Port scan {tag}", severity="medium")
+    expect(overview.locator("#site-nav .nav-badge")).to_have_text("2", **LIVE)
+    assert len(overview.evaluate("window.__notifications")) == 1
+    # Opening the queue clears the count for the next pages.
+    overview.goto("/alerts/")
+    overview.goto("/")
+    expect(overview.locator("#site-nav .nav-badge")).to_have_count(0)
+    assert ui.js_errors() == {}
+
+
+def test_blocking_a_domain_from_an_incident_makes_an_rpz_rule_and_can_be_undone(ui):
+    alert = ingest_alert(ui, f"Beacon to evil-c2.example {uuid.uuid4().hex[:6]}")
+    status, taken = ui.api("POST", f"/api/alerts/{alert['id']}/take-ownership/", as_user="alice")
+    assert status == 200, taken
+    incident_id = taken["incident_id"]
+    # An analyst may not block (no DNS permission): the form is not offered.
+    alice = ui.open("alice", f"/incidents/{incident_id}/")
+    expect(alice.locator("#blocks li")).to_have_text("None.")
+    expect(alice.get_by_label("Domain to block")).to_have_count(0)
+
+    carol = ui.open("carol", f"/incidents/{incident_id}/")
+    carol.get_by_label("Domain to block").fill("not a domain!")
+    carol.get_by_label("Reason").fill("Beacon seen on ws-17")
+    carol.get_by_role("button", name="Block").click()
+    expect(carol.locator("#b-domain-error")).not_to_be_empty()
+    carol.get_by_label("Domain to block").fill("evil-c2.example")
+    carol.get_by_role("button", name="Block").click()
+    expect(carol.locator("#blocks li", has_text="evil-c2.example")).to_contain_text("NXDOMAIN")
+    expect(carol.locator("#timeline li", has_text="Blocked evil-c2.example")).to_contain_text(
+        "Beacon seen on ws-17"
+    )
+    status, rules = ui.api("GET", "/api/dns/rpz/rules/?search=evil-c2")
+    listed = rules["results"] if isinstance(rules, dict) else rules
+    assert status == 200 and any(r["domain"] == "evil-c2.example" for r in listed), rules
+    # Alice, the owner, sees it on her incident, live.
+    expect(alice.locator("#timeline li", has_text="Blocked evil-c2.example")).to_be_visible(**LIVE)
+    screenshot(carol, "incident-blocked")
+
+    carol.get_by_role("button", name="Undo the block of evil-c2.example").click()
+    expect(carol.locator("#blocks li")).to_have_text("None.")
+    expect(carol.locator("#timeline li", has_text="Unblocked evil-c2.example")).to_be_visible()
+
+    # From the domain's pivot page, choosing the incident: the incident shows the block.
+    pivot = ui.open("carol", "/pivot/?type=domain&value=evil-c2.example")
+    pivot.get_by_label("For incident").select_option(str(incident_id))
+    pivot.get_by_label("Reason").fill("Seen again")
+    pivot.get_by_role("button", name="Block").click()
+    expect(pivot.locator(".block-form")).to_contain_text("Blocked (RPZ rule #")
+    expect(carol.locator("#blocks li", has_text="evil-c2.example")).to_be_visible(**LIVE)
+    assert ui.js_errors() == {}
+
+
+def test_events_filtered_by_ip_time_and_search_with_the_filter_in_the_url_and_a_saved_view(ui):
+    tag = uuid.uuid4().hex[:6]
+    page = ui.open("alice", "/events/")
+    wait_live(page)
+    page.get_by_label("Source IP").fill("203.0.113.45")
+    page.get_by_label("Time range").select_option("1h")
+    page.get_by_label("Search", exact=True).fill(tag)
+    page.get_by_role("button", name="Apply filter").click()
+    expect(page).to_have_url(re.compile(r"range=1h&ip=203\.0\.113\.45"))
+    expect(page.locator("#filter-state")).to_contain_text("IP 203.0.113.45")
+
+    old = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
+    publish_security_event(ui, 8, f"Old one {tag}", src_ip="203.0.113.45", timestamp=old)
+    publish_security_event(ui, 8, f"Other address {tag}", src_ip="198.51.100.2")
+    publish_security_event(ui, 8, "No tag here", src_ip="203.0.113.45")
+    wanted = publish_security_event(ui, 8, f"Attacker again {tag}", src_ip="203.0.113.45")
+    expect(page.locator("#feed li", has_text=wanted["message"])).to_be_visible(**LIVE)
+    for message in (f"Old one {tag}", f"Other address {tag}", "No tag here"):
+        expect(page.locator("#feed li", has_text=message)).to_have_count(0)
+
+    page.get_by_role("button", name="Save view").click()
+    page.get_by_label("Name of the view").fill("Attacker, last hour")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_label("Saved views")).to_have_value(re.compile(r"\d+"))
+
+    other = ui.open("alice", "/events/?min_priority=1")
+    wait_live(other)
+    other.get_by_label("Saved views").select_option(label="Attacker, last hour")
+    expect(other).to_have_url(re.compile(r"ip=203\.0\.113\.45"))
+    expect(other.get_by_label("Source IP")).to_have_value("203.0.113.45")
+    expect(other.get_by_label("Time range")).to_have_value("1h")
+    expect(other.get_by_label("Search", exact=True)).to_have_value(tag)
+    screenshot(page, "events-filtered-ip")
+    assert ui.js_errors() == {}
+
+
+def test_the_overview_charts_start_from_the_stored_history(ui):
+    for severity in (9, 10, 2):
+        publish_security_event(ui, severity, "Before the page opened")
+    page = ui.open("alice", "/")
+    wait_live(page)
+    expect(page.locator("#chart-rate")).to_have_attribute(
+        "aria-label", re.compile(r"critical 2, high 0, medium 0, low 1")
+    )
+    # And live after that, by arrival.
+    publish_security_event(ui, 9, "After", timestamp="2020-01-01T00:00:00+00:00")
+    expect(page.locator("#chart-rate")).to_have_attribute(
+        "aria-label", re.compile(r"critical 3, high 0, medium 0, low 1"), **LIVE
+    )
     assert ui.js_errors() == {}

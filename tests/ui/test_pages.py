@@ -10,7 +10,7 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from dns.models import Zone, ZoneAccess
-from incidents.models import ALERT_TRANSITIONS
+from incidents.models import ALERT_TRANSITIONS, Incident
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,9 +174,38 @@ def test_dns_page_knows_which_zones_the_user_may_change(alice, carol):
 
 @pytest.mark.django_db
 def test_incident_page_says_whether_the_user_is_watching(alice):
-    config = page_config(logged_in(alice).get("/incidents/42/"))
-    assert config["incident_id"] == 42
+    incident = Incident.objects.create(title="Brute force", owner=alice)
+    config = page_config(logged_in(alice).get(f"/incidents/{incident.pk}/"))
+    assert config["incident_id"] == incident.pk
     assert config["watching"] is False
+
+
+@pytest.mark.django_db
+def test_an_incident_the_user_may_not_see_is_not_found_with_no_alerts_or_watch_button(alice, bob):
+    incident = Incident.objects.create(title="Brute force", owner=alice)
+    for path in (f"/incidents/{incident.pk}/", "/incidents/999999/"):
+        page = logged_in(bob).get(path)
+        assert page.status_code == 404
+        html = page.content.decode()
+        assert "Incident not found" in html
+        assert 'id="incident-alerts"' not in html
+        assert 'id="watch"' not in html
+    assert logged_in(alice).get(f"/incidents/{incident.pk}/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_incidents_open_on_mine_only_for_someone_who_owns_an_open_incident(alice, carol):
+    assert page_config(logged_in(carol).get("/incidents/"))["default_view"] == "all"
+    assert page_config(logged_in(alice).get("/incidents/"))["default_view"] == "all"
+    Incident.objects.create(title="Brute force", owner=alice)
+    assert page_config(logged_in(alice).get("/incidents/"))["default_view"] == "mine"
+
+
+@pytest.mark.django_db
+def test_a_viewer_gets_no_mine_toggles_they_could_not_use(alice, bob):
+    for path in ("/alerts/", "/incidents/"):
+        assert b'data-view="mine"' not in logged_in(bob).get(path).content
+        assert b'data-view="mine"' in logged_in(alice).get(path).content
 
 
 def test_every_static_file_the_templates_load_exists():
@@ -210,3 +239,16 @@ def test_the_rules_page_offers_upload_to_analysts_and_not_to_viewers(alice, bob)
     assert viewer.status_code == 200
     assert page_config(viewer)["perms"]["change_sigma_rules"] is False
     assert b'id="upload"' not in viewer.content
+
+
+@pytest.mark.django_db
+def test_every_page_has_the_search_box_and_search_and_pivot_pages_open(alice):
+    client = logged_in(alice)
+    for path in [*PAGES, "/search/?q=x", "/pivot/?type=ip&value=192.0.2.1"]:
+        html = client.get(path).content.decode()
+        assert 'role="search"' in html and 'id="header-search"' in html, path
+    assert page_config(client.get("/pivot/?type=ip&value=192.0.2.1"))["pivot"] == {
+        "type": "ip",
+        "value": "192.0.2.1",
+    }
+    assert 'value="needle"' in client.get("/search/?q=needle").content.decode()

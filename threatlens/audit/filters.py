@@ -31,15 +31,37 @@ class AuditLogFilter(django_filters.FilterSet):
         field_name="created_at", lookup_expr="lte", help_text="ISO 8601, inclusive."
     )
     ip = AddressFilter(field_name="ip_address", help_text="Client address (IPv4 or IPv6).")
+    exclude_action = django_filters.CharFilter(
+        method="filter_exclude_action",
+        help_text="Comma-separated actions to leave out, each exact or a prefix ending in `*` "
+        "(`realtime.connect,realtime.disconnect`: the console hides socket rows this way).",
+    )
 
     class Meta:
         model = AuditLog
-        fields = ["actor", "action", "target_type", "target_id", "since", "until", "ip"]
+        fields = [
+            "actor",
+            "action",
+            "target_type",
+            "target_id",
+            "since",
+            "until",
+            "ip",
+            "exclude_action",
+        ]
 
     def filter_action(self, queryset, name, value):
         if value.endswith("*"):
             return queryset.filter(action__startswith=value[:-1])
         return queryset.filter(action=value)
+
+    def filter_exclude_action(self, queryset, name, value):
+        for action in filter(None, (part.strip() for part in value.split(","))):
+            if action.endswith("*"):
+                queryset = queryset.exclude(action__startswith=action[:-1])
+            else:
+                queryset = queryset.exclude(action=action)
+        return queryset
 
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)

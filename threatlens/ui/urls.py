@@ -17,4 +17,6 @@ urlpatterns = [
     path("dns/", views.DnsPage.as_view(), name="dns"),
     path("rules/", views.RulesPage.as_view(), name="rules"),
     path("audit/", views.AuditPage.as_view(), name="audit"),
+    path("search/", views.SearchPage.as_view(), name="search"),
+    path("pivot/", views.PivotPage.as_view(), name="pivot"),
 ]

@@ -21,7 +21,9 @@ from dns.models import Record, Zone
 from incidents.models import (
     ALERT_TRANSITIONS,
     INCIDENT_TRANSITIONS,
+    OPEN_INCIDENT_STATUSES,
     AlertStatus,
+    Incident,
     IncidentStatus,
     IncidentWatcher,
 )
@@ -46,6 +48,7 @@ PERMISSION_FLAGS = {
     "add_records": "dns.add_record",
     "change_records": "dns.change_record",
     "delete_records": "dns.delete_record",
+    "add_rpz_rules": "dns.add_rpzrule",
     "view_audit": "audit.view_auditlog",
     "view_sigma_rules": "incidents.view_sigmarule",
     "add_sigma_rules": "incidents.add_sigmarule",
@@ -178,12 +181,37 @@ class IncidentsPage(Page):
             "incident_statuses": {
                 str(value): str(label) for value, label in IncidentStatus.choices
             },
+            "default_view": self.default_view(),
         }
+
+    def default_view(self):
+        """`mine` for someone who owns an open incident, else `all` (an admin or a new
+        analyst would otherwise land on an empty list)."""
+        user = self.request.user
+        owns = Incident.objects.filter(owner=user, status__in=OPEN_INCIDENT_STATUSES).exists()
+        return "mine" if owns else "all"
 
 
 class IncidentDetailPage(IncidentsPage):
     title = "Incident"
     template_name = "ui/incident_detail.html"
+
+    def get(self, request, *args, **kwargs):
+        # An incident this user may not see is "not found", as the API says: the page
+        # shows no alerts table and no Watch button for it.
+        if not Incident.objects.visible_to(request.user).filter(pk=kwargs["pk"]).exists():
+            return render(
+                request,
+                "ui/not_found.html",
+                self.shell_context(
+                    title="Incident not found",
+                    message=f"There is no incident {kwargs['pk']} that you may see.",
+                    back_url="/incidents/",
+                    back_label="Back to the incidents",
+                ),
+                status=404,
+            )
+        return super().get(request, *args, **kwargs)
 
     def page_config(self):
         return {
@@ -228,6 +256,33 @@ class AuditPage(Page):
     title = "Audit log"
     permission = "audit.view_auditlog"
     template_name = "ui/audit.html"
+
+
+class SearchPage(Page):
+    """Results of the header's search box (`/search/?q=...`), from `/api/search/`."""
+
+    page = "search"
+    title = "Search"
+    template_name = "ui/search.html"
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "q": self.request.GET.get("q", "")}
+
+
+class PivotPage(Page):
+    """Everything about one IP, user, host or domain (`/pivot/?type=ip&value=...`)."""
+
+    page = "pivot"
+    title = "Pivot"
+    template_name = "ui/pivot.html"
+
+    def page_config(self):
+        return {
+            "pivot": {
+                "type": self.request.GET.get("type", ""),
+                "value": self.request.GET.get("value", ""),
+            }
+        }
 
 
 class LoginForm(AuthenticationForm):

@@ -2,7 +2,8 @@
 // the alert queue and the incident page. Writes go through the REST API (the same services
 // the /ws/incidents socket calls), so conflicts come back as HTTP 409 naming the owner.
 import * as api from "./api.js";
-import { clear, el, fill, label, parseTime, severityBadge, timeEl } from "./dom.js";
+import { blockForm } from "./block_form.js";
+import { clear, el, fill, label, parseTime, pivotLink, severityBadge, timeEl } from "./dom.js";
 import { notify } from "./shell.js";
 
 export const OPEN_STATUSES = ["new", "in_progress", "escalated"];
@@ -28,6 +29,27 @@ export class AlertRows {
     this.tbody = tbody;
     this.ctx = ctx;
     this.rows = new Map(); // id -> {alert, tr, note}
+    // Bulk selection (ctx.selectable): ids, kept across live updates of their rows.
+    this.selected = new Set();
+  }
+
+  /** Select or unselect a row; tells ctx.onSelect. */
+  select(id, on) {
+    if (on) this.selected.add(id);
+    else this.selected.delete(id);
+    const box = this.rows.get(id)?.tr.querySelector("input.select-alert");
+    if (box) box.checked = on;
+    this.ctx.onSelect?.(this.selected);
+  }
+
+  selectAll(on) {
+    for (const id of this.rows.keys()) {
+      if (on) this.selected.add(id);
+      else this.selected.delete(id);
+      const box = this.rows.get(id).tr.querySelector("input.select-alert");
+      if (box) box.checked = on;
+    }
+    this.ctx.onSelect?.(this.selected);
   }
 
   get me() {
@@ -45,6 +67,10 @@ export class AlertRows {
   clear() {
     this.rows.clear();
     clear(this.tbody);
+    if (this.selected.size) {
+      this.selected.clear();
+      this.ctx.onSelect?.(this.selected);
+    }
   }
 
   /** Insert (at the top, or at the end with append) or update a row. */
@@ -71,6 +97,7 @@ export class AlertRows {
     if (!row) return;
     row.tr.remove();
     this.rows.delete(id);
+    if (this.selected.delete(id)) this.ctx.onSelect?.(this.selected);
   }
 
   fill(row, { taken = false } = {}) {
@@ -122,11 +149,36 @@ export class AlertRows {
       : mine
         ? el("span", { class: "owner-you", text: "You" })
         : el("span", { text: ownerName(alert) });
-    const sub = [alert.category, alert.source_ip, alert.affected_host].filter(Boolean).join(" · ");
-    tr.className = [tr.classList.contains("row-fresh") ? "row-fresh" : "", taken ? "row-taken" : ""]
+    // The sub line: category, then the address and host as pivot links.
+    const subParts = [
+      alert.category,
+      pivotLink("ip", alert.source_ip),
+      pivotLink("host", alert.affected_host),
+      pivotLink("user", alert.affected_user),
+    ].filter(Boolean);
+    const sub = subParts.flatMap((part, index) => (index ? [" · ", part] : [part]));
+    tr.className = [
+      tr.classList.contains("row-fresh") ? "row-fresh" : "",
+      tr.classList.contains("row-cursor") ? "row-cursor" : "",
+      taken ? "row-taken" : "",
+    ]
       .filter(Boolean)
       .join(" ");
+    const selectCell = this.ctx.selectable
+      ? el(
+          "td",
+          { class: "select", "data-label": "" },
+          el("input", {
+            type: "checkbox",
+            class: "select-alert",
+            "aria-label": `Select alert ${alert.id}`,
+            checked: this.selected.has(alert.id),
+            onchange: (event) => this.select(alert.id, event.currentTarget.checked),
+          }),
+        )
+      : null;
     tr.replaceChildren(
+      ...(selectCell ? [selectCell] : []),
       el("td", { "data-label": "Severity" }, severityBadge(alert.severity)),
       el(
         "td",
@@ -135,10 +187,7 @@ export class AlertRows {
           "div",
           {},
           el("span", { class: "t", title: alert.title, text: `#${alert.id} ${alert.title}` }),
-          el("span", {
-            class: "sub",
-            text: sub + (alert.occurrence_count > 1 ? ` · seen ${alert.occurrence_count}×` : ""),
-          }),
+          el("span", { class: "sub" }, sub, alert.occurrence_count > 1 ? ` · seen ${alert.occurrence_count}×` : ""),
         ),
       ),
       el("td", { "data-label": "Source", text: alert.source || "—" }),
@@ -154,22 +203,27 @@ export class AlertRows {
     if (!allowed.length) return el("span");
     const names = this.ctx.config.alert_statuses || {};
     const id = `status-${alert.id}`;
+    // Lifecycle order, and nothing chosen until the analyst chooses: a preselected first
+    // option ("Escalated") was one click away from escalating by accident.
+    const order = Object.keys(names);
+    const sorted = [...allowed].sort((a, b) => order.indexOf(a) - order.indexOf(b));
     const select = el(
       "select",
       { id, "aria-label": `New status for alert ${alert.id}` },
-      allowed.map((status) => el("option", { value: status, text: names[status] || label(status) })),
+      el("option", { value: "", text: "Status…", disabled: true, selected: true }),
+      sorted.map((status) => el("option", { value: status, text: names[status] || label(status) })),
     );
-    return el(
-      "span",
-      { class: "inline-select" },
-      select,
-      el("button", {
-        type: "button",
-        class: "btn btn-small",
-        text: "Set",
-        onclick: (event) => this.setStatus(alert.id, select.value, event.currentTarget),
-      }),
-    );
+    const button = el("button", {
+      type: "button",
+      class: "btn btn-small",
+      text: "Set",
+      disabled: true,
+      onclick: (event) => this.setStatus(alert.id, select.value, event.currentTarget),
+    });
+    select.addEventListener("change", () => {
+      button.disabled = !select.value;
+    });
+    return el("span", { class: "inline-select" }, select, button);
   }
 
   note(id, text, kind = "") {
@@ -199,8 +253,7 @@ export class AlertRows {
         const owner = error.body?.owner;
         const current = this.get(id);
         if (owner && current) {
-          // Show the owner now; the alert_updated event brings the rest.
-          // (Same updated_at as the row: the event that follows is newer and wins.)
+          // Show the owner now (same updated_at as the row: anything newer wins)...
           this.upsert(
             { ...current, assigned_analyst: { id: owner.id, username: owner.username } },
             { taken: true },
@@ -209,6 +262,9 @@ export class AlertRows {
         const who = owner ? owner.username : null;
         this.note(id, who ? `Already taken by ${who}` : error.message, "error");
         notify(who ? `Alert #${id} was already taken by ${who}.` : error.message, "error");
+        // ...then the whole row as it is now (status, owner's name): the socket may be
+        // slow or offline, and a row saying "New" for an alert in progress misleads.
+        this.refresh(id, { taken: true });
       } else {
         this.note(id, error.message, "error");
         notify(error.message, "error");
@@ -217,6 +273,16 @@ export class AlertRows {
         button.disabled = false;
         button.textContent = "Take";
       }
+    }
+  }
+
+  /** Reload one row from the API (after a conflict: the row was stale). */
+  async refresh(id, { taken = false } = {}) {
+    try {
+      const alert = await api.get(`/api/alerts/${id}/`);
+      if (this.has(id)) this.upsert(alert, { taken });
+    } catch {
+      // The socket's alert_updated still brings it.
     }
   }
 
@@ -298,10 +364,10 @@ export async function openAlertDialog(id, rows) {
       item("Rule", [alert.rule_id, alert.rule_name].filter(Boolean).join(" — ")),
       item("Sigma rule", sigmaAttribution(details?.sigma)),
       item("ATT&CK", attackText(details?.attack)),
-      item("Source IP", alert.source_ip && `${alert.source_ip}${alert.source_port ? `:${alert.source_port}` : ""}`),
-      item("Destination", alert.destination_ip && `${alert.destination_ip}${alert.destination_port ? `:${alert.destination_port}` : ""}`),
-      item("Host", alert.affected_host),
-      item("User", alert.affected_user),
+      item("Source IP", alert.source_ip && [pivotLink("ip", alert.source_ip), alert.source_port ? `:${alert.source_port}` : ""]),
+      item("Destination", alert.destination_ip && [pivotLink("ip", alert.destination_ip), alert.destination_port ? `:${alert.destination_port}` : ""]),
+      item("Host", pivotLink("host", alert.affected_host)),
+      item("User", pivotLink("user", alert.affected_user)),
       item("Risk score", alert.risk_score),
       item("Confidence", alert.confidence),
       item("Seen", `${alert.occurrence_count}×`),
@@ -313,8 +379,55 @@ export async function openAlertDialog(id, rows) {
     alert.description ? [el("h3", { text: "Description" }), el("p", { class: "comment-body", text: alert.description })] : null,
     analysis ? [el("h3", { text: "Analysis" }), el("pre", { text: JSON.stringify(analysis, null, 2) })] : null,
     recommendations.length
-      ? [el("h3", { text: "Recommendations" }), el("ul", {}, recommendations.map((r) => el("li", { text: String(r) })))]
+      ? [
+          el("h3", { text: "Recommendations" }),
+          el("ul", { class: "keep-lines" }, recommendations.map((r) => el("li", { text: String(r) }))),
+        ]
       : null,
     details ? el("details", {}, el("summary", { text: "All details" }), el("pre", { text: JSON.stringify(details, null, 2) })) : null,
+    rows?.ctx.config.perms.change_incidents ? moveForm(alert, rows) : null,
+    alert.incident && typeof details?.domain === "string" && rows?.ctx.config.perms.add_rpz_rules
+      ? blockForm({ domain: details.domain, incidentId: alert.incident })
+      : null,
   );
+}
+
+/** "Move to incident": the alert joins another open incident (both timelines record it). */
+function moveForm(alert, rows) {
+  const select = el("select", { id: "move-incident", name: "incident" }, el("option", { value: "", text: "Loading…" }));
+  const note = el("span", { class: "small", role: "status" });
+  const form = el(
+    "form",
+    { class: "move-form", novalidate: true },
+    el("h3", { text: alert.incident ? "Move to another incident" : "Add to an incident" }),
+    el("div", { class: "field" }, el("label", { for: "move-incident", text: "Incident" }), select),
+    el("button", { type: "submit", class: "btn", text: alert.incident ? "Move" : "Add" }),
+    note,
+  );
+  api
+    .get("/api/incidents/", { status: ["open", "investigating", "contained"], ordering: "-updated_at", page_size: 100 })
+    .then((page) => {
+      const others = page.results.filter((incident) => incident.id !== alert.incident);
+      select.replaceChildren(
+        el("option", { value: "", text: others.length ? "Choose…" : "No other open incident" }),
+        ...others.map((incident) => el("option", { value: incident.id, text: `${incident.reference} ${incident.title}` })),
+      );
+    })
+    .catch((error) => select.replaceChildren(el("option", { value: "", text: error.message })));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!select.value) {
+      note.textContent = "Choose an incident.";
+      return;
+    }
+    try {
+      const moved = await api.post(`/api/alerts/${alert.id}/move/`, { incident: Number(select.value) });
+      note.textContent = `Moved to ${moved.incident_reference}.`;
+      if (rows.has(moved.id)) rows.upsert(moved);
+      rows.ctx.onChange?.(moved);
+    } catch (error) {
+      note.textContent = error.message;
+    }
+  });
+  return form;
 }

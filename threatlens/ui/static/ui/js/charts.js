@@ -43,12 +43,12 @@ export class TimeChart {
     return Math.floor(time / this.options.bucketMs);
   }
 
-  /** count mode: one event of series `key` at `time` (ms). */
-  count(key, time = Date.now()) {
+  /** count mode: `n` events (one by default) of series `key` at `time` (ms). */
+  count(key, time = Date.now(), n = 1) {
     const series = this.buckets.get(key);
     if (!series || !this.inWindow(time)) return;
     const bucket = this.bucketOf(time);
-    series.set(bucket, (series.get(bucket) || 0) + 1);
+    series.set(bucket, (series.get(bucket) || 0) + n);
     this.schedule();
   }
 

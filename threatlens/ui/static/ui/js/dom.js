@@ -43,7 +43,41 @@ export function pageConfig() {
   return node ? JSON.parse(node.textContent) : {};
 }
 
-// --- time, in the user's local time zone ---------------------------------------------------
+// --- time: the browser's zone or UTC, its locale's clock or 24-hour (a per-browser choice) ---
+
+const TIME_PREFERENCE_KEY = "threatlens.times";
+// Short labels: the choice sits in the header (its label says "Times").
+export const TIME_PREFERENCES = {
+  local: "Local",
+  local24: "24 h",
+  utc: "UTC",
+};
+
+/** "local" (the locale's clock), "local24" or "utc" (both 24-hour), kept in localStorage. */
+export function timePreference() {
+  try {
+    const value = localStorage.getItem(TIME_PREFERENCE_KEY);
+    return value in TIME_PREFERENCES ? value : "local";
+  } catch {
+    return "local";
+  }
+}
+
+export function setTimePreference(value) {
+  try {
+    localStorage.setItem(TIME_PREFERENCE_KEY, value in TIME_PREFERENCES ? value : "local");
+  } catch {
+    // Private mode without storage: the choice lasts until the page reloads.
+  }
+}
+
+function timeOptions() {
+  const preference = timePreference();
+  const options = {};
+  if (preference !== "local") options.hourCycle = "h23";
+  if (preference === "utc") options.timeZone = "UTC";
+  return options;
+}
 
 const dateTime = new Intl.DateTimeFormat(undefined, {
   year: "numeric",
@@ -52,13 +86,16 @@ const dateTime = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit",
   minute: "2-digit",
   second: "2-digit",
+  ...timeOptions(),
 });
 const timeOnly = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit",
   minute: "2-digit",
   second: "2-digit",
+  ...timeOptions(),
 });
-const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+const dayKey = new Intl.DateTimeFormat("en-CA", { dateStyle: "short", ...timeOptions() });
+const zone = timePreference() === "utc" ? "UTC" : Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 export function parseTime(value) {
   if (!value) return null;
@@ -69,12 +106,11 @@ export function parseTime(value) {
 export function formatTime(value, { short = false } = {}) {
   const date = parseTime(value);
   if (!date) return "—";
-  const today = new Date();
-  const sameDay = date.toDateString() === today.toDateString();
+  const sameDay = dayKey.format(date) === dayKey.format(new Date());
   return short && sameDay ? timeOnly.format(date) : dateTime.format(date);
 }
 
-/** A <time> element in local time, with the full local time (and zone) as its title. */
+/** A <time> element in the chosen zone, with the full time (and zone) as its title. */
 export function timeEl(value, options) {
   const date = parseTime(value);
   if (!date) return el("span", { class: "muted", text: "—" });
@@ -129,4 +165,21 @@ export function coalesce(fn, wait) {
       fn();
     }, wait);
   };
+}
+
+// --- pivots: every IP, user, host and domain links to everything about it -------------------
+
+export function pivotUrl(kind, value) {
+  return `/pivot/?type=${encodeURIComponent(kind)}&value=${encodeURIComponent(value)}`;
+}
+
+/** A link to the pivot page of `value` (nothing for an empty value). */
+export function pivotLink(kind, value, text) {
+  if (value === undefined || value === null || value === "") return null;
+  return el("a", {
+    class: "pivot",
+    href: pivotUrl(kind, value),
+    title: `Everything about ${kind} ${value}`,
+    text: text ?? String(value),
+  });
 }

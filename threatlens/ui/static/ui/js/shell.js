@@ -1,5 +1,6 @@
 // Page shell: the navigation toggle at phone widths, local times, notices.
-import { el, localiseTimes } from "./dom.js";
+import "./attention.js";
+import { el, localiseTimes, setTimePreference, TIME_PREFERENCES, timePreference } from "./dom.js";
 
 const toggle = document.querySelector(".nav-toggle");
 const nav = document.getElementById("site-nav");
@@ -19,6 +20,31 @@ if (toggle && nav) {
 }
 
 localiseTimes();
+
+// "/" focuses the header's search box, unless the user is typing somewhere.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target instanceof HTMLElement && (target.isContentEditable || target.closest("input, textarea, select"))) return;
+  const box = document.getElementById("header-search");
+  if (!box) return;
+  event.preventDefault();
+  box.focus();
+  box.select();
+});
+
+// Times: the browser's zone, or 24-hour, or UTC. The page reloads to redraw every time.
+const timeSelect = document.getElementById("time-preference");
+if (timeSelect) {
+  for (const [value, text] of Object.entries(TIME_PREFERENCES)) {
+    timeSelect.append(el("option", { value, text }));
+  }
+  timeSelect.value = timePreference();
+  timeSelect.addEventListener("change", () => {
+    setTimePreference(timeSelect.value);
+    location.reload();
+  });
+}
 
 const MAX_TOASTS = 4;
 

@@ -10,6 +10,7 @@
 // - Reconnects with exponential backoff (jittered, capped) and shows the state in the
 //   header indicator: connecting, live, reconnecting, offline.
 // - A silent connection is probed with a ping and replaced when the probe goes unanswered.
+import { formatTime } from "./dom.js";
 
 const STATE_LABELS = {
   connecting: "Connecting…",
@@ -293,18 +294,21 @@ export class LiveConnection {
     }
     const priority =
       typeof frame.priority === "number" ? frame.priority : LABEL_PRIORITY[frame.priority] || 5;
+    const event = {
+      eventType,
+      data: frame.data || {},
+      id,
+      timestamp: frame.timestamp,
+      priority,
+      replayed: Boolean(frame.replayed),
+    };
     try {
-      this.onEvent({
-        eventType,
-        data: frame.data || {},
-        id,
-        timestamp: frame.timestamp,
-        priority,
-        replayed: Boolean(frame.replayed),
-      });
+      this.onEvent(event);
     } catch (error) {
       console.error("event handler failed", error);
     }
+    // The shell's listeners (unread count, notifications: attention.js) hear every event too.
+    window.dispatchEvent(new CustomEvent("threatlens:event", { detail: event }));
   }
 
   handleError(frame) {
@@ -418,8 +422,44 @@ export function bindIndicator(connection) {
     if (retry) retry.hidden = !(state === "offline" || state === "reconnecting");
     previous(state);
   };
-  connection.onStateChange = show;
+  connection.onStateChange = (state) => {
+    show(state);
+    showStale(state);
+  };
   if (connection.state) show(connection.state);
+}
+
+// --- the stale-data banner: once a page was live, losing the socket says since when -------
+
+let wasLive = false;
+let staleSince = null;
+
+function showStale(state) {
+  if (state === "live") {
+    wasLive = true;
+    staleSince = null;
+    document.getElementById("stale-banner")?.remove();
+    return;
+  }
+  if (!wasLive) return; // still connecting for the first time: nothing shown is stale yet
+  staleSince ??= new Date();
+  let banner = document.getElementById("stale-banner");
+  if (!banner) {
+    banner = document.createElement("p");
+    banner.id = "stale-banner";
+    banner.className = "stale-banner";
+    banner.setAttribute("role", "status");
+    document.getElementById("main")?.prepend(banner);
+  }
+  const time = document.createElement("time");
+  time.dateTime = staleSince.toISOString();
+  time.textContent = formatTime(staleSince);
+  banner.replaceChildren(
+    state === "offline" ? "Offline since " : "Connection lost since ",
+    time,
+    ": what you see may be out of date. ",
+    state === "offline" ? "Use “Retry now” in the header." : "Reconnecting…",
+  );
 }
 
 /** Start the page's connection with the indicator bound. A page with nothing this user

@@ -22,6 +22,9 @@ function toLocalInput(iso) {
   return shifted.toISOString().slice(0, 19);
 }
 
+// Sockets connect and disconnect all day: their rows are hidden unless asked for.
+const SOCKET_ACTIONS = "realtime.connect,realtime.disconnect";
+
 function filters() {
   const result = {};
   for (const name of FIELDS) {
@@ -29,7 +32,14 @@ function filters() {
     if (!value) continue;
     result[name] = name === "since" || name === "until" ? toIso(value) : value;
   }
+  if (form.elements.sockets.checked) result.sockets = "1";
   return result;
+}
+
+/** The API's query: the filters, less our `sockets` switch, which becomes an exclusion. */
+function apiQuery(query) {
+  const { sockets, ...rest } = query;
+  return sockets ? rest : { ...rest, exclude_action: SOCKET_ACTIONS };
 }
 
 function fillForm() {
@@ -38,6 +48,7 @@ function fillForm() {
     const value = query.get(name) || "";
     form.elements[name].value = name === "since" || name === "until" ? toLocalInput(value) : value;
   }
+  form.elements.sockets.checked = query.get("sockets") === "1";
 }
 
 function changes(entry) {
@@ -56,14 +67,14 @@ function changes(entry) {
 
 async function load() {
   const query = filters();
-  exportLink.href = api.withParams("/api/audit/export.csv", query);
+  exportLink.href = api.withParams("/api/audit/export.csv", apiQuery(query));
   const url = new URL(location.href);
   url.search = new URLSearchParams({ ...query, ...(page > 1 ? { page } : {}) }).toString();
   history.replaceState(null, "", url);
   state.textContent = "Loading…";
   let data;
   try {
-    data = await api.get("/api/audit/", { ...query, page });
+    data = await api.get("/api/audit/", { ...apiQuery(query), page });
   } catch (error) {
     state.textContent = error.message;
     if (error.status === 404 && page > 1) {
@@ -92,9 +103,14 @@ async function load() {
   document.getElementById("page-info").textContent = `Page ${page} · ${data.count} entries`;
   document.getElementById("prev").disabled = !data.previous;
   document.getElementById("next").disabled = !data.next;
-  state.textContent = Object.keys(query).length ? "Filtered." : "";
+  const filtered = Object.keys(query).some((name) => name !== "sockets");
+  state.textContent = filtered ? "Filtered." : query.sockets ? "" : "Socket connections hidden.";
 }
 
+form.elements.sockets.addEventListener("change", () => {
+  page = 1;
+  load();
+});
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   page = 1;

@@ -1,14 +1,33 @@
 // Security events: a bounded live feed (newest first), a filter that is the socket's
 // set_filter, pause/resume, and a detail panel with the analysis and recommendations.
 import * as api from "../api.js";
-import { el, fill, label, parseTime, severityBadge, timeEl } from "../dom.js";
+import { el, fill, label, parseTime, pivotLink, severityBadge, timeEl } from "../dom.js";
 import { notify } from "../shell.js";
+import { mountSavedViews } from "../saved_views.js";
 import { connectLive } from "../socket.js";
 
 const MAX_ROWS = 200;
 const MAX_PAUSED = 500;
 const FILTER_KEY = "threatlens.events.filter";
-const DEFAULT_FILTER = { min_priority: 1, max_priority: 10, categories: [], sources: [] };
+
+function splitList(value) {
+  return [...new Set(value.split(",").map((item) => item.trim()).filter(Boolean))];
+}
+const DEFAULT_FILTER = {
+  min_priority: 1,
+  max_priority: 10,
+  categories: [],
+  sources: [],
+  // Checked here and by the REST history (the socket's set_filter has no such fields):
+  range: "", // "", "15m", "1h", "24h" or "custom" (from/until, ISO)
+  from: "",
+  until: "",
+  ip: "",
+  user: "",
+  search: "",
+};
+const RANGES_MS = { "15m": 15 * 60e3, "1h": 60 * 60e3, "24h": 24 * 60 * 60e3 };
+const URL_KEYS = ["min_priority", "max_priority", "categories", "sources", "range", "from", "until", "ip", "user", "search"];
 
 const feed = document.getElementById("feed");
 const empty = document.getElementById("feed-empty");
@@ -29,7 +48,20 @@ let selectedKey = null;
 
 // --- filter -------------------------------------------------------------------------------
 
+/** The filter in the URL (a saved view, a shared link), else this tab's last one. */
 function loadFilter() {
+  const query = new URLSearchParams(location.search);
+  if (URL_KEYS.some((key) => query.has(key))) {
+    const fromUrl = { ...DEFAULT_FILTER };
+    for (const key of URL_KEYS) {
+      if (!query.has(key)) continue;
+      const value = query.get(key);
+      if (key === "min_priority" || key === "max_priority") fromUrl[key] = Number(value) || DEFAULT_FILTER[key];
+      else if (key === "categories" || key === "sources") fromUrl[key] = splitList(value);
+      else fromUrl[key] = value;
+    }
+    return fromUrl;
+  }
   try {
     return { ...DEFAULT_FILTER, ...JSON.parse(sessionStorage.getItem(FILTER_KEY) || "{}") };
   } catch {
@@ -37,33 +69,82 @@ function loadFilter() {
   }
 }
 
+function filterToUrl() {
+  const url = new URL(location.href);
+  url.search = "";
+  for (const key of URL_KEYS) {
+    const value = filter[key];
+    const text = Array.isArray(value) ? value.join(",") : String(value ?? "");
+    if (text && String(DEFAULT_FILTER[key]) !== text) url.searchParams.set(key, text);
+  }
+  history.replaceState(null, "", url);
+}
+
+/** The time window of the filter: [since, until] as Dates (either may be null). */
+function timeWindow() {
+  if (filter.range in RANGES_MS) return [new Date(Date.now() - RANGES_MS[filter.range]), null];
+  if (filter.range === "custom") return [parseTime(filter.from), parseTime(filter.until)];
+  return [null, null];
+}
+
+// datetime-local holds local time without a zone.
+function toLocalInput(iso) {
+  const date = parseTime(iso);
+  if (!date) return "";
+  return new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+}
+
 let filter = loadFilter();
 
-function splitList(value) {
-  return [...new Set(value.split(",").map((item) => item.trim()).filter(Boolean))];
-}
 
 function showFilterInForm() {
   form.elements.min_priority.value = String(filter.min_priority);
   form.elements.max_priority.value = String(filter.max_priority);
   form.elements.categories.value = filter.categories.join(", ");
   form.elements.sources.value = filter.sources.join(", ");
+  form.elements.range.value = filter.range || "";
+  form.elements.from.value = toLocalInput(filter.from);
+  form.elements.until.value = toLocalInput(filter.until);
+  form.elements.ip.value = filter.ip || "";
+  form.elements.user.value = filter.user || "";
+  form.elements.search.value = filter.search || "";
+  showCustomRange();
 }
+
+function showCustomRange() {
+  for (const node of form.querySelectorAll("[data-custom-range]")) node.hidden = form.elements.range.value !== "custom";
+}
+form.elements.range.addEventListener("change", showCustomRange);
 
 function describeFilter(f, where) {
   const parts = [`severity ${f.min_priority}–${f.max_priority}`];
   parts.push(f.categories?.length ? `categories: ${f.categories.join(", ")}` : "any category");
   parts.push(f.sources?.length ? `sources: ${f.sources.join(", ")}` : "any source");
-  return `${where}: ${parts.join("; ")}.`;
+  const local = [];
+  if (filter.range) local.push(filter.range === "custom" ? "custom time range" : `last ${filter.range}`);
+  if (filter.ip) local.push(`IP ${filter.ip}`);
+  if (filter.user) local.push(`user ${filter.user}`);
+  if (filter.search) local.push(`“${filter.search}”`);
+  return `${where}: ${parts.join("; ")}.` + (local.length ? ` Also: ${local.join("; ")}.` : "");
 }
 
 function matches(event) {
   const severity = Number(event.severity);
+  const [since, until] = timeWindow();
+  const at = parseTime(event.timestamp);
+  const search = (filter.search || "").toLowerCase();
   return (
     (!Number.isFinite(severity) ||
       (severity >= filter.min_priority && severity <= filter.max_priority)) &&
     (!filter.categories.length || filter.categories.includes(event.category)) &&
-    (!filter.sources.length || filter.sources.includes(event.source))
+    (!filter.sources.length || filter.sources.includes(event.source)) &&
+    (!filter.ip || event.src_ip === filter.ip) &&
+    (!filter.user || (event.user || "").toLowerCase() === filter.user.toLowerCase()) &&
+    (!search ||
+      [event.message, event.rule_id, event.user, event.correlation_key].some((field) =>
+        String(field || "").toLowerCase().includes(search),
+      )) &&
+    (!at || ((!since || at >= since) && (!until || at <= until)))
   );
 }
 
@@ -77,6 +158,7 @@ async function applyFilter(next) {
   form.elements.min_priority.removeAttribute("aria-invalid");
   filter = next;
   sessionStorage.setItem(FILTER_KEY, JSON.stringify(filter));
+  filterToUrl();
   // What no longer matches leaves the feed at once; the server sends only matching events.
   for (const row of [...rows]) if (!matches(row.event)) removeRow(row);
   pausedEvents = pausedEvents.filter(matches);
@@ -103,8 +185,19 @@ form.addEventListener("submit", (event) => {
     max_priority: Number(form.elements.max_priority.value),
     categories: splitList(form.elements.categories.value),
     sources: splitList(form.elements.sources.value),
+    range: form.elements.range.value,
+    from: form.elements.range.value === "custom" ? toIso(form.elements.from.value) : "",
+    until: form.elements.range.value === "custom" ? toIso(form.elements.until.value) : "",
+    ip: form.elements.ip.value.trim(),
+    user: form.elements.user.value.trim(),
+    search: form.elements.search.value.trim(),
   });
 });
+
+function toIso(local) {
+  const date = parseTime(local);
+  return date ? date.toISOString() : "";
+}
 
 document.getElementById("f-clear").addEventListener("click", () => {
   filter = { ...DEFAULT_FILTER };
@@ -259,8 +352,9 @@ function showDetail(event) {
       definition("Category", event.category),
       definition("Source", event.source),
       definition("Rule", event.rule_id),
-      definition("Source IP", event.src_ip),
-      definition("User", event.user),
+      definition("Source IP", pivotLink("ip", event.src_ip)),
+      definition("User", pivotLink("user", event.user)),
+      definition("Domain", pivotLink("domain", event.details?.domain)),
       definition(
         "Alert",
         event.alert_id ? el("a", { href: `/alerts/?alert=${event.alert_id}`, text: `#${event.alert_id}` }) : null,
@@ -271,7 +365,7 @@ function showDetail(event) {
     analysisItems.length ? el("dl", {}, analysisItems) : el("p", { class: "muted", text: "None." }),
     el("h3", { text: "Recommendations" }),
     recommendations.length
-      ? el("ul", {}, recommendations.map((text) => el("li", { text: String(text) })))
+      ? el("ul", { class: "keep-lines" }, recommendations.map((text) => el("li", { text: String(text) })))
       : el("p", { class: "muted", text: "None." }),
     event.raw_line ? [el("h3", { text: "Log line" }), el("pre", { text: event.raw_line })] : null,
   );
@@ -288,6 +382,11 @@ async function loadHistory() {
       severity_max: filter.max_priority,
       category: filter.categories.join(",") || undefined,
       source: filter.sources.join(",") || undefined,
+      since: timeWindow()[0]?.toISOString(),
+      until: timeWindow()[1]?.toISOString(),
+      src_ip: filter.ip || undefined,
+      user: filter.user || undefined,
+      search: filter.search || undefined,
     });
     for (const event of page.results) addEvent(event);
   } catch (error) {
@@ -323,3 +422,5 @@ const connection = connectLive({
 });
 loadHistory();
 updateCounts();
+
+mountSavedViews("events", document.getElementById("saved-views"));

@@ -4,12 +4,17 @@ import { isNewer } from "../alerts.js";
 import * as api from "../api.js";
 import { el, label, pageConfig, severityBadge, timeEl } from "../dom.js";
 import { notify } from "../shell.js";
+import { mountSavedViews } from "../saved_views.js";
 import { connectLive } from "../socket.js";
 
 const config = pageConfig();
 const me = config.user.id;
 const params = new URLSearchParams(location.search);
-let scope = params.get("scope") === "all" ? "all" : "mine";
+// `?view=mine|all`, as on the alert queue (`?scope=` is the old name, still read). Without
+// one: "mine" for someone who owns an open incident, else "all" (config.default_view).
+const VIEWS = config.perms.take_alerts ? ["mine", "all"] : ["all"];
+const asked = params.get("view") || params.get("scope");
+let scope = VIEWS.includes(asked) ? asked : VIEWS.includes(config.default_view) ? config.default_view : "all";
 let status = params.has("status") ? params.get("status") : "active";
 const ACTIVE = ["new", "investigating", "contained", "resolved"];
 
@@ -99,18 +104,19 @@ async function load() {
 
 function setScope(next) {
   scope = next;
-  for (const button of document.querySelectorAll("#scopes [data-scope]")) {
-    button.setAttribute("aria-pressed", String(button.dataset.scope === scope));
+  for (const button of document.querySelectorAll("#scopes [data-view]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.view === scope));
   }
   const url = new URL(location.href);
-  url.searchParams.set("scope", scope);
+  url.searchParams.delete("scope");
+  url.searchParams.set("view", scope);
   url.searchParams.set("status", status);
   history.replaceState(null, "", url);
   load();
 }
 
-for (const button of document.querySelectorAll("#scopes [data-scope]")) {
-  button.addEventListener("click", () => setScope(button.dataset.scope));
+for (const button of document.querySelectorAll("#scopes [data-view]")) {
+  button.addEventListener("click", () => setScope(button.dataset.view));
 }
 statusSelect.value = status;
 statusSelect.addEventListener("change", () => {
@@ -135,3 +141,5 @@ connectLive({
   onEvent,
   onResync: load,
 });
+
+mountSavedViews("incidents", document.getElementById("saved-views"));

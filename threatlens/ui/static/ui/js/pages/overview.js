@@ -28,13 +28,15 @@ async function loadAlertCounts() {
     `${unowned.count} open alert${unowned.count === 1 ? "" : "s"} waiting for an owner.`;
 }
 
+const MY_INCIDENTS_SHOWN = 8;
+
 async function loadMyIncidents() {
   if (!perms.view_incidents) return;
   const page = await api.get("/api/incidents/", {
     owner: "me",
     status: OPEN_INCIDENTS,
     ordering: "-updated_at",
-    page_size: 5,
+    page_size: MY_INCIDENTS_SHOWN,
   });
   document.getElementById("my-incidents-count").textContent = page.count;
   const list = clear(document.getElementById("my-incidents"));
@@ -50,6 +52,10 @@ async function loadMyIncidents() {
     );
   }
   if (!page.results.length) list.append(el("li", { class: "muted", text: "None open." }));
+  const more = document.getElementById("my-incidents-all");
+  more.hidden = page.count === 0;
+  more.textContent =
+    page.count > page.results.length ? `All ${page.count} of my open incidents →` : "My incidents →";
 }
 
 let eventsLastHour = null;
@@ -164,7 +170,10 @@ function onEvent(event) {
   switch (event.eventType) {
     case "security_event": {
       const at = eventTime(event);
-      rateChart?.count(band(Number(event.data.severity) || event.priority), at);
+      // The chart counts by arrival (the envelope's time, when the server published it),
+      // as its history does: a log replayed from last week shows now, when it came in.
+      const arrived = parseTime(event.timestamp)?.getTime() ?? Date.now();
+      rateChart?.count(band(Number(event.data.severity) || event.priority), arrived);
       if (!event.replayed && eventsLastHour !== null && at > Date.now() - HOUR_MS) {
         eventsLastHour += 1;
         document.getElementById("events-hour").textContent = eventsLastHour;
@@ -206,11 +215,31 @@ function report(error) {
   console.error(error);
 }
 
+/** The charts' last 10 minutes from the server's stored events (not only what arrived
+ * since this page opened). */
+async function loadChartHistory() {
+  if (!rateChart && !systemChart) return;
+  const history = await api.get("/api/console/charts/");
+  for (const bucket of history.security_events || []) {
+    for (const severity of SEVERITIES) {
+      if (bucket[severity]) rateChart?.count(severity, bucket.start * 1000, bucket[severity]);
+    }
+  }
+  for (const point of history.system || []) {
+    const at = parseTime(point.at)?.getTime();
+    if (!at) continue;
+    systemChart?.value("cpu", Number(point.cpu), at);
+    systemChart?.value("memory", Number(point.memory), at);
+  }
+}
+
 function loadAll() {
   return Promise.all([loadAlertCounts(), loadMyIncidents(), loadEventCount(), loadHealth()]).catch(
     report,
   );
 }
+
+loadChartHistory().catch(report);
 
 const eventTypes = ["health_update", "health_alert"];
 if (perms.receive_system) eventTypes.push("system_metrics");
