@@ -129,7 +129,7 @@ def test_merging_a_colleagues_incident_needs_the_reassign_permission(as_user, al
     )
     assert response.status_code == 403
     assert response.data["error_code"] == "PERMISSION_DENIED"
-    assert Incident.objects.get(pk=source.pk).status == "open"
+    assert Incident.objects.get(pk=source.pk).status == "new"
 
 
 def test_an_incident_cannot_be_merged_into_itself_or_a_closed_one(as_user, alice, carol, take):
