@@ -3,6 +3,7 @@ into security events and alerts, against the parse-only ceiling measured in the 
 
     python -m bench.ingest [--mix realistic attack-heavy] [--lines 50000]
                            [--database-url postgres://...] [--server uvicorn|daphne]
+                           [--sigma N]
 
 For each mix (bench/ingest_mix.py), on a fresh database (a temporary SQLite file unless
 --database-url):
@@ -22,6 +23,15 @@ For each mix (bench/ingest_mix.py), on a fresh database (a temporary SQLite file
    rule (detection without storage). Our processed rate is printed as a ratio of them,
    and `events_match_detection_only` checks that the server stored exactly the events
    the analyzer alone finds in the same lines.
+
+With `--sigma N` (issue 21), after the database is prepared and before the server starts,
+the shipped Sigma rules (incidents/sigma/rules/) and N generated ones of SigmaHQ's shapes
+(`bench.sigma.rule_texts`) are stored enabled through `incidents.sigma.services.upload_rule`,
+the service REST uses, and the result's `sigma_rules` counts the ones loaded. The
+detection-only ceiling then runs the same rules in a `SigmaEngine` beside the analyzer,
+sharing its state as the server's pipeline does, so `events_match_detection_only` still
+compares like with like. Without it no Sigma rule is stored (a kept database's are
+removed), as before.
 
 Prints a table and, with --json, one JSON object per mix.
 """
@@ -59,16 +69,24 @@ def parse_args(argv=None):
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--json", action="store_true", help="print one JSON object per mix")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--sigma",
+        type=int,
+        default=None,
+        metavar="N",
+        help="enable the shipped Sigma rules plus N generated ones (default: no Sigma rules)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     results = []
+    sigma_texts = sigma_rule_texts(args.sigma)
     for mix in args.mix:
         lines = generate(mix, args.lines, seed=args.seed)
         result = {"mix": mix, "lines": len(lines), "load_1m_before": round(os.getloadavg()[0], 2)}
-        result.update(ceilings(lines))
+        result.update(ceilings(lines, sigma_texts))
         with tempfile.TemporaryDirectory(prefix="bench-ingest-") as workdir:
             result.update(run_server(args, lines, Path(workdir)))
         # With one connection the server sees the lines in order: it must detect exactly
@@ -90,8 +108,20 @@ def main(argv=None):
 # -- the ceilings ----------------------------------------------------------------------------
 
 
-def ceilings(lines):
-    """Parse-only and parse + detect rates over `lines`' syslog messages, in this process."""
+def sigma_rule_texts(generated):
+    """The Sigma rules' YAML of `--sigma N` (none without it)."""
+    if generated is None:
+        return []
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threatlens.settings")
+    from bench.sigma import rule_texts
+
+    return rule_texts(generated)
+
+
+def ceilings(lines, sigma_texts=()):
+    """Parse-only and parse + detect rates over `lines`' syslog messages, in this process.
+    Detection is the built-in analyzer, plus a Sigma engine over `sigma_texts` if any,
+    both on one state, in the order `incidents.processing` calls them."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threatlens.settings")
     import django
 
@@ -108,11 +138,28 @@ def ceilings(lines):
         parse_line(text, source_hint=hint)
     parse_cpu = time.process_time() - started
 
-    analyzer = Analyzer(load_rules(), BoundedState())
+    state = BoundedState()
+    analyzer = Analyzer(load_rules(), state)
     drafts = 0
-    started = time.process_time()
-    for text, hint in messages:
-        drafts += len(analyzer.analyze(parse_line(text, source_hint=hint), source=hint))
+    if sigma_texts:
+        from django.conf import settings
+
+        from incidents.sigma.engine import SigmaEngine
+        from incidents.sigma.loading import read_rule
+
+        # Compiled before the clock starts: the server compiles its rules once too.
+        engine = SigmaEngine(
+            [read_rule(text) for text in sigma_texts], state, cooldown=settings.SIGMA_COOLDOWN
+        )
+        started = time.process_time()
+        for text, hint in messages:
+            parsed = parse_line(text, source_hint=hint)
+            drafts += len(analyzer.analyze(parsed, source=hint))
+            drafts += len(engine.analyze(parsed, source=hint))
+    else:
+        started = time.process_time()
+        for text, hint in messages:
+            drafts += len(analyzer.analyze(parse_line(text, source_hint=hint), source=hint))
     detect_cpu = time.process_time() - started
     return {
         "parse_only_per_cpu_second": round(len(lines) / parse_cpu),
@@ -145,6 +192,7 @@ def run_server(args, lines, workdir):
     env = server_environment(os.environ, **overrides)
     prepare(env)
     reset(env)
+    sigma_rules = store_sigma_rules(env, args.sigma) if args.sigma is not None else 0
     server = ServerProcess(args.server, env, workdir, f"{args.server}-ingest").start()
     try:
         wait_for_port(port, server)
@@ -168,6 +216,7 @@ def run_server(args, lines, workdir):
         "seconds": round(elapsed, 2),
         "server_cpu_seconds": round(cpu, 2),
         "lines_per_cpu_second": round(len(lines) / cpu),
+        "sigma_rules": sigma_rules,
         "security_events": stored["events"],
         "alerts": stored["alerts"],
         "lines_processed": stored["lines"],
@@ -194,15 +243,48 @@ def prepare(env):
 
 
 def reset(env):
-    """A kept PostgreSQL database starts without the previous run's logs and events."""
+    """A kept PostgreSQL database starts without the previous run's logs, events and
+    Sigma rules."""
     code = (
         "import django; django.setup()\n"
         "from incidents.models import Alert, RawLog, SecurityEvent\n"
+        "from incidents.sigma.models import SigmaRule\n"
         "from realtime.models import Event\n"
         "SecurityEvent.objects.all().delete(); Alert.objects.all().delete()\n"
         "RawLog.objects.all().delete(); Event.objects.all().delete()\n"
+        "SigmaRule.objects.all().delete()\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=300)
+
+
+def store_sigma_rules(env, generated):
+    """Store the shipped and `generated` generated Sigma rules, enabled, in the bench
+    database through the service REST uploads go through; returns how many loaded
+    (a refused one would be stored but not run)."""
+    code = (
+        "import django, sys; django.setup()\n"
+        "from bench.sigma import rule_texts\n"
+        "from incidents.sigma.models import SigmaRule\n"
+        "from incidents.sigma.services import upload_rule\n"
+        "from threatlens.audit.context import audit_context\n"
+        "with audit_context(source='bench.ingest --sigma'):\n"
+        "    for text in rule_texts(int(sys.argv[1])):\n"
+        "        upload_rule(text, actor=None)\n"
+        # Counted at the end: a correlation stored before the rules it names is refused
+        # until they arrive.
+        "print(SigmaRule.objects.filter(enabled=True, refusal_code='').count())\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, str(generated)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"storing the Sigma rules failed:\n{completed.stderr[-3000:]}")
+    return int(completed.stdout.split()[-1])
 
 
 def wait_for_port(port, server, timeout=30):
@@ -316,6 +398,7 @@ def print_table(results):
         ("parse_only_per_cpu_second", "parse-only/CPU-s"),
         ("ratio_to_parse_only", "ratio"),
         ("detection_only_per_cpu_second", "detect-only/CPU-s"),
+        ("sigma_rules", "sigma rules"),
         ("security_events", "events"),
         ("events_match_detection_only", "= detect-only"),
         ("alerts", "alerts"),

@@ -149,6 +149,13 @@ def generated_rules(count, seed=7):
     return texts
 
 
+def rule_texts(generated, seed=7):
+    """The shipped rules' YAML (incidents/sigma/rules/) and `generated` generated ones:
+    the rule set this benchmark and `bench.ingest --sigma` run."""
+    texts = [path.read_text() for path in sorted(SHIPPED.glob("*.yml"))]
+    return texts + generated_rules(generated, seed)
+
+
 def cpu(function):
     started = time.process_time()
     result = function()
@@ -161,8 +168,7 @@ def main(argv=None):
     parser.add_argument("--generated", type=int, default=113, help="generated rules (+ shipped)")
     args = parser.parse_args(argv)
 
-    texts = [path.read_text() for path in sorted(SHIPPED.glob("*.yml"))]
-    texts += generated_rules(args.generated)
+    texts = rule_texts(args.generated)
     compile_seconds, rules = cpu(lambda: [read_rule(text) for text in texts])
     engine = SigmaEngine(rules, MemoryState())
     samples = [(s.line, s.source_hint) for s in iter_sample_lines()]
