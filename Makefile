@@ -46,11 +46,14 @@ check: install
 pytest: install
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest -q $(PYTEST_ARGS)
 
-# Second pass: real PostgreSQL and Redis. Skipped (with a line saying so) when they are not
-# reachable, except under CI=true, where that is a failure.
+# Second pass: real PostgreSQL and Redis. Each test runs in an event loop of its own, so
+# worker threads that touched the database end with every test; psycopg's pool counts a
+# connection whose thread ended without giving it back as in use for good. A server reuses
+# its threads; a test process does not, hence a larger pool here. Skipped (with a line
+# saying so) when they are not reachable, except under CI=true, where that is a failure.
 pytest-services: install
 	@if $(BIN)/python -m tests.services_reachable "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"; then \
-		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" \
+		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" DATABASE_POOL_SIZE=60 \
 			$(BIN)/pytest -q $(PYTEST_ARGS); \
 	elif [ "$$CI" = "true" ]; then \
 		echo "PostgreSQL or Redis is not reachable, and CI=true: failing."; exit 1; \

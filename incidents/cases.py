@@ -29,7 +29,6 @@ from incidents.models import (
     OPEN_INCIDENT_STATUSES,
     SEVERITY_RANK,
     Alert,
-    AlertStatus,
     Incident,
     IncidentComment,
     IncidentStatus,
@@ -41,6 +40,7 @@ from incidents.services import (
     CHANGE_INCIDENT,
     CHANGE_OTHERS_ALERT,
     REASSIGN_ALERT,
+    _mark_worked_on,
     _require,
     _timeline,
 )
@@ -189,12 +189,7 @@ def _place(alerts, target, others, actor):
         if alert.assigned_analyst_id is None:
             alert.assigned_analyst_id = target.owner_id or actor.pk
             update_fields.append("assigned_analyst")
-            if alert.status == AlertStatus.NEW:
-                alert.status = AlertStatus.IN_PROGRESS
-                update_fields.append("status")
-            if alert.first_response_at is None:
-                alert.first_response_at = now
-                update_fields.append("first_response_at")
+            _mark_worked_on(alert, now, update_fields)
         alert.save(update_fields=update_fields)
         _timeline(
             target,

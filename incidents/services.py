@@ -382,12 +382,7 @@ def take_alert_ownership(alert_id, *, actor, request=None):
     incident, created = _place_in_incident(alert, owner=actor, actor=actor, now=now)
     alert.assigned_analyst = actor
     update_fields = ["assigned_analyst", "incident", "updated_at"]
-    if alert.status == AlertStatus.NEW:
-        alert.status = AlertStatus.IN_PROGRESS
-        update_fields.append("status")
-    if alert.first_response_at is None:
-        alert.first_response_at = now
-        update_fields.append("first_response_at")
+    _mark_worked_on(alert, now, update_fields)
     alert.save(update_fields=update_fields)
 
     record(
@@ -469,6 +464,18 @@ def update_alert_status(alert_id, status, *, actor, request=None):
         },
     )
     return alert
+
+
+def _mark_worked_on(alert, now, update_fields):
+    """Someone now works on `alert` (taken, assigned, placed in an incident): a new alert is
+    in progress, and its first response is `now` unless it had one. Adds what changed to
+    `update_fields`."""
+    if alert.status == AlertStatus.NEW:
+        alert.status = AlertStatus.IN_PROGRESS
+        update_fields.append("status")
+    if alert.first_response_at is None:
+        alert.first_response_at = now
+        update_fields.append("first_response_at")
 
 
 def _place_in_incident(alert, *, owner, actor, now):

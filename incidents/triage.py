@@ -66,12 +66,7 @@ def assign_alert(alert_id, assignee_id, *, actor, request=None):
     incident, created = services._place_in_incident(alert, owner=assignee, actor=actor, now=now)
     alert.assigned_analyst = assignee
     update_fields = ["assigned_analyst", "incident", "updated_at"]
-    if alert.status == AlertStatus.NEW:
-        alert.status = AlertStatus.IN_PROGRESS
-        update_fields.append("status")
-    if alert.first_response_at is None:
-        alert.first_response_at = now
-        update_fields.append("first_response_at")
+    services._mark_worked_on(alert, now, update_fields)
     alert.save(update_fields=update_fields)
     record(
         "alert.assign",
