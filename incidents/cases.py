@@ -125,15 +125,10 @@ def add_alerts_to_incident(incident_id, alert_ids, *, actor, request=None):
     )
     if not Incident.objects.visible_to(actor).filter(pk=incident_pk).exists():
         raise NotFound(f"Incident {incident_pk} not found.")
-    locked = {
-        i.pk: i
-        for i in Incident.objects.select_for_update()
-        .filter(pk__in=current_ids | {incident_pk})
-        .order_by("pk")
-    }
-    target = locked.get(incident_pk)
-    if target is None:
-        raise NotFound(f"Incident {incident_pk} not found.")
+    # The actor must see every incident involved: an alert is not pulled out of (and a
+    # timeline entry not written on) an incident they cannot see.
+    locked = _locked_incidents(sorted(current_ids | {incident_pk}), actor)
+    target = locked[incident_pk]
     _check_open(target)
     others = {pk: i for pk, i in locked.items() if pk != incident_pk}
     alerts = _locked_alerts(ids)

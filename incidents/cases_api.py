@@ -185,7 +185,9 @@ def rule_summary(rule):
 class IncidentBlocksView(CaseView):
     @extend_schema(responses={200: _error, 404: _error})
     def get(self, request, pk):
-        """The RPZ rules this incident made, newest first."""
+        """The RPZ rules this incident made, newest first (for readers of RPZ rules)."""
+        if not request.user.has_perm("dns.view_rpzrule"):
+            raise PermissionDenied("You may not read response-policy rules.")
         incident = Incident.objects.visible_to(request.user).filter(pk=pk).first()
         if incident is None:
             raise NotFound(f"Incident {pk} not found.")

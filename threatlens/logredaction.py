@@ -30,10 +30,12 @@ _PATTERNS = (
     (re.compile(rf"(?i)(\b{SECRET_NAMES}=)[^&;\s\"',]+"), rf"\1{MASK}"),
     # Authorization: Bearer <token> / Basic <credentials>
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {MASK}"),
+    # "name": "value" in JSON (request bodies, payloads in messages)
+    (re.compile(rf'(?i)("{SECRET_NAMES}"\s*:\s*")[^"]*'), rf"\1{MASK}"),
     # a JWT anywhere (header.payload.signature, the header starting with `{"`)
     (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), MASK),
 )
-_QUICK = re.compile(rf"(?i)eyJ|bearer|basic|{SECRET_NAMES}=")
+_QUICK = re.compile(rf'(?i)eyJ|bearer|basic|{SECRET_NAMES}(?:=|"\s*:)')
 
 
 def redact(text):
@@ -46,6 +48,7 @@ def redact(text):
 
 
 _installed = False
+_traceback_formatter = logging.Formatter()
 
 
 def install():
@@ -65,6 +68,10 @@ def install():
         masked = redact(message)
         if masked is not message and masked != message:
             record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:
+            # A traceback is formatted by handlers later, from exc_info: format it now,
+            # masked, and handlers use this text (logging.Formatter keeps a set exc_text).
+            record.exc_text = redact(_traceback_formatter.formatException(record.exc_info))
         return record
 
     logging.setLogRecordFactory(redacting_record_factory)

@@ -12,6 +12,7 @@ Reading needs incidents.view_sigmarule; writing add/change/delete_sigmarule (ana
 upload and toggle, admins delete). Every write goes through `incidents.sigma.services`.
 """
 
+from django.db import transaction
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
@@ -128,10 +129,11 @@ class SigmaRuleViewSet(
             raise ValidationError(
                 "Give enabled or text.", details={"errors": {"enabled": "required"}}
             )
-        if text is not None:
-            rule = services.replace_rule(rule.pk, self._text(), actor=request.user)
-        if enabled is not None:
-            rule = services.set_rule_enabled(rule.pk, enabled, actor=request.user)
+        with transaction.atomic():  # both changes or neither
+            if text is not None:
+                rule = services.replace_rule(rule.pk, self._text(), actor=request.user)
+            if enabled is not None:
+                rule = services.set_rule_enabled(rule.pk, enabled, actor=request.user)
         return Response(SigmaRuleDetailSerializer(rule).data)
 
     def destroy(self, request, pk=None):

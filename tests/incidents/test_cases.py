@@ -2,6 +2,7 @@
 an incident; each refused with an error_code and no change, each published after commit."""
 
 import pytest
+from django.contrib.auth.models import Group
 
 from incidents.models import Alert, Incident, IncidentComment, IncidentWatcher, TimelineKind
 from tests.incidents.conftest import events
@@ -165,3 +166,23 @@ def test_an_owner_change_needs_the_reassign_permission(as_user, alice, dave, car
     )
     assert done.status_code == 200, done.data
     assert done.data["owner"]["username"] == "dave" and done.data["priority"] == 1
+
+
+def test_an_alert_is_not_pulled_out_of_an_incident_the_actor_cannot_see(
+    as_user, make_user, dave, take
+):
+    # A custom role: an analyst's permissions without seeing every incident.
+    erin = make_user("erin")
+    erin.user_permissions.set(
+        Group.objects.get(name="analyst").permissions.exclude(codename="view_all_incidents")
+    )
+    alert, hidden = take(dave)
+    Alert.objects.filter(pk=alert.pk).update(assigned_analyst=erin)  # reassigned, not moved
+    _mine, target = take(erin)
+    response = as_user(erin).post(
+        f"/api/alerts/{alert.pk}/move/", {"incident": target.pk}, format="json"
+    )
+    assert response.status_code == 404
+    assert response.data["error_code"] == "NOT_FOUND"
+    assert Alert.objects.get(pk=alert.pk).incident_id == hidden.pk
+    assert not hidden.timeline.filter(kind=TimelineKind.ALERT_REMOVED).exists()

@@ -153,3 +153,13 @@ def test_sorting_by_risk_puts_alerts_without_a_score_last(as_user, alice, make_a
     high = make_alert(risk_score=90)
     response = as_user(alice).get("/api/alerts/", {"ordering": "-risk_score"})
     assert [a["id"] for a in response.json()["results"]] == [high.pk, low.pk, unscored.pk]
+
+
+def test_a_viewer_finds_no_security_events_by_search_or_pivot(as_user, bob):
+    event()
+    event(category="dns", message=f"query evil.example from {ATTACKER}")
+    found = as_user(bob).get("/api/search/", {"q": ATTACKER}).json()
+    assert not found.get("events")
+    pivot = as_user(bob).get("/api/pivot/", {"type": "ip", "value": ATTACKER}).json()
+    assert pivot["events"] == [] and pivot["dns_queries"] == []
+    assert pivot["counts"].get("events", 0) == 0

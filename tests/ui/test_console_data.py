@@ -38,6 +38,8 @@ def test_views_are_private_to_their_owner(as_user, alice, dave_user):
         ({"page": "alerts", "name": "  ", "query": ""}, "name"),
         ({"page": "nowhere", "name": "x", "query": ""}, "page"),
         ({"page": "alerts", "name": "x" * 81, "query": ""}, "name"),
+        # 900 characters that encoding makes 2,700 (the field keeps 1,000)
+        ({"page": "alerts", "name": "x", "query": "q=" + "/" * 898}, "query"),
     ],
 )
 def test_bad_views_are_refused_with_an_error_code(as_user, alice, body, field):
@@ -45,6 +47,16 @@ def test_bad_views_are_refused_with_an_error_code(as_user, alice, body, field):
     assert response.status_code == 400
     assert response.data["error_code"] == "INVALID"
     assert field in response.data
+
+
+def test_a_user_keeps_at_most_a_hundred_views(as_user, alice):
+    SavedView.objects.bulk_create(
+        SavedView(user=alice, page="alerts", name=f"v{n}", query="") for n in range(100)
+    )
+    body = {"page": "alerts", "name": "one more", "query": ""}
+    response = as_user(alice).post("/api/saved-views/", body, format="json")
+    assert response.status_code == 400 and response.data["error_code"] == "INVALID"
+    assert SavedView.objects.filter(user=alice).count() == 100
 
 
 def test_a_name_is_used_once_per_page(as_user, alice):

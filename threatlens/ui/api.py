@@ -12,6 +12,8 @@ from rest_framework.views import APIView
 from threatlens.ui.charts import chart_history
 from threatlens.ui.models import ConsolePreferences, SavedView
 
+MAX_SAVED_VIEWS_PER_USER = 100
+
 
 class SavedViewSerializer(serializers.ModelSerializer):
     url = serializers.CharField(read_only=True)
@@ -30,10 +32,19 @@ class SavedViewSerializer(serializers.ModelSerializer):
     def validate_query(self, value):
         """A query string (a leading `?` is dropped), normalised; `page` is not kept."""
         pairs = parse_qsl(value.lstrip("?"), keep_blank_values=False)
-        return urlencode([(key, item) for key, item in pairs if key != "page"])
+        query = urlencode([(key, item) for key, item in pairs if key != "page"])
+        # Checked again once encoded: encoding can make it longer than the field.
+        limit = SavedView._meta.get_field("query").max_length
+        if len(query) > limit:
+            raise serializers.ValidationError(f"At most {limit} characters once encoded.")
+        return query
 
     def validate(self, data):
         user = self.context["request"].user
+        if SavedView.objects.filter(user=user).count() >= MAX_SAVED_VIEWS_PER_USER:
+            raise serializers.ValidationError(
+                f"You have {MAX_SAVED_VIEWS_PER_USER} saved views, the most kept; delete one first."
+            )
         if SavedView.objects.filter(user=user, page=data["page"], name=data["name"]).exists():
             raise serializers.ValidationError({"name": ["You already have a view of that name."]})
         return data
