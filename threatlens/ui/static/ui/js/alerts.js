@@ -405,7 +405,7 @@ function moveForm(alert, rows) {
     note,
   );
   api
-    .get("/api/incidents/", { status: ["open", "investigating", "contained"], ordering: "-updated_at", page_size: 100 })
+    .get("/api/incidents/", { status: ["new", "investigating", "contained"], ordering: "-updated_at", page_size: 100 })
     .then((page) => {
       const others = page.results.filter((incident) => incident.id !== alert.incident);
       select.replaceChildren(

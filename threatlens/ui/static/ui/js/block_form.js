@@ -30,7 +30,7 @@ export function blockForm({ domain, incidentId = null, onBlocked = () => {} }) {
   );
   if (incident) {
     api
-      .get("/api/incidents/", { status: ["open", "investigating", "contained"], ordering: "-updated_at", page_size: 100 })
+      .get("/api/incidents/", { status: ["new", "investigating", "contained"], ordering: "-updated_at", page_size: 100 })
       .then((page) =>
         incident.replaceChildren(
           el("option", { value: "", text: page.results.length ? "Choose…" : "No open incident" }),

@@ -196,7 +196,7 @@ async function loadBulkOptions() {
   const incidents = document.getElementById("bulk-incident");
   try {
     const page = await api.get("/api/incidents/", {
-      status: ["open", "investigating", "contained"],
+      status: ["new", "investigating", "contained"],
       ordering: "-updated_at",
       page_size: 100,
     });

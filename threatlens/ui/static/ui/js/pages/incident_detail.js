@@ -393,7 +393,7 @@ document.getElementById("merge-open")?.addEventListener("click", async () => {
     select.replaceChildren(el("option", { value: "", text: "Loading…" }));
     try {
       const page = await api.get("/api/incidents/", {
-        status: ["open", "investigating", "contained", "resolved"],
+        status: ["new", "investigating", "contained", "resolved"],
         ordering: "-updated_at",
         page_size: 200,
       });
