@@ -21,6 +21,7 @@ here and now. The job has two stages:
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -414,3 +415,59 @@ def _fail(job, zone, actor, recipients, errors, *, undo=False):
         recipients=recipients,
         object_key=f"zone:{zone.pk}",
     )
+
+
+INTERRUPTED = "Interrupted: the server stopped before the job finished; nothing it wrote was kept."
+
+
+def fail_interrupted_jobs(*, stale_after=None):
+    """Fail the jobs a stopped server left pending or running: no sign of life (heartbeat,
+    start, creation) for `stale_after` (default `chunked.STALE_AFTER`). What such a job
+    wrote is undone from its journal. Returns the ids of the jobs failed."""
+    stale_after = chunked.STALE_AFTER if stale_after is None else stale_after
+    cutoff = timezone.now() - stale_after
+    active = (BulkOperation.Status.PENDING, BulkOperation.Status.RUNNING)
+    failed = []
+    jobs = BulkOperation.objects.filter(status__in=active).only(
+        "id", "created_at", "started_at", "writing_heartbeat_at"
+    )
+    for job in jobs:
+        seen = max(t for t in (job.created_at, job.started_at, job.writing_heartbeat_at) if t)
+        if seen > cutoff:
+            continue  # may still run in another process
+        if job.writing_heartbeat_at is not None:
+            chunked.undo(job.pk, reason="the server stopped during the job")
+        with transaction.atomic():
+            ended = BulkOperation.objects.filter(pk=job.pk, status__in=active).update(
+                status=BulkOperation.Status.FAILED,
+                errors=[{"index": None, "errors": {"non_field_errors": [INTERRUPTED]}}],
+                finished_at=timezone.now(),
+            )
+        if ended or job.writing_heartbeat_at is not None:
+            failed.append(job.pk)
+    if failed:
+        logger.warning("failed %d DNS bulk jobs a stopped server left unfinished", len(failed))
+    return failed
+
+
+def fail_interrupted_in_background():
+    """`fail_interrupted_jobs` in a daemon thread, now and once more when the jobs of the
+    stopped process have gone stale (for server start-up)."""
+
+    def work():
+        from django.db import connections
+
+        try:
+            for attempt in range(2):
+                if attempt:
+                    time.sleep(chunked.STALE_AFTER.total_seconds())
+                try:
+                    fail_interrupted_jobs()
+                except Exception:
+                    logger.exception("failing interrupted DNS bulk jobs failed")
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=work, name="dns-bulk-recovery", daemon=True)
+    thread.start()
+    return thread

@@ -318,3 +318,33 @@ def test_a_job_whose_process_died_while_writing_is_undone_by_the_next_writer(
     assert list(Record.objects.filter(zone=zone).values_list("name", flat=True)) == ["x"]
     job.refresh_from_db()
     assert job.status == "failed" and "Undone" in str(job.errors)
+
+
+def test_jobs_a_stopped_server_left_unfinished_are_failed_at_start_up(make_zone, carol):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dns import chunked
+
+    zone = make_zone()
+    long_ago = timezone.now() - chunked.STALE_AFTER - timedelta(seconds=1)
+    fresh = bulk.start_bulk_operation(carol, zone.pk, "create", hosts(2, start=900))
+    pending = bulk.start_bulk_operation(carol, zone.pk, "create", hosts(3))
+    writing = bulk.start_bulk_operation(carol, zone.pk, "create", hosts(600, start=10))
+    BulkOperation.objects.filter(pk=writing.pk).update(status=BulkOperation.Status.RUNNING)
+    writing.refresh_from_db()
+    chunked.mark_writing(writing)
+    chunked.write_chunk(writing, zone, "create", hosts(500, start=10), carol, timezone.now())
+    BulkOperation.objects.filter(pk__in=[pending.pk, writing.pk]).update(
+        created_at=long_ago, writing_heartbeat_at=None
+    )
+    BulkOperation.objects.filter(pk=writing.pk).update(writing_heartbeat_at=long_ago)
+
+    assert set(bulk.fail_interrupted_jobs()) == {pending.pk, writing.pk}
+
+    statuses = dict(BulkOperation.objects.values_list("pk", "status"))
+    assert statuses == {pending.pk: "failed", writing.pk: "failed", fresh.pk: "pending"}
+    assert "Interrupted" in str(BulkOperation.objects.get(pk=pending.pk).errors)
+    assert not Record.objects.filter(zone=zone).exists()  # the 500 written were undone
+    assert bulk.fail_interrupted_jobs() == []  # once

@@ -147,7 +147,10 @@ def _resume_raw_logs():
     from incidents.processing import resume_in_background
 
     if pipeline_setting("RESUME_RAW_LOGS"):
+        from dns.bulk import fail_interrupted_in_background
+
         resume_in_background()
+        fail_interrupted_in_background()
 
 
 def _add_ingest_check(runner, files_monitored):
