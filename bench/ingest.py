@@ -49,7 +49,14 @@ import time
 from pathlib import Path
 
 from bench.ingest_mix import MIXES, generate
-from bench.servers import HOST, ROOT, ServerProcess, free_port, server_environment
+from bench.servers import (
+    HOST,
+    ROOT,
+    ServerProcess,
+    free_port,
+    prepare_database,
+    server_environment,
+)
 
 
 def parse_args(argv=None):
@@ -229,17 +236,7 @@ def run_server(args, lines, workdir):
 
 
 def prepare(env):
-    config = {"users": 1, "password": secrets.token_urlsafe(16), "prefix": "bench"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.prepare", json.dumps(config)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"preparing the database failed:\n{completed.stderr[-3000:]}")
+    prepare_database(env, users=1, password=secrets.token_urlsafe(16), prefix="bench")
 
 
 def reset(env):

@@ -32,7 +32,14 @@ import psutil
 from bench import clients as client_workers
 from bench import profile as profiling
 from bench import report
-from bench.servers import HOST, ROOT, ServerProcess, child_setup, server_environment
+from bench.servers import (
+    HOST,
+    ROOT,
+    ServerProcess,
+    child_setup,
+    prepare_database,
+    server_environment,
+)
 
 PHASES = ("steady", "burst")
 
@@ -221,21 +228,6 @@ def base_environment(args, workdir, prefix):
         name, _, value = item.partition("=")
         overrides[name] = value
     return server_environment(os.environ, **overrides)
-
-
-def prepare_database(env, args, password, prefix):
-    config = {"users": args.users, "password": password, "prefix": prefix}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.prepare", json.dumps(config)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"preparing the database failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def warm_up(server, token, event_type, publisher_token):
@@ -684,7 +676,7 @@ def main(argv=None):
     ok = False
     try:
         log(f"preparing the database ({'PostgreSQL' if args.database_url else 'SQLite'})")
-        prepared = prepare_database(env, args, password, prefix)
+        prepared = prepare_database(env, users=args.users, password=password, prefix=prefix)
         results["ours"] = run_target(
             "ours", args, env, workdir, prepared, password, profile_dir=profile_dir
         )

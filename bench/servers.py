@@ -1,6 +1,7 @@
 """Server processes of a benchmark run: daphne or uvicorn serving ThreatLens, or the ceiling."""
 
 import contextlib
+import json
 import os
 import resource
 import signal
@@ -203,3 +204,20 @@ def server_environment(base, **overrides):
     env.update({key: str(value) for key, value in overrides.items() if value is not None})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")]))
     return env
+
+
+def prepare_database(env, *, users, password, prefix):
+    """`python -m bench.prepare` in `env`: migrates the database and makes `users` users;
+    returns what it prints (its last line, JSON)."""
+    config = {"users": users, "password": password, "prefix": prefix}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.prepare", json.dumps(config)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"preparing the database failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])

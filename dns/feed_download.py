@@ -70,8 +70,10 @@ def fetch(url, *, etag="", last_modified="", timeout=None, max_bytes=None):
     Raises FeedDownloadError with a reason fit for `last_error`."""
     timeout = timeout or dns_setting("FEED_TIMEOUT")
     max_bytes = max_bytes or dns_setting("FEED_MAX_BYTES")
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise FeedDownloadError(f"not an HTTP or HTTPS URL: {url}")
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        # The scheme only: a URL may carry credentials, and the reason is logged and stored.
+        raise FeedDownloadError(f"not an HTTP or HTTPS URL (scheme {scheme or 'none'!r})")
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if etag:
         request.add_header("If-None-Match", etag)
