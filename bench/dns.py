@@ -210,7 +210,7 @@ def main(argv=None):
     big = services.create_zone(
         None, {"name": "big.example", "email": "h@big.example", "primary_ns": "ns1.big.example"}
     )
-    with services.bulk_writes():
+    with services.writing():
         Record.objects.bulk_create(
             [Record(zone=big, name="ns1", record_type="A", value="192.0.2.1")]
             + [

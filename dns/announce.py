@@ -1,8 +1,8 @@
 """The side effects of one DNS change: its audit row and its events.
 
-Called by `dns.services` (REST, commands, jobs) and by the signal receivers in
-`dns.signals` (Django admin and other plain `save()` calls), so every write path audits
-and broadcasts the same way. Events go out with `publish_on_commit`: nothing is sent for
+Called by `dns.services`, the one write path (REST, the Django admin, commands, jobs;
+`threatlens.writeguard` refuses the others), so every change audits and broadcasts the
+same way. Events go out with `publish_on_commit`: nothing is sent for
 a transaction that rolls back.
 """
 

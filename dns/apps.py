@@ -6,9 +6,12 @@ class DnsConfig(AppConfig):
     verbose_name = "DNS management"
 
     def ready(self):
-        from dns import events, signals  # noqa: F401
+        from dns import events  # noqa: F401
+        from dns.models import Forwarder, Record, RpzRule, ThreatFeed, Zone, ZoneAccess
+        from threatlens.writeguard import guard
 
-        signals.connect()
+        # Every write goes through dns.services (the admin too): no second write path.
+        guard(Zone, Record, ZoneAccess, RpzRule, ThreatFeed, Forwarder, services="dns.services")
 
         from dns import monitors
         from threatlens.monitoring.metrics import register_dns_metrics_provider

@@ -90,7 +90,7 @@ def write_chunk(job, zone, operation, chunk, actor, now):
         job = BulkOperation.objects.defer("items").select_for_update().get(pk=job.pk)
         if job.writing_heartbeat_at is None:
             raise ZoneBusy(job)
-        with services.bulk_writes():
+        with services.writing():
             if operation == BulkOperation.Operation.CREATE:
                 created = Record.objects.bulk_create(
                     [
@@ -153,7 +153,7 @@ def _undo_in_transaction(job, *, reason):
 
     result = job.result or {}
     undo_rows = job.undo or {}
-    with services.bulk_writes():
+    with services.writing():
         for part in chunks(result.get("created", []), IDS_PER_QUERY):
             Record.objects.filter(pk__in=part).delete()
         for row in undo_rows.get("updated", []):

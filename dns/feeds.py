@@ -135,12 +135,12 @@ def import_feed(
             )
         if not parsed.domains:
             raise ValidationError({"file": ["The feed lists no valid domain; nothing changed."]})
-        with services.handled(feed):
+        with services.writing():
             feed.save()
         current = dict(feed.rules.values_list("domain", "id"))
         to_add = sorted(parsed.domains - current.keys())
         to_remove = [current[domain] for domain in current.keys() - parsed.domains]
-        with services.bulk_writes():
+        with services.writing():
             RpzRule.objects.bulk_create(
                 [
                     RpzRule(
@@ -163,7 +163,7 @@ def import_feed(
         feed.entries_count = len(parsed.domains)
         feed.last_update = timezone.now()
         feed.last_error = ""
-        with services.handled(feed):
+        with services.writing():
             feed.save(update_fields=["entries_count", "last_update", "last_error", "updated_at"])
         after = {key: getattr(feed, key) for key in ThreatFeed.EDITABLE_FIELDS}
         announce.feed_changed(

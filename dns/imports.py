@@ -191,7 +191,7 @@ def _import_into(actor, zone, parsed, planned, *, replace, request):
     updates, fields = _zone_updates(zone, parsed)
     removed = 0
     if replace:
-        with services.bulk_writes():
+        with services.writing():
             removed, _ = Record.objects.filter(zone=zone).delete()
     for key in updates:
         setattr(zone, key, fields[key])
@@ -208,7 +208,7 @@ def _import_into(actor, zone, parsed, planned, *, replace, request):
     )
     zone.version += 1
     zone.updated_by = actor
-    with services.handled(zone):
+    with services.writing():
         zone.save(
             update_fields=[c["field"] for c in changes if c["field"] != "records_count"]
             + ["version", "updated_by", "updated_at"]
@@ -228,7 +228,7 @@ def _write(actor, zone, planned):
         )
         for item in planned
     ]
-    with services.bulk_writes():
+    with services.writing():
         Record.objects.bulk_create(records, batch_size=500)
     return {
         "zone_id": zone.pk,

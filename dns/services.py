@@ -10,8 +10,6 @@ Errors: `django.core.exceptions.ValidationError` (bad input, nothing changed),
 `PermissionDenied`, `<Model>.DoesNotExist` (not there or not readable), `StaleVersion`.
 """
 
-import contextvars
-from contextlib import contextmanager
 from datetime import UTC
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,6 +20,7 @@ from dns import announce, validation
 from dns.models import Forwarder, Record, RpzRule, ThreatFeed, Zone, ZoneAccess
 from dns.payloads import changes_between
 from threatlens.audit.services import record as audit
+from threatlens.writeguard import service_writes
 
 
 class StaleVersion(Exception):
@@ -42,33 +41,10 @@ def today():
     return timezone.now().astimezone(UTC).date()
 
 
-@contextmanager
-def handled(instance):
-    """Mark a save or delete as done by a service, so the signal receivers (which audit
-    and publish plain `save()` calls, e.g. from the admin) leave it alone."""
-    instance._dns_handled = True
-    try:
-        yield instance
-    finally:
-        instance._dns_handled = False
-
-
-_bulk_writes = contextvars.ContextVar("dns_bulk_writes", default=False)
-
-
-@contextmanager
-def bulk_writes():
-    """Inside this block plain saves and deletes are not announced one by one: the caller
-    (an import or a bulk job) audits and announces the whole batch itself."""
-    token = _bulk_writes.set(True)
-    try:
-        yield
-    finally:
-        _bulk_writes.reset(token)
-
-
-def in_bulk_writes():
-    return _bulk_writes.get()
+def writing():
+    """The block a service writes its rows in (see `threatlens.writeguard`): a plain
+    `save()`/`delete()` of a DNS model outside it raises `DirectWrite`."""
+    return service_writes()
 
 
 def require_permission(actor, permission, message):
@@ -120,7 +96,7 @@ def _zone_for_change(queryset, actor, zone_id):
 def bump_serial(zone):
     """Raise the serial of a zone locked by `lock_zone` (record changes)."""
     zone.serial = validation.next_serial(zone.serial, today())
-    with handled(zone):
+    with writing():
         zone.save(update_fields=["serial", "updated_at"])
 
 
@@ -165,7 +141,7 @@ def create_zone(actor, data, *, request=None, initial_serial=None):
             updated_by=actor,
         )
         try:
-            with transaction.atomic(), handled(zone):
+            with transaction.atomic(), writing():
                 zone.save()
         except IntegrityError:
             raise ValidationError(
@@ -173,7 +149,7 @@ def create_zone(actor, data, *, request=None, initial_serial=None):
             ) from None
         if actor is not None:
             access = ZoneAccess(zone=zone, user=actor, can_change=True, granted_by=actor)
-            with handled(access):
+            with writing():
                 access.save()
         announce.zone_changed(
             zone,
@@ -214,7 +190,7 @@ def update_zone(actor, zone_id, data, *, version, request=None):
         zone.updated_by = actor
         try:
             # A savepoint: a rename racing another zone's creation fails as bad input.
-            with transaction.atomic(), handled(zone):
+            with transaction.atomic(), writing():
                 zone.save(
                     update_fields=[c["field"] for c in changes]
                     + ["version", "updated_by", "updated_at"]
@@ -235,7 +211,7 @@ def delete_zone(actor, zone_id, *, version=None, request=None):
         readers = announce.zone_readers(zone.pk)
         before = zone_values(zone)
         pk = zone.pk
-        with handled(zone):
+        with writing():
             zone.delete()
         zone.pk = pk
         announce.zone_changed(
@@ -290,7 +266,7 @@ def create_record(actor, zone_id, data, *, request=None):
         normalised = validation.validate_record(zone.name, **fields)
         check_against_zone(zone, normalised)
         record = Record(zone=zone, **normalised, created_by=actor, updated_by=actor)
-        with handled(record):
+        with writing():
             record.save()
         bump_serial(zone)
         announce.record_changed(
@@ -331,7 +307,7 @@ def update_record(actor, record_id, data, *, version, request=None):
             setattr(record, change["field"], change["new_value"])
         record.version += 1
         record.updated_by = actor
-        with handled(record):
+        with writing():
             record.save(
                 update_fields=[c["field"] for c in changes]
                 + ["version", "updated_by", "updated_at"]
@@ -349,7 +325,7 @@ def delete_record(actor, record_id, *, version=None, request=None):
         _check_version(record, version)
         before = record_values(record)
         pk = record.pk
-        with handled(record):
+        with writing():
             record.delete()
         record.pk = pk
         bump_serial(zone)
@@ -378,7 +354,7 @@ def grant_access(actor, zone_id, *, user=None, group=None, can_change=False, req
             access = ZoneAccess(zone=zone, **lookup)
         access.can_change = bool(can_change)
         access.granted_by = actor
-        with handled(access):
+        with writing():
             access.save()
         announce.access_changed(access, "updated", actor=actor, request=request)
     return access
@@ -392,7 +368,7 @@ def revoke_access(actor, access_id, *, zone_id=None, request=None):
             queryset = queryset.filter(zone_id=zone_id)
         access = queryset.get(pk=access_id)
         pk = access.pk
-        with handled(access):
+        with writing():
             access.delete()
         access.pk = pk
         announce.access_changed(access, "deleted", actor=actor, request=request)
@@ -406,7 +382,7 @@ def _create_simple(model, actor, data, *, permission, changed, extra=None, reque
     instance = model(**_editable(data, model.EDITABLE_FIELDS), **(extra or {}))
     with transaction.atomic():
         instance.full_clean()
-        with handled(instance):
+        with writing():
             instance.save()
         values = {key: getattr(instance, key) for key in model.EDITABLE_FIELDS}
         changed(instance, "created", changes_between(None, values), actor=actor, request=request)
@@ -424,7 +400,7 @@ def _update_simple(model, actor, pk, data, *, permission, changed, request=None)
         after = {key: getattr(instance, key) for key in model.EDITABLE_FIELDS}
         changes = changes_between(before, after)
         if changes:
-            with handled(instance):
+            with writing():
                 instance.save(update_fields=[c["field"] for c in changes] + ["updated_at"])
             changed(instance, "updated", changes, actor=actor, request=request)
     return instance
@@ -435,7 +411,7 @@ def _delete_simple(model, actor, pk, *, permission, changed, request=None):
     with transaction.atomic():
         instance = model.objects.select_for_update().get(pk=pk)
         before = {key: getattr(instance, key) for key in model.EDITABLE_FIELDS}
-        with handled(instance):
+        with writing():
             instance.delete()
         instance.pk = pk
         changed(instance, "deleted", changes_between(before, None), actor=actor, request=request)

@@ -49,7 +49,7 @@ def grant(zone, who, *, can_change=False):
     """Give a user or group access to a zone, directly (setup)."""
     key = "group" if isinstance(who, Group) else "user"
     access = ZoneAccess(zone=zone, can_change=can_change, **{key: who})
-    with services.handled(access):
+    with services.writing():
         access.save()
     return access
 

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from dns.models import Forwarder, Record, RpzRule, ThreatFeed, Zone, ZoneAccess
+from threatlens.writeguard import service_writes
 
 from .conftest import grant
 
@@ -371,7 +372,8 @@ def test_rpz_rule_list_query_count_does_not_grow_with_rules(
 ):
     from dns.models import ThreatFeed
 
-    feed = ThreatFeed.objects.create(name="feed", file_path="/tmp/feed")
+    with service_writes():
+        feed = ThreatFeed.objects.create(name="feed", file_path="/tmp/feed")
     RpzRule.objects.bulk_create(
         [RpzRule(domain=f"bad{n}.example", feed=feed, source="feed") for n in range(count)]
     )

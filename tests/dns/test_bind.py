@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from dns import bind, services
 from dns.models import RpzRule
+from threatlens.writeguard import service_writes
 
 from .conftest import events
 
@@ -53,7 +54,8 @@ def test_a_good_configuration_is_written_checked_and_reloaded(
     zone = healthy_zone(make_zone, make_record)
     make_zone(name="replica.example", zone_type="slave", masters=["192.0.2.53"])
     make_zone(name="corp.internal", zone_type="forward", forwarders=["192.0.2.54"])
-    RpzRule.objects.create(domain="evil.example", action="nxdomain")
+    with service_writes():
+        RpzRule.objects.create(domain="evil.example", action="nxdomain")
     outcome = bind.sync_bind(reason="test")
     assert outcome.success, outcome.errors
     assert outcome.reloaded and (tmp_path / "reloaded").read_text() == "reload\n"

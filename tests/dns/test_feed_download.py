@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from dns import feed_download
 from dns.models import RpzRule, ThreatFeed
+from threatlens.writeguard import service_writes
 
 from .conftest import events
 
@@ -79,7 +80,8 @@ def quick_limits(settings):
 
 
 def make_feed(url, **fields):
-    return ThreatFeed.objects.create(name="remote", url=url, **fields)
+    with service_writes():
+        return ThreatFeed.objects.create(name="remote", url=url, **fields)
 
 
 def conditional(etag, body):
@@ -180,7 +182,8 @@ def test_a_failed_download_keeps_the_rules_and_the_reason(
 def test_only_http_and_https_urls_are_fetched(db, tmp_path):
     secret = tmp_path / "secret"
     secret.write_text("evil.example\n")
-    feed = ThreatFeed.objects.create(name="local", url="http://x", file_path="x")
+    with service_writes():
+        feed = ThreatFeed.objects.create(name="local", url="http://x", file_path="x")
     ThreatFeed.objects.filter(pk=feed.pk).update(url=f"file://{secret}")
     feed.refresh_from_db()
     outcome = feed_download.download_feed(feed)
@@ -191,7 +194,8 @@ def test_only_http_and_https_urls_are_fetched(db, tmp_path):
 def test_feeds_are_due_on_their_interval(server, quick_limits, db):
     server.routes["/f"] = (200, {}, FEED.encode())
     feed = make_feed(server.url("/f"), update_interval=3600)
-    make_feed_without_url = ThreatFeed.objects.create(name="file-only", file_path="/x")
+    with service_writes():
+        make_feed_without_url = ThreatFeed.objects.create(name="file-only", file_path="/x")
     assert feed_download.due_feeds() == [feed]  # never fetched
     assert make_feed_without_url not in feed_download.due_feeds()
     feed_download.download_due_feeds()

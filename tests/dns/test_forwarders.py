@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from dns import forwarders
 from dns.models import Forwarder
+from threatlens.writeguard import service_writes
 
 from .conftest import events
 
@@ -74,7 +75,8 @@ def fast_probe(settings):
 
 
 def test_a_responsive_forwarder_is_healthy(responder, fast_probe, db):
-    forwarder = Forwarder.objects.create(address="127.0.0.1", port=responder.port)
+    with service_writes():
+        forwarder = Forwarder.objects.create(address="127.0.0.1", port=responder.port)
     result = forwarders.check_forwarder(forwarder)
     assert result.status == "healthy" and result.response_time_ms is not None
     assert responder.queries == ["probe.threatlens.test."]
@@ -83,7 +85,8 @@ def test_a_responsive_forwarder_is_healthy(responder, fast_probe, db):
 
 
 def test_status_changes_are_published_and_health_every_round(responder, fast_probe, db):
-    forwarder = Forwarder.objects.create(address="127.0.0.1", port=responder.port, name="lab")
+    with service_writes():
+        forwarder = Forwarder.objects.create(address="127.0.0.1", port=responder.port, name="lab")
     forwarders.check_forwarder(forwarder)
     forwarders.check_forwarder(forwarder)  # unchanged: no second status change
     responder.mode = "silent"
@@ -106,7 +109,8 @@ def test_status_changes_are_published_and_health_every_round(responder, fast_pro
 def test_a_slow_forwarder_is_a_warning(responder, settings, db):
     settings.DNS = {"FORWARDER_TIMEOUT": 1.0, "FORWARDER_SLOW_MS": 50.0}
     responder.delay = 0.15
-    forwarder = Forwarder.objects.create(address="127.0.0.1", port=responder.port)
+    with service_writes():
+        forwarder = Forwarder.objects.create(address="127.0.0.1", port=responder.port)
     result = forwarders.check_forwarder(forwarder)
     assert result.status == "warning" and "slow" in result.error
 
@@ -115,20 +119,24 @@ def test_an_unreachable_forwarder_is_critical(fast_probe, db):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_port:
         probe_port.bind(("127.0.0.1", 0))
         port = probe_port.getsockname()[1]
-    forwarder = Forwarder.objects.create(address="127.0.0.1", port=port)
+    with service_writes():
+        forwarder = Forwarder.objects.create(address="127.0.0.1", port=port)
     assert forwarders.check_forwarder(forwarder).status == "critical"
 
 
 def test_health_bookkeeping_is_not_a_configuration_change(responder, fast_probe, db):
-    forwarder = Forwarder.objects.create(address="127.0.0.1", port=responder.port)
+    with service_writes():
+        forwarder = Forwarder.objects.create(address="127.0.0.1", port=responder.port)
     before = len(events("config_change"))
     forwarders.check_forwarder(forwarder)
     assert len(events("config_change")) == before
 
 
 def test_the_monitor_command_checks_every_active_forwarder_once(responder, fast_probe, db):
-    Forwarder.objects.create(address="127.0.0.1", port=responder.port)
-    Forwarder.objects.create(address="127.0.0.1", port=1, is_active=False)
+    with service_writes():
+        Forwarder.objects.create(address="127.0.0.1", port=responder.port)
+    with service_writes():
+        Forwarder.objects.create(address="127.0.0.1", port=1, is_active=False)
     out = io.StringIO()
     call_command("monitor_forwarders", "--once", stdout=out)
     assert out.getvalue().count("healthy") == 1

@@ -4,6 +4,7 @@ import pytest
 
 from dns.models import Forwarder, ThreatFeed
 from threatlens.monitoring.runner import build_default_runner
+from threatlens.writeguard import service_writes
 
 from .conftest import events
 from .test_forwarders import Responder
@@ -53,7 +54,8 @@ async def round_of(runner, component, now):
 
 
 async def test_a_forwarder_going_down_and_up_is_seen_by_the_in_process_monitor(runner, responder):
-    await Forwarder.objects.acreate(address="127.0.0.1", port=responder.port, name="lab")
+    with service_writes():
+        await Forwarder.objects.acreate(address="127.0.0.1", port=responder.port, name="lab")
     await round_of(runner, "dns_forwarders", 0)
     responder.mode = "silent"
     await round_of(runner, "dns_forwarders", 61)
@@ -71,7 +73,8 @@ async def test_a_forwarder_going_down_and_up_is_seen_by_the_in_process_monitor(r
 
 
 async def test_failing_feed_downloads_make_the_threat_feeds_component_a_warning(runner):
-    await ThreatFeed.objects.acreate(name="gone", url="http://127.0.0.1:1/feed.txt")
+    with service_writes():
+        await ThreatFeed.objects.acreate(name="gone", url="http://127.0.0.1:1/feed.txt")
     await round_of(runner, "threat_feeds", 0)
     feed = await ThreatFeed.objects.aget(name="gone")
     assert "cannot download" in feed.last_error and feed.last_fetch is not None

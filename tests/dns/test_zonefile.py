@@ -9,6 +9,7 @@ import pytest
 from dns import zonefile
 from dns.models import Record, RpzRule, ThreatFeed, Zone
 from threatlens.audit.models import AuditLog
+from threatlens.writeguard import service_writes
 
 from .conftest import events, grant
 
@@ -351,7 +352,8 @@ def test_import_into_an_existing_zone_refuses_a_cname_clash_with_current_records
 
 
 def rpz_rules():
-    feed = ThreatFeed.objects.create(name="abuse", file_path="/tmp/x", category="malware")
+    with service_writes():
+        feed = ThreatFeed.objects.create(name="abuse", file_path="/tmp/x", category="malware")
     RpzRule.objects.bulk_create(
         [
             RpzRule(domain="evil.example", action="nxdomain", category="malware"),

@@ -2,6 +2,7 @@
 
 import pytest
 
+from dns import services as dns_services
 from dns.models import RpzRule
 from incidents.models import TimelineKind
 
@@ -67,7 +68,7 @@ def test_bad_blocks_are_refused_with_an_error_code(as_user, alice, carol, take, 
 
 def test_an_incident_undoes_only_its_own_rules(as_user, alice, carol, take):
     _a, incident = take(alice)
-    other = RpzRule.objects.create(domain="other.example", source="manual")
+    other = dns_services.create_rpz_rule(None, {"domain": "other.example"})
     response = as_user(carol).delete(f"/api/incidents/{incident.pk}/blocks/{other.pk}/")
     assert response.status_code == 404
     assert RpzRule.objects.filter(pk=other.pk).exists()

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from dns.models import Record, Zone, ZoneAccess
 from incidents.models import SecurityEvent
+from threatlens.writeguard import service_writes
 
 pytestmark = pytest.mark.django_db
 ATTACKER = "203.0.113.45"
@@ -46,10 +47,11 @@ def test_search_finds_an_ip_in_alerts_incidents_and_events(as_user, alice, take,
 
 
 def test_search_covers_only_the_zones_a_user_may_read(as_user, alice, carol):
-    mine = Zone.objects.create(name="corp.example", zone_type="master", email="h@corp.example")
-    other = Zone.objects.create(name="corp-secret.example", zone_type="master", email="h@x.ex")
-    Record.objects.create(zone=other, name="vpn", record_type="A", value="192.0.2.7")
-    ZoneAccess.objects.create(zone=mine, user=alice, can_change=False)
+    with service_writes():  # setup
+        mine = Zone.objects.create(name="corp.example", zone_type="master", email="h@corp.example")
+        other = Zone.objects.create(name="corp-secret.example", zone_type="master", email="h@x.ex")
+        Record.objects.create(zone=other, name="vpn", record_type="A", value="192.0.2.7")
+        ZoneAccess.objects.create(zone=mine, user=alice, can_change=False)
     body = as_user(alice).get("/api/search/", {"q": "corp"}).json()
     assert [z["name"] for z in body["zones"]] == ["corp.example"]
     assert as_user(alice).get("/api/search/", {"q": "192.0.2.7"}).json()["records"] == []

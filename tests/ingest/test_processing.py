@@ -21,6 +21,7 @@ from tests.ingest.conftest import (
     stages,
     text,
 )
+from threatlens.writeguard import service_writes
 
 pytestmark = pytest.mark.django_db
 
@@ -236,12 +237,13 @@ def listed(db):
     """An active feed listing nightowl-relay.example (with subdomains) as phishing."""
     from dns.models import RpzRule, ThreatFeed
 
-    feed = ThreatFeed.objects.create(
-        name="URLhaus", url="https://urlhaus.example/feed.txt", category="malware"
-    )
-    rule = RpzRule.objects.create(
-        domain="nightowl-relay.example", feed=feed, category="phishing", source="URLhaus"
-    )
+    with service_writes():  # setup: the rows as a feed download leaves them
+        feed = ThreatFeed.objects.create(
+            name="URLhaus", url="https://urlhaus.example/feed.txt", category="malware"
+        )
+        rule = RpzRule.objects.create(
+            domain="nightowl-relay.example", feed=feed, category="phishing", source="URLhaus"
+        )
     clear_events()
     return feed, rule
 
@@ -287,7 +289,8 @@ def test_a_query_for_a_listed_domain_publishes_threat_detected(listed):
 def test_a_query_for_an_unlisted_or_inactive_listing_detects_nothing(listed):
     feed, rule = listed
     feed.is_active = False
-    feed.save()
+    with service_writes():
+        feed.save()
     clear_events()
     ingest(text([bind_query(0, domain="c2.nightowl-relay.example"), bind_query(1)]), source="bind")
 
@@ -299,7 +302,8 @@ def test_a_manual_rule_without_subdomains_lists_only_its_own_name(db):
     from dns.models import RpzRule
     from incidents.threat_intel import ListedDomains
 
-    RpzRule.objects.create(domain="bad.example", include_subdomains=False, category="malware")
+    with service_writes():
+        RpzRule.objects.create(domain="bad.example", include_subdomains=False, category="malware")
     lookup = ListedDomains()
     assert lookup("BAD.example.")["feed"] == "RPZ"
     assert lookup("www.bad.example") is None

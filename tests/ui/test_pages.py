@@ -12,6 +12,7 @@ from django.test import Client
 from dns.models import Zone, ZoneAccess
 from incidents.models import ALERT_TRANSITIONS, Incident
 from tests.conftest import PASSWORD
+from threatlens.writeguard import service_writes
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["/", "/events/", "/alerts/", "/incidents/", "/dns/", "/rules/"]
@@ -164,8 +165,10 @@ def test_alert_queue_gets_its_permissions_and_the_allowed_status_moves(alice, bo
 
 @pytest.mark.django_db
 def test_dns_page_knows_which_zones_the_user_may_change(alice, carol):
-    zone = Zone.objects.create(name="example.com", zone_type="master", email="h@example.com")
-    ZoneAccess.objects.create(zone=zone, user=alice, can_change=False)
+    with service_writes():
+        zone = Zone.objects.create(name="example.com", zone_type="master", email="h@example.com")
+    with service_writes():
+        ZoneAccess.objects.create(zone=zone, user=alice, can_change=False)
     assert page_config(logged_in(alice).get("/dns/"))["changeable_zone_ids"] == []
     config = page_config(logged_in(carol).get("/dns/"))
     assert config["changeable_zone_ids"] == [zone.pk]
