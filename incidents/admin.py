@@ -1,14 +1,19 @@
 """Django admin for alerts and incidents.
 
-Admin saves go through `Model.save()`, so the post_save receivers broadcast them like any
-other change; `save_model` adds the audit row. Status changes are checked against the same
-transition tables the services use. Timeline and comments are read-only here (they are
-history), and incident references are allocated by `Incident.save()`.
+Every change here is a call to `incidents.services`, the functions REST and the socket
+call, so it gets the same permission checks, transition rules, timeline entries, audit
+rows and broadcasts. The admin edits what those services change: an alert's status; an
+incident's status, title, description, severity, priority and owner. Alerts and
+incidents are created by ingest and the services (taking, escalating), and are not
+deleted here. Timeline, comments and watchers are read-only (they are history).
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 
+from incidents import services
+from incidents.exceptions import IncidentsError
 from incidents.models import (
     ALERT_TRANSITIONS,
     INCIDENT_TRANSITIONS,
@@ -19,11 +24,9 @@ from incidents.models import (
     IncidentWatcher,
     RawLog,
     SecurityEvent,
-    TimelineKind,
     alert_transition_allowed,
     incident_transition_allowed,
 )
-from threatlens.audit.services import record
 
 
 def _check_transition(form, allowed, table):
@@ -50,38 +53,40 @@ class IncidentAdminForm(forms.ModelForm):
         return cleaned
 
 
-def _changes(form, obj):
-    old, new = {}, {}
-    for name in form.changed_data:
-        if name in form.initial:
-            old[name] = _plain(form.initial.get(name))
-        new[name] = _plain(getattr(obj, f"{name}_id", getattr(obj, name, None)))
-    return old, new
+class ServiceAdmin(admin.ModelAdmin):
+    """Changes through `incidents.services` (`apply`); no adding or deleting here."""
 
+    editable = ()
 
-def _plain(value):
-    if value is None or isinstance(value, bool | int | float | str | list | dict):
-        return value
-    return str(value)
+    def has_add_permission(self, request):
+        return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
 
-class AuditedAdmin(admin.ModelAdmin):
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name not in self.editable]
+
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        old, new = _changes(form, obj)
-        label = obj._meta.model_name
-        record(
-            f"{label}.admin_change" if change else f"{label}.admin_create",
-            target=obj,
-            request=request,
-            old=old or None,
-            new=new or None,
-        )
+        self.apply(request, obj, {name: form.cleaned_data[name] for name in form.changed_data})
+        obj.refresh_from_db()
+
+    def apply(self, request, obj, changed):
+        raise NotImplementedError
+
+    def changeform_view(self, request, *args, **kwargs):
+        # The admin runs the view in a transaction: a refusal rolls it back.
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except IncidentsError as error:
+            messages.error(request, f"Nothing was changed: {error}")
+            return HttpResponseRedirect(request.get_full_path())
 
 
 @admin.register(Alert)
-class AlertAdmin(AuditedAdmin):
+class AlertAdmin(ServiceAdmin):
     form = AlertAdminForm
+    editable = ("status",)
     list_display = [
         "id",
         "title",
@@ -106,9 +111,13 @@ class AlertAdmin(AuditedAdmin):
         "destination_ip",
     ]
     list_select_related = ["assigned_analyst", "incident"]
-    raw_id_fields = ["assigned_analyst", "incident"]
-    readonly_fields = ["occurrence_count", "received_at", "last_seen_at", "updated_at"]
     date_hierarchy = "received_at"
+
+    def apply(self, request, obj, changed):
+        if "status" in changed:
+            services.update_alert_status(
+                obj.pk, changed["status"], actor=request.user, request=request
+            )
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -142,48 +151,34 @@ class AlertInline(ReadOnlyInline):
     show_change_link = True
 
 
-class WatcherInline(admin.TabularInline):
+class WatcherInline(ReadOnlyInline):
     model = IncidentWatcher
-    extra = 0
-    raw_id_fields = ["user"]
-    readonly_fields = ["created_at"]
+    fields = ["user", "created_at"]
+    readonly_fields = fields
 
 
 @admin.register(Incident)
-class IncidentAdmin(AuditedAdmin):
+class IncidentAdmin(ServiceAdmin):
     form = IncidentAdminForm
+    editable = ("status", "title", "description", "severity", "priority", "owner")
     list_display = ["reference", "title", "severity", "priority", "status", "owner", "created_at"]
     list_filter = ["status", "severity", "priority", "created_at"]
     search_fields = ["reference", "title", "description"]
     list_select_related = ["owner"]
-    raw_id_fields = ["owner", "created_by"]
-    readonly_fields = ["reference", "updated_at"]
+    raw_id_fields = ["owner"]
     date_hierarchy = "created_at"
     inlines = [AlertInline, TimelineInline, CommentInline, WatcherInline]
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        # The incident's own history shows admin edits too.
-        if not change:
-            IncidentTimelineEntry.objects.create(
-                incident=obj,
-                actor=request.user,
-                kind=TimelineKind.CREATED,
-                message="Created in the admin",
+    def apply(self, request, obj, changed):
+        if "status" in changed:
+            services.update_incident_status(
+                obj.pk, changed.pop("status"), actor=request.user, request=request
             )
-            return
-        old, new = _changes(form, obj)
-        kinds = {"status": TimelineKind.STATUS_CHANGED, "owner": TimelineKind.OWNER_CHANGED}
-        for name in form.changed_data:
-            IncidentTimelineEntry.objects.create(
-                incident=obj,
-                actor=request.user,
-                kind=kinds.get(name, TimelineKind.FIELD_CHANGED),
-                field=name,
-                old_value=old.get(name),
-                new_value=new.get(name),
-                message=f"{name} changed in the admin",
-            )
+        if "owner" in changed:
+            owner = changed["owner"]
+            changed["owner"] = owner.pk if owner is not None else None
+        if changed:
+            services.update_incident(obj.pk, changed, actor=request.user, request=request)
 
 
 @admin.register(RawLog)
