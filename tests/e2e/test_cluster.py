@@ -145,7 +145,7 @@ async def test_ws_info_lists_connections_of_every_process(cluster, alice, carol,
 
 async def test_redis_restart_loses_nothing(cluster, private_redis, alice, carol, token_for):
     """Redis goes down during delivery: the servers keep serving, events published meanwhile
-    are stored and still delivered, health says degraded, and it all resumes by itself."""
+    are stored and still delivered, health says critical, and it all resumes by itself."""
     first, second = cluster
     admin = token_for(carol)
     watcher = await connect(second, token_for(alice), path="/ws/restart-watcher")
@@ -157,7 +157,7 @@ async def test_redis_restart_loses_nothing(cluster, private_redis, alice, carol,
         await asyncio.to_thread(publish, first, admin, {"n": n})
     status, health = await asyncio.to_thread(first.request, "GET", "/healthz")
     assert status == 503
-    assert health["components"]["channel_layer"]["status"] == "down"
+    assert health["components"]["channel_layer"]["status"] == "critical"
     received = [
         (await next_event(watcher, "security_event", timeout=10))["data"]["n"] for _ in range(3)
     ]

@@ -1,8 +1,14 @@
-"""Health checks of the services the server depends on: database, cache, channel layer.
+"""The health checks of the services the server depends on: database, cache, channel layer.
 
-Each returns a `ComponentHealth` and never raises for an outage (an outage IS the
-result). `run_checks` runs several at once with a timeout; `check_now` is the synchronous
-entry point for `manage.py healthcheck` and the `/healthz` view.
+The one set of checks and the one vocabulary (`health.STATUSES`: healthy, warning,
+critical, unknown) behind every health answer: `GET /healthz` and `/realtime/status`
+(`threatlens.health`), `manage.py healthcheck`, the monitors' `health_update`,
+`system_status` and `health_check` events, and the console (which shows the last two).
+
+Each check really uses its component (a query, a cache write and read, a message round
+trip through the channel layer), returns a `ComponentHealth` and never raises for an
+outage (an outage IS the result). `run_checks` runs several at once with a timeout;
+`check_now` is the synchronous entry point.
 """
 
 import asyncio
@@ -93,33 +99,54 @@ def check_cache(alias="default"):
     return _timed_result("cache", started)
 
 
+def _layer_down(started, reason):
+    return ComponentHealth(
+        component="channel_layer",
+        status=CRITICAL,
+        metrics={"response_time": round((time.perf_counter() - started) * 1000, 2)},
+        message=f"channel layer unavailable: {reason}",
+    )
+
+
+def _reason(exc):
+    return "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+
+
 async def check_channel_layer(timeout=2.0):
-    """Send a message to a fresh channel and receive it; critical when the layer does not
-    deliver it within `timeout` seconds, unknown when no layer is configured."""
+    """A message through the channel layer and back; critical when it does not come back
+    within `timeout` seconds, unknown when no layer is configured."""
     from channels.layers import get_channel_layer
 
+    from realtime.hub import existing_hub
+
+    started = time.perf_counter()
+    hub = existing_hub()
+    if hub is not None and hub.layer is not None and hub.channel_name is not None:
+        # This process's hub is receiving: a second receiver on the same layer would wait
+        # behind it, so the round trip goes through the hub's own receive loop instead.
+        try:
+            await hub.ping_layer(timeout)
+        except Exception as exc:
+            return _layer_down(started, _reason(exc))
+        if hub.layer_healthy is False:
+            # The layer answers again, but the hub has not re-joined the event groups it
+            # lost: events still come only through the event table.
+            return _layer_down(started, "the hub is re-joining its event groups")
+        return _timed_result("channel_layer", started)
     layer = get_channel_layer()
     if layer is None:
         return ComponentHealth(
             component="channel_layer", status=UNKNOWN, message="no channel layer configured"
         )
-    started = time.perf_counter()
+    nonce = uuid.uuid4().hex
     try:
         channel = await layer.new_channel(prefix="healthcheck.")
-        await layer.send(channel, {"type": "healthcheck.ping"})
+        await layer.send(channel, {"type": "healthcheck.ping", "nonce": nonce})
         message = await asyncio.wait_for(layer.receive(channel), timeout)
     except Exception as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-        return ComponentHealth(
-            component="channel_layer",
-            status=CRITICAL,
-            metrics={"response_time": round((time.perf_counter() - started) * 1000, 2)},
-            message=f"channel layer unavailable: {reason}",
-        )
-    if message.get("type") != "healthcheck.ping":
-        return ComponentHealth(
-            component="channel_layer", status=CRITICAL, message="channel layer returned garbage"
-        )
+        return _layer_down(started, _reason(exc))
+    if message.get("nonce") != nonce:
+        return _layer_down(started, "received another message than the one sent")
     return _timed_result("channel_layer", started)
 
 
@@ -168,7 +195,7 @@ async def run_checks(checks=None, *, timeout=5.0):
 
 
 def check_now(checks=None, *, timeout=5.0):
-    """Synchronous: (overall_status, {component: ComponentHealth}). For `manage.py
-    healthcheck` (exit non-zero unless healthy) and the `/healthz` view."""
+    """Synchronous: (overall_status, {component: ComponentHealth}), for `manage.py
+    healthcheck` (exit 1 when a component is critical)."""
     results = async_to_sync(run_checks)(checks, timeout=timeout)
     return overall_status(result.status for result in results.values()), results

@@ -1,11 +1,11 @@
-"""manage.py healthcheck [--json] [--timeout S]"""
+"""manage.py healthcheck [--json] [--timeout S]: the checks of /healthz, on the console."""
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
 from threatlens.monitoring.checks import check_now
-from threatlens.monitoring.health import CRITICAL
+from threatlens.monitoring.health import CRITICAL, health_check_payload
 
 
 class Command(BaseCommand):
@@ -50,13 +50,7 @@ class Command(BaseCommand):
 
 
 def _json_report(overall, results):
-    return json.dumps(
-        {
-            "status": overall,
-            "components": {
-                name: {"status": r.status, "metrics": r.metrics, "message": r.message}
-                for name, r in results.items()
-            },
-        },
-        indent=2,
-    )
+    # The same report as GET /healthz.
+    payload = health_check_payload(results)
+    report = {"status": overall, "components": payload["components"]}
+    return json.dumps({**report, "timestamp": payload["timestamp"]}, indent=2)

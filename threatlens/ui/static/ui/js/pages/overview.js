@@ -107,14 +107,14 @@ async function loadHealth() {
     return;
   }
   for (const [name, info] of Object.entries(report.components || {})) {
-    const detail = info.error || (info.latency_ms !== undefined ? `${info.latency_ms} ms` : "");
+    const detail = info.message || (info.response_time !== undefined ? `${info.response_time} ms` : "");
     showComponent(name, info.status, detail);
   }
   const realtime = report.realtime;
   if (realtime) {
     showComponent(
       "realtime hub",
-      realtime.this_process?.layer_healthy === false ? "down" : "healthy",
+      realtime.this_process?.layer_healthy === false ? "critical" : "healthy",
       `${realtime.connections} connection${realtime.connections === 1 ? "" : "s"}`,
     );
   }
