@@ -15,7 +15,9 @@ class IncidentsConfig(AppConfig):
             signals.incident_saved, sender=Incident, dispatch_uid="incidents.incident_saved"
         )
 
-        from incidents.ingest_metrics import prometheus_lines
+        from incidents.ingest_metrics import IngestCollector
+        from incidents.sigma.metrics import SigmaCollector
         from realtime.monitoring import register_metrics
 
-        register_metrics(prometheus_lines)
+        register_metrics(IngestCollector())
+        register_metrics(SigmaCollector())

@@ -2,7 +2,7 @@
 `log_ingest` component of `system_status`.
 
     snapshot()           -> dict of the figures below
-    prometheus_lines()   -> /metrics lines (registered with realtime.monitoring)
+    IngestCollector()    -> /metrics families (registered with realtime.monitoring)
     log_ingest_health()  -> ComponentHealth("log_ingest"), a monitor runner check
 
 Figures (since this process started):
@@ -20,6 +20,8 @@ Figures (since this process started):
 
 import threading
 import time
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 
 class ProcessingCounters:
@@ -100,40 +102,37 @@ SIMPLE_METRICS = [
 ]  # fmt: skip
 
 
-def prometheus_lines():
-    """The ingest metrics in the Prometheus text format (lines, no trailing newline)."""
-    figures = snapshot()
-    lines = []
+class IngestCollector:
+    """The ingest figures as Prometheus metric families (a `prometheus_client` collector,
+    registered with `realtime.monitoring.register_metrics`)."""
 
-    def metric(name, kind, help_text, samples):
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            lines.append(f"{name}{labels} {value}")
+    def collect(self):
+        figures = snapshot()
+        for name, kind, help_text, key in SIMPLE_METRICS:
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            yield family(name, help_text, value=figures[key])
+        yield _labelled(
+            "threatlens_ingest_lines_malformed_total",
+            "Messages refused by the receiver (oversized, binary).",
+            "transport",
+            sorted(figures["lines_malformed_by_transport"].items()),
+        )
+        yield _labelled(
+            "threatlens_ingest_state_evictions_total",
+            "Detection state evicted while it still mattered (DETECTION_STATE_MAX_KEYS).",
+            "rule",
+            [(rule, item["evictions"]) for rule, item in sorted(figures["state_by_rule"].items())],
+        )
 
-    for name, kind, help_text, key in SIMPLE_METRICS:
-        metric(name, kind, help_text, [("", figures[key])])
-    metric(
-        "threatlens_ingest_lines_malformed_total",
-        "counter",
-        "Messages refused by the receiver (oversized, binary).",
-        [
-            (f'{{transport="{transport}"}}', count)
-            for transport, count in sorted(figures["lines_malformed_by_transport"].items())
-        ]
-        or [("", 0)],
-    )
-    metric(
-        "threatlens_ingest_state_evictions_total",
-        "counter",
-        "Detection state evicted while it still mattered (DETECTION_STATE_MAX_KEYS).",
-        [
-            (f'{{rule="{rule}"}}', item["evictions"])
-            for rule, item in sorted(figures["state_by_rule"].items())
-        ]
-        or [("", 0)],
-    )
-    return lines
+
+def _labelled(name, help_text, label, samples):
+    """A counter with one sample per label value; 0 without a label while there is none."""
+    if not samples:
+        return CounterMetricFamily(name, help_text, value=0)
+    family = CounterMetricFamily(name, help_text, labels=[label])
+    for value, count in samples:
+        family.add_metric([value], count)
+    return family
 
 
 def log_ingest_health(files_monitored=None):

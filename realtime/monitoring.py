@@ -12,6 +12,12 @@ import time
 import uuid
 
 from django.conf import settings
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 
 from realtime import transport
 from realtime.groups import CONTROL_GROUP
@@ -135,105 +141,88 @@ async def hub_status():
     }
 
 
-def prometheus_text(summary, hub):
-    """This process's metrics in the Prometheus text format (0.0.4)."""
-    counters = summary["counters"]
-    lines = []
-
-    def metric(name, kind, help_text, value, labels=""):
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        lines.append(f"{name}{labels} {value}")
-
-    metric(
-        "threatlens_ws_connections", "gauge", "Open WebSocket connections.", summary["connections"]
-    )
-    metric(
-        "threatlens_ws_messages_in_total",
-        "counter",
-        "Frames received from clients.",
-        summary["messages_received"],
-    )
-    metric(
-        "threatlens_ws_messages_out_total",
-        "counter",
-        "Frames sent to clients.",
-        summary["messages_sent"],
-    )
-    metric(
-        "threatlens_ws_events_received_total",
-        "counter",
-        "Events received by the hub.",
-        counters.get("events_received", 0),
-    )
-    metric(
-        "threatlens_ws_events_dropped_total",
-        "counter",
-        "Events shed from full outbound queues.",
-        summary["events_dropped"],
-    )
-    metric(
-        "threatlens_ws_queue_depth",
-        "gauge",
-        "Events waiting in outbound queues.",
-        summary["queued_messages"],
-    )
-    metric(
-        "threatlens_ws_events_replayed_total",
-        "counter",
-        "Events sent by replay.",
-        counters.get("events_replayed", 0),
-    )
-    metric(
-        "threatlens_ws_stalled_closed_total",
-        "counter",
-        "Sockets closed because their client read nothing past REALTIME_SEND_TIMEOUT.",
-        counters.get("stalled_sockets_closed", 0),
-    )
-    metric(
-        "threatlens_ws_layer_up",
-        "gauge",
-        "1 when the hub receives from the channel layer.",
-        1 if summary["layer_healthy"] else 0,
-    )
-    name = "threatlens_ws_delivery_latency_seconds"
-    lines.append(f"# HELP {name} Time from publish to the frame being written.")
-    lines.append(f"# TYPE {name} histogram")
-    cumulative = 0
-    counts = hub.latency_counts if hub else [0] * (len(LATENCY_BUCKETS) + 1)
-    for bound, count in zip(LATENCY_BUCKETS, counts, strict=False):
-        cumulative += count
-        lines.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
-    cumulative += counts[-1]
-    lines.append(f'{name}_bucket{{le="+Inf"}} {cumulative}')
-    lines.append(f"{name}_sum {hub.latency_sum if hub else 0}")
-    lines.append(f"{name}_count {cumulative}")
-    return "\n".join(lines) + "\n"
+_HUB_FIGURES = [
+    # name, type, help, where the figure is: ("summary" | "counters", key)
+    ("threatlens_ws_connections", "gauge", "Open WebSocket connections.",
+     ("summary", "connections")),
+    ("threatlens_ws_messages_in_total", "counter", "Frames received from clients.",
+     ("summary", "messages_received")),
+    ("threatlens_ws_messages_out_total", "counter", "Frames sent to clients.",
+     ("summary", "messages_sent")),
+    ("threatlens_ws_events_received_total", "counter", "Events received by the hub.",
+     ("counters", "events_received")),
+    ("threatlens_ws_events_dropped_total", "counter", "Events shed from full outbound queues.",
+     ("summary", "events_dropped")),
+    ("threatlens_ws_queue_depth", "gauge", "Events waiting in outbound queues.",
+     ("summary", "queued_messages")),
+    ("threatlens_ws_events_replayed_total", "counter", "Events sent by replay.",
+     ("counters", "events_replayed")),
+    ("threatlens_ws_stalled_closed_total", "counter",
+     "Sockets closed because their client read nothing past REALTIME_SEND_TIMEOUT.",
+     ("counters", "stalled_sockets_closed")),
+]  # fmt: skip
 
 
-# Other apps' /metrics lines: callables returning lines of the Prometheus text format,
-# registered in their AppConfig.ready() (`register_metrics`).
-_METRICS_PROVIDERS = []
+class HubCollector:
+    """The hub's figures as Prometheus metric families (a `prometheus_client` collector),
+    from a summary read on the event loop (`Hub.summary()`)."""
+
+    def __init__(self, summary, hub):
+        self.summary, self.hub = summary, hub
+
+    def collect(self):
+        summary, hub = self.summary, self.hub
+        for name, kind, help_text, (where, key) in _HUB_FIGURES:
+            figures = summary if where == "summary" else summary["counters"]
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            yield family(name, help_text, value=figures.get(key, 0))
+        yield GaugeMetricFamily(
+            "threatlens_ws_layer_up",
+            "1 when the hub receives from the channel layer.",
+            value=1 if summary["layer_healthy"] else 0,
+        )
+        counts = hub.latency_counts if hub else [0] * (len(LATENCY_BUCKETS) + 1)
+        buckets, cumulative = [], 0
+        for bound, count in zip(LATENCY_BUCKETS, counts, strict=False):
+            cumulative += count
+            buckets.append((str(bound), cumulative))
+        buckets.append(("+Inf", cumulative + counts[-1]))
+        yield HistogramMetricFamily(
+            "threatlens_ws_delivery_latency_seconds",
+            "Time from publish to the frame being written.",
+            buckets=buckets,
+            sum_value=hub.latency_sum if hub else 0,
+        )
 
 
-def register_metrics(provider):
-    """Add `provider()` -> [lines] to `/metrics` (once per provider)."""
-    if provider not in _METRICS_PROVIDERS:
-        _METRICS_PROVIDERS.append(provider)
+# Other apps' /metrics figures: `prometheus_client` collectors (objects whose `collect()`
+# yields metric families, read at scrape time), registered in their AppConfig.ready().
+_COLLECTORS = []
 
 
-def _provided_lines():
-    lines = []
-    for provider in _METRICS_PROVIDERS:
+def register_metrics(collector):
+    """Add `collector` to `/metrics` (once per collector)."""
+    if collector not in _COLLECTORS:
+        _COLLECTORS.append(collector)
+
+
+class _Guarded:
+    """One broken collector must not take the hub's own metrics down with it."""
+
+    def __init__(self, collector):
+        self.collector = collector
+
+    def collect(self):
         try:
-            lines.extend(provider())
+            families = list(self.collector.collect())
         except Exception:
-            # One broken provider must not take the hub's own metrics down with it.
-            logger.exception("metrics provider %r failed", provider)
-    return lines
+            logger.exception("metrics collector %r failed", self.collector)
+            return []
+        return families
 
 
 async def metrics_text():
+    """This process's `/metrics` in the Prometheus text format (0.0.4)."""
     hub = existing_hub()
     summary = (
         hub.summary()
@@ -248,9 +237,13 @@ async def metrics_text():
             "layer_healthy": None,
         }
     )
-    text = prometheus_text(summary, hub)
-    # Providers read in-memory counters only (no database), so they run right here.
-    return text + "".join(line + "\n" for line in _provided_lines())
+    # A registry per scrape: the hub's figures are the ones just read on the event loop.
+    # Collectors read in-memory counters only (no database), so they run right here.
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HubCollector(summary, hub))
+    for collector in _COLLECTORS:
+        registry.register(_Guarded(collector))
+    return generate_latest(registry).decode()
 
 
 def _now():

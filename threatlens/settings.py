@@ -366,8 +366,6 @@ REALTIME_DEFAULT_SUBSCRIPTIONS = {
 
 # Serve /metrics without login (only for a scraper on a private network).
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
-# Functions adding other apps' figures to /metrics (each returns Prometheus text).
-METRICS_EXTRA = ["incidents.sigma.metrics.prometheus_text"]
 
 ALERT_SEVERITY_THRESHOLD = env_int("ALERT_SEVERITY_THRESHOLD", 7, minimum=1, maximum=10)
 

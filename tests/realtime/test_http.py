@@ -5,6 +5,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Permission
 
 from realtime.models import Event
+from tests.prometheus_samples import families
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -195,9 +196,16 @@ async def test_metrics_are_prometheus_text_for_admins(ws, alice, carol, token_fo
         "/metrics", headers={"authorization": f"Bearer {token_for(carol)}"}
     )
     assert response.status_code == 200
-    text = response.content.decode()
-    assert "threatlens_ws_connections 1" in text
-    assert 'threatlens_ws_delivery_latency_seconds_bucket{le="+Inf"}' in text
+    figures = families(response.content.decode())  # prometheus_client's parser accepts it
+    assert figures["threatlens_ws_connections"] == ("gauge", {"threatlens_ws_connections": 1})
+    kind, latency = figures["threatlens_ws_delivery_latency_seconds"]
+    assert (
+        kind == "histogram"
+        and 'threatlens_ws_delivery_latency_seconds_bucket{le="+Inf"}' in latency
+    )
+    kind, sent = figures["threatlens_ws_messages_out"]  # the parser drops a counter's _total
+    assert kind == "counter" and sent["threatlens_ws_messages_out_total"] >= 1
+    assert {"threatlens_ingest_lines_received", "threatlens_sigma_rules_loaded"} <= set(figures)
     anonymous = await AsyncClient().get("/metrics")
     assert anonymous.status_code in (401, 403)
 

@@ -6,6 +6,7 @@ from django.test import TestCase
 from incidents.models import Alert, SecurityEvent
 from incidents.sigma.models import SigmaRule
 from tests.pipeline.conftest import T0, ssh_failure, syslog
+from tests.prometheus_samples import samples
 from tests.sigma.conftest import rule_yaml
 
 pytestmark = pytest.mark.django_db
@@ -204,7 +205,8 @@ def test_metrics_show_each_rules_hits_and_cost(api_client, alice, carol):
     api_client.force_authenticate(carol)
     text = api_client.get("/metrics").content.decode()
 
-    assert "threatlens_sigma_rules_loaded 1" in text
+    figures = samples(text)
+    assert figures["threatlens_sigma_rules_loaded"] == 1
     labels = f'rule_id="{RULE_ID}",title="Failed root login over SSH"'
-    assert f"threatlens_sigma_rule_hits_total{{{labels}}} 70" in text
-    assert f"threatlens_sigma_rule_evaluations_total{{{labels}}} 64" in text
+    assert figures[f"threatlens_sigma_rule_hits_total{{{labels}}}"] == 70
+    assert figures[f"threatlens_sigma_rule_evaluations_total{{{labels}}}"] == 64
