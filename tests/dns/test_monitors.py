@@ -87,3 +87,16 @@ async def sync(function, *args):
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(function)(*args)
+
+
+def test_system_metrics_count_the_zones_through_the_provider_the_dns_app_registers(
+    make_zone, make_record
+):
+    from threatlens.monitoring.metrics import collect_system_metrics
+
+    zone = make_zone()
+    make_record(zone)
+    make_record(zone, name="mail")
+    make_zone(is_active=False)
+    dns = collect_system_metrics()["metrics"]["dns"]
+    assert (dns["active_zones"], dns["total_records"]) == (1, 2)

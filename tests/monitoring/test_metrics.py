@@ -5,6 +5,7 @@ from collections import namedtuple
 import pytest
 
 from threatlens.monitoring import metrics
+from threatlens.monitoring import metrics as metrics_module
 from threatlens.monitoring.metrics import (
     NetworkCounters,
     collect_system_metrics,
@@ -37,10 +38,9 @@ Counters = namedtuple("Counters", "bytes_sent bytes_recv packets_sent packets_re
 
 
 @pytest.fixture(autouse=True)
-def _no_dns_provider():
-    register_dns_metrics_provider(None)
-    yield
-    register_dns_metrics_provider(None)
+def _no_dns_provider(monkeypatch):
+    # monkeypatch puts the DNS app's provider back afterwards (other tests rely on it).
+    monkeypatch.setattr(metrics_module, "_dns_provider", None)
 
 
 def test_metrics_have_exactly_the_unified_shape():
