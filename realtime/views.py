@@ -10,7 +10,8 @@ from django.views.decorators.http import require_GET
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -92,6 +93,17 @@ class MetricsView(APIView):
         return HttpResponse(text, content_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, with JSON nested too deep for Python's parser a 400 (DRF lets
+    its RecursionError through, a 500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+
+
 class PublishView(APIView):
     """`POST /api/realtime/publish/`: publish an event, or a list of events, from an
     integration or an admin.
@@ -102,6 +114,7 @@ class PublishView(APIView):
 
     authentication_classes = [SnapshotJWTAuthentication, SessionAuthentication]
     permission_classes = [CanPublish]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         request=PublishSerializer,
@@ -130,24 +143,23 @@ class PublishView(APIView):
         if not items:
             raise ValidationError({"detail": "The list of events is empty."})
         if len(items) > MAX_EVENTS_PER_REQUEST:
-            raise ValidationError(
+            return Response(
                 {
                     "detail": f"At most {MAX_EVENTS_PER_REQUEST} events per request.",
+                    "error_code": "TOO_MANY_EVENTS",
                     "max_events": MAX_EVENTS_PER_REQUEST,
-                }
+                },
+                status=status.HTTP_400_BAD_REQUEST,
             )
         serializer = PublishSerializer(data=items, many=True)
         if not serializer.is_valid():
-            errors = serializer.errors
-            if isinstance(errors, dict):  # not a list of items at all
-                raise ValidationError(errors)
-            raise ValidationError(
+            return Response(
                 {
                     "detail": "Some events are invalid: none was published.",
-                    "errors": [
-                        {"index": index, **error} for index, error in enumerate(errors) if error
-                    ],
-                }
+                    "error_code": "INVALID",
+                    "errors": _item_errors(serializer.errors),
+                },
+                status=status.HTTP_400_BAD_REQUEST,
             )
         events = publish_many(
             [
@@ -160,6 +172,19 @@ class PublishView(APIView):
             ]
         )
         return Response({"events": [_published(event) for event in events]}, status=201)
+
+
+def _item_errors(errors):
+    """`[{"index": i, field: [messages]}]` for the bad items of a list (DRF gives a list
+    with `{}` for good items, or a dict keyed by index, depending on its version)."""
+    pairs = errors.items() if isinstance(errors, dict) else enumerate(errors)
+    return [
+        {"index": index, **error}
+        if isinstance(index, int) and isinstance(error, dict)
+        else {"index": index, "non_field_errors": error}
+        for index, error in sorted(pairs, key=lambda pair: str(pair[0]).zfill(12))
+        if error
+    ]
 
 
 def _published(event):

@@ -307,13 +307,10 @@ async def test_socket_sessions_are_audited_but_not_pushed_to_admins(ws, carol, a
     await client.disconnect()
 
     def actions():
-        return set(
-            AuditLog.objects.filter(target_id="quiet").values_list("action", flat=True)
-        )
+        return set(AuditLog.objects.filter(target_id="quiet").values_list("action", flat=True))
 
     assert await eventually(
-        lambda: {"realtime.connect", "realtime.filter_changed", "realtime.disconnect"}
-        <= actions()
+        lambda: {"realtime.connect", "realtime.filter_changed", "realtime.disconnect"} <= actions()
     )
     assert await watcher.receive_nothing(timeout=0.5)
     assert not await asyncio.to_thread(
