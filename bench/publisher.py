@@ -9,7 +9,8 @@ from which the clients compute loss and latency.
 
 Modes:
 - `rest`: `POST /api/realtime/publish/` with a publisher's JWT (the public path), over
-  keep-alive HTTP/1.1 connections, `concurrency` of them in a burst.
+  keep-alive HTTP/1.1 connections, `concurrency` of them in a burst; with `batch` > 1 the
+  burst posts lists of that many events (one request, one INSERT each).
 - `direct`: `realtime.publishing.publish` called in this process against the same database
   and Redis as the servers: the path of a `manage.py` command or a worker, without HTTP.
   With the in-memory layer (no `--redis`) events reach the server only through the hub's
@@ -59,10 +60,19 @@ class RestPublisher:
             )
         return connection
 
-    def publish(self, data):
+    def body(self, data):
         body = {"event_type": self.event_type, "data": data}
         if self.priority is not None:
             body["priority"] = self.priority
+        return body
+
+    def publish(self, data):
+        self.post(self.body(data))
+
+    def publish_many(self, items):
+        self.post([self.body(data) for data in items])
+
+    def post(self, body):
         connection = self.connection()
         try:
             connection.request("POST", "/api/realtime/publish/", json.dumps(body), self.headers)
@@ -135,6 +145,18 @@ def run(config, publisher):
     started = time.time()
     deadline = started + config["duration"]
 
+    def publish_list(seqs):
+        begin = time.time()
+        try:
+            publisher.publish_many([event_data(seq, pad) for seq in seqs])
+        except Exception as exc:
+            with lock:
+                errors[f"{type(exc).__name__}: {exc}"[:100]] += len(seqs)
+            return
+        with lock:
+            published.extend(seqs)
+            calls.append(time.time() - begin)
+
     def publish_one(seq):
         begin = time.time()
         try:
@@ -150,14 +172,19 @@ def run(config, publisher):
     if config["burst"]:
         sequence = itertools.count()
         count = config["count"]
+        batch = config.get("batch", 1)
 
         def worker():
             while time.time() < deadline:
                 with lock:
-                    seq = next(sequence)
-                if seq >= count:
+                    seqs = [next(sequence) for _ in range(batch)]
+                seqs = [seq for seq in seqs if seq < count]
+                if not seqs:
                     return
-                publish_one(seq)
+                if batch > 1:
+                    publish_list(seqs)
+                else:
+                    publish_one(seqs[0])
 
         threads = [threading.Thread(target=worker) for _ in range(config["concurrency"])]
         for thread in threads:

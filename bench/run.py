@@ -70,10 +70,22 @@ def parse_args(argv=None):
     add("--burst-duration", type=float, default=10.0, help="the burst stops after this")
     add("--publisher", choices=("rest", "direct"), default="rest", help="publish path")
     add("--publish-concurrency", type=int, default=4, help="parallel publishers in a burst")
+    add(
+        "--publish-batch",
+        type=int,
+        default=1,
+        help="events per request in a REST burst (>1: a list, one INSERT per request)",
+    )
     add("--event-type", default="config_change", help="event type the clients subscribe to")
     add("--priority", type=int, help="event priority 1-10 (default: the catalogue's)")
     add("--pad-bytes", type=int, default=150, help="filler in each event's data")
     add("--users", type=int, default=1, help="client users (connections share them)")
+    add(
+        "--client-role",
+        choices=("viewer", "analyst", "admin"),
+        default="viewer",
+        help="role of the client users (admins also hear other admins' audit events)",
+    )
     add("--client-procs", type=int, default=0, help="load generator processes (0: auto)")
     add("--client-impl", choices=("fast", "websockets"), default="fast")
     add(
@@ -333,6 +345,7 @@ def publisher_config(args, phase, target, servers, publisher_token):
         "count": args.burst_events if burst else max(1, int(args.rate * args.duration)),
         "duration": args.burst_duration if burst else args.duration + 5,
         "concurrency": args.publish_concurrency if target == "ours" else 1,
+        "batch": args.publish_batch if target == "ours" and args.publisher == "rest" else 1,
     }
     return config
 
@@ -676,7 +689,9 @@ def main(argv=None):
     ok = False
     try:
         log(f"preparing the database ({'PostgreSQL' if args.database_url else 'SQLite'})")
-        prepared = prepare_database(env, users=args.users, password=password, prefix=prefix)
+        prepared = prepare_database(
+            env, users=args.users, password=password, prefix=prefix, role=args.client_role
+        )
         results["ours"] = run_target(
             "ours", args, env, workdir, prepared, password, profile_dir=profile_dir
         )

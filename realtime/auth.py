@@ -1,5 +1,7 @@
 """Authenticating sockets: JWT (query, header or `auth` message) or the session cookie."""
 
+import hashlib
+import time
 from importlib import import_module
 from urllib.parse import urlsplit
 
@@ -10,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
+from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -84,14 +87,38 @@ def _http_scheme(scope):
     return "https" if scope.get("scheme") in ("wss", "https") else "http"
 
 
+# Access tokens whose signature was checked, by digest (never the token itself):
+# {digest: (user id claim, expiry)}. Thousands of sockets come back with the same few
+# tokens after a deploy (a user's tabs, a service's workers); checking a signature costs
+# more than the rest of a connect. A token's claims never change, its expiry is checked on
+# every use, and the dictionary is emptied when full.
+_verified = {}
+VERIFIED_TOKENS = 4096
+
+
+def forget_verified_tokens():
+    """Check every token's signature again (a signing key changed; tests)."""
+    _verified.clear()
+
+
 def token_claims(raw_token):
     """(user id, expiry as a UNIX time) of a valid access token; raises AuthFailed. Checks
     the signature and the expiry only: no database."""
+    key = hashlib.sha256(raw_token.encode("utf-8", "replace")).digest()
+    known = _verified.get(key)
+    if known is not None:
+        if known[1] > time.time():
+            return known
+        raise AuthFailed("Authentication token invalid or expired: Token is expired")
     try:
         token = AccessToken(raw_token)
     except TokenError as exc:
         raise AuthFailed(f"Authentication token invalid or expired: {exc}") from None
-    return token.get(api_settings.USER_ID_CLAIM), float(token["exp"])
+    claims = (token.get(api_settings.USER_ID_CLAIM), float(token["exp"]))
+    if len(_verified) >= VERIFIED_TOKENS:
+        _verified.clear()
+    _verified[key] = claims
+    return claims
 
 
 async def principal_from_token(raw_token):
@@ -103,16 +130,31 @@ async def principal_from_token(raw_token):
     checks. Thousands of sockets of one user reconnecting at once then cost no query each.
     """
     user_id, expires_at = token_claims(raw_token)
-    principal = None
-    pk = get_user_model()._meta.pk
-    if pk.attname == api_settings.USER_ID_FIELD:
-        try:
-            principal = access.cached_principal(pk.to_python(user_id))  # the claim is text
-        except ValidationError:
-            raise AuthFailed("Authentication token names no active user") from None
+    principal = cached_principal_of_claim(user_id)
     if principal is None:
         principal = await _read_principal(user_id)
     return principal, expires_at
+
+
+def cached_principal_of_claim(user_id):
+    """The fresh snapshot held for a token's user id claim, or None (no database; raises
+    AuthFailed for a claim that cannot name a user)."""
+    pk = get_user_model()._meta.pk
+    if pk.attname != api_settings.USER_ID_FIELD:
+        return None  # tokens name users by another field: the snapshot cannot be found
+    try:
+        return access.cached_principal(pk.to_python(user_id))  # the claim is text
+    except ValidationError:
+        raise AuthFailed("Authentication token names no active user") from None
+
+
+def will_authenticate(raw_token):
+    """Whether this token is known to authenticate without asking anyone: valid, and its
+    user has a fresh snapshot here (so the user is active). No database, no store."""
+    try:
+        return cached_principal_of_claim(token_claims(raw_token)[0]) is not None
+    except AuthFailed:
+        return False
 
 
 @database_sync_to_async
@@ -121,6 +163,40 @@ def _read_principal(user_id):
     if user is None or not user.is_active:
         raise AuthFailed("Authentication token names no active user")
     return access.principal_for(user)
+
+
+class SnapshotJWTAuthentication(JWTAuthentication):
+    """simplejwt's JWT authentication for DRF, without the user query when this process
+    holds a fresh snapshot of the token's user (`realtime.access`).
+
+    The snapshot is what the realtime permissions check anyway; it exists only for an
+    active user and is dropped in every process when the user's access changes (and read
+    again after REALTIME_ACCESS_CHECK_INTERVAL at most), so a deactivated user is refused
+    as soon as the live sockets are. The user handed to the view is built from it (id,
+    username, superuser flag): enough for the endpoints that use this class, which read
+    nothing else from `request.user`. Without a snapshot, or with simplejwt's password
+    check on (CHECK_REVOKE_TOKEN), the user is read as simplejwt does and snapshotted.
+    """
+
+    def get_user(self, validated_token):
+        principal = None
+        if not api_settings.CHECK_REVOKE_TOKEN:
+            try:
+                principal = cached_principal_of_claim(
+                    validated_token.get(api_settings.USER_ID_CLAIM)
+                )
+            except AuthFailed:
+                principal = None  # simplejwt's own lookup gives its own error
+        if principal is None:
+            user = super().get_user(validated_token)
+            access.principal_for(user)  # snapshotted for the next request
+            return user
+        return get_user_model()(
+            pk=principal.user_id,
+            is_active=True,
+            is_superuser=principal.is_superuser,
+            **{get_user_model().USERNAME_FIELD: principal.username},
+        )
 
 
 def session_key(scope):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from realtime import auditing
-from threatlens.clientinfo import scope_address
+from realtime.client_address import scope_address
 
 logger = logging.getLogger(__name__)
 

@@ -40,6 +40,7 @@ from realtime.auth import (
     principal_from_token,
     session_key,
     session_user,
+    will_authenticate,
 )
 from realtime.catalogue import VIEW_CONNECTIONS, Family
 from realtime.connection import Connection
@@ -172,8 +173,12 @@ class SocketConsumer(AsyncWebsocketConsumer):
         self.failure_key = (
             auth_failures.credential_key(self.scope, credential) if credential else None
         )
-        if self.failure_key and await auth_failures.failed_repeatedly(
-            get_hub().store, self.failure_key
+        # A token known to work (valid, its user snapshotted here) is not looked up in
+        # the failure counts: a round trip to the store saved on most connects.
+        if (
+            self.failure_key
+            and not (token and will_authenticate(token))
+            and await auth_failures.failed_repeatedly(get_hub().store, self.failure_key)
         ):
             # These credentials keep failing from here (a client reconnecting with an
             # expired token): refused without accepting, counted, not audited alone.
@@ -282,7 +287,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
             await self.send_error("PERMISSION_DENIED", "Debug mode is for administrators")
         await self.replay_missed()
         self.query = None  # read at connect only; thousands of sockets need not keep it
-        await self.audit("realtime.connect", {"method": method, "path": self.scope.get("path")})
+        self.audit_session("realtime.connect", {"method": method, "path": self.scope.get("path")})
 
     async def within_connection_limits(self, hub, principal):
         limits = settings.REALTIME
@@ -690,7 +695,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
                     )
                 except Exception as exc:
                     logger.warning("could not remember %s's position: %s", self.client_id, exc)
-            await self.audit("realtime.disconnect", {"code": code, **_counters(connection)})
+            self.audit_session("realtime.disconnect", {"code": code, **_counters(connection)})
         await self.release_slot()
 
     async def release_slot(self):
@@ -706,7 +711,15 @@ class SocketConsumer(AsyncWebsocketConsumer):
 
     # --- audit ---------------------------------------------------------------------------------
 
+    def audit_session(self, action, details):
+        """An audit row of this socket's own session, written in the background and not
+        published live (realtime/auditing.py says why)."""
+        auditing.session_writer().add(
+            action, self.principal, {"client_id": self.client_id, **details}, self.scope
+        )
+
     async def audit(self, action, details):
+        """An audit row written before this returns, and published live."""
         try:
             await auditing.writer().write(
                 action, self.principal, {"client_id": self.client_id, **details}, self.scope
@@ -928,7 +941,7 @@ class HubConsumer(SocketConsumer):
                 await self.send_error(
                     code, message, details={"event_types": names}, request_id=request_id
                 )
-        await self.audit(
+        self.audit_session(
             "realtime.subscription_changed",
             {"subscriptions": subscriptions, "added": list(added), "removed": list(removed)},
         )
@@ -960,7 +973,7 @@ class HubConsumer(SocketConsumer):
         await self.send_reply(
             "filter_updated", {"filter": current, "action": action}, request_id=request_id
         )
-        await self.audit("realtime.filter_changed", {"action": action, "filter": current})
+        self.audit_session("realtime.filter_changed", {"action": action, "filter": current})
 
     async def handle_get_status(self, data, request_id):
         hub = get_hub()

@@ -17,6 +17,8 @@ import threading
 
 from django.conf import settings
 
+from realtime import auditing
+
 logger = logging.getLogger(__name__)
 
 CLOSE_SERVICE_RESTART = 1012
@@ -55,6 +57,9 @@ async def _shut_down(hub, previous, signum, frame):
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await asyncio.gather(*closes, return_exceptions=True)
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(2):
+            await auditing.flush_all()  # the closed sockets' rows, written in the background
     with contextlib.suppress(Exception):
         async with asyncio.timeout(1):
             await hub.stop()

@@ -93,6 +93,23 @@ POOL_SIZE = 20
 POOL_WAIT = 5
 
 
+# KEYS: this process's count hash, the live processes' sorted set. ARGV: the user's field,
+# the hash's TTL, now, the cutoff of live processes, the prefix of count hashes, origin.
+ADD_CONNECTION = """
+redis.call('HINCRBY', KEYS[1], 'total', 1)
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
+local total, mine = 0, 0
+for _, origin in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[4], '+inf')) do
+  local row = redis.call('HMGET', ARGV[5] .. origin, 'total', ARGV[1])
+  total = total + (tonumber(row[1]) or 0)
+  mine = mine + (tonumber(row[2]) or 0)
+end
+return {total, mine}
+"""
+
+
 class RedisStore:
     """Every process: one Redis. A process's counts sit in its own hash that expires when
     its heartbeats stop, so a crashed process's connections stop counting by themselves."""
@@ -117,6 +134,7 @@ class RedisStore:
         )
         self.redis = redis.Redis.from_pool(pool)  # closed with the client
         self.prefix = f"{prefix}.rt"
+        self._add_connection = self.redis.register_script(ADD_CONNECTION)
 
     def _key(self, *parts):
         return ":".join((self.prefix, *map(str, parts)))
@@ -128,22 +146,20 @@ class RedisStore:
         ]
 
     async def add_connection(self, origin, user_id):
-        key = self._key("conn", origin)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, "total", 1).hincrby(key, f"u:{user_id}", 1)
-            pipe.expire(key, PROCESS_TTL).zadd(self._key("procs"), {origin: time.time()})
-            await pipe.execute()
-        return await self._counts(user_id)
-
-    async def _counts(self, user_id):
-        origins = await self._live_origins()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for origin in origins:
-                pipe.hmget(self._key("conn", origin), "total", f"u:{user_id}")
-            rows = await pipe.execute()
-        total = sum(int(row[0] or 0) for row in rows)
-        mine = sum(int(row[1] or 0) for row in rows)
-        return total, mine
+        # One round trip (a script runs atomically): count the socket in, then sum every
+        # live process's counts. Each connect waits on it.
+        total, mine = await self._add_connection(
+            keys=[self._key("conn", origin), self._key("procs")],
+            args=[
+                f"u:{user_id}",
+                PROCESS_TTL,
+                time.time(),
+                time.time() - PROCESS_TTL,
+                self._key("conn", ""),
+                origin,
+            ],
+        )
+        return int(total), int(mine)
 
     async def remove_connection(self, origin, user_id):
         key = self._key("conn", origin)

@@ -2,21 +2,43 @@
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.dispatch import Signal
 from django.http import HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime import control, monitoring
+from realtime.auth import SnapshotJWTAuthentication
 from realtime.permissions import CanPublish, CanViewConnections
-from realtime.publishing import publish
+from realtime.publishing import publish, publish_many
 from realtime.serializers import DisconnectSerializer, PublishSerializer
-from threatlens import health
-from threatlens.audit.services import record
+
+# An administrator's action on live connections over HTTP, for the audit log (which
+# connects a receiver: realtime imports no project app). Sent with `action`, `request`,
+# `target_type`, `target_id`.
+connections_action = Signal()
+
+# Events one `POST /api/realtime/publish/` may carry as a list.
+MAX_EVENTS_PER_REQUEST = 1000
+
+
+async def _no_health_report():
+    return {"status": "healthy", "components": {}}
+
+
+def health_report_provider():
+    """REALTIME_HEALTH_REPORT: the dotted path of an async function returning the
+    server's health report (`{"status": "healthy" | ..., "components": {...}}`)."""
+    path = getattr(settings, "REALTIME_HEALTH_REPORT", None)
+    return import_string(path) if path else _no_health_report
 
 
 @never_cache
@@ -24,9 +46,9 @@ from threatlens.audit.services import record
 def realtime_status(request):
     """`GET /realtime/status`: components, their health and queued messages. No login,
     no user data."""
-    report = async_to_sync(health.health_report)()
+    report = dict(async_to_sync(health_report_provider())())
     report["realtime"] = async_to_sync(monitoring.hub_status)()
-    code = 200 if report["status"] == health.HEALTHY else 503
+    code = 200 if report.get("status") == "healthy" else 503
     return JsonResponse(report, status=code)
 
 
@@ -71,10 +93,28 @@ class MetricsView(APIView):
         return HttpResponse(text, content_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-class PublishView(APIView):
-    """`POST /api/realtime/publish/`: publish an event from an integration or an admin."""
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, with JSON nested too deep for Python's parser a 400 (DRF lets
+    its RecursionError through, a 500)."""
 
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+
+
+class PublishView(APIView):
+    """`POST /api/realtime/publish/`: publish an event, or a list of events, from an
+    integration or an admin.
+
+    A list is checked whole first: one bad item publishes none, and the answer names
+    every bad item by its index. The events of a list are stored in one INSERT.
+    """
+
+    authentication_classes = [SnapshotJWTAuthentication, SessionAuthentication]
     permission_classes = [CanPublish]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         request=PublishSerializer,
@@ -86,6 +126,8 @@ class PublishView(APIView):
         },
     )
     def post(self, request):
+        if isinstance(request.data, list):
+            return self.publish_list(request.data)
         serializer = PublishSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
@@ -95,10 +137,58 @@ class PublishView(APIView):
             priority=values.get("priority"),
             recipients=values.get("recipients"),
         )
-        return Response(
-            {"message_id": event.message_id, "event_type": event.event_type},
-            status=status.HTTP_201_CREATED,
+        return Response(_published(event), status=status.HTTP_201_CREATED)
+
+    def publish_list(self, items):
+        if not items:
+            raise ValidationError({"detail": "The list of events is empty."})
+        if len(items) > MAX_EVENTS_PER_REQUEST:
+            return Response(
+                {
+                    "detail": f"At most {MAX_EVENTS_PER_REQUEST} events per request.",
+                    "error_code": "TOO_MANY_EVENTS",
+                    "max_events": MAX_EVENTS_PER_REQUEST,
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        serializer = PublishSerializer(data=items, many=True)
+        if not serializer.is_valid():
+            return Response(
+                {
+                    "detail": "Some events are invalid: none was published.",
+                    "error_code": "INVALID",
+                    "errors": _item_errors(serializer.errors),
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        events = publish_many(
+            [
+                (
+                    values["event_type"],
+                    values["data"],
+                    {"priority": values.get("priority"), "recipients": values.get("recipients")},
+                )
+                for values in serializer.validated_data
+            ]
         )
+        return Response({"events": [_published(event) for event in events]}, status=201)
+
+
+def _item_errors(errors):
+    """`[{"index": i, field: [messages]}]` for the bad items of a list (DRF gives a list
+    with `{}` for good items, or a dict keyed by index, depending on its version)."""
+    pairs = errors.items() if isinstance(errors, dict) else enumerate(errors)
+    return [
+        {"index": index, **error}
+        if isinstance(index, int) and isinstance(error, dict)
+        else {"index": index, "non_field_errors": error}
+        for index, error in sorted(pairs, key=lambda pair: str(pair[0]).zfill(12))
+        if error
+    ]
+
+
+def _published(event):
+    return {"message_id": event.message_id, "event_type": event.event_type}
 
 
 class DisconnectView(APIView):
@@ -112,8 +202,9 @@ class DisconnectView(APIView):
         serializer.is_valid(raise_exception=True)
         user_id = serializer.validated_data["user_id"]
         control.disconnect_user(user_id)
-        record(
-            "realtime.disconnect_user",
+        connections_action.send(
+            sender=DisconnectView,
+            action="realtime.disconnect_user",
             request=request,
             target_type="auth.user",
             target_id=str(user_id),

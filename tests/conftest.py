@@ -49,10 +49,12 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_principals():
-    """User ids repeat from test to test: no test sees another's user snapshots."""
-    from realtime import access
+    """User ids repeat from test to test: no test sees another's user snapshots (or
+    verified tokens)."""
+    from realtime import access, auth
 
     access.forget_all()
+    auth.forget_verified_tokens()
 
 
 @pytest.fixture(autouse=True)

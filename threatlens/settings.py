@@ -254,7 +254,7 @@ LOGIN_THROTTLE_FAILURES = env_int("LOGIN_THROTTLE_FAILURES", 5, minimum=1)
 LOGIN_THROTTLE_WINDOW = env_duration("LOGIN_THROTTLE_WINDOW", 300, minimum=1)
 # Trust X-Forwarded-For for the client address (only behind a proxy that sets it), taking
 # the entry the NUM_PROXIES trusted proxies added: the NUM_PROXIES-th from the right
-# (threatlens/clientinfo.py). Entries left of it are the client's own and never trusted.
+# (realtime/client_address.py). Entries left of it are the client's own and never trusted.
 USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
 NUM_PROXIES = env_int("NUM_PROXIES", 1, minimum=0, maximum=100)
 
@@ -366,6 +366,9 @@ REALTIME_DEFAULT_SUBSCRIPTIONS = {
 
 # Serve /metrics without login (only for a scraper on a private network).
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+# The health report /realtime/status shows beside the hub's figures (realtime imports no
+# project app: it is named here).
+REALTIME_HEALTH_REPORT = "threatlens.health.health_report"
 
 ALERT_SEVERITY_THRESHOLD = env_int("ALERT_SEVERITY_THRESHOLD", 7, minimum=1, maximum=10)
 

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from django.test import Client as HttpClient
 
+from realtime.models import Event
 from tests.sockets import eventually
 from threatlens.audit.models import AuditLog
 
@@ -255,28 +256,78 @@ async def test_a_user_deleted_while_connected_is_still_named_in_the_audit(ws, al
     assert (entry.actor_id, entry.details["username"]) == (None, "alice")
 
 
-async def test_sockets_connecting_together_share_audit_transactions(
-    ws, alice, token_for, monkeypatch
-):
-    from realtime import auditing
+async def test_sockets_connecting_together_share_audit_transactions(ws, alice, token_for):
+    from realtime.auditing import socket_audit
 
     batches = []
-    write_rows = auditing.write_rows
 
-    def counted(rows):
-        batches.append(len(rows))
-        write_rows(rows)
+    def counted(sender, *, rows, live, **kwargs):
+        batches.append((len(rows), live))
 
-    monkeypatch.setattr(auditing, "write_rows", counted)
-    clients = await asyncio.gather(
-        *(ws(f"/ws/together-{n}", token=token_for(alice)) for n in range(8))
+    socket_audit.connect(counted)
+    try:
+        clients = await asyncio.gather(
+            *(ws(f"/ws/together-{n}", token=token_for(alice)) for n in range(8))
+        )
+        for client in clients:
+            assert (await client.receive())["type"] == "connection_established"
+        assert await eventually(
+            lambda: AuditLog.objects.filter(action="realtime.connect", actor=alice).count() == 8
+        )
+    finally:
+        socket_audit.disconnect(counted)
+    assert sum(size for size, _live in batches) == 8 and len(batches) < 8
+    assert {live for _size, live in batches} == {False}
+
+
+async def test_a_connect_does_not_wait_for_its_audit_row(ws, alice, token_for, monkeypatch):
+    from realtime import auditing
+
+    monkeypatch.setattr(auditing, "FLUSH_DELAY", 60)  # the row waits: the socket must not
+    client = await ws("/ws/early", token=token_for(alice))
+    assert (await client.receive())["type"] == "connection_established"
+    assert not await asyncio.to_thread(
+        AuditLog.objects.filter(action="realtime.connect", target_id="early").exists
     )
-    for client in clients:
-        assert (await client.receive())["type"] == "connection_established"
+    await auditing.flush_all()
+    assert await asyncio.to_thread(
+        AuditLog.objects.filter(action="realtime.connect", target_id="early").exists
+    )
+
+
+async def test_socket_sessions_are_audited_but_not_pushed_to_admins(ws, carol, alice, token_for):
+    watcher = await ws("/ws", token=token_for(carol))
+    assert (await watcher.receive())["type"] == "connection_established"
+    await watcher.send({"type": "subscribe", "data": {"event_types": ["user_action"]}})
+    assert (await watcher.receive_type("subscription_updated"))["data"]["subscriptions"]
+    client = await ws("/ws/quiet", token=token_for(alice))
+    assert (await client.receive())["type"] == "connection_established"
+    await client.send({"type": "set_filter", "data": {"min_priority": 1}})
+    assert (await client.receive_type("filter_updated"))["data"]["action"] == "set"
+    await client.disconnect()
+
+    def actions():
+        return set(AuditLog.objects.filter(target_id="quiet").values_list("action", flat=True))
+
     assert await eventually(
-        lambda: AuditLog.objects.filter(action="realtime.connect", actor=alice).count() == 8
+        lambda: {"realtime.connect", "realtime.filter_changed", "realtime.disconnect"} <= actions()
     )
-    assert sum(batches) == 8 and len(batches) < 8
+    assert await watcher.receive_nothing(timeout=0.5)
+    assert not await asyncio.to_thread(
+        Event.objects.filter(event_type="user_action", data__target_id="quiet").exists
+    )
+
+
+async def test_socket_audit_rows_wait_in_bounded_memory(monkeypatch):
+    from realtime import auditing
+
+    monkeypatch.setattr(auditing, "MAX_PENDING", 3)
+    monkeypatch.setattr(auditing, "FLUSH_DELAY", 60)
+    writer = auditing.SessionAuditWriter()
+    for n in range(5):
+        writer.add("realtime.connect", None, {"client_id": str(n)}, {"client": ("1.2.3.4", 1)})
+    assert (writer.pending, writer.dropped) == (3, 2)
+    writer._flusher.cancel()
 
 
 async def test_auth_failure_is_audited(ws):

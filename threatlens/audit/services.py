@@ -30,11 +30,13 @@ def record(action, **fields):
     return entry
 
 
-def record_many(rows):
+def record_many(rows, *, publish=True):
     """Write several audit rows in one INSERT, each `rows` item being `record`'s keyword
-    arguments (`action` included); admins hear of each once the transaction commits."""
+    arguments (`action` included); admins hear of each once the transaction commits,
+    unless `publish` is false (rows kept, not pushed live: sockets' own sessions)."""
     entries = AuditLog.objects.bulk_create([_entry(**row) for row in rows])
-    publish_many_on_commit([("user_action", user_action_payload(entry)) for entry in entries])
+    if publish:
+        publish_many_on_commit([("user_action", user_action_payload(entry)) for entry in entries])
     return entries
 
 
