@@ -12,8 +12,8 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from dns import announce, validation
+from dns.events import changes_between
 from dns.models import Forwarder, Record, RpzRule, ThreatFeed, Zone, ZoneAccess
-from dns.payloads import changes_between
 from dns.services import handled, in_bulk_writes, record_values, today, zone_values
 
 

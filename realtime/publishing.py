@@ -8,6 +8,7 @@ groups, receives it once and fans it out to its own connections.
 
 import logging
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -59,17 +60,17 @@ def publish_many(items):
     return events
 
 
-def publish_on_commit(event_type, data, *, merge_key=None, using=None, **options):
+def publish_on_commit(event_type, data, *, merge_key=None, merge=None, using=None, **options):
     """Publish once the current transaction commits (at once outside a transaction).
 
     The event is checked against the catalogue now, so a bad call fails where it is made.
     It joins the transaction's buffer: every event of one commit goes out in ONE INSERT
-    (`publish_many`). Events of one type with the same `merge_key` (e.g. `"alert:7"`)
-    are published once, where the first was, with the last one's data and priority and
-    every recipient named.
+    (`publish_many`). Events of one type with the same `merge_key` (e.g. a record's id)
+    are published once, where the first was, with the last one's data (or
+    `merge(earlier_data, later_data)`) and priority, and every recipient named.
     """
     _check(event_type, data, options.get("priority"), options.get("recipients"))
-    _buffer_item(Publication(event_type, data, options, merge_key), using)
+    _buffer_item(Publication(event_type, data, options, merge_key, merge), using)
 
 
 def publish_many_on_commit(items, *, using=None):
@@ -125,6 +126,7 @@ class Publication:
     data: dict
     options: dict
     merge_key: object = None
+    merge: Callable | None = None
 
     def merged(self, later):
         options = dict(later.options)
@@ -133,7 +135,8 @@ class Publication:
             options["recipients"] = Recipients(
                 users=mine.users | theirs.users, groups=mine.groups | theirs.groups
             )
-        return Publication(self.event_type, later.data, options, self.merge_key)
+        data = later.data if self.merge is None else self.merge(self.data, later.data)
+        return Publication(self.event_type, data, options, self.merge_key, self.merge)
 
     def as_item(self):
         return (self.event_type, self.data, self.options)
@@ -144,10 +147,10 @@ class Publication:
 # Each `*_on_commit` call registers one small `_Pending` with Django's public
 # `transaction.on_commit`, inside whatever savepoint is current. Django discards it if that
 # savepoint (or the transaction) rolls back, and runs the survivors in order after the
-# commit. The buffer holds only weak references: a discarded `_Pending` is freed at once,
-# so when the last surviving one runs (none alive after it), every event of the commit
-# is known and goes out in one `publish_many`. Nothing reads Django's private
-# `run_on_commit` or `savepoint_ids`.
+# commit. The buffer holds the registered ones by weak reference only, so a discarded one
+# disappears from it at once; one that ran is kept until the flush. When the last one
+# alive has run, every event of the commit is known, and they go out in one
+# `publish_many`. Nothing reads Django's private `run_on_commit` or `savepoint_ids`.
 
 _buffers = weakref.WeakKeyDictionary()  # database connection -> _Buffer
 
@@ -171,36 +174,39 @@ class _Buffer:
     """The events registered on one database connection and not yet published."""
 
     def __init__(self):
-        self.pending = []  # weak references to _Pending, in registration order
+        self.registered = []  # weak references to _Pending, in registration order
+        self.committed = []  # the _Pending that ran, until the flush
         self.prune_at = 64
 
     def add(self, items, using):
         pending = _Pending(self, items)
-        if len(self.pending) >= self.prune_at:
+        if len(self.registered) >= self.prune_at:
             # Transactions that rolled back leave dead references behind.
-            self.pending = [ref for ref in self.pending if ref() is not None]
-            self.prune_at = max(64, 2 * len(self.pending))
-        self.pending.append(weakref.ref(pending))
+            self._prune()
+            self.prune_at = max(64, 2 * len(self.registered))
+        self.registered.append(weakref.ref(pending))
         # robust: after the commit the write stands; a failing publish is logged
         # (in `_flush`), never raised into the code that committed.
         transaction.on_commit(pending, using=using, robust=True)
 
     def ran(self, pending):
-        # Callbacks run in registration order: wait for the last one still alive.
-        for ref in reversed(self.pending):
-            last = ref()
-            if last is not None:
-                if last is not pending and not last.ran:
-                    return
+        self.committed.append(pending)
+        # Django runs the callbacks in registration order: while one registered after
+        # this one is still alive and waiting, the commit has more to say.
+        for ref in reversed(self.registered):
+            other = ref()
+            if other is pending:
                 break
-        due, kept = [], []
-        for ref in self.pending:
-            item = ref()
-            if item is None:
-                continue
-            (due if item.ran else kept).append(item if item.ran else ref)
-        self.pending = kept
-        _flush([entry for item in due for entry in item.items])
+            if other is not None and not other.ran:
+                return
+        due, self.committed = self.committed, []
+        self._prune()
+        _flush([item for entry in due for item in entry.items])
+
+    def _prune(self):
+        self.registered = [
+            ref for ref in self.registered if (entry := ref()) is not None and not entry.ran
+        ]
 
 
 def _buffer_item(item, using):
