@@ -150,7 +150,7 @@ class Publication:
 # commit. The buffer holds the registered ones by weak reference only, so a discarded one
 # disappears from it at once; one that ran is kept until the flush. When the last one
 # alive has run, every event of the commit is known, and they go out in one
-# `publish_many`. Nothing reads Django's private `run_on_commit` or `savepoint_ids`.
+# `publish_many`. Nothing reads Django's private list of callbacks or of savepoints.
 
 _buffers = weakref.WeakKeyDictionary()  # database connection -> _Buffer
 
