@@ -19,7 +19,12 @@ from incidents.events import incident_data
 from incidents.models import Alert, Incident, Severity
 from incidents.serializers import alert_payloads
 from realtime.catalogue import PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_MEDIUM
-from realtime.publishing import CommittedChange, Recipients, build_on_commit
+from realtime.publishing import (
+    CommittedChange,
+    Recipients,
+    build_many_on_commit,
+    build_on_commit,
+)
 
 ALERT = "alert"
 INCIDENT = "incident"
@@ -40,8 +45,7 @@ def alert_changed(alert_id, *, created=False):
 
 def alerts_changed(alert_ids, *, created=False):
     """The same for many alerts (after `bulk_create` or `queryset.update`)."""
-    for alert_id in alert_ids:
-        build_on_commit(AlertChanged(alert_id, created=created))
+    build_many_on_commit(AlertChanged(alert_id, created=created) for alert_id in alert_ids)
 
 
 def incident_changed(incident_id, *, created=False, also_notify=()):
@@ -53,8 +57,9 @@ def incident_changed(incident_id, *, created=False, also_notify=()):
 
 
 def incidents_changed(incident_ids, *, created=False):
-    for incident_id in incident_ids:
-        build_on_commit(IncidentChanged(incident_id, created=created))
+    build_many_on_commit(
+        IncidentChanged(incident_id, created=created) for incident_id in incident_ids
+    )
 
 
 def incident_recipients(incident, *, also=()):

@@ -96,6 +96,13 @@ def build_on_commit(change, *, using=None):
     _buffer_item(change, using)
 
 
+def build_many_on_commit(changes, *, using=None):
+    """`build_on_commit` for several changes (one registration for all)."""
+    changes = list(changes)
+    if changes:
+        _buffer_item(changes, using)
+
+
 class CommittedChange:
     """Something that changed in a transaction, published after the commit from the
     committed state. Subclasses set `key` (which object) and implement `build`."""
