@@ -2,11 +2,12 @@
 
 Called by `dns.services`, the one write path (REST, the Django admin, commands, jobs;
 `threatlens.writeguard` refuses the others), so every change audits and broadcasts the
-same way. Events go out with `publish_on_commit`: nothing is sent for
-a transaction that rolls back.
+same way. Events go out with `publish_on_commit`: nothing is sent for a transaction that
+rolls back, and a transaction's events share one INSERT (the same object changed twice in
+it is announced once, with its last state).
 """
 
-from dns import bind, payloads
+from dns import bind, events
 from dns.models import RpzRule, ZoneAccess
 from realtime.publishing import Recipients, publish_on_commit
 from threatlens.audit.services import record as audit
@@ -17,9 +18,11 @@ ZONE_ACTIONS = {"created": "create", "updated": "update", "deleted": "delete"}
 def config_changed(object_type, action, actor, *, zone=None, bind_sync=True):
     """`config_change` for everyone with receive_system (what changed, never record data),
     and, with the BIND integration on, a BIND sync once the transaction commits."""
+    # Many changes of one kind to one zone in a transaction: one config_change.
     publish_on_commit(
         "config_change",
-        dict(payloads.config_change_event(object_type, action, actor, zone=zone)),
+        dict(events.config_change_data(object_type, action, actor, zone=zone)),
+        merge_key=(action, zone.pk if zone is not None else None),
     )
     if bind_sync:
         where = f" in {zone.name}" if zone is not None else ""
@@ -77,9 +80,11 @@ def zone_changed(zone, action, changes, *, actor, request=None, recipients=None,
     readers = _with(recipients or zone_readers(zone.pk), extra_users)
     publish_on_commit(
         f"zone_{action}",
-        dict(payloads.zone_event(zone, action, changes, actor)),
+        dict(events.zone_event_data(zone, action, changes, actor)),
         recipients=readers,
         object_key=f"zone:{zone.pk}",
+        merge_key=zone.pk,
+        merge=events.merge_changes,
     )
     config_changed("zone", f"zone_{action}", actor, zone=zone)
 
@@ -100,9 +105,11 @@ def record_changed(record, zone, action, changes, *, actor, request=None):
     )
     publish_on_commit(
         f"record_{action}",
-        dict(payloads.record_event(record, zone, action, changes, actor)),
+        dict(events.record_event_data(record, zone, action, changes, actor)),
         recipients=zone_readers(zone.pk),
         object_key=f"zone:{zone.pk}",
+        merge_key=record.pk,
+        merge=events.merge_changes,
     )
     config_changed("record", f"record_{action}", actor, zone=zone)
 
@@ -119,7 +126,7 @@ def rpz_rule_changed(rule, action, changes, *, actor, request=None):
         target_id=str(rule.pk),
         target_repr=f"{rule.domain} {rule.action}",
     )
-    publish_on_commit("rpz_updated", payloads.rpz_event(rule, action, changes, actor))
+    publish_on_commit("rpz_updated", events.rpz_rule_data(rule, action, changes, actor))
     config_changed("rpz", f"rpz_{action}", actor)
 
 
@@ -127,7 +134,7 @@ def rpz_rules_replaced(feed, *, added, removed, actor):
     """One `rpz_updated` for many rules changed together (a feed import or deletion)."""
     publish_on_commit(
         "rpz_updated",
-        payloads.rpz_bulk_event(
+        events.rpz_bulk_data(
             "feed_import" if added else "feed_removed",
             added=added,
             removed=removed,
@@ -154,7 +161,7 @@ def feed_changed(feed, action, changes, *, actor, request=None, added=0, removed
     )
     publish_on_commit(
         "threat_feed_updated",
-        payloads.feed_event(feed, action, actor, added=added, removed=removed, changes=changes),
+        events.threat_feed_data(feed, action, actor, added=added, removed=removed, changes=changes),
     )
 
 
@@ -162,7 +169,7 @@ def feed_fetch_failed(feed, reason):
     """A download of the feed failed (its rules are unchanged): `threat_feed_updated`
     with action `fetch_failed`; the reason is the feed's `last_error`. No audit row: the
     system's own bookkeeping, not a change of the configuration."""
-    publish_on_commit("threat_feed_updated", payloads.feed_event(feed, "fetch_failed", None))
+    publish_on_commit("threat_feed_updated", events.threat_feed_data(feed, "fetch_failed", None))
 
 
 def forwarder_changed(forwarder, action, changes, *, actor, request=None):

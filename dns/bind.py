@@ -29,13 +29,13 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from dns import zonefile
+from dns import events, zonefile
 from dns.conf import dns_setting
 from dns.models import Zone
 from realtime.publishing import publish
@@ -300,33 +300,10 @@ def _announce(outcome, reason):
     now = timezone.now()
     publish(
         "bind_reload",
-        {
-            **asdict(outcome),
-            "reason": reason,
-            "timestamp": now,
-            "source": "dns",
-            "category": "bind",
-        },
+        events.bind_reload_data(outcome, reason, timestamp=now),
         priority=8 if not outcome.success else None,
     )
-    status = (
-        "healthy" if outcome.success else ("warning" if outcome.stage == "check" else "critical")
-    )
-    publish(
-        "health_update",
-        {
-            "component": "bind9",
-            "status": status,
-            "metrics": {
-                "response_time": outcome.duration_ms,
-                "error_rate": 0.0 if outcome.success else 1.0,
-            },
-            "message": outcome.message,
-            "timestamp": now,
-            "source": "dns",
-            "category": "health",
-        },
-    )
+    publish("health_update", events.bind_health(outcome, timestamp=now))
 
 
 # --- Syncing after changes ------------------------------------------------------------------

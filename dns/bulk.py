@@ -28,7 +28,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from dns import announce, chunked, payloads, services, validation
+from dns import announce, chunked, events, services, validation
 from dns.conf import dns_setting
 from dns.models import BulkOperation, Record, Zone
 from realtime.publishing import publish, publish_on_commit
@@ -131,7 +131,7 @@ class Progress:
         publish(
             "bulk_operation_progress",
             dict(
-                payloads.bulk_progress_event(
+                events.bulk_progress_data(
                     self.job, self.zone, stage=stage, processed=processed, progress=progress
                 )
             ),
@@ -374,15 +374,13 @@ def _audit_values(record):
 def _announce_done(job, zone, actor, recipients):
     publish_on_commit(
         "bulk_operation_progress",
-        dict(
-            payloads.bulk_progress_event(job, zone, stage="done", processed=job.total, progress=1.0)
-        ),
+        dict(events.bulk_progress_data(job, zone, stage="done", processed=job.total, progress=1.0)),
         recipients=recipients,
         object_key=f"zone:{zone.pk}",
     )
     publish_on_commit(
         "bulk_operation_complete",
-        dict(payloads.bulk_complete_event(job, zone, actor)),
+        dict(events.bulk_complete_data(job, zone, actor)),
         recipients=recipients,
         object_key=f"zone:{zone.pk}",
     )
@@ -411,7 +409,7 @@ def _fail(job, zone, actor, recipients, errors, *, undo=False):
         return  # the zone (and this job with it) was deleted meanwhile
     publish_on_commit(
         "bulk_operation_complete",
-        dict(payloads.bulk_complete_event(job, zone, actor)),
+        dict(events.bulk_complete_data(job, zone, actor)),
         recipients=recipients,
         object_key=f"zone:{zone.pk}",
     )

@@ -8,8 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from dns import announce, services, validation
+from dns.events import changes_between
 from dns.models import RpzRule, ThreatFeed
-from dns.payloads import changes_between
 
 # Names a hosts file maps for the machine itself, never threats.
 HOSTS_FILE_NOISE = frozenset(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import dnslib
 from django.utils import timezone
 
+from dns import events
 from dns.conf import dns_setting
 from dns.models import Forwarder
 from realtime.publishing import publish
@@ -80,46 +81,14 @@ def check_forwarder(forwarder, *, name=None, timeout=None, slow_ms=None):
     )
     forwarder.health_status, forwarder.last_check = result.status, now
     forwarder.last_error, forwarder.response_time_ms = result.error, result.response_time_ms
-    publish("health_update", health_event(forwarder, result))
+    publish("health_update", events.forwarder_health(forwarder, result, timestamp=now))
     if previous != result.status:
         publish(
             "forwarder_status_change",
-            {
-                "forwarder_id": str(forwarder.pk),
-                "name": str(forwarder),
-                "address": forwarder.address,
-                "port": forwarder.port,
-                "old_status": previous,
-                "new_status": result.status,
-                "response_time": result.response_time_ms,
-                "error": result.error or None,
-                "timestamp": now,
-                "source": "dns",
-                "category": "forwarder",
-            },
+            events.forwarder_status_data(forwarder, previous, result, timestamp=now),
             priority=9 if result.status == "critical" else None,
         )
     return result
-
-
-def health_event(forwarder, result):
-    """HealthEvent (unified-ws.md) of one forwarder."""
-    message = f"{forwarder} ({forwarder.address}:{forwarder.port}): {result.status}"
-    if result.error:
-        message += f", {result.error}"
-    return {
-        "component": "forwarder",
-        "status": result.status,
-        "metrics": {
-            "response_time": result.response_time_ms,
-            "error_rate": 0.0 if result.status != "critical" else 1.0,
-        },
-        "message": message,
-        "forwarder_id": str(forwarder.pk),
-        "timestamp": timezone.now(),
-        "source": "dns",
-        "category": "health",
-    }
 
 
 def check_all():

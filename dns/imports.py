@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from dns import announce, services, validation, zonefile
+from dns.events import changes_between
 from dns.models import Record, Zone
-from dns.payloads import changes_between
 
 
 def _problems_of(exc):

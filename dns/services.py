@@ -14,11 +14,12 @@ from datetime import UTC
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from dns import announce, validation
+from dns.events import changes_between
 from dns.models import Forwarder, Record, RpzRule, ThreatFeed, Zone, ZoneAccess
-from dns.payloads import changes_between
 from threatlens.audit.services import record as audit
 from threatlens.writeguard import service_writes
 
@@ -280,6 +281,17 @@ def create_record(actor, zone_id, data, *, request=None):
     return record
 
 
+def _lock_zone_of_record(actor, record_id):
+    """`lock_zone` for the zone holding `record_id`, found by the locking query itself (one
+    read, not two). The lock order stays zone, then record."""
+    zone_id = Subquery(Record.objects.filter(pk=record_id).values("zone_id")[:1])
+    try:
+        return lock_zone(actor, zone_id)
+    except Zone.DoesNotExist:
+        _record_zone_id(actor, record_id)  # a record the actor may not read: "No record"
+        raise
+
+
 def _record_zone_id(actor, record_id):
     queryset = Record.objects.all() if actor is None else Record.objects.for_user(actor)
     zone_id = queryset.filter(pk=record_id).values_list("zone_id", flat=True).first()
@@ -290,10 +302,9 @@ def _record_zone_id(actor, record_id):
 
 def update_record(actor, record_id, data, *, version, request=None):
     """Change a record. `version` is the one the client read (None: no check)."""
-    zone_id = _record_zone_id(actor, record_id)
     with transaction.atomic():
         # Zone first, then record: every writer takes the locks in this order.
-        zone = lock_zone(actor, zone_id)
+        zone = _lock_zone_of_record(actor, record_id)
         record = Record.objects.select_for_update().get(pk=record_id, zone=zone)
         _check_version(record, version)
         before = record_values(record)
@@ -318,9 +329,8 @@ def update_record(actor, record_id, data, *, version, request=None):
 
 
 def delete_record(actor, record_id, *, version=None, request=None):
-    zone_id = _record_zone_id(actor, record_id)
     with transaction.atomic():
-        zone = lock_zone(actor, zone_id)
+        zone = _lock_zone_of_record(actor, record_id)
         record = Record.objects.select_for_update().get(pk=record_id, zone=zone)
         _check_version(record, version)
         before = record_values(record)

@@ -2,27 +2,29 @@
 
 Every save of an Alert or Incident (post_save, see `signals.py`) and every write that
 bypasses `save()` (`bulk_create`, `queryset.update`: call `alerts_changed` /
-`incidents_changed` yourself) lands here. The event is built after the commit, from the
-row as committed, by the same serializers the REST API uses:
+`incidents_changed` yourself) lands here. Each change joins the transaction's buffer in
+`realtime.publishing` (`build_on_commit`); the events are built after the commit, from
+the rows as committed, by the builders of `incidents/events.py` (the REST serializers):
 
 - clients never see a change that rolled back (nothing is published before the commit,
-  and a rolled-back savepoint drops its pending events with it);
+  and a rolled-back savepoint drops its changes with it);
 - an object saved several times in one transaction (an incident created, then given its
   first alert) is published once, with its final state: `incident_created` carrying its
   alert, not an empty incident followed by an `incident_updated`.
 """
 
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from django.db import transaction
-
+from incidents.events import incident_data
 from incidents.models import Alert, Incident, Severity
-from incidents.serializers import alert_payloads, incident_payload
+from incidents.serializers import alert_payloads
 from realtime.catalogue import PRIORITY_CRITICAL, PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_MEDIUM
-from realtime.publishing import Recipients, publish_many_on_commit, publish_on_commit
-
-logger = logging.getLogger(__name__)
+from realtime.publishing import (
+    CommittedChange,
+    Recipients,
+    build_many_on_commit,
+    build_on_commit,
+)
 
 ALERT = "alert"
 INCIDENT = "incident"
@@ -38,24 +40,26 @@ PRIORITY_FOR_SEVERITY = {
 
 def alert_changed(alert_id, *, created=False):
     """Publish `new_alert` (created) or `alert_updated` for this alert after commit."""
-    _schedule(ALERT, alert_id, created=created)
+    build_on_commit(AlertChanged(alert_id, created=created))
 
 
 def alerts_changed(alert_ids, *, created=False):
     """The same for many alerts (after `bulk_create` or `queryset.update`)."""
-    for alert_id in alert_ids:
-        _schedule(ALERT, alert_id, created=created)
+    build_many_on_commit(AlertChanged(alert_id, created=created) for alert_id in alert_ids)
 
 
 def incident_changed(incident_id, *, created=False, also_notify=()):
     """Publish `incident_created` or `incident_updated` after commit. `also_notify`: user
     ids that should get this one event besides the usual recipients (a previous owner)."""
-    _schedule(INCIDENT, incident_id, created=created, also_notify=also_notify)
+    build_on_commit(
+        IncidentChanged(incident_id, created=created, also_notify=frozenset(also_notify))
+    )
 
 
 def incidents_changed(incident_ids, *, created=False):
-    for incident_id in incident_ids:
-        _schedule(INCIDENT, incident_id, created=created)
+    build_many_on_commit(
+        IncidentChanged(incident_id, created=created) for incident_id in incident_ids
+    )
 
 
 def incident_recipients(incident, *, also=()):
@@ -69,89 +73,64 @@ def incident_recipients(incident, *, also=()):
     return Recipients(users=frozenset(users))
 
 
-@dataclass
-class _Pending:
+@dataclass(frozen=True)
+class AlertChanged(CommittedChange):
+    """An alert saved in the transaction; `created` if any save created it."""
+
+    pk: int
     created: bool = False
-    also_notify: set = field(default_factory=set)
+
+    @property
+    def key(self):
+        return self.pk
+
+    def merge(self, later):
+        return AlertChanged(self.pk, created=self.created or later.created)
+
+    @classmethod
+    def build(cls, changes):
+        # One query for the alerts and one list serializer for their payloads (DRF builds
+        # a serializer's fields per instance: once for the batch, not once per alert).
+        alerts = Alert.objects.for_payload().in_bulk([change.pk for change in changes])
+        present = [change for change in changes if change.pk in alerts]
+        payloads = alert_payloads([alerts[change.pk] for change in present])
+        return {
+            change.pk: [_alert_event(alerts[change.pk], payload, created=change.created)]
+            for change, payload in zip(present, payloads, strict=True)
+        }
 
 
-class PendingEvents:
-    """The objects changed at one savepoint level of a transaction; registered with
-    `on_commit`, it publishes them when the transaction commits."""
+@dataclass(frozen=True)
+class IncidentChanged(CommittedChange):
+    """An incident saved in the transaction, and users to tell besides its recipients."""
 
-    def __init__(self):
-        self.items = {}
-        self.done = False
+    pk: int
+    created: bool = False
+    also_notify: frozenset = frozenset()
 
-    def add(self, kind, pk, *, created, also_notify=()):
-        pending = self.items.setdefault((kind, pk), _Pending())
-        pending.created = pending.created or created
-        pending.also_notify.update(also_notify)
+    @property
+    def key(self):
+        return self.pk
 
-    def __call__(self):
-        self.done = True
-        publish_committed(self.items)
+    def merge(self, later):
+        return IncidentChanged(
+            self.pk,
+            created=self.created or later.created,
+            also_notify=self.also_notify | later.also_notify,
+        )
 
-    def __repr__(self):
-        return f"<PendingEvents {sorted(self.items)}>"
-
-
-def _schedule(kind, pk, *, created, also_notify=()):
-    connection = transaction.get_connection()
-    if not connection.in_atomic_block:
-        # Autocommit: the row is already committed.
-        publish_committed({(kind, pk): _Pending(created, set(also_notify))})
-        return
-    pending = _pending_for_current_savepoint(connection)
-    if pending is None:
-        pending = PendingEvents()
-        # robust: after the commit the write stands; a failing publish is logged, not
-        # raised into the caller (the same rule as realtime.publishing).
-        transaction.on_commit(pending, robust=True)
-    pending.add(kind, pk, created=created, also_notify=also_notify)
-
-
-def _pending_for_current_savepoint(connection):
-    # Reuse a batch only if it was registered at exactly the current savepoint level:
-    # if this savepoint rolls back, Django drops the batch together with what we add now.
-    # A batch from an outer level would survive that rollback with our item in it.
-    current = set(connection.savepoint_ids)
-    for savepoint_ids, callback, _robust in reversed(connection.run_on_commit):
-        # (A batch that already ran can still be listed inside a test's transaction,
-        # under `captureOnCommitCallbacks`.)
-        if isinstance(callback, PendingEvents) and not callback.done and savepoint_ids == current:
-            return callback
-    return None
-
-
-def publish_committed(items):
-    """Publish one event per changed object, in the order they were first changed, with
-    the objects' committed state (objects deleted meanwhile are skipped)."""
-    alert_ids = [pk for kind, pk in items if kind == ALERT]
-    incident_ids = [pk for kind, pk in items if kind == INCIDENT]
-    alerts = Alert.objects.for_payload().in_bulk(alert_ids) if alert_ids else {}
-    incidents = (
-        Incident.objects.for_payload().prefetch_related("watchers").in_bulk(incident_ids)
-        if incident_ids
-        else {}
-    )
-    # The alerts' payloads from one list serializer (DRF builds a serializer's fields per
-    # instance: once for the batch, not once per alert), published in one INSERT.
-    changed = [pk for kind, pk in items if kind == ALERT and pk in alerts]
-    payloads = dict(zip(changed, alert_payloads([alerts[pk] for pk in changed]), strict=True))
-    batch = []
-    for (kind, pk), pending in items.items():
-        if kind == ALERT and pk in alerts:
-            batch.append(_alert_event(alerts[pk], payloads[pk], created=pending.created))
-        elif kind == INCIDENT and pk in incidents:
-            if batch:
-                publish_many_on_commit(batch)
-                batch = []
-            _publish_incident(
-                incidents[pk], created=pending.created, also_notify=pending.also_notify
-            )
-    if batch:
-        publish_many_on_commit(batch)
+    @classmethod
+    def build(cls, changes):
+        incidents = (
+            Incident.objects.for_payload()
+            .prefetch_related("watchers")
+            .in_bulk([change.pk for change in changes])
+        )
+        return {
+            change.pk: [_incident_event(incidents[change.pk], change)]
+            for change in changes
+            if change.pk in incidents
+        }
 
 
 def _alert_event(alert, payload, *, created):
@@ -165,11 +144,13 @@ def _alert_event(alert, payload, *, created):
     )
 
 
-def _publish_incident(incident, *, created, also_notify):
-    publish_on_commit(
-        "incident_created" if created else "incident_updated",
-        incident_payload(incident),
-        priority=PRIORITY_FOR_SEVERITY.get(incident.severity) if created else None,
-        recipients=incident_recipients(incident, also=also_notify),
-        object_key=f"incident:{incident.pk}",
+def _incident_event(incident, change):
+    return (
+        "incident_created" if change.created else "incident_updated",
+        incident_data(incident),
+        {
+            "priority": PRIORITY_FOR_SEVERITY.get(incident.severity) if change.created else None,
+            "recipients": incident_recipients(incident, also=change.also_notify),
+            "object_key": f"incident:{incident.pk}",
+        },
     )

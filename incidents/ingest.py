@@ -19,10 +19,11 @@ from pathlib import Path
 from django.db import close_old_connections, connections, transaction
 
 from incidents.conf import PROCESSING_MODES, pipeline_setting
+from incidents.events import processing_update_data
 from incidents.exceptions import PermissionDenied, ValidationError
 from incidents.models import RawLog
 from incidents.processing import process_raw_log
-from incidents.security_events import COMPLETED, processing_update_data
+from incidents.security_events import COMPLETED
 from realtime.publishing import publish_on_commit
 from threatlens.audit.services import record
 

@@ -3,7 +3,7 @@
     process_raw_log(raw_log.pk)      # from a request, a worker thread or a command
 
 A raw log goes received -> parsing -> analysis -> completed, or to failed with the
-reason. Each step publishes `processing_update` (see `security_events.processing_update_data`):
+reason. Each step publishes `processing_update` (see `events.processing_update_data`):
 
     stage       status        progress
     received    completed     0.0        when it is stored (by `incidents.ingest`)
@@ -47,6 +47,12 @@ from django.utils import timezone
 
 from incidents import sigma
 from incidents.conf import pipeline_setting
+from incidents.events import (
+    processing_update_data,
+    security_alert_data,
+    security_event_data,
+    threat_detected_data,
+)
 from incidents.exceptions import IncidentsError, NotFound
 from incidents.ingest_metrics import PROCESSING
 from incidents.models import (
@@ -56,18 +62,11 @@ from incidents.models import (
     RawLogStatus,
     SecurityEvent,
 )
-from incidents.pipeline import payloads
+from incidents.pipeline.alert_input import alert_input
 from incidents.pipeline.analyzer import Analyzer
 from incidents.pipeline.parsers import parse_line, parser_for_hint
 from incidents.pipeline.state import BoundedState
-from incidents.security_events import (
-    COMPLETED,
-    FAILED,
-    IN_PROGRESS,
-    STARTED,
-    processing_update_data,
-    security_event_data,
-)
+from incidents.security_events import COMPLETED, FAILED, IN_PROGRESS, STARTED
 from incidents.services import MAX_BULK_ALERTS, ingest_alert, ingest_alerts
 from incidents.threat_intel import domain_lookup
 from realtime.publishing import publish_many_on_commit, publish_on_commit
@@ -350,7 +349,7 @@ class _Run:
                 alert = raised.get(index)
                 if alert is not None:
                     published.append(("security_alert", self._alert_data(draft, alert), draft))
-                threat = payloads.threat_detected_data(draft)
+                threat = threat_detected_data(draft)
                 if threat is not None:
                     published.append(("threat_detected", threat, draft))
                 events.append(_security_event(draft, raw_log, alert.alert_id if alert else None))
@@ -416,9 +415,7 @@ class _Run:
             firsts.setdefault(draft.correlation_key, draft)
         external_ids = _external_ids(firsts)
         bodies = [
-            payloads.alert_input(
-                draft, source=ALERT_SOURCE, external_id=external_ids[draft.correlation_key]
-            )
+            alert_input(draft, source=ALERT_SOURCE, external_id=external_ids[draft.correlation_key])
             for _, draft in severe
         ]
         results = []
@@ -450,7 +447,7 @@ class _Run:
 
     @staticmethod
     def _alert_data(draft, alert):
-        data = payloads.security_alert_data(draft, alert_id=alert.alert_id)
+        data = security_alert_data(draft, alert_id=alert.alert_id)
         data["details"]["occurrence_count"] = alert.occurrence_count
         data["details"]["repeat"] = not alert.created
         if alert.incident_id:

@@ -3,12 +3,12 @@
 `SecurityEventSerializer` defines the `security_event` data (threatlens-ws.md: event_id,
 severity, category, source, message, timestamp, analysis, recommendations, plus what
 identifies the detection) and the items of `GET /api/events/`, so the two never drift.
-`processing_update_data` is the one place that builds `processing_update`.
+The event builders (`security_event`, `processing_update`) are in `incidents/events.py`.
 """
 
 from rest_framework import serializers
 
-from incidents.models import RawLog, RawLogStatus, SecurityEvent
+from incidents.models import RawLog, SecurityEvent
 from incidents.serializers import UserSummarySerializer
 from realtime.catalogue import RECEIVE_SECURITY
 
@@ -71,37 +71,6 @@ def security_event_payload(event):
     return dict(SecurityEventSerializer(event).data)
 
 
-def security_event_data(event):
-    """`security_event_payload(event)` without building a serializer: what ingest
-    publishes for every event of a batch. The test suite holds the two equal
-    (tests/ingest/test_batches.py), so socket and REST shapes cannot drift."""
-    return {
-        "event_id": event.event_id,
-        "severity": event.severity,
-        "category": event.category,
-        "source": event.source,
-        "message": event.message,
-        "timestamp": _datetime(event.timestamp),
-        "analysis": event.analysis,
-        "recommendations": event.recommendations,
-        "rule_id": event.rule_id,
-        "correlation_key": event.correlation_key,
-        "src_ip": None if event.src_ip is None else str(event.src_ip),
-        "user": event.user,
-        "raw_log_id": str(event.raw_log_id) if event.raw_log_id is not None else None,
-        "alert_id": event.alert_id,
-        "created_at": _datetime(event.created_at),
-    }
-
-
-_DATETIME = serializers.DateTimeField()
-
-
-def _datetime(value):
-    # DRF's own conversion (time zone, ISO 8601, "Z"), from one field made once.
-    return None if value is None else _DATETIME.to_representation(value)
-
-
 class RawLogSerializer(serializers.ModelSerializer):
     """A raw log's processing status (`GET /api/logs/<id>/`, the reply to an upload)."""
 
@@ -139,28 +108,3 @@ class RawLogSerializer(serializers.ModelSerializer):
 
 def raw_log_payload(raw_log):
     return dict(RawLogSerializer(raw_log).data)
-
-
-def processing_update_data(raw_log, *, status):
-    """The `processing_update` data for `raw_log` at its current stage.
-
-    threatlens-ws.md's fields (raw_log_id as a string, stage, status, progress 0-1,
-    events_created, processing_time in seconds), `source` and `category` for the socket
-    filters, the line counters, and `error` when the log failed.
-    """
-    data = {
-        "raw_log_id": str(raw_log.pk),
-        "stage": raw_log.stage,
-        "status": status,
-        "progress": round(min(1.0, max(0.0, raw_log.progress)), 4),
-        "events_created": raw_log.events_created,
-        "processing_time": round(raw_log.processing_time or 0.0, 3),
-        "source": raw_log.source,
-        "category": PROCESSING_CATEGORY,
-        "lines_total": raw_log.lines_total,
-        "lines_malformed": raw_log.lines_malformed,
-        "alerts_raised": raw_log.alerts_raised,
-    }
-    if raw_log.status == RawLogStatus.FAILED:
-        data["error"] = raw_log.error
-    return data

@@ -374,16 +374,18 @@ class WatchService:
 def publish_file_monitor_status(watcher):
     """`system_status` for the `file_monitor` component (threatlens-ws.md's example)."""
     from realtime.publishing import publish
+    from threatlens.monitoring.events import system_status_data
+    from threatlens.monitoring.health import HEALTHY, WARNING, ComponentHealth
 
     metrics, missing = watcher.status()
+    health = ComponentHealth(
+        "file_monitor",
+        WARNING if missing else HEALTHY,
+        metrics=metrics,
+        message="missing: " + ", ".join(missing) if missing else "",
+    )
     publish(
         "system_status",
-        {
-            "component": "file_monitor",
-            "status": "warning" if missing else "healthy",
-            "uptime": round(time.time() - watcher.started_at, 1),
-            "metrics": metrics,
-            **({"message": "missing: " + ", ".join(missing)} if missing else {}),
-        },
+        system_status_data(health, uptime=time.time() - watcher.started_at),
         priority=5 if missing else None,
     )

@@ -1,11 +1,15 @@
 """The event catalogue: every event type the hub can carry, declared once.
 
-Domain apps declare their event types from `AppConfig.ready()` with `declare(...)`;
-`realtime` itself knows no domain. An entry fixes the envelope (by family), the default
-priority, the permission a user needs to receive it, the audience rule, and which data
-fields are sensitive.
+Domain apps declare their event types from `AppConfig.ready()` with `declare(...)`, in
+their `events.py`; `realtime` itself knows no domain. An entry fixes the envelope (by
+family), the default priority, the permission a user needs to receive it, the audience
+rule, which data fields are sensitive, and the type's payload: its `builder` (the one
+function that makes its data) and its `schema` (the `TypedDict`, or the REST serializer,
+the data follows). `build(name, ...)` lets code that may not import the declaring app
+(`realtime` itself) build a payload.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -74,6 +78,8 @@ class EventType:
     sensitive_fields: tuple[str, ...] = ()
     sensitive_permission: str | None = None
     description: str = ""
+    builder: Callable | None = None
+    schema: type | None = None
 
     @property
     def typed(self):
@@ -109,6 +115,14 @@ def get(name):
         return _catalogue[name]
     except KeyError:
         raise UnknownEventType(name) from None
+
+
+def build(name, *args, **kwargs):
+    """The payload of a `name` event, made by the builder its app declared with it."""
+    entry = get(name)
+    if entry.builder is None:
+        raise LookupError(f"event type {name!r} has no payload builder")
+    return entry.builder(*args, **kwargs)
 
 
 def exists(name):

@@ -393,12 +393,11 @@ class SocketConsumer(AsyncWebsocketConsumer):
         if self.closing or self.principal is None:
             return
         principal = self.principal
-        data = {
-            "user_id": principal.user_id,
-            "username": principal.username,
-            "reason": "token_expired",
-            "timestamp": envelopes.now_iso(),
-        }
+        # The payload is the accounts app's (declared with the type); realtime imports
+        # no project app, so it builds it through the catalogue.
+        data = catalogue.build(
+            "session_expired", user_id=principal.user_id, username=principal.username
+        )
         entry = catalogue.get("session_expired")
         flat = self.connection is not None and self.connection.flat
         await self.send_raw(
@@ -406,7 +405,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
                 entry,
                 message_id="0",
                 data_json=envelopes.encode(data),
-                timestamp=data["timestamp"],
+                timestamp=envelopes.iso(data["timestamp"]),
                 priority=entry.priority,
             )
         )

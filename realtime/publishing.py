@@ -1,4 +1,4 @@
-"""The one entry point for events: `publish` and `publish_on_commit`.
+"""The one entry point for events: `publish_on_commit` (and `publish` for committed data).
 
 The path of one event (DESIGN.md): the event is stored (its row id is the message_id and
 serves replay), its payload is encoded once, and it is sent ONCE to the channel layer, to
@@ -7,8 +7,9 @@ groups, receives it once and fans it out to its own connections.
 """
 
 import logging
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 from django.db import transaction
 
@@ -59,37 +60,211 @@ def publish_many(items):
     return events
 
 
-def publish_on_commit(event_type, data, **options):
+def publish_on_commit(event_type, data, *, merge_key=None, merge=None, using=None, **options):
     """Publish once the current transaction commits (at once outside a transaction).
 
     The event is checked against the catalogue now, so a bad call fails where it is made.
+    It joins the transaction's buffer: every event of one commit goes out in ONE INSERT
+    (`publish_many`). Events of one type with the same `merge_key` (e.g. a record's id)
+    are published once, where the first was, with the last one's data (or
+    `merge(earlier_data, later_data)`) and priority, and every recipient named.
     """
     _check(event_type, data, options.get("priority"), options.get("recipients"))
-    transaction.on_commit(partial(_publish_logged, event_type, data, **options))
+    _buffer_item(Publication(event_type, data, options, merge_key, merge), using)
 
 
-def publish_many_on_commit(items):
-    """`publish_many` once the current transaction commits; checked now."""
+def publish_many_on_commit(items, *, using=None):
+    """`publish_on_commit` for `(event_type, data)` / `(event_type, data, options)` items
+    (`options` may hold a `merge_key`); checked now, all in the transaction's one INSERT."""
+    publications = []
     for item in items:
-        options = item[2] if len(item) > 2 else {}
+        options = dict(item[2]) if len(item) > 2 else {}
+        merge_key = options.pop("merge_key", None)
         _check(item[0], item[1], options.get("priority"), options.get("recipients"))
-    transaction.on_commit(partial(_publish_many_logged, items))
+        publications.append(Publication(item[0], item[1], options, merge_key))
+    if publications:
+        _buffer_item(publications, using)
 
 
-def _publish_logged(event_type, data, **options):
-    # After commit the write stands whatever happens here: a broken publish must not
-    # turn a saved alert into a 500 for the caller. It is logged loudly instead.
-    try:
-        publish(event_type, data, **options)
-    except Exception:
-        logger.exception("publishing %s failed", event_type)
+def build_on_commit(change, *, using=None):
+    """Publish what `change` (a `CommittedChange`) builds, once the transaction commits.
+
+    For events built from the committed rows rather than from the caller's objects:
+    changes with the same class and `key` in one transaction are merged
+    (`change.merge(later)`) and built once, after the commit, all of a class together.
+    """
+    _buffer_item(change, using)
 
 
-def _publish_many_logged(items):
-    try:
-        publish_many(items)
-    except Exception:
-        logger.exception("publishing %d events failed", len(items))
+def build_many_on_commit(changes, *, using=None):
+    """`build_on_commit` for several changes (one registration for all)."""
+    changes = list(changes)
+    if changes:
+        _buffer_item(changes, using)
+
+
+class CommittedChange:
+    """Something that changed in a transaction, published after the commit from the
+    committed state. Subclasses set `key` (which object) and implement `build`."""
+
+    key = None
+
+    def merge(self, later):
+        """The one change standing for `self` followed by `later` (same class and key)."""
+        return later
+
+    @classmethod
+    def build(cls, changes):
+        """`{change.key: [(event_type, data, options), ...]}` for the merged `changes`, in
+        one go (load all the rows at once). A key left out publishes nothing (the row
+        is gone)."""
+        raise NotImplementedError
+
+    @classmethod
+    def after_publish(cls, changes):
+        """Runs once the built events are published (e.g. control messages)."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One checked event waiting for its commit."""
+
+    event_type: str
+    data: dict
+    options: dict
+    merge_key: object = None
+    merge: Callable | None = None
+
+    def merged(self, later):
+        options = dict(later.options)
+        mine, theirs = self.options.get("recipients"), later.options.get("recipients")
+        if mine is not None and theirs is not None:
+            options["recipients"] = Recipients(
+                users=mine.users | theirs.users, groups=mine.groups | theirs.groups
+            )
+        data = later.data if self.merge is None else self.merge(self.data, later.data)
+        return Publication(self.event_type, data, options, self.merge_key, self.merge)
+
+    def as_item(self):
+        return (self.event_type, self.data, self.options)
+
+
+# --- The per-transaction buffer --------------------------------------------------------------
+#
+# Each `*_on_commit` call registers one small `_Pending` with Django's public
+# `transaction.on_commit`, inside whatever savepoint is current. Django discards it if that
+# savepoint (or the transaction) rolls back, and runs the survivors in order after the
+# commit. The buffer holds the registered ones by weak reference only, so a discarded one
+# disappears from it at once; one that ran is kept until the flush. When the last one
+# alive has run, every event of the commit is known, and they go out in one
+# `publish_many`. Nothing reads Django's private list of callbacks or of savepoints.
+
+_buffers = weakref.WeakKeyDictionary()  # database connection -> _Buffer
+
+
+class _Pending:
+    """One `*_on_commit` call: its items, waiting for their transaction's commit."""
+
+    __slots__ = ("buffer", "items", "ran", "__weakref__")
+
+    def __init__(self, buffer, items):
+        self.buffer = buffer
+        self.items = items
+        self.ran = False
+
+    def __call__(self):
+        self.ran = True
+        self.buffer.ran(self)
+
+
+class _Buffer:
+    """The events registered on one database connection and not yet published."""
+
+    def __init__(self):
+        self.registered = []  # weak references to _Pending, in registration order
+        self.committed = []  # the _Pending that ran, until the flush
+        self.prune_at = 64
+
+    def add(self, items, using):
+        pending = _Pending(self, items)
+        if len(self.registered) >= self.prune_at:
+            # Transactions that rolled back leave dead references behind.
+            self._prune()
+            self.prune_at = max(64, 2 * len(self.registered))
+        self.registered.append(weakref.ref(pending))
+        # robust: after the commit the write stands; a failing publish is logged
+        # (in `_flush`), never raised into the code that committed.
+        transaction.on_commit(pending, using=using, robust=True)
+
+    def ran(self, pending):
+        self.committed.append(pending)
+        # Django runs the callbacks in registration order: while one registered after
+        # this one is still alive and waiting, the commit has more to say.
+        for ref in reversed(self.registered):
+            other = ref()
+            if other is pending:
+                break
+            if other is not None and not other.ran:
+                return
+        due, self.committed = self.committed, []
+        self._prune()
+        _flush([item for entry in due for item in entry.items])
+
+    def _prune(self):
+        self.registered = [
+            ref for ref in self.registered if (entry := ref()) is not None and not entry.ran
+        ]
+
+
+def _buffer_item(item, using):
+    connection = transaction.get_connection(using)
+    buffer = _buffers.get(connection)
+    if buffer is None:
+        buffer = _buffers[connection] = _Buffer()
+    buffer.add(item if isinstance(item, list) else [item], using)
+
+
+def _flush(entries):
+    """Merge the committed transaction's entries and publish them in one INSERT."""
+    slots = {}  # merge key (or a unique token) -> Publication or CommittedChange
+    for entry in entries:
+        if isinstance(entry, Publication):
+            key = (entry.event_type, entry.merge_key) if entry.merge_key is not None else object()
+            earlier = slots.get(key)
+            slots[key] = entry if earlier is None else earlier.merged(entry)
+        else:
+            key = (type(entry), entry.key)
+            earlier = slots.get(key)
+            slots[key] = entry if earlier is None else earlier.merge(entry)
+    changes = {}  # CommittedChange class -> merged changes, in order
+    for entry in slots.values():
+        if isinstance(entry, CommittedChange):
+            changes.setdefault(type(entry), []).append(entry)
+    built = {}
+    for change_class, members in changes.items():
+        try:
+            built[change_class] = change_class.build(members)
+        except Exception:
+            logger.exception("building %s events failed", change_class.__name__)
+            built[change_class] = {}
+    items = []
+    for entry in slots.values():
+        if isinstance(entry, Publication):
+            items.append(entry.as_item())
+        else:
+            items.extend(built[type(entry)].get(entry.key, ()))
+    if items:
+        # After commit the write stands whatever happens here: a broken publish must not
+        # turn a saved alert into a 500 for the caller. It is logged loudly instead.
+        try:
+            publish_many(items)
+        except Exception:
+            logger.exception("publishing %d events failed", len(items))
+    for change_class, members in changes.items():
+        try:
+            change_class.after_publish(members)
+        except Exception:
+            logger.exception("after publishing %s events", change_class.__name__)
 
 
 def _unsaved(event_type, data, priority=None, recipients=None, object_key=""):

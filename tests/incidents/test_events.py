@@ -174,11 +174,26 @@ def test_comments_and_field_changes_publish_incident_updated(
     alice, take, django_capture_on_commit_callbacks
 ):
     _, incident = take(alice)
+    # Two transactions (one capture each): an event each.
     with django_capture_on_commit_callbacks(execute=True):
         services.add_incident_comment(incident.pk, "note", actor=alice)
+    with django_capture_on_commit_callbacks(execute=True):
         services.update_incident(incident.pk, {"title": "renamed"}, actor=alice)
     assert [e.event_type for e in events()] == ["incident_updated", "incident_updated"]
     assert events()[-1].data["title"] == "renamed"
+
+
+def test_changes_in_one_transaction_publish_one_event_with_the_latest_state(
+    alice, take, django_capture_on_commit_callbacks
+):
+    _, incident = take(alice)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        services.add_incident_comment(incident.pk, "note", actor=alice)
+        services.update_incident(incident.pk, {"title": "renamed"}, actor=alice)
+        services.update_incident(incident.pk, {"title": "renamed again"}, actor=alice)
+    assert [e.event_type for e in events()[-1:]] == ["incident_updated"]
+    assert len(events("incident_updated")) == 1
+    assert events()[-1].data["title"] == "renamed again"
 
 
 def test_handing_over_an_incident_also_tells_the_previous_owner(

@@ -7,11 +7,12 @@ from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 
 from bench.ingest_mix import generate
+from incidents.events import security_event_data
 from incidents.ingest import receive_raw_log
 from incidents.models import Alert, SecurityEvent
 from incidents.pipeline.samples import iter_sample_lines
 from incidents.processing import process_raw_log
-from incidents.security_events import security_event_data, security_event_payload
+from incidents.security_events import security_event_payload
 from realtime.models import Event
 from tests.ingest.test_detection_state import detected, forget_everything, process
 

@@ -2,20 +2,22 @@
 
 import pytest
 
+from threatlens.monitoring.events import (
+    health_alert_data,
+    health_check_data,
+    health_update_data,
+    system_status_data,
+)
 from threatlens.monitoring.health import (
     ComponentHealth,
-    health_alert_payload,
-    health_check_payload,
-    health_update_payload,
     is_escalation,
     overall_status,
     system_health,
-    system_status_payload,
 )
 
 
 def test_health_update_has_the_health_event_shape():
-    data = health_update_payload(
+    data = health_update_data(
         ComponentHealth("database", "healthy", metrics={"response_time": 1.2}),
         timestamp="2025-03-10T14:00:00Z",
     )
@@ -25,7 +27,7 @@ def test_health_update_has_the_health_event_shape():
         "metrics": {"response_time": 1.2},
         "timestamp": "2025-03-10T14:00:00Z",
     }
-    with_message = health_update_payload(ComponentHealth("cache", "critical", message="down"))
+    with_message = health_update_data(ComponentHealth("cache", "critical", message="down"))
     assert with_message["message"] == "down" and with_message["timestamp"].endswith("Z")
 
 
@@ -35,25 +37,25 @@ def test_unknown_status_is_refused():
 
 
 def test_health_alert_names_the_previous_status():
-    data = health_alert_payload(ComponentHealth("cache", "critical"), "healthy")
+    data = health_alert_data(ComponentHealth("cache", "critical"), "healthy")
     assert data["previous_status"] == "healthy" and data["status"] == "critical"
     assert data["message"] == "cache is critical"
 
 
 def test_system_status_has_the_threatlens_shape():
-    data = system_status_payload(
+    data = system_status_data(
         ComponentHealth("database", "healthy", metrics={"response_time": 2.0}), uptime=3600.54
     )
     assert data == {
         "component": "database", "status": "healthy", "uptime": 3600.5,
         "metrics": {"response_time": 2.0},
     }  # fmt: skip
-    own = system_status_payload(ComponentHealth("system", "healthy", uptime=86400), uptime=5)
+    own = system_status_data(ComponentHealth("system", "healthy", uptime=86400), uptime=5)
     assert own["uptime"] == 86400
 
 
 def test_health_check_flattens_component_metrics():
-    data = health_check_payload(
+    data = health_check_data(
         [
             ComponentHealth("database", "healthy", metrics={"response_time": 1.0}),
             ComponentHealth("cache", "warning", message="slow: 700 ms"),

@@ -120,7 +120,7 @@ def test_servers_take_the_middleware_and_the_router_for_asgi_3_applications(serv
 
 
 async def test_the_monitors_check_the_log_ingest_component(fast_monitors):
-    from threatlens.monitoring.health import system_status_payload
+    from threatlens.monitoring.events import system_status_data
 
     services = startup.start_in_process()
     (job,) = [job for job in services.runner.jobs if job.name == "log_ingest"]
@@ -128,7 +128,7 @@ async def test_the_monitors_check_the_log_ingest_component(fast_monitors):
 
     # What the runner publishes as `system_status` for it (the runner's own publishing
     # is tested with the other components).
-    data = system_status_payload(job.func(), uptime=1.0)
+    data = system_status_data(job.func(), uptime=1.0)
     assert (data["component"], data["status"]) == ("log_ingest", "healthy")
     assert {"files_monitored", "events_processed", "lines_processed", "lag_seconds"} <= set(
         data["metrics"]

@@ -2,12 +2,8 @@
 
 import pytest
 
-from incidents.pipeline.payloads import (
-    alert_input,
-    security_alert_data,
-    severity_label,
-    threat_detected_data,
-)
+from incidents.events import security_alert_data, threat_detected_data
+from incidents.pipeline.alert_input import alert_input, severity_label
 from incidents.pipeline.state import MemoryState
 from tests.pipeline.conftest import Feed, at, bind_query, ssh_failure, syslog
 

@@ -6,6 +6,7 @@ user-family events cannot be forgotten.
 
 import hashlib
 import logging
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -16,8 +17,8 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from realtime import access, control
-from realtime.publishing import Recipients, publish_on_commit
-from threatlens.accounts import payloads, throttling
+from realtime.publishing import CommittedChange, Recipients, build_on_commit, publish_on_commit
+from threatlens.accounts import events, throttling
 from threatlens.accounts.roles import ADMIN, ROLES, role_of
 from threatlens.audit.context import audit_context
 from threatlens.audit.services import record
@@ -136,7 +137,7 @@ def record_login(user, *, method, request=None):
         record("auth.login", actor=user, target=user, request=request, details={"method": method})
         publish_on_commit(
             "user_login",
-            dict(payloads.user_session_data(user, method=method, ip_address=address)),
+            dict(events.user_session_data(user, method=method, ip_address=address)),
             recipients=Recipients.user(user),
         )
     throttling.clear_username(user.get_username())
@@ -200,7 +201,7 @@ def record_logout(user, *, method, request=None):
         record("auth.logout", actor=user, target=user, request=request, details={"method": method})
         publish_on_commit(
             "user_logout",
-            dict(payloads.user_session_data(user, method=method, ip_address=address)),
+            dict(events.user_session_data(user, method=method, ip_address=address)),
             recipients=Recipients.user(user),
         )
 
@@ -208,44 +209,48 @@ def record_logout(user, *, method, request=None):
 # --- Access changes reaching live connections --------------------------------------------------
 
 
-class _AccessChangedNotice:
-    """On-commit callback: tell one user's sockets that their access changed.
+@dataclass(frozen=True)
+class AccessChanged(CommittedChange):
+    """One user's roles, permissions or activity changed in the transaction.
 
-    Runs after commit so that the role and permissions it reads are the committed ones,
-    however many steps the change took (the admin's user form removes and adds groups
-    separately). When several notices for one user are due in the same commit, only the
-    last one does the work.
+    Built after the commit, so that the role and permissions it reads are the committed
+    ones, however many steps the change took (the admin's user form removes and adds
+    groups separately): many changes of one user in one transaction merge into one
+    `permission_changed`, the buffer of `realtime.publishing` seeing to it.
     """
 
-    def __init__(self, user_id, using=None):
-        self.user_id = user_id
-        self.using = using
+    user_id: int
 
-    def _superseded(self):
-        # Django pops each callback before running it, so what is left in run_on_commit
-        # is still to run (test helpers that capture callbacks leave them all in place:
-        # hence only entries after this one count).
-        pending = transaction.get_connection(self.using).run_on_commit
-        mine = next((i for i, entry in enumerate(pending) if entry[1] is self), -1)
-        return any(
-            isinstance(callback, _AccessChangedNotice) and callback.user_id == self.user_id
-            for _sids, callback, _robust in pending[mine + 1 :]
-        )
+    @property
+    def key(self):
+        return self.user_id
 
-    def __call__(self):
-        access.forget(self.user_id)  # a read before the commit may have cached the old state
-        if self._superseded():
-            return
-        user = get_user_model()._default_manager.filter(pk=self.user_id).first()
-        if user is None:
-            control.disconnect_user(self.user_id, reason="Account removed")
-            return
-        publish_on_commit(
-            "permission_changed",
-            dict(payloads.permission_changed_data(user)),
-            recipients=Recipients.user(user),
-        )
-        control.user_access_changed(user.pk)
+    @classmethod
+    def build(cls, changes):
+        user_ids = [change.user_id for change in changes]
+        for user_id in user_ids:
+            access.forget(user_id)  # a read before the commit may have cached the old state
+        users = get_user_model()._default_manager.in_bulk(user_ids)
+        for user_id in user_ids:
+            if user_id not in users:
+                control.disconnect_user(user_id, reason="Account removed")
+        return {
+            user.pk: [
+                (
+                    "permission_changed",
+                    dict(events.permission_changed_data(user)),
+                    {"recipients": Recipients.user(user)},
+                )
+            ]
+            for user in users.values()
+        }
+
+    @classmethod
+    def after_publish(cls, changes):
+        # Every server process re-checks (or closes, if deactivated) the user's sockets,
+        # once the event telling the user why is on its way.
+        for change in changes:
+            control.user_access_changed(change.user_id)
 
 
 def notify_access_changed(user_id, *, using=None):
@@ -253,5 +258,4 @@ def notify_access_changed(user_id, *, using=None):
     re-check (or close, if deactivated) the user's sockets. Called many times in one
     transaction, the user is told once, with the committed state."""
     access.forget(user_id)
-    # robust: the change is committed whatever happens here; a failure is logged.
-    transaction.on_commit(_AccessChangedNotice(user_id, using), using=using, robust=True)
+    build_on_commit(AccessChanged(user_id), using=using)

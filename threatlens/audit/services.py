@@ -6,6 +6,7 @@ from django.db import models
 
 from realtime.publishing import publish_many_on_commit, publish_on_commit
 from threatlens.audit import context
+from threatlens.audit.events import user_action_data
 from threatlens.audit.models import AuditLog
 from threatlens.clientinfo import request_address, request_user_agent
 
@@ -26,7 +27,7 @@ def record(action, **fields):
     """
     entry = _entry(action, **fields)
     entry.save()
-    publish_on_commit("user_action", user_action_payload(entry))
+    publish_on_commit("user_action", user_action_data(entry))
     return entry
 
 
@@ -36,7 +37,7 @@ def record_many(rows, *, publish=True):
     unless `publish` is false (rows kept, not pushed live: sockets' own sessions)."""
     entries = AuditLog.objects.bulk_create([_entry(**row) for row in rows])
     if publish:
-        publish_many_on_commit([("user_action", user_action_payload(entry)) for entry in entries])
+        publish_many_on_commit([("user_action", user_action_data(entry)) for entry in entries])
     return entries
 
 
@@ -97,20 +98,3 @@ def _valid_ip(value):
         return str(ipaddress.ip_address(str(value).strip()))
     except ValueError:
         return None
-
-
-def user_action_payload(entry):
-    """The `user_action` event data for an audit row (threatlens-ws.md family)."""
-    return {
-        "audit_id": entry.pk,
-        "action": entry.action,
-        "user": entry.actor_username or None,
-        "user_id": entry.actor_id,
-        "target_type": entry.target_type,
-        "target_id": entry.target_id,
-        "target": entry.target_repr,
-        "ip_address": entry.ip_address,
-        "category": "audit",
-        "source": entry.action.split(".")[0],
-        "timestamp": entry.created_at,
-    }

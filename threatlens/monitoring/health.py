@@ -1,17 +1,12 @@
-"""Component health and the payloads that carry it.
+"""Component health: what a check answers, and how statuses combine.
 
-- `health_update` (HealthEvent of unified-ws.md): one component's status and metrics.
-- `health_alert`: a component turned unhealthy (HealthEvent plus `previous_status`).
-- `system_status` (threatlens-ws.md): one component's status, uptime and metrics.
-- `health_check` (threatlens-ws.md): overall status and every component.
+The events that carry it (`health_update`, `health_alert`, `system_status`,
+`health_check`) are declared with their payload builders in `monitoring/events.py`.
 
 Statuses: healthy, warning, critical, unknown. "Unhealthy" means warning or critical.
 """
 
 from dataclasses import dataclass, field
-from typing import TypedDict
-
-from realtime.envelopes import now_iso
 
 HEALTHY = "healthy"
 WARNING = "warning"
@@ -46,82 +41,6 @@ class ComponentHealth:
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {self.status!r}")
-
-
-class HealthEventData(TypedDict, total=False):
-    component: str
-    status: str
-    metrics: dict
-    message: str
-    timestamp: str
-
-
-class HealthAlertData(HealthEventData, total=False):
-    previous_status: str | None
-
-
-class SystemStatusData(TypedDict):
-    component: str
-    status: str
-    uptime: float
-    metrics: dict
-
-
-class HealthCheckData(TypedDict):
-    overall_status: str
-    components: dict
-    timestamp: str
-
-
-def health_update_payload(health: ComponentHealth, *, timestamp=None) -> HealthEventData:
-    data: HealthEventData = {
-        "component": health.component,
-        "status": health.status,
-        "metrics": dict(health.metrics),
-        "timestamp": timestamp or now_iso(),
-    }
-    if health.message:
-        data["message"] = health.message
-    return data
-
-
-def health_alert_payload(health: ComponentHealth, previous_status, *, timestamp=None):
-    data: HealthAlertData = {
-        **health_update_payload(health, timestamp=timestamp),
-        "previous_status": previous_status,
-        "message": health.message or f"{health.component} is {health.status}",
-    }
-    return data
-
-
-def system_status_payload(health: ComponentHealth, *, uptime) -> SystemStatusData:
-    return {
-        "component": health.component,
-        "status": health.status,
-        "uptime": round(float(health.uptime if health.uptime is not None else uptime), 1),
-        "metrics": dict(health.metrics),
-    }
-
-
-def health_check_payload(components, *, extra=None, timestamp=None) -> HealthCheckData:
-    """`components`: ComponentHealth values (or a dict of them by name). Each appears as
-    `{"status": ..., **metrics}` (threatlens-ws.md shows `{"status", "connections"}`), with
-    `message` when there is one. `extra` adds components given as ready dicts."""
-    if isinstance(components, dict):
-        components = components.values()
-    entries = {}
-    for health in components:
-        entry = {"status": health.status, **health.metrics}
-        if health.message:
-            entry["message"] = health.message
-        entries[health.component] = entry
-    for name, entry in (extra or {}).items():
-        entries[name] = dict(entry)
-    return {
-        "overall_status": overall_status(entry["status"] for entry in entries.values()),
-        "components": entries,
-        "timestamp": timestamp or now_iso(),
-    }
 
 
 def overall_status(statuses):

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import psutil
 from channels.db import database_sync_to_async
 
+from threatlens.monitoring import events
 from threatlens.monitoring import health as h
 from threatlens.monitoring.checks import run_check
 
@@ -251,17 +252,17 @@ class MonitorRunner:
         await self.status_store.set(result.component, result.status)
         unhealthy = result.status in h.UNHEALTHY
         publications = [
-            ("health_update", h.health_update_payload(result), 7 if unhealthy else None),
+            ("health_update", events.health_update_data(result), 7 if unhealthy else None),
             (
                 "system_status",
-                h.system_status_payload(result, uptime=self.uptime(now)),
+                events.system_status_data(result, uptime=self.uptime(now)),
                 8 if result.status == h.CRITICAL else None,
             ),
         ]
         if h.is_escalation(previous, result.status):
             priority = 9 if result.status == h.CRITICAL else 8
             publications.append(
-                ("health_alert", h.health_alert_payload(result, previous), priority)
+                ("health_alert", events.health_alert_data(result, previous), priority)
             )
         return publications
 
@@ -274,7 +275,7 @@ class MonitorRunner:
             "failures": sum(job.failures for job in self.jobs),
             "published": self.published,
         }
-        data = h.health_check_payload(self.latest, extra={"monitors": monitors})
+        data = events.health_check_data(self.latest, extra={"monitors": monitors})
         priority = 8 if data["overall_status"] == h.CRITICAL else None
         return ("health_check", data, priority)
 
