@@ -12,7 +12,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from threatlens.monitoring.checks import run_checks
-from threatlens.monitoring.health import CRITICAL, HEALTHY, health_check_payload
+from threatlens.monitoring.events import health_check_data
+from threatlens.monitoring.health import CRITICAL, HEALTHY
 
 __all__ = ["CRITICAL", "HEALTHY", "health_report", "healthz", "http_status"]
 
@@ -23,7 +24,7 @@ CHECK_TIMEOUT = 3.0
 async def health_report(timeout=CHECK_TIMEOUT):
     """{"status", "components": {name: {"status", "response_time", "message"?}},
     "timestamp"}: every check at once; `status` is the worst component's."""
-    payload = health_check_payload(await run_checks(timeout=timeout))
+    payload = health_check_data(await run_checks(timeout=timeout))
     return {
         "status": payload["overall_status"],
         "components": payload["components"],

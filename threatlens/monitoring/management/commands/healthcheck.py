@@ -5,7 +5,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from threatlens.monitoring.checks import check_now
-from threatlens.monitoring.health import CRITICAL, health_check_payload
+from threatlens.monitoring.events import health_check_data
+from threatlens.monitoring.health import CRITICAL
 
 
 class Command(BaseCommand):
@@ -51,6 +52,6 @@ class Command(BaseCommand):
 
 def _json_report(overall, results):
     # The same report as GET /healthz.
-    payload = health_check_payload(results)
+    payload = health_check_data(results)
     report = {"status": overall, "components": payload["components"]}
     return json.dumps({**report, "timestamp": payload["timestamp"]}, indent=2)
