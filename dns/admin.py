@@ -6,7 +6,7 @@ refuses a plain `save()`)."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.http import HttpResponseRedirect
 
 from dns import services
@@ -233,6 +233,8 @@ class ThreatFeedAdmin(ServiceAdmin):
     search_fields = ["name"]
     readonly_fields = ["last_update", "entries_count", "last_error", "created_at", "updated_at"]
     fields = [*ThreatFeed.EDITABLE_FIELDS, *readonly_fields]
+    # A feed URL typed without a scheme means https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def create(self, request, data, form):
         return services.create_feed(request.user, data, request=request)
