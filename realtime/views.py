@@ -45,10 +45,11 @@ def health_report_provider():
 @require_GET
 def realtime_status(request):
     """`GET /realtime/status`: components, their health and queued messages. No login,
-    no user data."""
+    no user data. 503 only when a component is critical (down), as `/healthz`: a slow
+    component (warning) still answers 200."""
     report = dict(async_to_sync(health_report_provider())())
     report["realtime"] = async_to_sync(monitoring.hub_status)()
-    code = 200 if report.get("status") == "healthy" else 503
+    code = 503 if report.get("status") == "critical" else 200
     return JsonResponse(report, status=code)
 
 

@@ -187,6 +187,28 @@ async def test_realtime_status_needs_no_login_and_shows_no_user_data(ws, alice, 
     assert "alice" not in response.content.decode()
 
 
+async def _warning_report():
+    return {"status": "warning", "components": {"database": {"status": "warning"}}}
+
+
+async def _critical_report():
+    return {"status": "critical", "components": {"database": {"status": "critical"}}}
+
+
+@pytest.mark.parametrize(
+    ("report", "code"),
+    [("_warning_report", 200), ("_critical_report", 503)],
+)
+async def test_realtime_status_is_503_only_when_something_is_critical(settings, report, code):
+    """As /healthz: a slow component (warning) keeps a load balancer's 200."""
+    from django.test import AsyncClient
+
+    settings.REALTIME_HEALTH_REPORT = f"tests.realtime.test_http.{report}"
+    response = await AsyncClient().get("/realtime/status")
+    assert response.status_code == code
+    assert response.json()["status"] == report.strip("_").split("_")[0]
+
+
 async def test_metrics_are_prometheus_text_for_admins(ws, alice, carol, token_for):
     from django.test import AsyncClient
 
