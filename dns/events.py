@@ -24,6 +24,15 @@ for name, priority in [
         see_all_permission=VIEW_ALL_ZONES,
         description="To users who may read the zone.",
     )
+catalogue.declare(
+    "zone_access_changed",
+    family=Family.DNS,
+    priority=7,
+    permission=RECEIVE_DNS,
+    audience=Audience.LISTED,
+    see_all_permission=VIEW_ALL_ZONES,
+    description="To the user or group granted (or revoked) access to a zone.",
+)
 for name, priority in [("rpz_updated", 7), ("threat_feed_updated", 5)]:
     catalogue.declare(name, family=Family.SECURITY, priority=priority, permission=RECEIVE_SECURITY)
 for name, priority in [("forwarder_status_change", 8), ("bind_reload", 7)]:

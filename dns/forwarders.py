@@ -116,6 +116,7 @@ def health_event(forwarder, result):
         },
         "message": message,
         "forwarder_id": str(forwarder.pk),
+        "error": result.error or None,
         "timestamp": timezone.now(),
         "source": "dns",
         "category": "health",

@@ -24,6 +24,7 @@ class ZoneEvent(TypedDict):
     action: str  # created | updated | deleted
     changes: list[FieldChange]
     user_id: str | None
+    username: str | None  # who made the change, as the console shows it
     timestamp: Any
     source: str
     category: str
@@ -40,6 +41,7 @@ class RecordEvent(TypedDict):
     action: str
     changes: list[FieldChange]
     user_id: str | None
+    username: str | None
     timestamp: Any
     source: str
     category: str
@@ -72,9 +74,26 @@ class BulkCompleteEvent(TypedDict):
     errors: list[dict]
     serial: int
     user_id: str | None
+    username: str | None
     timestamp: Any
     source: str
     category: str
+
+
+class ZoneAccessEvent(TypedDict):
+    """To the user (or group) whose access to a zone was granted, changed or revoked, so
+    that their open console shows the zone (or drops it) without a reload."""
+
+    zone_id: str
+    zone_name: str
+    action: str  # granted | revoked
+    can_change: bool
+    user_id: str | None
+    username: str | None
+    timestamp: Any
+    source: str
+    category: str
+    zone: dict
 
 
 class ConfigChangeEvent(TypedDict):
@@ -108,6 +127,10 @@ def _user_id(actor):
     return str(actor.pk) if actor is not None and actor.pk else None
 
 
+def _username(actor):
+    return actor.get_username() if actor is not None and actor.pk else None
+
+
 def zone_event(zone, action, changes, actor):
     from dns.serializers import ZoneSerializer
 
@@ -118,6 +141,7 @@ def zone_event(zone, action, changes, actor):
         action=action,
         changes=changes,
         user_id=_user_id(actor),
+        username=_username(actor),
         timestamp=timezone.now(),
         source=SOURCE,
         category="zone",
@@ -139,6 +163,7 @@ def record_event(record, zone, action, changes, actor):
         action=action,
         changes=changes,
         user_id=_user_id(actor),
+        username=_username(actor),
         timestamp=timezone.now(),
         source=SOURCE,
         category="record",
@@ -176,9 +201,27 @@ def bulk_complete_event(operation, zone, actor):
         errors=operation.errors or [],
         serial=zone.serial,
         user_id=_user_id(actor),
+        username=_username(actor),
         timestamp=timezone.now(),
         source=SOURCE,
         category="bulk",
+    )
+
+
+def zone_access_event(access, action, actor):
+    from dns.serializers import ZoneSerializer
+
+    return ZoneAccessEvent(
+        zone_id=str(access.zone_id),
+        zone_name=access.zone.name,
+        action=action,
+        can_change=bool(access.can_change) if action != "revoked" else False,
+        user_id=_user_id(actor),
+        username=_username(actor),
+        timestamp=timezone.now(),
+        source=SOURCE,
+        category="access",
+        zone=ZoneSerializer(access.zone).data,
     )
 
 
@@ -209,6 +252,7 @@ def rpz_event(rule, action, changes, actor):
         "changes": changes,
         "rule_source": rule.source,
         "user_id": _user_id(actor),
+        "username": _username(actor),
         "timestamp": timezone.now(),
         "source": SOURCE,
         "category": rule.category,
@@ -226,6 +270,7 @@ def rpz_bulk_event(action, *, added, removed, total, feed=None, actor=None):
         "feed_id": str(feed.pk) if feed else None,
         "feed_name": feed.name if feed else None,
         "user_id": _user_id(actor),
+        "username": _username(actor),
         "timestamp": timezone.now(),
         "source": SOURCE,
         "category": feed.category if feed else "custom",
@@ -245,6 +290,7 @@ def feed_event(feed, action, actor, *, added=0, removed=0, changes=None):
         "changes": changes or [],
         "last_update": feed.last_update,
         "user_id": _user_id(actor),
+        "username": _username(actor),
         "timestamp": timezone.now(),
         "source": SOURCE,
         "category": feed.category,
