@@ -93,7 +93,7 @@ class ZoneAccessEvent(TypedDict):
     timestamp: Any
     source: str
     category: str
-    zone: dict
+    zone: NotRequired[dict]  # granted only: a revoked user may no longer read it
 
 
 class ConfigChangeEvent(TypedDict):
@@ -211,7 +211,7 @@ def bulk_complete_event(operation, zone, actor):
 def zone_access_event(access, action, actor):
     from dns.serializers import ZoneSerializer
 
-    return ZoneAccessEvent(
+    event = ZoneAccessEvent(
         zone_id=str(access.zone_id),
         zone_name=access.zone.name,
         action=action,
@@ -221,8 +221,10 @@ def zone_access_event(access, action, actor):
         timestamp=timezone.now(),
         source=SOURCE,
         category="access",
-        zone=ZoneSerializer(access.zone).data,
     )
+    if action != "revoked":
+        event["zone"] = ZoneSerializer(access.zone).data
+    return event
 
 
 def config_change_event(object_type, action, actor, *, zone=None, component="dns"):

@@ -114,7 +114,7 @@ async def test_a_zone_grant_reaches_the_grantee_live_and_nobody_else(connect, al
     assert await outsider.receive_nothing()
     await sync_to_async(services.revoke_access)(carol, access.pk)
     (event,) = await events_until(grantee, seen("zone_access_changed"))
-    assert event["data"]["action"] == "revoked"
+    assert event["data"]["action"] == "revoked" and "zone" not in event["data"]
     assert await outsider.receive_nothing()
 
 
