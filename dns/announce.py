@@ -210,3 +210,16 @@ def access_changed(access, action, *, actor, request=None):
         target_id=str(access.zone_id),
         target_repr=str(access)[:200],
     )
+    # The grantee's open console adds (or drops) the zone live; nobody else hears of it.
+    grantee = Recipients(
+        users=frozenset({access.user_id} if access.user_id else ()),
+        groups=frozenset({access.group_id} if access.group_id else ()),
+    )
+    publish_on_commit(
+        "zone_access_changed",
+        dict(
+            events.zone_access_data(access, "revoked" if action == "deleted" else "granted", actor)
+        ),
+        recipients=grantee,
+        object_key=f"zone:{access.zone_id}",
+    )

@@ -35,6 +35,7 @@ class ZoneEvent(TypedDict):
     action: str  # created | updated | deleted
     changes: list[FieldChange]
     user_id: str | None
+    username: str | None  # who made the change, as the console shows it
     timestamp: Any
     source: str
     category: str
@@ -51,6 +52,7 @@ class RecordEvent(TypedDict):
     action: str
     changes: list[FieldChange]
     user_id: str | None
+    username: str | None  # who made the change, as the console shows it
     timestamp: Any
     source: str
     category: str
@@ -83,9 +85,26 @@ class BulkCompleteEvent(TypedDict):
     errors: list[dict]
     serial: int
     user_id: str | None
+    username: str | None  # who made the change, as the console shows it
     timestamp: Any
     source: str
     category: str
+
+
+class ZoneAccessEvent(TypedDict):
+    """To the user (or group) whose access to a zone was granted, changed or revoked, so
+    that their open console shows the zone (or drops it) without a reload."""
+
+    zone_id: str
+    zone_name: str
+    action: str  # granted | revoked
+    can_change: bool
+    user_id: str | None
+    username: str | None
+    timestamp: Any
+    source: str
+    category: str
+    zone: NotRequired[dict]  # granted only: a revoked user may no longer read it
 
 
 class ConfigChangeEvent(TypedDict):
@@ -119,6 +138,7 @@ class RpzUpdatedData(TypedDict):
     feed_id: NotRequired[str | None]
     feed_name: NotRequired[str | None]
     user_id: str | None
+    username: str | None  # who made the change, as the console shows it
     timestamp: Any
     source: str
     category: str
@@ -134,6 +154,7 @@ class FeedEvent(TypedDict):
     changes: list[FieldChange]
     last_update: Any
     user_id: str | None
+    username: str | None  # who made the change, as the console shows it
     timestamp: Any
     source: str
     category: str
@@ -201,6 +222,10 @@ def _user_id(actor):
     return str(actor.pk) if actor is not None and actor.pk else None
 
 
+def _username(actor):
+    return actor.get_username() if actor is not None and actor.pk else None
+
+
 def zone_event_data(zone, action, changes, actor) -> ZoneEvent:
     from dns.serializers import ZoneSerializer
 
@@ -211,6 +236,7 @@ def zone_event_data(zone, action, changes, actor) -> ZoneEvent:
         action=action,
         changes=changes,
         user_id=_user_id(actor),
+        username=_username(actor),
         timestamp=timezone.now(),
         source=SOURCE,
         category="zone",
@@ -232,6 +258,7 @@ def record_event_data(record, zone, action, changes, actor) -> RecordEvent:
         action=action,
         changes=changes,
         user_id=_user_id(actor),
+        username=_username(actor),
         timestamp=timezone.now(),
         source=SOURCE,
         category="record",
@@ -269,10 +296,31 @@ def bulk_complete_data(operation, zone, actor) -> BulkCompleteEvent:
         errors=operation.errors or [],
         serial=zone.serial,
         user_id=_user_id(actor),
+        username=_username(actor),
         timestamp=timezone.now(),
         source=SOURCE,
         category="bulk",
     )
+
+
+def zone_access_data(access, action, actor) -> ZoneAccessEvent:
+    """`zone_access_changed` for one ZoneAccess row `granted` (or changed) or `revoked`."""
+    from dns.serializers import ZoneSerializer
+
+    event = ZoneAccessEvent(
+        zone_id=str(access.zone_id),
+        zone_name=access.zone.name,
+        action=action,
+        can_change=bool(access.can_change) if action != "revoked" else False,
+        user_id=_user_id(actor),
+        username=_username(actor),
+        timestamp=timezone.now(),
+        source=SOURCE,
+        category="access",
+    )
+    if action != "revoked":
+        event["zone"] = ZoneSerializer(access.zone).data
+    return event
 
 
 def config_change_data(
@@ -305,6 +353,7 @@ def rpz_rule_data(rule, action, changes, actor) -> RpzUpdatedData:
         "changes": changes,
         "rule_source": rule.source,
         "user_id": _user_id(actor),
+        "username": _username(actor),
         "timestamp": timezone.now(),
         "source": SOURCE,
         "category": rule.category,
@@ -322,6 +371,7 @@ def rpz_bulk_data(action, *, added, removed, total, feed=None, actor=None) -> Rp
         "feed_id": str(feed.pk) if feed else None,
         "feed_name": feed.name if feed else None,
         "user_id": _user_id(actor),
+        "username": _username(actor),
         "timestamp": timezone.now(),
         "source": SOURCE,
         "category": feed.category if feed else "custom",
@@ -341,6 +391,7 @@ def threat_feed_data(feed, action, actor, *, added=0, removed=0, changes=None) -
         "changes": changes or [],
         "last_update": feed.last_update,
         "user_id": _user_id(actor),
+        "username": _username(actor),
         "timestamp": timezone.now(),
         "source": SOURCE,
         "category": feed.category,
@@ -394,6 +445,7 @@ def forwarder_health(forwarder, result, *, timestamp=None):
         health,
         timestamp=timestamp or timezone.now(),
         forwarder_id=str(forwarder.pk),
+        error=result.error or None,
         source=SOURCE,
         category="health",
     )
@@ -440,6 +492,17 @@ for name, priority, builder, schema in [
         builder=builder,
         schema=schema,
     )
+catalogue.declare(
+    "zone_access_changed",
+    family=Family.DNS,
+    priority=7,
+    permission=RECEIVE_DNS,
+    audience=Audience.LISTED,
+    see_all_permission=VIEW_ALL_ZONES,
+    description="To the user or group granted (or revoked) access to a zone.",
+    builder=zone_access_data,
+    schema=ZoneAccessEvent,
+)
 catalogue.declare(
     "rpz_updated",
     family=Family.SECURITY,

@@ -126,14 +126,18 @@ def download_feed(feed):
             ThreatFeed.objects.filter(pk=feed.pk).update(last_fetch=attempted, last_error="")
             return DownloadOutcome(feed.name, "not_modified", "not modified since last time")
         text, etag, last_modified = fetched
-        summary = feeds.import_feed(None, feed.name, text)
+        with transaction.atomic():
+            # In the import's transaction and before it, so that the threat_feed_updated
+            # it publishes carries this download's time (the console shows it); a refused
+            # body rolls this back with the import.
+            ThreatFeed.objects.filter(pk=feed.pk).update(
+                last_fetch=attempted, etag=etag[:255], http_last_modified=last_modified[:64]
+            )
+            summary = feeds.import_feed(None, feed.name, text)
     except (FeedDownloadError, ValidationError) as exc:
         reason = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
         _failed(feed, attempted, reason)
         return DownloadOutcome(feed.name, "failed", reason)
-    ThreatFeed.objects.filter(pk=feed.pk).update(
-        last_fetch=attempted, etag=etag[:255], http_last_modified=last_modified[:64]
-    )
     return DownloadOutcome(
         feed.name,
         "updated",

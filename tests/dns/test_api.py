@@ -266,9 +266,47 @@ def test_record_list_query_count_does_not_grow_with_records(
     client = as_user(alice)
     with django_assert_num_queries(4):
         assert client.get(RECORDS).json()["count"] == count
-    # nested: the zone lookup, count, page (permissions are cached on the user by now)
-    with django_assert_num_queries(3):
+    # nested: the zone lookup and the records, sorted naturally in memory (permissions
+    # are cached on the user by now)
+    with django_assert_num_queries(2):
         assert client.get(f"{ZONES}{zone.pk}/records/").json()["count"] == count
+
+
+def test_a_zones_records_come_in_natural_order_across_pages(as_user, carol, make_zone, make_record):
+    zone = make_zone()
+    for name in ["host10", "host2", "Host3", "host1", "db", "@"]:
+        make_record(zone, name=name)
+    client = as_user(carol)
+    names = []
+    url = f"{ZONES}{zone.pk}/records/?page_size=4"
+    while url:
+        page = client.get(url).json()
+        names += [record["name"] for record in page["results"]]
+        url = page["next"]
+    assert names == ["@", "db", "host1", "host2", "host3", "host10"]  # names are lower-cased
+    flat = client.get(RECORDS, {"ordering": "natural", "zone": zone.pk}).json()
+    assert [record["name"] for record in flat["results"]] == names
+    # Another ordering named explicitly is the database's.
+    by_name = client.get(f"{ZONES}{zone.pk}/records/", {"ordering": "-name"}).json()
+    assert [r["name"] for r in by_name["results"]][0] == "host3"
+
+
+def test_records_are_searched_by_name_value_and_type(as_user, carol, make_zone, make_record):
+    zone = make_zone()
+    make_record(zone, name="web1", value="192.0.2.10")
+    make_record(zone, name="web2", value="192.0.2.20")
+    make_record(zone, name="mail", record_type="A", value="198.51.100.25")
+    make_record(zone, name="www", record_type="CNAME", value="web1")
+    client = as_user(carol)
+    url = f"{ZONES}{zone.pk}/records/"
+
+    def names(**params):
+        return [r["name"] for r in client.get(url, params).json()["results"]]
+
+    assert names(search="WEB") == ["web1", "web2", "www"]  # name or value, any case
+    assert names(search="198.51.100") == ["mail"]
+    assert names(search="web", record_type="CNAME") == ["www"]
+    assert names(search="nothing-like-this") == []
 
 
 # --- Access --------------------------------------------------------------------------------------

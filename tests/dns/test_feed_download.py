@@ -112,6 +112,8 @@ def test_a_feed_is_downloaded_into_rpz_rules_with_counts_published(
     feed.refresh_from_db()
     assert feed.etag == '"v1"' and feed.http_last_modified.startswith("Mon, 07 Dec 2026")
     assert feed.last_fetch is not None and feed.last_error == ""
+    # The event tells the console when this download happened (its "last download").
+    assert event.data["feed"]["last_fetch"] is not None
     assert server.requests[0][1]["User-Agent"] == feed_download.USER_AGENT
 
 

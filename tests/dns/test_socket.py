@@ -21,6 +21,7 @@ DNS_EVENTS = [
     "record_created",
     "bulk_operation_progress",
     "bulk_operation_complete",
+    "zone_access_changed",
 ]
 
 
@@ -94,6 +95,26 @@ async def test_a_user_without_access_to_a_zone_receives_none_of_its_events(
     assert [e["event_type"] for e in received] == ["record_created", "zone_updated"]
     assert received[0]["type"] == "event"
     assert received[0]["data"]["zone_name"] == "private.example"
+    # The console names who made a change, never "user #N".
+    assert {e["data"]["username"] for e in received} == {"carol"}
+    assert await outsider.receive_nothing()
+
+
+async def test_a_zone_grant_reaches_the_grantee_live_and_nobody_else(connect, alice, bob, carol):
+    zone = await sync_to_async(services.create_zone)(
+        carol, {"name": "granted.example", "email": "h@example.com"}
+    )
+    grantee, outsider = await connect(alice), await connect(bob)
+    access = await sync_to_async(services.grant_access)(carol, zone.pk, user=alice)
+    (event,) = await events_until(grantee, seen("zone_access_changed"))
+    assert event["data"]["zone_id"] == str(zone.pk)
+    assert event["data"]["action"] == "granted" and event["data"]["can_change"] is False
+    assert event["data"]["zone"]["name"] == "granted.example"
+    assert event["data"]["username"] == "carol"
+    assert await outsider.receive_nothing()
+    await sync_to_async(services.revoke_access)(carol, access.pk)
+    (event,) = await events_until(grantee, seen("zone_access_changed"))
+    assert event["data"]["action"] == "revoked" and "zone" not in event["data"]
     assert await outsider.receive_nothing()
 
 

@@ -114,6 +114,7 @@ async def test_admin_can_disconnect_a_users_sockets(ws, alice, token_for):
                 "record_deleted",
                 "bulk_operation_progress",
                 "bulk_operation_complete",
+                "zone_access_changed",
             },
         ),
         ("security", {"security_alert", "threat_detected", "rpz_updated", "threat_feed_updated"}),

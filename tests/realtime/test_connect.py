@@ -34,6 +34,7 @@ ANALYST_DEFAULTS = {
     "record_deleted",
     "bulk_operation_progress",
     "bulk_operation_complete",
+    "zone_access_changed",
 }
 
 

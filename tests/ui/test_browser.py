@@ -263,7 +263,7 @@ def test_a_dns_record_edit_by_an_admin_appears_on_an_analysts_page(ui, personas)
     carol.get_by_label("Records to import").fill(
         "\n".join(f"host{n} A 198.51.100.{n} 600" for n in range(1, 26))
     )
-    carol.get_by_role("button", name="Import").click()
+    carol.get_by_role("button", name="Import", exact=True).click()
     expect(carol.locator("#bulk-status")).to_have_text("Done: 25 created.", **LIVE)
     expect(carol.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
     expect(alice.locator("#records tr", has_text="198.51.100.25")).to_be_visible(**LIVE)
@@ -360,6 +360,17 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
         ]:
             ui.api("POST", f"/api/dns/zones/{zone['id']}/records/", record)
         pages["dns"] = (f"/dns/?zone={zone['id']}", "#records tr")
+    # The DNS console's other pages, each with a row to show.
+    for path, body in [
+        ("/api/dns/rpz/rules/", {"domain": "phish.example", "category": "phishing"}),
+        ("/api/dns/feeds/", {"name": "abuse-list", "url": "http://127.0.0.1:9/list.txt"}),
+        ("/api/dns/forwarders/", {"name": "upstream", "address": "127.0.0.1", "port": 9}),
+    ]:
+        status, created = ui.api("POST", path, body)
+        assert status == 201, created
+    pages["dns-rpz"] = ("/dns/rpz/", "#rpz-rules tr")
+    pages["dns-feeds"] = ("/dns/feeds/", "#feeds tr")
+    pages["dns-forwarders"] = ("/dns/forwarders/", "#forwarders tr")
 
     # The login form, for real, then every page at both widths.
     for viewport in (LAPTOP, PHONE):

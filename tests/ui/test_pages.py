@@ -9,10 +9,8 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 
-from dns.models import Zone, ZoneAccess
 from incidents.models import ALERT_TRANSITIONS, Incident
 from tests.conftest import PASSWORD
-from threatlens.writeguard import service_writes
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["/", "/events/", "/alerts/", "/incidents/", "/dns/", "/rules/"]
@@ -164,15 +162,24 @@ def test_alert_queue_gets_its_permissions_and_the_allowed_status_moves(alice, bo
 
 
 @pytest.mark.django_db
-def test_dns_page_knows_which_zones_the_user_may_change(alice, carol):
-    with service_writes():
-        zone = Zone.objects.create(name="example.com", zone_type="master", email="h@example.com")
-    with service_writes():
-        ZoneAccess.objects.create(zone=zone, user=alice, can_change=False)
-    assert page_config(logged_in(alice).get("/dns/"))["changeable_zone_ids"] == []
-    config = page_config(logged_in(carol).get("/dns/"))
-    assert config["changeable_zone_ids"] == [zone.pk]
-    assert "A" in config["record_types"]
+def test_dns_pages_offer_what_each_role_may_do(alice, carol):
+    # Per-zone change access is the zone API's can_change (it follows grants made while
+    # the page is open); the page config says only what the role may do at all.
+    analyst = page_config(logged_in(alice).get("/dns/"))
+    assert analyst["perms"]["add_zones"] is False and analyst["perms"]["delete_zones"] is False
+    assert "changeable_zone_ids" not in analyst
+    admin = logged_in(carol)
+    config = page_config(admin.get("/dns/"))
+    assert config["perms"]["add_zones"] is True and "A" in config["record_types"]
+    assert 'id="new-zone"' in admin.get("/dns/").content.decode()
+    assert 'id="new-zone"' not in logged_in(alice).get("/dns/").content.decode()
+    for path in ("/dns/rpz/", "/dns/feeds/", "/dns/forwarders/"):
+        assert logged_in(alice).get(path).status_code == 200
+        page = admin.get(path).content.decode()
+        for tab in ("/dns/rpz/", "/dns/feeds/", "/dns/forwarders/"):
+            assert f'href="{tab}"' in page
+    assert 'id="rule-form"' in admin.get("/dns/rpz/").content.decode()
+    assert 'id="rule-form"' not in logged_in(alice).get("/dns/rpz/").content.decode()
 
 
 @pytest.mark.django_db

@@ -17,7 +17,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
 
-from dns.models import Record, Zone
+from dns.models import Record, RpzRule, Zone
 from incidents.models import (
     ALERT_TRANSITIONS,
     INCIDENT_TRANSITIONS,
@@ -45,10 +45,13 @@ PERMISSION_FLAGS = {
     "change_incidents": "incidents.change_incident",
     "comment_incidents": "incidents.add_incidentcomment",
     "view_zones": "dns.view_zone",
-    "add_records": "dns.add_record",
-    "change_records": "dns.change_record",
-    "delete_records": "dns.delete_record",
+    "add_zones": "dns.add_zone",
+    "delete_zones": "dns.delete_zone",
     "add_rpz_rules": "dns.add_rpzrule",
+    "delete_rpz_rules": "dns.delete_rpzrule",
+    "view_rpz_rules": "dns.view_rpzrule",
+    "view_feeds": "dns.view_threatfeed",
+    "view_forwarders": "dns.view_forwarder",
     "view_audit": "audit.view_auditlog",
     "view_sigma_rules": "incidents.view_sigmarule",
     "add_sigma_rules": "incidents.add_sigmarule",
@@ -226,19 +229,74 @@ class IncidentDetailPage(IncidentsPage):
 
 
 class DnsPage(Page):
+    """Zones and their records. Whether the user may change a zone comes with each zone
+    from the zone API (`can_change`), so a grant made while the page is open counts."""
+
     page = "dns"
     title = "DNS"
     permission = "dns.view_zone"
     template_name = "ui/dns.html"
+    section = "zones"
 
     def page_config(self):
-        # Which zones this user may change: the zone API answers what they may read, and
-        # change access is per zone (the services refuse anything else with 403 anyway).
-        changeable = Zone.objects.for_user(self.request.user, change=True)
         return {
-            "changeable_zone_ids": sorted(changeable.values_list("pk", flat=True)),
             "record_types": [str(value) for value, _ in Record.RecordType.choices],
+            "zone_types": [str(value) for value, _ in Zone.ZoneType.choices],
         }
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        flags = context["flags"]
+        tabs = [("zones", "Zones", "/dns/", flags["view_zones"])]
+        tabs.append(("rpz", "RPZ rules", "/dns/rpz/", flags["view_rpz_rules"]))
+        tabs.append(("feeds", "Threat feeds", "/dns/feeds/", flags["view_feeds"]))
+        tabs.append(("forwarders", "Forwarders", "/dns/forwarders/", flags["view_forwarders"]))
+        context["dns_tabs"] = [
+            {"section": section, "label": label, "url": url}
+            for section, label, url, allowed in tabs
+            if allowed
+        ]
+        context["dns_section"] = self.section
+        return context
+
+
+class RpzPage(DnsPage):
+    """Response policy rules, live, with add and remove."""
+
+    title = "RPZ rules"
+    permission = "dns.view_rpzrule"
+    template_name = "ui/dns_rpz.html"
+    section = "rpz"
+
+    def page_config(self):
+        return {
+            "rpz_actions": [str(value) for value, _ in RpzRule.Action.choices],
+            "rpz_categories": [str(value) for value, _ in RpzRule.Category.choices],
+        }
+
+
+class FeedsPage(DnsPage):
+    """Threat feeds and the state of their last download, live."""
+
+    title = "Threat feeds"
+    permission = "dns.view_threatfeed"
+    template_name = "ui/dns_feeds.html"
+    section = "feeds"
+
+    def page_config(self):
+        return {}
+
+
+class ForwardersPage(DnsPage):
+    """Forwarders and their health from the DNS monitors' probes, live."""
+
+    title = "Forwarders"
+    permission = "dns.view_forwarder"
+    template_name = "ui/dns_forwarders.html"
+    section = "forwarders"
+
+    def page_config(self):
+        return {}
 
 
 class RulesPage(Page):

@@ -1,14 +1,17 @@
 // DNS: the zones the user may read, their records, recent changes (live), record editing
 // with the server's validation errors shown at each field, and bulk import with a progress
-// bar driven by bulk_operation_progress.
+// bar driven by bulk_operation_progress. Zones can be created and deleted, imported from
+// and exported to zone files; records are searched and kept in natural order (host2
+// before host10, as the server sorts them). Whether the user may change a zone is the
+// zone API's `can_change`, and a zone granted while the page is open appears live
+// (`zone_access_changed`).
 import * as api from "../api.js";
-import { clear, el, label, pageConfig, timeEl } from "../dom.js";
+import { clear, coalesce, el, label, pageConfig, timeEl } from "../dom.js";
 import { notify } from "../shell.js";
 import { connectLive } from "../socket.js";
 
 const config = pageConfig();
 const perms = config.perms;
-const changeable = new Set(config.changeable_zone_ids || []);
 const FIELDS = ["name", "record_type", "value", "ttl", "priority", "weight", "port"];
 const NUMBERS = new Set(["ttl", "priority", "weight", "port"]);
 const MAX_CHANGES = 50;
@@ -24,7 +27,38 @@ let editing = null; // the record being edited, or null when adding
 let bulkOperation = null;
 
 function mayChange(zone) {
-  return zone && changeable.has(zone.id);
+  return Boolean(zone && zone.can_change === true);
+}
+
+/** The natural sort key of `dns/natural_sort.py`: text and digit runs, alternating. */
+export function naturalKey(text) {
+  return String(text)
+    .toLowerCase()
+    .split(/(\d+)/)
+    .map((part, index) => (index % 2 ? Number(part) : part));
+}
+
+export function compareNatural(a, b) {
+  const left = naturalKey(a);
+  const right = naturalKey(b);
+  for (let i = 0; i < Math.min(left.length, right.length); i += 1) {
+    if (left[i] !== right[i]) return left[i] < right[i] ? -1 : 1;
+  }
+  return left.length - right.length;
+}
+
+function compareRecords(a, b) {
+  return compareNatural(a.name, b.name) || (a.record_type < b.record_type ? -1 : a.record_type > b.record_type ? 1 : 0) || a.id - b.id;
+}
+
+/** A zone from an event: events reach every reader, so `can_change` there is null; keep
+ * what the zone API said for this user. */
+function mergeZone(id, fresh) {
+  const known = zones.get(id) || {};
+  const merged = { ...known, ...fresh };
+  if (fresh.can_change === null || fresh.can_change === undefined) merged.can_change = known.can_change;
+  if (fresh.records_count === null || fresh.records_count === undefined) merged.records_count = known.records_count;
+  return merged;
 }
 
 // --- zones ----------------------------------------------------------------------------------
@@ -62,8 +96,10 @@ async function loadZones() {
   for (const zone of list) zones.set(zone.id, zone);
   renderZones();
   const wanted = Number(new URLSearchParams(location.search).get("zone"));
-  const next = zones.has(zoneId) ? zoneId : zones.has(wanted) ? wanted : list[0]?.id;
+  const sorted = [...zones.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const next = zones.has(zoneId) ? zoneId : zones.has(wanted) ? wanted : sorted[0]?.id;
   if (next) await selectZone(next, { keepForm: next === zoneId });
+  else showNoZone();
 }
 
 async function selectZone(id, { keepForm = false } = {}) {
@@ -74,13 +110,47 @@ async function selectZone(id, { keepForm = false } = {}) {
   url.searchParams.set("zone", id);
   history.replaceState(null, "", url);
   document.getElementById("zone-title").textContent = zone.name;
+  showZoneHead(zone);
+  if (!keepForm) {
+    closeForm();
+    importForm.hidden = true;
+  }
+  await loadRecords();
+}
+
+function showZoneHead(zone) {
+  // "you may edit" only where the zone API says this user can change the zone.
   document.getElementById("zone-access").textContent = mayChange(zone) ? "you may edit" : "read only";
   document.getElementById("zone-meta").textContent =
     `${zone.zone_type} zone · serial ${zone.serial} · SOA ${zone.primary_ns || "—"} ${zone.email || ""}`;
-  addButton.hidden = !(mayChange(zone) && perms.add_records && zone.zone_type === "master");
+  const master = zone.zone_type === "master";
+  // Record writes need change access to the zone, nothing more (dns.services): the
+  // buttons follow `can_change`, so the label and what the user can do agree.
+  addButton.hidden = !(mayChange(zone) && master);
   document.getElementById("bulk-panel").hidden = addButton.hidden;
-  if (!keepForm) closeForm();
-  await loadRecords();
+  const exportLink = document.getElementById("export-zone");
+  exportLink.hidden = !master;
+  exportLink.href = `/api/dns/zones/${zone.id}/export/`;
+  exportLink.setAttribute("download", `db.${zone.name}`);
+  importButton.hidden = !(mayChange(zone) && master);
+  if (importButton.hidden) importForm.hidden = true;
+  deleteZoneButton.hidden = !(mayChange(zone) && perms.delete_zones);
+}
+
+function showNoZone() {
+  zoneId = null;
+  document.getElementById("zone-title").textContent = "Select a zone";
+  document.getElementById("zone-access").textContent = "";
+  document.getElementById("zone-meta").textContent = "";
+  for (const id of ["add-record", "export-zone", "import-zone", "delete-zone", "bulk-panel"]) {
+    document.getElementById(id).hidden = true;
+  }
+  importForm.hidden = true;
+  closeForm();
+  records.clear();
+  clear(tbody);
+  document.getElementById("records-empty").hidden = false;
+  document.getElementById("record-count").textContent = "";
 }
 
 // --- records --------------------------------------------------------------------------------
@@ -98,28 +168,22 @@ function renderRecord(record) {
   const zone = zones.get(zoneId);
   const actions = el("div", { class: "row-actions" });
   if (mayChange(zone)) {
-    if (perms.change_records) {
-      actions.append(
-        el("button", {
-          type: "button",
-          class: "btn btn-small",
-          text: "Edit",
-          "aria-label": `Edit ${record.name} ${record.record_type}`,
-          onclick: () => openForm(records.get(record.id)?.record || record),
-        }),
-      );
-    }
-    if (perms.delete_records) {
-      actions.append(
-        el("button", {
-          type: "button",
-          class: "btn btn-small btn-danger",
-          text: "Delete",
-          "aria-label": `Delete ${record.name} ${record.record_type}`,
-          onclick: () => deleteRecord(records.get(record.id)?.record || record),
-        }),
-      );
-    }
+    actions.append(
+      el("button", {
+        type: "button",
+        class: "btn btn-small",
+        text: "Edit",
+        "aria-label": `Edit ${record.name} ${record.record_type}`,
+        onclick: () => openForm(records.get(record.id)?.record || record),
+      }),
+      el("button", {
+        type: "button",
+        class: "btn btn-small btn-danger",
+        text: "Delete",
+        "aria-label": `Delete ${record.name} ${record.record_type}`,
+        onclick: () => deleteRecord(records.get(record.id)?.record || record),
+      }),
+    );
   }
   return [
     el("td", { "data-label": "Name" }, el("span", { title: record.fqdn, text: record.name })),
@@ -131,7 +195,37 @@ function renderRecord(record) {
   ];
 }
 
+const filterForm = document.getElementById("record-filter");
+
+function recordFilter() {
+  return {
+    search: filterForm.elements.search.value.trim(),
+    record_type: filterForm.elements.record_type.value,
+  };
+}
+
+/** Whether a record (from an event) belongs on screen under the current search, as the
+ * REST `search` (name or value contains, any case) and `record_type` filters decide. */
+function matchesFilter(record) {
+  const { search, record_type: type } = recordFilter();
+  if (type && record.record_type !== type) return false;
+  if (!search) return true;
+  const needle = search.toLowerCase();
+  return [record.name, record.value].some((text) => String(text ?? "").toLowerCase().includes(needle));
+}
+
+function showCount() {
+  const { search, record_type: type } = recordFilter();
+  const n = records.size;
+  document.getElementById("record-count").textContent =
+    search || type ? `${n} matching record${n === 1 ? "" : "s"}` : `${n} record${n === 1 ? "" : "s"}`;
+}
+
 function upsertRecord(record, { fresh = false } = {}) {
+  if (!matchesFilter(record)) {
+    removeRecord(record.id);
+    return;
+  }
   const row = records.get(record.id);
   if (row) {
     if ((record.version ?? 0) < (row.record.version ?? 0)) return;
@@ -145,13 +239,14 @@ function upsertRecord(record, { fresh = false } = {}) {
     return;
   }
   const tr = el("tr", { class: fresh ? "row-fresh" : "", dataset: { recordId: String(record.id) } }, renderRecord(record));
-  records.set(record.id, { record, tr });
-  // Keep the server's order (name, type) for new rows.
+  // Keep the server's natural order (name, type, id) for new rows.
   const after = [...records.values()]
     .filter((r) => r.tr.isConnected)
-    .find((r) => `${r.record.name}\u0000${r.record.record_type}` > `${record.name}\u0000${record.record_type}`);
+    .find((r) => compareRecords(r.record, record) > 0);
+  records.set(record.id, { record, tr });
   tbody.insertBefore(tr, after ? after.tr : null);
   document.getElementById("records-empty").hidden = true;
+  showCount();
 }
 
 function removeRecord(id) {
@@ -160,18 +255,23 @@ function removeRecord(id) {
   row.tr.remove();
   records.delete(id);
   document.getElementById("records-empty").hidden = records.size > 0;
+  showCount();
 }
 
 async function loadRecords() {
   const id = zoneId;
+  const filter = recordFilter();
   let list;
   try {
-    list = await api.getAll(`/api/dns/zones/${id}/records/`, { page_size: 1000 }, 5000);
+    // The server searches and sorts (natural order); the page shows what it answers.
+    list = await api.getAll(`/api/dns/zones/${id}/records/`, { page_size: 1000, ...filter }, 5000);
   } catch (error) {
     notify(`Could not load records: ${error.message}`, "error");
     return;
   }
   if (id !== zoneId) return;
+  const now = recordFilter();
+  if (now.search !== filter.search || now.record_type !== filter.record_type) return; // a newer load runs
   records.clear();
   clear(tbody);
   for (const record of list) {
@@ -180,7 +280,154 @@ async function loadRecords() {
     tbody.append(tr);
   }
   document.getElementById("records-empty").hidden = list.length > 0;
+  showCount();
 }
+
+const reloadRecordsSoon = coalesce(() => zoneId && loadRecords(), 300);
+let searchTimer = null;
+filterForm.addEventListener("submit", (event) => event.preventDefault());
+filterForm.elements.search.addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => zoneId && loadRecords(), 250);
+});
+filterForm.elements.record_type.addEventListener("change", () => zoneId && loadRecords());
+
+// --- zones: create, delete, import, export ----------------------------------------------------
+
+const zoneForm = document.getElementById("zone-form");
+const newZoneButton = document.getElementById("new-zone");
+const deleteZoneButton = document.getElementById("delete-zone");
+const importButton = document.getElementById("import-zone");
+const importForm = document.getElementById("import-form");
+const ZONE_FIELDS = ["name", "email", "description"];
+
+function openZoneForm(open) {
+  if (!zoneForm) return;
+  zoneForm.hidden = !open;
+  newZoneButton.setAttribute("aria-expanded", String(open));
+  if (open) {
+    zoneForm.reset();
+    showZoneErrors(null);
+    zoneForm.elements.name.focus();
+  }
+}
+
+function showZoneErrors(error) {
+  const box = document.getElementById("zone-form-error");
+  box.hidden = true;
+  for (const name of ZONE_FIELDS) {
+    document.getElementById(`z-${name}-error`).textContent = "";
+    zoneForm.elements[name].removeAttribute("aria-invalid");
+  }
+  if (!error) return;
+  const other = [];
+  for (const [name, messages] of Object.entries(error.fieldErrors)) {
+    if (ZONE_FIELDS.includes(name)) {
+      document.getElementById(`z-${name}-error`).textContent = messages.join(" ");
+      zoneForm.elements[name].setAttribute("aria-invalid", "true");
+    } else {
+      other.push(...messages);
+    }
+  }
+  if (other.length || !Object.keys(error.fieldErrors).length) {
+    box.textContent = other.length ? other.join(" ") : error.message;
+    box.hidden = false;
+  }
+}
+
+if (zoneForm) {
+  newZoneButton.addEventListener("click", () => openZoneForm(zoneForm.hidden));
+  document.getElementById("zone-cancel").addEventListener("click", () => openZoneForm(false));
+  zoneForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showZoneErrors(null);
+    const body = { zone_type: "master" };
+    for (const name of ZONE_FIELDS) body[name] = zoneForm.elements[name].value.trim();
+    const button = zoneForm.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const zone = await api.post("/api/dns/zones/", body);
+      zones.set(zone.id, zone);
+      openZoneForm(false);
+      notify(`Zone ${zone.name} created.`, "success");
+      await selectZone(zone.id);
+    } catch (error) {
+      showZoneErrors(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+deleteZoneButton.addEventListener("click", async () => {
+  const zone = zones.get(zoneId);
+  if (!zone) return;
+  const count = zone.records_count ?? records.size;
+  const question = `Delete the zone ${zone.name} and its ${count} record${count === 1 ? "" : "s"}? This cannot be undone.`;
+  if (!window.confirm(question)) return;
+  try {
+    await api.del(`/api/dns/zones/${zone.id}/`, { version: zone.version });
+    zones.delete(zone.id);
+    notify(`Zone ${zone.name} deleted.`, "success");
+    const url = new URL(location.href);
+    url.searchParams.delete("zone");
+    history.replaceState(null, "", url);
+    zoneId = null;
+    renderZones();
+    await loadZones();
+  } catch (error) {
+    notify(error.message, "error");
+  }
+});
+
+importButton.addEventListener("click", () => {
+  importForm.hidden = !importForm.hidden;
+  importButton.setAttribute("aria-expanded", String(!importForm.hidden));
+  if (!importForm.hidden) {
+    importForm.reset();
+    document.getElementById("import-error").textContent = "";
+    importForm.elements.file.focus();
+  }
+});
+document.getElementById("import-cancel").addEventListener("click", () => {
+  importForm.hidden = true;
+  importButton.setAttribute("aria-expanded", "false");
+});
+importForm.elements.file.addEventListener("change", async () => {
+  const file = importForm.elements.file.files[0];
+  if (file) importForm.elements.zone_file.value = await file.text();
+});
+importForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const errorBox = document.getElementById("import-error");
+  errorBox.textContent = "";
+  const text = importForm.elements.zone_file.value;
+  if (!text.trim()) {
+    errorBox.textContent = "Choose a zone file or paste one.";
+    return;
+  }
+  const zone = zones.get(zoneId);
+  const replace = importForm.elements.replace.checked;
+  if (replace && !window.confirm(`Replace every record of ${zone.name} with the file's?`)) return;
+  const button = importForm.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const reply = await api.post("/api/dns/zones/import/", { zone: zone.id, zone_file: text, replace });
+    const summary = reply.import || {};
+    notify(`Imported into ${zone.name}: ${summary.added ?? 0} added, ${summary.removed ?? 0} removed.`, "success");
+    importForm.hidden = true;
+    importButton.setAttribute("aria-expanded", "false");
+    zones.set(zone.id, mergeZone(zone.id, reply.zone));
+    await loadZones();
+  } catch (error) {
+    const fields = error.fieldErrors;
+    errorBox.textContent = Object.entries(fields)
+      .map(([key, messages]) => (key === "zone_file" || key === "non_field_errors" ? messages.join(" ") : `${label(key)}: ${messages.join(" ")}`))
+      .join(" ") || error.message;
+  } finally {
+    button.disabled = false;
+  }
+});
 
 // --- the record form ------------------------------------------------------------------------
 
@@ -472,7 +719,8 @@ function change(data, eventType, at) {
   const what = eventType.startsWith("zone")
     ? `zone ${data.zone_name}`
     : [data.record_name, data.record_type, data.record_value].filter(Boolean).join(" ");
-  const who = !data.user_id ? "system" : Number(data.user_id) === config.user.id ? "you" : `user #${data.user_id}`;
+  // Events name the user who made the change; never show a bare id.
+  const who = !data.user_id ? "system" : Number(data.user_id) === config.user.id ? "you" : data.username || "another user";
   list.prepend(
     el(
       "li",
@@ -500,6 +748,14 @@ function onEvent(event) {
     if (Number(data.zone_id) !== zoneId) return;
     if (type === "record_deleted") removeRecord(Number(data.record_id));
     else if (data.record) upsertRecord(data.record, { fresh: !event.replayed });
+  } else if (type === "zone_access_changed") {
+    // Before the zone_* branch: this one is the user's own access, not a zone change.
+    const id = Number(data.zone_id);
+    if (data.action === "revoked") {
+      refreshZone(id); // a group or an admin permission may still grant it
+    } else {
+      refreshZone(id, { announce: !zones.has(id) && !event.replayed });
+    }
   } else if (type.startsWith("zone_")) {
     change(data, type, event.timestamp);
     const id = Number(data.zone_id);
@@ -507,15 +763,50 @@ function onEvent(event) {
       zones.delete(id);
       renderZones();
       if (id === zoneId) loadZones();
+    } else if (type === "zone_created" && !zones.has(id)) {
+      // Its creator and admins hear of it: load it to learn this user's can_change.
+      refreshZone(id);
     } else if (data.zone) {
-      zones.set(id, { ...zones.get(id), ...data.zone });
+      zones.set(id, mergeZone(id, data.zone));
       renderZones();
       if (id === zoneId) {
-        document.getElementById("zone-meta").textContent =
-          `${data.zone.zone_type} zone · serial ${data.zone.serial} · SOA ${data.zone.primary_ns || "—"} ${data.zone.email || ""}`;
+        showZoneHead(zones.get(id));
+        // A zone file import announces the zone, not each record: reload them.
+        if (!event.replayed) reloadRecordsSoon();
       }
     }
   }
+}
+
+/** Reload one zone from REST (what this user may do with it), or drop it when the
+ * user may no longer read it. */
+async function refreshZone(id, { announce = false } = {}) {
+  let zone;
+  try {
+    zone = await api.get(`/api/dns/zones/${id}/`);
+  } catch (error) {
+    if (error.status === 404) {
+      zones.delete(id);
+      renderZones();
+      if (id === zoneId) await loadZones();
+      return;
+    }
+    notify(error.message, "error");
+    return;
+  }
+  const before = zones.get(id);
+  zones.set(id, zone);
+  renderZones();
+  if (id === zoneId) {
+    showZoneHead(zone);
+    if (before?.can_change !== zone.can_change) {
+      // The rows' Edit and Delete follow the new access too.
+      for (const row of records.values()) row.tr.replaceChildren(...renderRecord(row.record));
+    }
+  } else if (zoneId === null) {
+    await selectZone(id);
+  }
+  if (announce) notify(`You now have access to the zone ${zone.name}.`, "info");
 }
 
 async function resync() {
@@ -533,6 +824,7 @@ const DNS_EVENTS = [
   "record_deleted",
   "bulk_operation_progress",
   "bulk_operation_complete",
+  "zone_access_changed",
 ];
 
 connectLive({
