@@ -37,6 +37,9 @@ class ThreatDetectedData(TypedDict, total=False):
     timestamp: object
     category: str
     source: str
+    # When the RPZ rule was made by an incident's block (incidents.block_hits):
+    incident_id: int
+    incident_reference: str
 
 
 def alert_input(draft: SecurityEventDraft, *, source="pipeline", external_id=None) -> dict:
@@ -147,4 +150,8 @@ def threat_detected_data(draft: SecurityEventDraft) -> ThreatDetectedData | None
     }
     if listing.get("action"):
         data["action"] = str(listing["action"])
+    incident = listing.get("incident")
+    if incident:
+        data["incident_id"] = incident["id"]
+        data["incident_reference"] = incident["reference"]
     return data
