@@ -16,6 +16,7 @@ urlpatterns = [
     path("incidents/<int:pk>/", views.IncidentDetailPage.as_view(), name="incident"),
     path("dns/", views.DnsPage.as_view(), name="dns"),
     path("rules/", views.RulesPage.as_view(), name="rules"),
+    path("rules/coverage/", views.CoveragePage.as_view(), name="coverage"),
     path("audit/", views.AuditPage.as_view(), name="audit"),
     path("search/", views.SearchPage.as_view(), name="search"),
     path("pivot/", views.PivotPage.as_view(), name="pivot"),

@@ -79,6 +79,7 @@ def navigation(flags):
         items.append(("dns", "DNS", "/dns/"))
     if flags["view_sigma_rules"]:
         items.append(("rules", "Rules", "/rules/"))
+        items.append(("coverage", "Coverage", "/rules/coverage/"))
     if flags["view_audit"]:
         items.append(("audit", "Audit", "/audit/"))
     return [{"page": page, "label": label, "url": url} for page, label, url in items]
@@ -249,6 +250,16 @@ class RulesPage(Page):
     title = "Detection rules"
     permission = "incidents.view_sigmarule"
     template_name = "ui/rules.html"
+
+
+class CoveragePage(Page):
+    """The ATT&CK techniques the enabled Sigma rules cover, by tactic, and the Navigator
+    layer download (docs/sigma.md)."""
+
+    page = "coverage"
+    title = "ATT&CK coverage"
+    permission = "incidents.view_sigmarule"
+    template_name = "ui/coverage.html"
 
 
 class AuditPage(Page):
