@@ -1049,3 +1049,56 @@ def test_the_coverage_page_groups_techniques_by_tactic_and_downloads_the_navigat
     screenshot(phone, "coverage")
     assert ui.js_errors() == {}
 
+
+def bind_query_line(domain, client):
+    moment = datetime.now(UTC)
+    stamp = moment.strftime("%d-%b-%Y %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    return (
+        f"{stamp} queries: info: client @0x7f3a2ccea9b1 {client}#26819 ({domain}): "
+        f"query: {domain} IN A +E(0) (10.20.0.53)"
+    )
+
+
+def test_a_query_for_a_domain_blocked_from_an_incident_shows_up_on_it_live(ui):
+    tag = uuid.uuid4().hex[:6]
+    domain = f"c2-{tag}.example"
+    alert = ingest_alert(ui, f"Beacon to {domain}")
+    status, taken = ui.api("POST", f"/api/alerts/{alert['id']}/take-ownership/", as_user="alice")
+    assert status == 200, taken
+    incident_id = taken["incident_id"]
+    alice = ui.open("alice", f"/incidents/{incident_id}/")
+    wait_live(alice)
+
+    carol = ui.open("carol", f"/incidents/{incident_id}/")
+    carol.get_by_label("Domain to block").fill(domain)
+    carol.get_by_label("Reason").fill("Beacon seen on ws-17")
+    carol.get_by_role("button", name="Block").click()
+    expect(carol.locator("#blocks li", has_text=domain)).to_contain_text("NXDOMAIN")
+    status, rules = ui.api("GET", f"/api/dns/rpz/rules/?search={domain}")
+    listed = rules["results"] if isinstance(rules, dict) else rules
+    [rule] = [r for r in listed if r["domain"] == domain]
+    assert rule["source"].startswith("incident:"), rule
+
+    # A client resolves the blocked domain: BIND's query log line reaches the ingest.
+    status, body = ui.api(
+        "POST", "/api/logs/", {"source": "bind", "content": bind_query_line(domain, "10.20.2.57")}
+    )
+    assert status == 202, body
+    hit = f"10.20.2.57 queried {domain} (A), blocked by RPZ rule #{rule['id']} (nxdomain)"
+    for page in (alice, carol):
+        entry = page.locator("#timeline li", has_text=hit)
+        expect(entry).to_be_visible(**LIVE)
+        expect(entry).to_contain_text("System")
+    screenshot(alice, "incident-threat-detected")
+
+    # The query, on the events page, links to the incident that blocked it.
+    events = ui.open("alice", "/events/?categories=dns")
+    wait_live(events)
+    item = events.locator("#feed li", has_text=domain)
+    expect(item).to_contain_text("blocked by INC-", **LIVE)
+    item.get_by_role("button").click()
+    link = events.locator("#detail").get_by_role("link", name=re.compile(r"^INC-"))
+    expect(link).to_be_visible()
+    link.click()
+    expect(events).to_have_url(re.compile(rf"/incidents/{incident_id}/$"))
+    assert ui.js_errors() == {}
