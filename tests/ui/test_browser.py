@@ -1016,7 +1016,7 @@ def test_the_coverage_page_groups_techniques_by_tactic_and_downloads_the_navigat
     assert status == 200, body
 
     page = ui.open("bob", "/rules/")  # a viewer reads the coverage too
-    page.get_by_role("link", name="Coverage", exact=True).click()
+    page.get_by_role("link", name="ATT&CK coverage by tactic").click()
     expect(page).to_have_url(re.compile(r"/rules/coverage/$"))
     expect(page.locator("#coverage-state")).to_have_text(
         "1 technique covered by 2 of 2 enabled rules.", **LIVE

@@ -79,7 +79,6 @@ def navigation(flags):
         items.append(("dns", "DNS", "/dns/"))
     if flags["view_sigma_rules"]:
         items.append(("rules", "Rules", "/rules/"))
-        items.append(("coverage", "Coverage", "/rules/coverage/"))
     if flags["view_audit"]:
         items.append(("audit", "Audit", "/audit/"))
     return [{"page": page, "label": label, "url": url} for page, label, url in items]
@@ -256,7 +255,7 @@ class CoveragePage(Page):
     """The ATT&CK techniques the enabled Sigma rules cover, by tactic, and the Navigator
     layer download (docs/sigma.md)."""
 
-    page = "coverage"
+    page = "rules"  # a view of the rules: the navigation marks Rules
     title = "ATT&CK coverage"
     permission = "incidents.view_sigmarule"
     template_name = "ui/coverage.html"

@@ -180,6 +180,7 @@ async function applyFilter(next) {
     return;
   }
   form.elements.technique.removeAttribute("aria-invalid");
+  form.elements.technique.value = next.technique || "";
   filter = next;
   sessionStorage.setItem(FILTER_KEY, JSON.stringify(filter));
   filterToUrl();
