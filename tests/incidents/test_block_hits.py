@@ -176,3 +176,27 @@ async def no_incident_update(client, incident_id):
             if kind == "incident_updated" and event["data"]["id"] == incident_id:
                 return False
     return True
+
+
+def test_a_rule_cannot_claim_an_incidents_block_over_rest(blocked, api_client, token_for, carol):
+    incident, _rule = blocked
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(carol)}")
+    spoof = {"domain": "spoof.example", "source": f"incident:{incident.reference}"}
+    created = api_client.post("/api/dns/rpz/rules/", spoof, format="json")
+    assert created.status_code == 400, created.data
+    assert "source" in str(created.data)
+    assert not RpzRule.objects.filter(domain="spoof.example").exists()
+
+    other = RpzRule.objects.create(domain="other.example", source="manual")
+    changed = api_client.patch(
+        f"/api/dns/rpz/rules/{other.pk}/",
+        {"source": f" Incident:{incident.reference}"},
+        format="json",
+    )
+    assert changed.status_code == 400, changed.data
+    assert RpzRule.objects.get(pk=other.pk).source == "manual"
+    # Other sources stay free text.
+    renamed = api_client.patch(
+        f"/api/dns/rpz/rules/{other.pk}/", {"source": "soc-runbook"}, format="json"
+    )
+    assert renamed.status_code == 200, renamed.data
