@@ -3,7 +3,7 @@ into security events and alerts, against the parse-only ceiling measured in the 
 
     python -m bench.ingest [--mix realistic attack-heavy] [--lines 50000]
                            [--database-url postgres://...] [--server uvicorn|daphne]
-                           [--sigma N]
+                           [--sigma N [--sigma-without-shipped]]
 
 For each mix (bench/ingest_mix.py), on a fresh database (a temporary SQLite file unless
 --database-url):
@@ -83,13 +83,20 @@ def parse_args(argv=None):
         metavar="N",
         help="enable the shipped Sigma rules plus N generated ones (default: no Sigma rules)",
     )
+    parser.add_argument(
+        "--sigma-without-shipped",
+        action="store_true",
+        help="with --sigma, leave out the shipped rules: they re-express built-in rules that "
+        "run anyway, so each of their detections is raised twice (as a deployment that "
+        "loads only third-party rules would not)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     results = []
-    sigma_texts = sigma_rule_texts(args.sigma)
+    sigma_texts = sigma_rule_texts(args.sigma, shipped=not args.sigma_without_shipped)
     for mix in args.mix:
         lines = generate(mix, args.lines, seed=args.seed)
         result = {"mix": mix, "lines": len(lines), "load_1m_before": round(os.getloadavg()[0], 2)}
@@ -115,14 +122,14 @@ def main(argv=None):
 # -- the ceilings ----------------------------------------------------------------------------
 
 
-def sigma_rule_texts(generated):
+def sigma_rule_texts(generated, *, shipped=True):
     """The Sigma rules' YAML of `--sigma N` (none without it)."""
     if generated is None:
         return []
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threatlens.settings")
     from bench.sigma import rule_texts
 
-    return rule_texts(generated)
+    return rule_texts(generated, shipped=shipped)
 
 
 def ceilings(lines, sigma_texts=()):
@@ -199,7 +206,11 @@ def run_server(args, lines, workdir):
     env = server_environment(os.environ, **overrides)
     prepare(env)
     reset(env)
-    sigma_rules = store_sigma_rules(env, args.sigma) if args.sigma is not None else 0
+    sigma_rules = (
+        store_sigma_rules(env, args.sigma, shipped=not args.sigma_without_shipped)
+        if args.sigma is not None
+        else 0
+    )
     server = ServerProcess(args.server, env, workdir, f"{args.server}-ingest").start()
     try:
         wait_for_port(port, server)
@@ -254,7 +265,7 @@ def reset(env):
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=300)
 
 
-def store_sigma_rules(env, generated):
+def store_sigma_rules(env, generated, *, shipped=True):
     """Store the shipped and `generated` generated Sigma rules, enabled, in the bench
     database through the service REST uploads go through; returns how many loaded
     (a refused one would be stored but not run)."""
@@ -265,14 +276,14 @@ def store_sigma_rules(env, generated):
         "from incidents.sigma.services import upload_rule\n"
         "from threatlens.audit.context import audit_context\n"
         "with audit_context(source='bench.ingest --sigma'):\n"
-        "    for text in rule_texts(int(sys.argv[1])):\n"
+        "    for text in rule_texts(int(sys.argv[1]), shipped=sys.argv[2] == 'yes'):\n"
         "        upload_rule(text, actor=None)\n"
         # Counted at the end: a correlation stored before the rules it names is refused
         # until they arrive.
         "print(SigmaRule.objects.filter(enabled=True, refusal_code='').count())\n"
     )
     completed = subprocess.run(
-        [sys.executable, "-c", code, str(generated)],
+        [sys.executable, "-c", code, str(generated), "yes" if shipped else "no"],
         cwd=ROOT,
         env=env,
         capture_output=True,

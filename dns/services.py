@@ -428,9 +428,24 @@ def _delete_simple(model, actor, pk, *, permission, changed, request=None):
     return instance
 
 
-def create_rpz_rule(actor, data, *, request=None):
-    """A manual RPZ rule (feed rules come from `dns.feeds`)."""
-    extra = {"created_by": actor, "source": data.get("source") or "manual"}
+# Sources only the code may give a rule: `incident:<reference>` names the incident whose
+# block made it (incidents.response), and DNS queries that hit it land on that incident.
+RESERVED_SOURCE_PREFIXES = ("incident:",)
+
+
+def _check_source(data):
+    source = data.get("source")
+    if isinstance(source, str) and source.strip().lower().startswith(RESERVED_SOURCE_PREFIXES):
+        raise ValidationError(
+            {"source": ["Sources starting with 'incident:' are set by an incident's block."]}
+        )
+
+
+def create_rpz_rule(actor, data, *, request=None, source=None):
+    """A manual RPZ rule (feed rules come from `dns.feeds`). `source` is for callers in
+    code (an incident's block); a `source` in `data` may not use a reserved prefix."""
+    _check_source(data)
+    extra = {"created_by": actor, "source": source or data.get("source") or "manual"}
     data = {key: value for key, value in data.items() if key != "source"}
     return _create_simple(
         RpzRule,
@@ -444,6 +459,7 @@ def create_rpz_rule(actor, data, *, request=None):
 
 
 def update_rpz_rule(actor, rule_id, data, *, request=None):
+    _check_source(data)
     return _update_simple(
         RpzRule,
         actor,

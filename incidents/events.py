@@ -14,7 +14,11 @@ from rest_framework import serializers
 from incidents.pipeline.alert_input import severity_label
 from incidents.pipeline.analyzer import SecurityEventDraft
 from incidents.pipeline.rules import ALERT_CATEGORIES
-from incidents.security_events import PROCESSING_CATEGORY, READ_PIPELINE_DATA
+from incidents.security_events import (
+    PROCESSING_CATEGORY,
+    READ_PIPELINE_DATA,
+    blocked_by_incident,
+)
 from incidents.serializers import (
     AlertSerializer,
     IncidentSerializer,
@@ -55,6 +59,8 @@ class SecurityEventData(TypedDict):
     user: str
     raw_log_id: str | None
     alert_id: int | None
+    # For a DNS query of a domain an incident blocked: {id, reference, rpz_rule_id}.
+    blocked_by_incident: dict | None
     created_at: str | None
 
 
@@ -77,6 +83,7 @@ def security_event_data(event) -> SecurityEventData:
         "user": event.user,
         "raw_log_id": str(event.raw_log_id) if event.raw_log_id is not None else None,
         "alert_id": event.alert_id,
+        "blocked_by_incident": blocked_by_incident(event),
         "created_at": _datetime(event.created_at),
     }
 
@@ -272,6 +279,9 @@ class ThreatDetectedData(TypedDict):
     timestamp: Any
     category: str
     source: str
+    # When the RPZ rule was made by an incident's block (incidents.block_hits):
+    incident_id: NotRequired[int]
+    incident_reference: NotRequired[str]
 
 
 def threat_detected_data(draft: SecurityEventDraft) -> ThreatDetectedData | None:
@@ -294,6 +304,10 @@ def threat_detected_data(draft: SecurityEventDraft) -> ThreatDetectedData | None
     }
     if listing.get("action"):
         data["action"] = str(listing["action"])
+    incident = listing.get("incident")
+    if incident:
+        data["incident_id"] = incident["id"]
+        data["incident_reference"] = incident["reference"]
     return data
 
 

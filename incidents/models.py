@@ -381,6 +381,7 @@ class TimelineKind(models.TextChoices):
     COMMENT = "comment", "Comment"
     MERGED = "merged", "Merged"
     RESPONSE = "response", "Response action"
+    THREAT_DETECTED = "threat_detected", "Threat detected"
 
 
 class IncidentTimelineEntry(models.Model):

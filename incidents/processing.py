@@ -24,7 +24,8 @@ the writes.
 Events published per chunk: `security_event` for each stored event (priority =
 severity); for each event at or above ALERT_SEVERITY_THRESHOLD the alert's own
 `new_alert` / `alert_updated` (by `incidents.broadcast`) and `security_alert` (unified
-envelope); `threat_detected` for a DNS query of a listed domain.
+envelope); `threat_detected` for a DNS query of a listed domain (and, when an incident's
+block listed it, `incident_updated` with a timeline entry: `incidents.block_hits`).
 
 Every `processing_update` of a log goes out at the same priority (the catalogue's): the
 hub delivers a burst highest priority first, and a client must see a log's stages in
@@ -45,7 +46,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from incidents import sigma
+from incidents import block_hits, sigma
 from incidents.conf import pipeline_setting
 from incidents.events import (
     processing_update_data,
@@ -343,6 +344,8 @@ class _Run:
             draft.src_ip = _clean_ip(draft.src_ip)
 
         with transaction.atomic():
+            # Before the events are built: it names the incident on their listing.
+            block_hits.link_and_record(drafts)
             raised = self._raise_alerts(drafts)
             events, published = [], []
             for index, draft in enumerate(drafts):

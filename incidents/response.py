@@ -71,9 +71,9 @@ def block_domain(incident_id, data, *, actor, request=None):
                 "action": data.get("action") or RpzRule.Action.NXDOMAIN,
                 "category": data.get("category") or RpzRule.Category.MALWARE,
                 "description": f"{incident.reference}: {reason}",
-                "source": rule_source(incident),
             },
             request=request,
+            source=rule_source(incident),
         )
     )
     _timeline(

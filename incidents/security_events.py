@@ -32,6 +32,10 @@ class SecurityEventSerializer(serializers.ModelSerializer):
 
     raw_log_id = serializers.SerializerMethodField()
     alert_id = serializers.IntegerField(read_only=True, allow_null=True)
+    blocked_by_incident = serializers.SerializerMethodField(
+        help_text="For a DNS query of a domain an incident blocked: {id, reference, "
+        "rpz_rule_id} of that incident; else null."
+    )
 
     class Meta:
         model = SecurityEvent
@@ -50,9 +54,13 @@ class SecurityEventSerializer(serializers.ModelSerializer):
             "user",
             "raw_log_id",
             "alert_id",
+            "blocked_by_incident",
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_blocked_by_incident(self, event) -> dict | None:
+        return blocked_by_incident(event)
 
     def get_raw_log_id(self, event) -> str | None:
         return str(event.raw_log_id) if event.raw_log_id is not None else None
@@ -69,6 +77,14 @@ class SecurityEventDetailSerializer(SecurityEventSerializer):
 def security_event_payload(event):
     """The `security_event` data of a stored event."""
     return dict(SecurityEventSerializer(event).data)
+
+
+def blocked_by_incident(event):
+    """The incident whose RPZ rule listed the domain of this DNS query event (set by
+    `incidents.block_hits`), or None."""
+    listing = (event.details or {}).get("listing") if isinstance(event.details, dict) else None
+    incident = listing.get("incident") if isinstance(listing, dict) else None
+    return dict(incident) if isinstance(incident, dict) else None
 
 
 class RawLogSerializer(serializers.ModelSerializer):

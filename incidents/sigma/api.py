@@ -7,6 +7,7 @@
     PATCH  rules/<id>/            {"enabled": false} and/or {"text": "<yaml>"}
     DELETE rules/<id>/
     GET    rules/coverage/        ATT&CK Navigator layer of the enabled rules
+    GET    rules/coverage/tactics/ the same coverage grouped by tactic, for the console
 
 Reading needs incidents.view_sigmarule; writing add/change/delete_sigmarule (analysts
 upload and toggle, admins delete). Every write goes through `incidents.sigma.services`.
@@ -21,7 +22,7 @@ from rest_framework.response import Response
 from incidents.api import ServiceView
 from incidents.exceptions import PermissionDenied, ValidationError
 from incidents.sigma import services
-from incidents.sigma.attack import navigator_layer
+from incidents.sigma.attack import coverage_by_tactic, navigator_layer
 from incidents.sigma.models import SigmaRule
 
 
@@ -145,5 +146,23 @@ class SigmaRuleViewSet(
     @action(detail=False, methods=["get"])
     def coverage(self, request):
         """The ATT&CK Navigator layer of the loaded rules."""
-        loaded = SigmaRule.objects.filter(enabled=True, refusal_code="")
-        return Response(navigator_layer(loaded))
+        return Response(navigator_layer(_loaded_rules()))
+
+    @action(detail=False, methods=["get"], url_path="coverage/tactics")
+    def coverage_tactics(self, request):
+        """The techniques the loaded rules cover, grouped by tactic, with the rules of each."""
+        rules = list(_loaded_rules().order_by("title", "pk"))
+        tactics = coverage_by_tactic(rules)
+        techniques = {item["id"] for tactic in tactics for item in tactic["techniques"]}
+        return Response(
+            {
+                "rules": len(rules),
+                "rules_with_techniques": sum(1 for rule in rules if rule.techniques),
+                "techniques": len(techniques),
+                "tactics": tactics,
+            }
+        )
+
+
+def _loaded_rules():
+    return SigmaRule.objects.filter(enabled=True, refusal_code="")

@@ -77,3 +77,45 @@ def navigator_layer(rules, *, name="ThreatLens Sigma coverage"):
         ],
         "gradient": {"colors": ["#ffe766", "#ff6666"], "minValue": 0, "maxValue": 5},
     }
+
+
+def coverage_by_tactic(rules):
+    """What the enabled rules cover, grouped by tactic in ATT&CK's order: a list of
+    {"name", "id", "techniques": [{"id", "rules": [{"id", "sigma_id", "title"}]}]}.
+
+    A technique sits under every tactic its rules are tagged with (a rule tagged
+    `credential-access` and `t1110` puts T1110 under credential access); techniques of
+    rules with no tactic tag come last, under a tactic named None. `rules` are SigmaRule
+    rows (their `techniques`, `tactics`, `pk`, `sigma_id`, `title`)."""
+    grouped = {}
+    for rule in rules:
+        if not rule.techniques:
+            continue
+        names = [tactic.get("name") for tactic in rule.tactics if isinstance(tactic, dict)]
+        for tactic in names or [None]:
+            techniques = grouped.setdefault(tactic, {})
+            for technique in rule.techniques:
+                techniques.setdefault(technique, {})[rule.pk] = {
+                    "id": rule.pk,
+                    "sigma_id": rule.sigma_id,
+                    "title": rule.title,
+                }
+    order = list(TACTICS)
+
+    def rank(name):
+        return (name is None, order.index(name) if name in order else len(order), name or "")
+
+    return [
+        {
+            "name": name,
+            "id": TACTICS.get(name),
+            "techniques": [
+                {
+                    "id": technique,
+                    "rules": sorted(by_rule.values(), key=lambda item: item["title"].lower()),
+                }
+                for technique, by_rule in sorted(grouped[name].items())
+            ],
+        }
+        for name in sorted(grouped, key=rank)
+    ]

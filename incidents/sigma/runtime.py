@@ -1,11 +1,12 @@
 """The engine of this process, rebuilt when the stored rules change in any process.
 
 Every change to the rules (`incidents.sigma.services`) increments a version in Django's
-cache after its commit. Each process compares its engine's version with it at most every
-`SIGMA_RELOAD_SECONDS` (default 1 s), and at once in the process that made the change, so
-a rule uploaded on one server fires in the others within that delay. Rules are compiled
-once per process and kept by the digest of their YAML, so a rebuild compiles only the
-rules that changed.
+cache after its commit; the rows' fingerprint (count, newest change) is part of the
+version too, for processes that share no cache. Each process compares its engine's
+version with it at most every `SIGMA_RELOAD_SECONDS` (default 1 s), and at once in the
+process that made the change, so a rule uploaded on one server fires in the others within
+that delay. Rules are compiled once per process and kept by the digest of their YAML, so
+a rebuild compiles only the rules that changed.
 """
 
 import logging
@@ -34,7 +35,25 @@ def reload_seconds():
 
 
 def stored_version():
-    return cache.get(VERSION_KEY, 0)
+    """The stored rules' version as any process can read it: the shared cache's counter
+    and the rows' own fingerprint. The fingerprint is what reaches processes that share
+    no cache (the embedded setup's local-memory cache, with the server and
+    `manage.py run_syslog` side by side on one SQLite file) and survives a flushed cache;
+    it costs one aggregate query per process per SIGMA_RELOAD_SECONDS."""
+    return (cache.get(VERSION_KEY, 0), _rows_fingerprint())
+
+
+def _rows_fingerprint():
+    from django.db.models import Count, Max
+
+    from incidents.sigma.models import SigmaRule
+
+    # Every write goes through a save() that moves updated_at (auto_now); a delete moves
+    # the count; a delete and an add together move the newest id.
+    row = SigmaRule.objects.aggregate(
+        count=Count("id"), changed=Max("updated_at"), newest=Max("id")
+    )
+    return (row["count"], row["changed"], row["newest"])
 
 
 def bump_version():

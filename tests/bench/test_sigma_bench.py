@@ -50,3 +50,19 @@ def test_the_ingest_detection_ceiling_runs_the_sigma_rules_too():
     with_sigma = ceilings(lines, rule_texts(20))
     # The shipped Sigma rules (SSH brute force, web 404 bursts) fire on the attack mix.
     assert with_sigma["detection_only_events"] > without["detection_only_events"]
+
+
+def test_the_shipped_rules_can_be_left_out_of_the_ingest_run():
+    from bench.ingest import parse_args, sigma_rule_texts
+
+    args = parse_args(["--sigma", "20", "--sigma-without-shipped"])
+    assert args.sigma_without_shipped
+    assert len(sigma_rule_texts(20, shipped=False)) == 20
+    assert len(rule_texts(20)) == 27
+    # Without the shipped SSH brute-force correlations, the attack mix raises only the
+    # built-in brute-force detections once.
+    lines = generate("attack-heavy", 400, seed=1)
+    assert (
+        ceilings(lines, rule_texts(20, shipped=False))["detection_only_events"]
+        < ceilings(lines, rule_texts(20))["detection_only_events"]
+    )

@@ -210,3 +210,41 @@ def test_metrics_show_each_rules_hits_and_cost(api_client, alice, carol):
     labels = f'rule_id="{RULE_ID}",title="Failed root login over SSH"'
     assert figures[f"threatlens_sigma_rule_hits_total{{{labels}}}"] == 70
     assert figures[f"threatlens_sigma_rule_evaluations_total{{{labels}}}"] == 64
+
+
+def test_the_coverage_by_tactic_counts_the_enabled_rules_of_each_technique(api_client, alice):
+    for title, tags in [
+        ("Brute force A", ("attack.credential-access", "attack.t1110.001")),
+        ("Brute force B", ("attack.credential-access", "attack.t1110.001", "attack.t1110")),
+        ("Valid account", ("attack.initial-access", "attack.persistence", "attack.t1078.003")),
+        ("Untagged tactic", ("attack.t1021",)),
+        ("Disabled", ("attack.impact", "attack.t1499")),
+    ]:
+        text = rule_yaml("sel: {user: oracle}\ncondition: sel", title=title, tags=tags)
+        assert post_rule(api_client, alice, text).status_code == 201
+    SigmaRule.objects.filter(title="Disabled").update(enabled=False)
+    client = api_client
+
+    body = client.get("/api/sigma/rules/coverage/tactics/").json()
+    assert (body["rules"], body["rules_with_techniques"], body["techniques"]) == (4, 4, 4)
+    shape = [
+        (t["name"], t["id"], [(i["id"], [r["title"] for r in i["rules"]]) for i in t["techniques"]])
+        for t in body["tactics"]
+    ]
+    assert shape == [
+        ("initial-access", "TA0001", [("T1078.003", ["Valid account"])]),
+        ("persistence", "TA0003", [("T1078.003", ["Valid account"])]),
+        ("credential-access", "TA0006",
+         [("T1110", ["Brute force B"]), ("T1110.001", ["Brute force A", "Brute force B"])]),
+        (None, None, [("T1021", ["Untagged tactic"])]),
+    ]  # fmt: skip
+    # The Navigator layer scores the same techniques by their number of rules.
+    layer = client.get("/api/sigma/rules/coverage/").json()
+    scores = {t["techniqueID"]: t["score"] for t in layer["techniques"]}
+    assert scores == {"T1021": 1, "T1078.003": 1, "T1110": 1, "T1110.001": 2}
+
+
+def test_a_viewer_reads_the_coverage_and_an_anonymous_client_does_not(api_client, bob):
+    assert api_client.get("/api/sigma/rules/coverage/tactics/").status_code in (401, 403)
+    api_client.force_authenticate(bob)
+    assert api_client.get("/api/sigma/rules/coverage/tactics/").status_code == 200

@@ -2,11 +2,13 @@
 queue, the event filter, DNS edits reaching another user, recovery after a server restart,
 and every page at laptop and phone widths (screenshots in test-artifacts/ui/)."""
 
+import json
 import os
 import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -933,4 +935,181 @@ def test_the_overview_charts_start_from_the_stored_history(ui):
     expect(page.locator("#chart-rate")).to_have_attribute(
         "aria-label", re.compile(r"critical 3, high 0, medium 0, low 1"), **LIVE
     )
+    assert ui.js_errors() == {}
+
+
+def sigma_rule(title, user, tags):
+    return (
+        SIGMA_RULE.replace("Login attempt as oracle", title)
+        .replace("5b0c6f1e-2d3a-4b5c-8d9e-0f1a2b3c4d5e", str(uuid.uuid4()))
+        .replace("user: oracle", f"user: {user}")
+        .replace("[attack.t1078.003, attack.initial-access]", f"[{', '.join(tags)}]")
+    )
+
+
+def test_events_and_alerts_are_filtered_by_attack_technique_with_the_filter_in_the_url(ui):
+    tag = uuid.uuid4().hex[:6]
+    user = f"oracle{tag}"
+    title = f"Brute force on {user}"
+    status, rule = ui.api(
+        "POST",
+        "/api/sigma/rules/",
+        {"text": sigma_rule(title, user, ["attack.t1110.001", "attack.credential-access"])},
+    )
+    assert status == 201 and rule["state"] == "loaded", rule
+    page = ui.open("alice", "/events/")
+    wait_live(page)
+    page.get_by_label("ATT&CK technique").fill("t1110")
+    page.get_by_role("button", name="Apply filter").click()
+    expect(page).to_have_url(re.compile(r"technique=T1110$"))
+    expect(page.locator("#filter-state")).to_contain_text("ATT&CK T1110")
+
+    attack = {"techniques": ["T1078"], "tactics": [{"name": "initial-access", "id": "TA0001"}]}
+    publish_security_event(ui, 8, f"Other technique {tag}", analysis={"attack": attack})
+    publish_security_event(ui, 8, f"No technique {tag}")
+    line = (
+        f"{datetime.now(UTC).isoformat()} web01 sshd[811]: Failed password for {user} "
+        "from 203.0.113.46 port 40001 ssh2"
+    )
+    status, body = ui.api("POST", "/api/logs/", {"source": "auth.log", "content": line})
+    assert status == 202, body
+    item = page.locator("#feed li", has_text=title)
+    expect(item).to_be_visible(**LIVE)
+    expect(item).to_contain_text("T1110.001")
+    for message in (f"Other technique {tag}", f"No technique {tag}"):
+        expect(page.locator("#feed li", has_text=message)).to_have_count(0)
+    item.get_by_role("button").click()
+    detail = page.locator("#detail")
+    expect(detail.get_by_role("link", name="T1110.001")).to_be_visible()
+    expect(detail).to_contain_text("credential-access")
+    screenshot(page, "events-technique")
+
+    # The link is the filter: the stored history comes back filtered by the server.
+    other = ui.open("alice", "/events/?technique=T1110.001")
+    wait_live(other)
+    expect(other.get_by_label("ATT&CK technique")).to_have_value("T1110.001")
+    expect(other.locator("#feed li", has_text=title)).to_be_visible(**LIVE)
+    other.goto("/events/?technique=T1078")
+    expect(other.get_by_label("ATT&CK technique")).to_have_value("T1078")
+    wait_live(other)
+    expect(other.locator("#feed-empty")).to_be_visible(**LIVE)
+
+    # The alert queue has the same filter, in its URL too.
+    ingest_alert(ui, f"Unrelated {tag}")
+    alerts = ui.open("alice", "/alerts/?view=open")
+    expect(alert_row(alerts, f"Unrelated {tag}")).to_be_visible(**LIVE)
+    alerts.get_by_label("ATT&CK technique").fill("t1110")
+    alerts.get_by_label("ATT&CK technique").press("Enter")
+    expect(alerts).to_have_url(re.compile(r"technique=T1110"))
+    expect(alert_row(alerts, title)).to_be_visible(**LIVE)
+    expect(alert_row(alerts, f"Unrelated {tag}")).to_have_count(0)
+    expect(alerts.locator("#queue-count")).to_contain_text("for ATT&CK T1110")
+    alerts.reload()
+    expect(alerts.get_by_label("ATT&CK technique")).to_have_value("T1110")
+    expect(alert_row(alerts, title)).to_be_visible(**LIVE)
+    assert ui.js_errors() == {}
+
+
+def test_the_coverage_page_groups_techniques_by_tactic_and_downloads_the_navigator_layer(ui):
+    tag = uuid.uuid4().hex[:6]
+    rules = {}
+    for title, tags in [
+        (f"SSH guessing {tag}", ["attack.credential-access", "attack.t1110.001"]),
+        (f"Password spray {tag}", ["attack.credential-access", "attack.t1110.001"]),
+        (f"Default account {tag}", ["attack.initial-access", "attack.t1078.001"]),
+    ]:
+        status, rules[title] = ui.api(
+            "POST", "/api/sigma/rules/", {"text": sigma_rule(title, f"u{tag}", tags)}
+        )
+        assert status == 201, rules[title]
+    disabled = rules[f"Default account {tag}"]
+    status, body = ui.api("PATCH", f"/api/sigma/rules/{disabled['id']}/", {"enabled": False})
+    assert status == 200, body
+
+    page = ui.open("bob", "/rules/")  # a viewer reads the coverage too
+    page.get_by_role("link", name="ATT&CK coverage by tactic").click()
+    expect(page).to_have_url(re.compile(r"/rules/coverage/$"))
+    expect(page.locator("#coverage-state")).to_have_text(
+        "1 technique covered by 2 of 2 enabled rules.", **LIVE
+    )
+    section = page.get_by_role("region", name=re.compile(r"^Credential access"))
+    expect(section).to_contain_text("TA0006")
+    row = section.locator("tr", has_text="T1110.001")
+    expect(row.locator(".rule-count")).to_have_text("2")
+    expect(row).to_contain_text(f"SSH guessing {tag}")
+    expect(row).to_contain_text(f"Password spray {tag}")
+    # The disabled rule's technique and tactic are not covered.
+    expect(page.get_by_role("region", name=re.compile(r"^Initial access"))).to_have_count(0)
+    expect(page.locator("#tactics")).not_to_contain_text("T1078.001")
+    screenshot(page, "coverage")
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download ATT&CK Navigator layer").click()
+    layer = json.loads(Path(download.value.path()).read_text())
+    assert layer["domain"] == "enterprise-attack"
+    assert [(t["techniqueID"], t["score"]) for t in layer["techniques"]] == [("T1110.001", 2)]
+
+    row.get_by_role("link", name="T1110.001").click()
+    expect(page).to_have_url(re.compile(r"/rules/\?state=loaded&technique=T1110.001$"))
+    expect(page.get_by_label("ATT&CK technique")).to_have_value("T1110.001")
+    expect(page.locator("#rules tr")).to_have_count(2, **LIVE)
+
+    phone = ui.open("bob", "/rules/coverage/", viewport=PHONE)
+    expect(phone.locator("tr", has_text="T1110.001")).to_be_visible(**LIVE)
+    assert not phone.evaluate(WIDER_THAN_THE_PAGE)
+    screenshot(phone, "coverage")
+    assert ui.js_errors() == {}
+
+
+def bind_query_line(domain, client):
+    moment = datetime.now(UTC)
+    stamp = moment.strftime("%d-%b-%Y %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    return (
+        f"{stamp} queries: info: client @0x7f3a2ccea9b1 {client}#26819 ({domain}): "
+        f"query: {domain} IN A +E(0) (10.20.0.53)"
+    )
+
+
+def test_a_query_for_a_domain_blocked_from_an_incident_shows_up_on_it_live(ui):
+    tag = uuid.uuid4().hex[:6]
+    domain = f"c2-{tag}.example"
+    alert = ingest_alert(ui, f"Beacon to {domain}")
+    status, taken = ui.api("POST", f"/api/alerts/{alert['id']}/take-ownership/", as_user="alice")
+    assert status == 200, taken
+    incident_id = taken["incident_id"]
+    alice = ui.open("alice", f"/incidents/{incident_id}/")
+    wait_live(alice)
+
+    carol = ui.open("carol", f"/incidents/{incident_id}/")
+    carol.get_by_label("Domain to block").fill(domain)
+    carol.get_by_label("Reason").fill("Beacon seen on ws-17")
+    carol.get_by_role("button", name="Block").click()
+    expect(carol.locator("#blocks li", has_text=domain)).to_contain_text("NXDOMAIN")
+    status, rules = ui.api("GET", f"/api/dns/rpz/rules/?search={domain}")
+    listed = rules["results"] if isinstance(rules, dict) else rules
+    [rule] = [r for r in listed if r["domain"] == domain]
+    assert rule["source"].startswith("incident:"), rule
+
+    # A client resolves the blocked domain: BIND's query log line reaches the ingest.
+    status, body = ui.api(
+        "POST", "/api/logs/", {"source": "bind", "content": bind_query_line(domain, "10.20.2.57")}
+    )
+    assert status == 202, body
+    hit = f"10.20.2.57 queried {domain} (A), blocked by RPZ rule #{rule['id']} (nxdomain)"
+    for page in (alice, carol):
+        entry = page.locator("#timeline li", has_text=hit)
+        expect(entry).to_be_visible(**LIVE)
+        expect(entry).to_contain_text("System")
+    screenshot(alice, "incident-threat-detected")
+
+    # The query, on the events page, links to the incident that blocked it.
+    events = ui.open("alice", "/events/?categories=dns")
+    wait_live(events)
+    item = events.locator("#feed li", has_text=domain)
+    expect(item).to_contain_text("blocked by INC-", **LIVE)
+    item.get_by_role("button").click()
+    link = events.locator("#detail").get_by_role("link", name=re.compile(r"^INC-"))
+    expect(link).to_be_visible()
+    link.click()
+    expect(events).to_have_url(re.compile(rf"/incidents/{incident_id}/$"))
     assert ui.js_errors() == {}

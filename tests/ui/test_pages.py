@@ -13,7 +13,7 @@ from incidents.models import ALERT_TRANSITIONS, Incident
 from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["/", "/events/", "/alerts/", "/incidents/", "/dns/", "/rules/"]
+PAGES = ["/", "/events/", "/alerts/", "/incidents/", "/dns/", "/rules/", "/rules/coverage/"]
 
 
 def logged_in(user):
@@ -249,6 +249,14 @@ def test_the_rules_page_offers_upload_to_analysts_and_not_to_viewers(alice, bob)
     assert viewer.status_code == 200
     assert page_config(viewer)["perms"]["change_sigma_rules"] is False
     assert b'id="upload"' not in viewer.content
+
+
+@pytest.mark.django_db
+def test_the_coverage_page_opens_for_who_may_read_rules_and_offers_the_layer(bob, make_user):
+    page = logged_in(bob).get("/rules/coverage/")
+    assert page.status_code == 200
+    assert b'href="/api/sigma/rules/coverage/"' in page.content
+    assert logged_in(make_user("nobody", role=None)).get("/rules/coverage/").status_code == 403
 
 
 @pytest.mark.django_db

@@ -19,6 +19,7 @@ urlpatterns = [
     path("dns/feeds/", views.FeedsPage.as_view(), name="dns-feeds"),
     path("dns/forwarders/", views.ForwardersPage.as_view(), name="dns-forwarders"),
     path("rules/", views.RulesPage.as_view(), name="rules"),
+    path("rules/coverage/", views.CoveragePage.as_view(), name="coverage"),
     path("audit/", views.AuditPage.as_view(), name="audit"),
     path("search/", views.SearchPage.as_view(), name="search"),
     path("pivot/", views.PivotPage.as_view(), name="pivot"),

@@ -309,6 +309,16 @@ class RulesPage(Page):
     template_name = "ui/rules.html"
 
 
+class CoveragePage(Page):
+    """The ATT&CK techniques the enabled Sigma rules cover, by tactic, and the Navigator
+    layer download (docs/sigma.md)."""
+
+    page = "rules"  # a view of the rules: the navigation marks Rules
+    title = "ATT&CK coverage"
+    permission = "incidents.view_sigmarule"
+    template_name = "ui/coverage.html"
+
+
 class AuditPage(Page):
     page = "audit"
     title = "Audit log"

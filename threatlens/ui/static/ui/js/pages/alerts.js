@@ -17,7 +17,9 @@ const VIEWS = config.perms.take_alerts ? ["unowned", "mine", "open"] : ["unowned
 let view = VIEWS.includes(params.get("view")) ? params.get("view") : "unowned";
 let severity = params.get("severity") || "";
 // ?technique=T1110: alerts of rules tagged with an ATT&CK technique (links from the Rules page).
-const technique = (params.get("technique") || "").toUpperCase();
+const TECHNIQUE = /^T\d{4}(\.\d{3})?$/;
+let technique = (params.get("technique") || "").trim().toUpperCase();
+if (!TECHNIQUE.test(technique)) technique = "";
 // Sorts the API offers; new alerts arriving live are placed by the same order.
 const SORTS = {
   received: { ordering: "-received_at", key: (a) => [Date.parse(a.received_at) || 0] },
@@ -104,6 +106,8 @@ function setView(next) {
   url.searchParams.set("view", view);
   if (severity) url.searchParams.set("severity", severity);
   else url.searchParams.delete("severity");
+  if (technique) url.searchParams.set("technique", technique);
+  else url.searchParams.delete("technique");
   if (sort !== "received") url.searchParams.set("sort", sort);
   else url.searchParams.delete("sort");
   history.replaceState(null, "", url);
@@ -141,6 +145,21 @@ function place(alert) {
   tbody.append(row.tr);
 }
 
+const techniqueForm = document.getElementById("technique-form");
+const techniqueInput = document.getElementById("technique");
+techniqueInput.value = technique;
+techniqueForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const value = techniqueInput.value.trim().toUpperCase();
+  if (value && !TECHNIQUE.test(value)) {
+    techniqueInput.setAttribute("aria-invalid", "true");
+    countLine.textContent = "An ATT&CK technique is an id such as T1110 or T1110.001.";
+    return;
+  }
+  techniqueInput.removeAttribute("aria-invalid");
+  technique = value;
+  setView(view);
+});
 severitySelect.value = severity;
 severitySelect.addEventListener("change", () => {
   severity = severitySelect.value;

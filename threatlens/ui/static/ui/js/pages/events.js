@@ -25,9 +25,23 @@ const DEFAULT_FILTER = {
   ip: "",
   user: "",
   search: "",
+  technique: "", // an ATT&CK technique id: T1110 also finds its sub-techniques (T1110.001)
 };
 const RANGES_MS = { "15m": 15 * 60e3, "1h": 60 * 60e3, "24h": 24 * 60 * 60e3 };
-const URL_KEYS = ["min_priority", "max_priority", "categories", "sources", "range", "from", "until", "ip", "user", "search"];
+const URL_KEYS = [
+  "min_priority", "max_priority", "categories", "sources", "range", "from", "until", "ip", "user", "search", "technique",
+];
+const TECHNIQUE = /^T\d{4}(\.\d{3})?$/;
+
+/** The ATT&CK techniques of an event (from the Sigma rule that raised it). */
+function techniquesOf(event) {
+  const techniques = event.analysis?.attack?.techniques;
+  return Array.isArray(techniques) ? techniques.map(String) : [];
+}
+
+function hasTechnique(event, technique) {
+  return techniquesOf(event).some((t) => t === technique || t.startsWith(`${technique}.`));
+}
 
 const feed = document.getElementById("feed");
 const empty = document.getElementById("feed-empty");
@@ -108,6 +122,7 @@ function showFilterInForm() {
   form.elements.ip.value = filter.ip || "";
   form.elements.user.value = filter.user || "";
   form.elements.search.value = filter.search || "";
+  form.elements.technique.value = filter.technique || "";
   showCustomRange();
 }
 
@@ -125,6 +140,7 @@ function describeFilter(f, where) {
   if (filter.ip) local.push(`IP ${filter.ip}`);
   if (filter.user) local.push(`user ${filter.user}`);
   if (filter.search) local.push(`“${filter.search}”`);
+  if (filter.technique) local.push(`ATT&CK ${filter.technique}`);
   return `${where}: ${parts.join("; ")}.` + (local.length ? ` Also: ${local.join("; ")}.` : "");
 }
 
@@ -140,6 +156,7 @@ function matches(event) {
     (!filter.sources.length || filter.sources.includes(event.source)) &&
     (!filter.ip || event.src_ip === filter.ip) &&
     (!filter.user || (event.user || "").toLowerCase() === filter.user.toLowerCase()) &&
+    (!filter.technique || hasTechnique(event, filter.technique)) &&
     (!search ||
       [event.message, event.rule_id, event.user, event.correlation_key].some((field) =>
         String(field || "").toLowerCase().includes(search),
@@ -156,6 +173,14 @@ async function applyFilter(next) {
     return;
   }
   form.elements.min_priority.removeAttribute("aria-invalid");
+  if (next.technique && !TECHNIQUE.test(next.technique)) {
+    filterState.textContent = "An ATT&CK technique is an id such as T1110 or T1110.001.";
+    form.elements.technique.setAttribute("aria-invalid", "true");
+    form.elements.technique.focus();
+    return;
+  }
+  form.elements.technique.removeAttribute("aria-invalid");
+  form.elements.technique.value = next.technique || "";
   filter = next;
   sessionStorage.setItem(FILTER_KEY, JSON.stringify(filter));
   filterToUrl();
@@ -191,6 +216,7 @@ form.addEventListener("submit", (event) => {
     ip: form.elements.ip.value.trim(),
     user: form.elements.user.value.trim(),
     search: form.elements.search.value.trim(),
+    technique: form.elements.technique.value.trim().toUpperCase(),
   });
 });
 
@@ -229,7 +255,15 @@ function rowNode(key, event, fresh) {
       timeEl(event.timestamp, { short: true }),
       severityBadge(Number(event.severity) || event.severity),
       el("span", { class: "msg", text: event.message || "(no message)" }),
-      el("span", { class: "meta", text: [event.category, event.source].filter(Boolean).join(" · ") }),
+      el("span", {
+        class: "meta",
+        text: [
+          event.category,
+          event.source,
+          ...techniquesOf(event),
+          event.blocked_by_incident ? `blocked by ${event.blocked_by_incident.reference}` : "",
+        ].filter(Boolean).join(" · "),
+      }),
     ),
   );
   if (key === selectedKey) node.setAttribute("aria-current", "true");
@@ -314,6 +348,28 @@ function definition(term, value) {
   return [el("dt", { text: term }), el("dd", {}, value)];
 }
 
+/** The incident whose RPZ rule blocked this DNS query's domain, as a link. */
+function incidentLink(incident) {
+  if (!incident || !Number.isInteger(incident.id)) return null;
+  const rule = incident.rpz_rule_id ? ` (RPZ rule #${incident.rpz_rule_id})` : "";
+  return el("span", {}, el("a", { href: `/incidents/${incident.id}/`, text: String(incident.reference || `#${incident.id}`) }), rule);
+}
+
+/** The event's techniques, each linking to the events of that technique, and its tactics. */
+function attackLinks(event) {
+  const techniques = techniquesOf(event);
+  const tactics = (event.analysis?.attack?.tactics || []).map((tactic) => tactic?.name).filter(Boolean);
+  if (!techniques.length && !tactics.length) return null;
+  return el(
+    "span",
+    { class: "attack" },
+    techniques.map((t) =>
+      el("a", { class: "technique", href: `/events/?technique=${encodeURIComponent(t)}`, title: `Events for ${t}` }, el("code", { text: t }), " "),
+    ),
+    tactics.length ? el("span", { class: "muted", text: tactics.join(", ") }) : null,
+  );
+}
+
 async function select(key) {
   const row = byKey.get(key);
   if (!row) return;
@@ -352,6 +408,7 @@ function showDetail(event) {
       definition("Category", event.category),
       definition("Source", event.source),
       definition("Rule", event.rule_id),
+      definition("ATT&CK", attackLinks(event)),
       definition("Source IP", pivotLink("ip", event.src_ip)),
       definition("User", pivotLink("user", event.user)),
       definition("Domain", pivotLink("domain", event.details?.domain)),
@@ -359,6 +416,7 @@ function showDetail(event) {
         "Alert",
         event.alert_id ? el("a", { href: `/alerts/?alert=${event.alert_id}`, text: `#${event.alert_id}` }) : null,
       ),
+      definition("Blocked by", incidentLink(event.blocked_by_incident)),
       definition("Event id", event.event_id),
     ),
     el("h3", { text: "Analysis" }),
@@ -387,6 +445,7 @@ async function loadHistory() {
       src_ip: filter.ip || undefined,
       user: filter.user || undefined,
       search: filter.search || undefined,
+      technique: filter.technique || undefined,
     });
     for (const event of page.results) addEvent(event);
   } catch (error) {

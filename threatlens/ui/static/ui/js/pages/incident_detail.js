@@ -103,7 +103,7 @@ async function loadTimeline() {
     list.append(
       el(
         "li",
-        {},
+        { class: entry.kind === "threat_detected" ? "timeline-threat" : "", dataset: { kind: entry.kind } },
         timeEl(entry.created_at, { short: true }),
         el(
           "div",
@@ -489,6 +489,13 @@ function onEvent(event) {
   const data = event.data || {};
   if (event.eventType === "incident_updated" || event.eventType === "incident_created") {
     if (data.id === id) refreshIncident();
+  } else if (event.eventType === "threat_detected") {
+    // A DNS query hit a block this incident made (its timeline entry arrives with the
+    // incident_updated that follows; this says so at once).
+    if (data.incident_id === id && !event.replayed) {
+      notify(`${data.client_ip || "A client"} queried ${data.domain}, blocked by this incident.`, "error");
+      refreshIncident();
+    }
   } else if (event.eventType === "new_alert" || event.eventType === "alert_updated") {
     if (alertRows.has(data.id) && data.incident !== id) {
       alertRows.remove(data.id); // moved to another incident
@@ -503,7 +510,7 @@ loadAll();
 connectLive({
   page: `incident.${id}`,
   eventTypes: config.perms.receive_security
-    ? ["incident_created", "incident_updated", "new_alert", "alert_updated"]
+    ? ["incident_created", "incident_updated", "new_alert", "alert_updated", "threat_detected"]
     : [],
   onEvent,
   onResync: loadAll,

@@ -7,10 +7,22 @@ const form = document.getElementById("rule-filters");
 const tbody = document.getElementById("rules");
 const state = document.getElementById("rules-state");
 const LEVELS = { informational: "low", low: "low", medium: "medium", high: "high", critical: "critical" };
+const FILTERS = ["state", "technique", "search"];
+
+// The filter is in the URL (links from the coverage page: ?state=loaded&technique=T1110).
+const params = new URLSearchParams(location.search);
+for (const name of FILTERS) if (params.has(name)) form.elements[name].value = params.get(name);
+
+function filterToUrl(values) {
+  const url = new URL(location.href);
+  url.search = "";
+  for (const [name, value] of Object.entries(values)) url.searchParams.set(name, value);
+  history.replaceState(null, "", url);
+}
 
 function filters() {
   const result = {};
-  for (const name of ["state", "technique", "search"]) {
+  for (const name of FILTERS) {
     const value = form.elements[name].value.trim();
     if (value) result[name] = value;
   }
@@ -78,6 +90,7 @@ async function load() {
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
+  filterToUrl(filters());
   load();
 });
 
