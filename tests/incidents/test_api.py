@@ -268,8 +268,10 @@ def test_rest_status_change_broadcasts(
 ):
     alert = make_alert()
     client = as_user(alice)
+    # Two requests, two transactions (a capture each).
     with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/api/alerts/{alert.pk}/take-ownership/")
+    with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/api/alerts/{alert.pk}/status/", {"status": "resolved"}, format="json")
     assert [e.event_type for e in events()] == [
         "incident_created",

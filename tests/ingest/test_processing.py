@@ -89,6 +89,9 @@ def test_a_brute_force_raises_exactly_one_alert_and_its_repeat_joins_it():
     assert [d["details"]["occurrence_count"] for d in alerts] == [1, 2]
 
 
+# Real commits: each batch is its own transaction, and publishes its own events (in one
+# capture block, the batches' events would be merged as one transaction's).
+@pytest.mark.django_db(transaction=True)
 def test_a_repeat_in_a_later_batch_updates_the_alert(settings):
     settings.LOG_PROCESSING_CHUNK_LINES = 5
     ingest(text(brute_force(26)))
