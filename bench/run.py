@@ -265,6 +265,7 @@ class Workers:
             "verify_frames": 10**12 if args.verify else 5,
             "servers": servers_count,
             "nice": args.nice,
+            "detection": getattr(args, "detection", False),
         }
         self.pipes, self.processes = [], []
         for index in range(procs):

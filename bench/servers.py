@@ -206,10 +206,10 @@ def server_environment(base, **overrides):
     return env
 
 
-def prepare_database(env, *, users, password, prefix):
-    """`python -m bench.prepare` in `env`: migrates the database and makes `users` users;
-    returns what it prints (its last line, JSON)."""
-    config = {"users": users, "password": password, "prefix": prefix}
+def prepare_database(env, *, users, password, prefix, role="viewer"):
+    """`python -m bench.prepare` in `env`: migrates the database and makes `users` users
+    of `role`; returns what it prints (its last line, JSON)."""
+    config = {"users": users, "password": password, "prefix": prefix, "role": role}
     completed = subprocess.run(
         [sys.executable, "-m", "bench.prepare", json.dumps(config)],
         cwd=ROOT,
