@@ -114,6 +114,13 @@ def parse_args(argv=None):
         default=50_000,
         help="the ceilings run over the first N lines (a long run's lines are not all kept)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="py-spy the server from the first line sent, for --profile-seconds: collapsed "
+        "stacks, a flame graph and a summary in DIR",
+    )
+    parser.add_argument("--profile-seconds", type=float, default=20.0)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
     parser.add_argument("--timeout", type=float, default=600.0)
@@ -290,6 +297,7 @@ def run_server(args, mix, workdir):
         cpu_before = server.cpu_seconds()
         counter = Processed(env["DATABASE_URL"])
         sampler = RssSampler(server, args.rss_interval).start()
+        spies = start_profile(args, server, mix)
         lines = iterate(mix, args.lines, seed=args.seed)
         if args.transport == "tcp" and not args.rate:
             sent_at, accepted_at = send(list(lines), port, args.connections)
@@ -307,6 +315,7 @@ def run_server(args, mix, workdir):
         samples = sampler.stop()
         stored = counter.stored()
         metrics = read_metrics(server)
+        profile = finish_profile(spies)
         latency = None
         if workers is not None:
             time.sleep(2)  # the last events on their way
@@ -342,11 +351,40 @@ def run_server(args, mix, workdir):
     }
     if log is not None:
         result.update(log.figures())
+    if profile:
+        result["profile"] = profile
     if args.transport == "udp":
         result["udp_dropped"] = args.lines - processed
     if latency is not None:
         result["detection_latency"] = latency
     return result
+
+
+def start_profile(args, server, mix):
+    if not args.profile:
+        return None
+    from bench import profile as profiling
+
+    directory = Path(args.profile).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    prefix = directory / f"ingest-{mix}-{args.transport}-{args.sockets}"
+    return str(prefix), profiling.start(server.pid, args.profile_seconds, str(prefix))
+
+
+def finish_profile(spies):
+    """Waits for py-spy; returns its summary (and writes the flame graph beside it)."""
+    if spies is None:
+        return None
+    from bench import profile as profiling
+
+    prefix, processes = spies
+    profiling.wait(processes, timeout=120)
+    if not Path(f"{prefix}.txt").exists():
+        return None
+    profiling.flamegraph_svg(f"{prefix}.txt", f"{prefix}.svg")
+    summary = profiling.format_summary(profiling.summarise(f"{prefix}.txt"))
+    print(summary, file=sys.stderr, flush=True)
+    return f"{prefix}.txt"
 
 
 def prepare(env, password):

@@ -15,6 +15,7 @@ import array
 import http.client
 import json
 import queue
+import signal
 import socket
 import threading
 import time
@@ -223,7 +224,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     count = int(args.rate * args.seconds)
     lines = iterate(args.mix, count, seed=args.seed)
-    log = SENDERS[args.transport](lines, args.port, rate=args.rate)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # stop sending, then report
+    log = SENDERS[args.transport](lines, args.port, rate=args.rate, stop=stop)
     print(json.dumps(log.figures()), flush=True)
 
 
