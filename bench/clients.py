@@ -159,8 +159,10 @@ class DetectionStats(Stats):
     def take(self):
         arrivals, self.arrivals = self.arrivals, {}
         events, self.events = self.events, 0
+        frames, self.phase.frames = self.phase.frames, 0
         return {
             "events": events,
+            "frames": frames,
             "arrivals": {stamp.decode(): times.tobytes() for stamp, times in arrivals.items()},
         }
 

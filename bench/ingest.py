@@ -121,6 +121,13 @@ def parse_args(argv=None):
         "stacks, a flame graph and a summary in DIR",
     )
     parser.add_argument("--profile-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--nice",
+        type=int,
+        metavar="N",
+        help="scheduling priority of the whole run (this process, the server, the clients; "
+        "e.g. -10 on a busy shared machine, as bench.run's --nice; negative needs root)",
+    )
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
     parser.add_argument("--timeout", type=float, default=600.0)
@@ -146,6 +153,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.nice is not None:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every child process
     results = []
     sigma_texts = sigma_rule_texts(args.sigma)
     for mix in args.mix:
@@ -465,9 +474,10 @@ def detection_latency(workers, log, mix, sockets, stored_events):
     step = default_step(mix)
     latencies = array("d")
     unmatched = 0
-    received = 0
+    received = frames = 0
     for reply in workers.ask({"cmd": "detections"}):
         received += reply["events"]
+        frames += reply["frames"]
         for stamp, raw in reply["arrivals"].items():
             moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
             index = math.ceil((moment - START).total_seconds() / step - 1e-6)
@@ -484,6 +494,7 @@ def detection_latency(workers, log, mix, sockets, stored_events):
         "events_expected": stored_events * sockets,
         "events_received": received,
         "unmatched": unmatched,
+        "frames_per_socket": round(frames / sockets, 1) if sockets else None,
         "p50_ms": _ms(percentile(ordered, 50)),
         "p99_ms": _ms(percentile(ordered, 99)),
         "max_ms": _ms(ordered[-1] if ordered else None),
