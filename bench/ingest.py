@@ -290,7 +290,7 @@ def run_server(args, mix, workdir):
     prepared = prepare(env, password)
     reset(env)
     sigma_rules = store_sigma_rules(env, args.sigma) if args.sigma is not None else 0
-    server = ServerProcess(args.server, env, workdir, f"{args.server}-ingest").start()
+    server = ServerProcess(args.server, env, workdir, f"{args.server}-ingest").start(timeout=180)
     workers = None
     sampler = None
     try:

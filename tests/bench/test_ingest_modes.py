@@ -15,7 +15,7 @@ from bench.ingest_send import paced
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_ingest(*options, timeout=240):
+def run_ingest(*options, timeout=600):
     result = subprocess.run(
         [sys.executable, "-m", "bench.ingest", "--mix", "realistic", "--json", *options],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout,
@@ -84,7 +84,7 @@ def test_the_delivery_benchmark_runs_with_ingest_in_the_background(tmp_path):
         [sys.executable, "-m", "bench.run", "--clients=10", "--steady", "--rate=10",
          "--duration=2", "--settle=0.2", "--drain=3", "--no-ceiling", "--ingest-rate=300",
          f"--json={output}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     ours = json.loads(output.read_text())["ours"]
