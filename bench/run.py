@@ -123,6 +123,13 @@ def parse_args(argv=None):
         help="while the phases run, send the realistic ingest mix to our server's syslog "
         "receiver (TCP) at this many lines/s (bench/ingest_send.py)",
     )
+    add(
+        "--ingest-in",
+        choices=("server", "run_syslog"),
+        default="server",
+        help="with --ingest-rate: the syslog receiver and its processing inside our server "
+        "(the embedded default) or in a `manage.py run_syslog` process beside it",
+    )
     add("--json", metavar="PATH", help="also write every figure as JSON")
     add("--server-env", action="append", default=[], metavar="NAME=VALUE")
     add("--keep", action="store_true", help="keep the temporary directory (logs, database)")
@@ -235,7 +242,7 @@ def base_environment(args, workdir, prefix):
         args.syslog_port = free_port()
         overrides.update(
             {
-                "SYSLOG_IN_PROCESS": "true",
+                "SYSLOG_IN_PROCESS": "true" if args.ingest_in == "server" else "false",
                 "SYSLOG_BIND": HOST,
                 "SYSLOG_TCP_PORT": args.syslog_port,
                 "SYSLOG_UDP_PORT": 0,
@@ -621,6 +628,8 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
         if ingest_figures is not None:
             result["ingest"] = ingest_figures
             result["label"] += f", ingest {args.ingest_rate:g} lines/s"
+            if args.ingest_in == "run_syslog":
+                result["label"] += " in run_syslog"
         if memory_profile:
             result["memory_profile"] = memory_profile
         profiles = [connect_profile] if connect_profile else []
@@ -654,10 +663,21 @@ class IngestLoad:
         self.env = env
         self.server = server
         self.process = None
+        self.receiver = None
         self.figures = None
 
     def start(self):
-        log(f"ingest: {self.args.ingest_rate:g} lines/s over syslog TCP in the background")
+        log(
+            f"ingest: {self.args.ingest_rate:g} lines/s over syslog TCP in the background, "
+            f"received and processed in {self.args.ingest_in}"
+        )
+        if self.args.ingest_in == "run_syslog":
+            self.receiver = ServerProcess(
+                "run_syslog", self.env, self.server.workdir, "run_syslog", nice=self.args.nice
+            )
+            self.receiver.start_command(
+                [sys.executable, "manage.py", "run_syslog"], self.args.syslog_port
+            )
         self.started = time.time()
         self.process = subprocess.Popen(
             [
@@ -691,10 +711,33 @@ class IngestLoad:
             figures.update(json.loads(output.strip().splitlines()[-1]))
         except (ValueError, IndexError):
             figures["error"] = "the sender printed no figures"
-        figures.update(ingest_counters(self.server))
+        if self.receiver is not None:
+            # Its /metrics are not served: what it processed is in the database.
+            figures["receiver_cpu_seconds"] = round(self.receiver.cpu_seconds(), 1)
+            self.receiver.stop(timeout=60)
+            figures["lines_processed"] = processed_lines(self.env)
+        else:
+            figures.update(ingest_counters(self.server))
         self.figures = figures
         log(f"ingest: {figures}")
         return figures
+
+
+def processed_lines(env):
+    """Lines the raw logs of the run's database count processed."""
+    code = (
+        "import django; django.setup()\n"
+        "from django.db.models import Sum\n"
+        "from incidents.models import RawLog\n"
+        "print(RawLog.objects.aggregate(n=Sum('lines_total'))['n'] or 0)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    try:
+        return int(completed.stdout.split()[-1])
+    except (ValueError, IndexError):
+        return None
 
 
 def ingest_counters(server):
