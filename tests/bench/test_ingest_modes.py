@@ -78,12 +78,13 @@ def test_paced_tcp_with_sockets_measures_detection_latency_and_rss():
 
 
 @pytest.mark.e2e
-def test_the_delivery_benchmark_runs_with_ingest_in_the_background(tmp_path):
+@pytest.mark.parametrize("ingest_in", ["server", "run_syslog"])
+def test_the_delivery_benchmark_runs_with_ingest_in_the_background(tmp_path, ingest_in):
     output = tmp_path / "figures.json"
     result = subprocess.run(
         [sys.executable, "-m", "bench.run", "--clients=10", "--steady", "--rate=10",
          "--duration=2", "--settle=0.2", "--drain=3", "--no-ceiling", "--ingest-rate=300",
-         f"--json={output}"],
+         f"--ingest-in={ingest_in}", f"--json={output}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
