@@ -136,6 +136,7 @@ class ServerProcess:
             if self._answers():
                 return self
             time.sleep(0.1)
+        self.stop()  # not left running behind the error
         raise RuntimeError(f"{self.name} did not answer on port {self.port} within {timeout} s")
 
     def start_command(self, command, port, timeout=180):
@@ -160,6 +161,7 @@ class ServerProcess:
                     return self
             except OSError:
                 time.sleep(0.2)
+        self.stop()
         raise RuntimeError(f"{self.name} did not listen on port {port} within {timeout} s")
 
     def _answers(self):
