@@ -38,6 +38,8 @@ SEQ = re.compile(rb'"bench_seq":\s*(-?\d+)')
 SENT = re.compile(rb'"sent_at":\s*([0-9.eE+-]+)')
 SUBSCRIBED = b'"subscription_updated"'
 ERROR = b'"type":"error"'
+# A security_event's data: `timestamp` is the line's time and follows `message`.
+DETECTED = re.compile(rb'"message":\s*"(?:[^"\\]|\\.)*",\s*"timestamp":\s*"([^"]+)"')
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
@@ -128,6 +130,41 @@ class Stats:
             assert numbers == [int(seq) for seq in seqs], (numbers, seqs)
         except (ValueError, KeyError, TypeError, AssertionError):
             self.phase.verify_errors += 1
+
+
+class DetectionStats(Stats):
+    """For the ingest benchmark: clients subscribed to `security_event` record, for each
+    event received, its `timestamp` (the log line's own time, which tells the sender's
+    line) and when it arrived. The orchestrator turns them into detection latencies."""
+
+    def __init__(self, server_of, servers, verify_frames):
+        super().__init__(server_of, servers, verify_frames)
+        self.arrivals = {}  # timestamp (bytes) -> array of arrival times
+        self.events = 0
+
+    def on_frame(self, index, payload):
+        stamps = DETECTED.findall(payload)
+        if not stamps:
+            self.phase.other_frames += 1
+            return
+        now = time.time()
+        self.phase.frames += 1
+        for stamp in stamps:
+            arrivals = self.arrivals.get(stamp)
+            if arrivals is None:
+                arrivals = self.arrivals[stamp] = array.array("d")
+            arrivals.append(now)
+        self.events += len(stamps)
+
+    def take(self):
+        arrivals, self.arrivals = self.arrivals, {}
+        events, self.events = self.events, 0
+        frames, self.phase.frames = self.phase.frames, 0
+        return {
+            "events": events,
+            "frames": frames,
+            "arrivals": {stamp.decode(): times.tobytes() for stamp, times in arrivals.items()},
+        }
 
 
 # --- the fast client ---------------------------------------------------------------------
@@ -429,7 +466,8 @@ async def _connect_all(targets, config, stats, clients, wave):
 
 async def _serve(pipe, targets, config):
     loop = asyncio.get_running_loop()
-    stats = Stats(
+    kind = DetectionStats if config.get("detection") else Stats
+    stats = kind(
         [target["server"] for target in targets], config["servers"], config["verify_frames"]
     )
     # Two waves, half the connections each: the server's memory is read between them, so
@@ -449,6 +487,8 @@ async def _serve(pipe, targets, config):
             stats.phase = Phase(command["expected"], len(targets), config["servers"])
             cpu_mark = cpu_seconds()
             pipe.send({"ok": True})
+        elif name == "detections":
+            pipe.send(stats.take())
         elif name == "progress":
             pipe.send({"total": stats.phase.total, "last_at": stats.phase.last_at})
         elif name == "report":

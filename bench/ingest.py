@@ -38,6 +38,7 @@ Prints a table and, with --json, one JSON object per mix.
 
 import argparse
 import json
+import math
 import os
 import secrets
 import socket
@@ -48,7 +49,8 @@ import threading
 import time
 from pathlib import Path
 
-from bench.ingest_mix import MIXES, generate
+from bench.ingest_mix import MIXES, START, default_step, generate, iterate
+from bench.ingest_send import percentile, send_http, send_tcp, send_udp
 from bench.servers import (
     HOST,
     ROOT,
@@ -70,6 +72,62 @@ def parse_args(argv=None):
         help="TCP connections sending at once (more than one interleaves the lines: the "
         "order, and so what is detected, then differs from run to run)",
     )
+    parser.add_argument(
+        "--transport",
+        choices=("tcp", "udp", "http"),
+        default="tcp",
+        help="syslog TCP (default), syslog UDP (a datagram per line), or POST /api/logs/",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="send at this many lines/s on a fixed schedule (default: as fast as possible)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --rate: send rate x SECONDS lines (replaces --lines)",
+    )
+    parser.add_argument(
+        "--http-clients", type=int, default=4, help="--transport http: concurrent clients"
+    )
+    parser.add_argument(
+        "--post-lines", type=int, default=200, help="--transport http: lines per call at most"
+    )
+    parser.add_argument(
+        "--sockets",
+        type=int,
+        default=0,
+        help="WebSocket clients subscribed to security_event during the run; with any, the "
+        "detection latency (line sent -> security_event received) is measured",
+    )
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument(
+        "--rss-interval", type=float, default=5.0, help="seconds between RSS samples"
+    )
+    parser.add_argument(
+        "--ceiling-lines",
+        type=int,
+        default=50_000,
+        help="the ceilings run over the first N lines (a long run's lines are not all kept)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="py-spy the server from the first line sent, for --profile-seconds: collapsed "
+        "stacks, a flame graph and a summary in DIR",
+    )
+    parser.add_argument("--profile-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--nice",
+        type=int,
+        metavar="N",
+        help="scheduling priority of the whole run (this process, the server, the clients; "
+        "e.g. -10 on a busy shared machine, as bench.run's --nice; negative needs root)",
+    )
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
     parser.add_argument("--timeout", type=float, default=600.0)
@@ -90,23 +148,43 @@ def parse_args(argv=None):
         "run anyway, so each of their detections is raised twice (as a deployment that "
         "loads only third-party rules would not)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.duration is not None:
+        if not args.rate:
+            parser.error("--duration needs --rate")
+        args.lines = int(args.rate * args.duration)
+    if args.connections > 1 and (args.transport != "tcp" or args.rate):
+        parser.error("--connections applies to unpaced TCP only")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.nice is not None:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every child process
     results = []
     sigma_texts = sigma_rule_texts(args.sigma, shipped=not args.sigma_without_shipped)
     for mix in args.mix:
-        lines = generate(mix, args.lines, seed=args.seed)
-        result = {"mix": mix, "lines": len(lines), "load_1m_before": round(os.getloadavg()[0], 2)}
-        result.update(ceilings(lines, sigma_texts))
+        result = {
+            "mix": mix,
+            "transport": args.transport,
+            "rate": args.rate,
+            "sockets": args.sockets,
+            "lines": args.lines,
+            "load_1m_before": round(os.getloadavg()[0], 2),
+        }
+        sample = generate(mix, min(args.lines, args.ceiling_lines), seed=args.seed)
+        result.update(ceilings(sample, sigma_texts))
+        result["ceiling_lines"] = len(sample)
         with tempfile.TemporaryDirectory(prefix="bench-ingest-") as workdir:
-            result.update(run_server(args, lines, Path(workdir)))
+            result.update(run_server(args, mix, Path(workdir)))
         # With one connection the server sees the lines in order: it must detect exactly
-        # what the analyzer alone detects over the same lines.
+        # what the analyzer alone detects over the same lines (when the ceilings saw them
+        # all, and none was lost on the way).
         result["events_match_detection_only"] = (
             result["security_events"] == result["detection_only_events"]
+            if len(sample) == args.lines and result["lines_processed"] == args.lines
+            else None
         )
         ours = result["lines_per_cpu_second"]
         result["ratio_to_parse_only"] = round(ours / result["parse_only_per_cpu_second"], 3)
@@ -185,8 +263,9 @@ def ceilings(lines, sigma_texts=()):
 # -- the server run ------------------------------------------------------------------------
 
 
-def run_server(args, lines, workdir):
+def run_server(args, mix, workdir):
     port = free_port()
+    udp_port = free_udp_port() if args.transport == "udp" else 0
     overrides = {
         "DJANGO_SETTINGS_MODULE": "threatlens.settings",
         "DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
@@ -197,57 +276,276 @@ def run_server(args, lines, workdir):
         "SYSLOG_IN_PROCESS": "true",
         "SYSLOG_BIND": HOST,
         "SYSLOG_TCP_PORT": port,
-        "SYSLOG_UDP_PORT": 0,
+        "SYSLOG_UDP_PORT": udp_port,
         "METRICS_PUBLIC": "true",
     }
+    if args.sockets:
+        # As bench.run: every client subscribes once, all as the same user.
+        overrides.update(
+            {
+                "REALTIME_MAX_CONNECTIONS": args.sockets + 1000,
+                "REALTIME_MAX_CONNECTIONS_PER_USER": args.sockets + 1000,
+                "REALTIME_SUBSCRIPTION_RATE": 10_000_000,
+                "REALTIME_MESSAGE_RATE": 10_000_000,
+            }
+        )
     for item in args.server_env:
         name, _, value = item.partition("=")
         overrides[name] = value
     env = server_environment(os.environ, **overrides)
-    prepare(env)
+    password = secrets.token_urlsafe(16)
+    prepared = prepare(env, password)
     reset(env)
     sigma_rules = (
         store_sigma_rules(env, args.sigma, shipped=not args.sigma_without_shipped)
         if args.sigma is not None
         else 0
     )
-    server = ServerProcess(args.server, env, workdir, f"{args.server}-ingest").start()
+    server = ServerProcess(args.server, env, workdir, f"{args.server}-ingest").start(timeout=180)
+    workers = None
+    sampler = None
     try:
         wait_for_port(port, server)
+        token = None
+        if args.transport == "http" or args.sockets:
+            from bench.run import obtain_token
+
+            token = obtain_token(server, prepared["clients"][0], password)
+        if args.sockets:
+            workers = open_sockets(server, token, args)
         rss_before = server.rss()
         cpu_before = server.cpu_seconds()
         counter = Processed(env["DATABASE_URL"])
-        sent_at, accepted_at = send(lines, port, args.connections)
-        processed_at = counter.wait_for(len(lines), timeout=args.timeout, server=server)
+        sampler = RssSampler(server, args.rss_interval).start()
+        spies = start_profile(args, server, mix)
+        lines = iterate(mix, args.lines, seed=args.seed)
+        if args.transport == "tcp" and not args.rate:
+            sent_at, accepted_at = send(list(lines), port, args.connections)
+            log = None
+        else:
+            log = send_with(args, lines, port, udp_port, server, token)
+            sent_at, accepted_at = log.started, log.finished
+        expected = log.sent - log.errors if log is not None else args.lines
+        if args.transport == "udp":
+            processed_at = counter.wait_until_still(expected, timeout=args.timeout, server=server)
+        else:
+            processed_at = counter.wait_for(expected, timeout=args.timeout, server=server)
         cpu = server.cpu_seconds() - cpu_before
         rss_after = server.rss()
+        samples = sampler.stop()
         stored = counter.stored()
         metrics = read_metrics(server)
+        profile = finish_profile(spies)
+        latency = None
+        if workers is not None:
+            time.sleep(2)  # the last events on their way
+            latency = detection_latency(workers, log, mix, args.sockets, stored["events"])
     finally:
+        if sampler is not None:
+            sampler.stop()
+        if workers is not None:
+            workers.close()
         server.stop()
     elapsed = processed_at - sent_at
-    return {
+    processed = stored["lines"]
+    result = {
         "server": args.server,
         "database": "postgresql" if args.database_url else "sqlite",
-        "accepted_per_second": round(len(lines) / max(1e-9, accepted_at - sent_at)),
-        "processed_per_second": round(len(lines) / elapsed),
+        "accepted_per_second": round(args.lines / max(1e-9, accepted_at - sent_at)),
+        "processed_per_second": round(processed / elapsed),
         "seconds": round(elapsed, 2),
         "server_cpu_seconds": round(cpu, 2),
-        "lines_per_cpu_second": round(len(lines) / cpu),
+        "lines_per_cpu_second": round(processed / cpu),
         "sigma_rules": sigma_rules,
         "security_events": stored["events"],
         "alerts": stored["alerts"],
-        "lines_processed": stored["lines"],
+        "lines_processed": processed,
+        "lines_lost": args.lines - processed,
         "receiver": metrics,
         "server_cpu_share": round(cpu / elapsed, 2),
         "load_1m_after": round(os.getloadavg()[0], 2),
         "rss_mb_before": round(rss_before / 2**20, 1),
         "rss_mb_after": round(rss_after / 2**20, 1),
+        "rss_mb_growth": round((rss_after - rss_before) / 2**20, 1),
+        "rss_mb_samples": samples,
+    }
+    if log is not None:
+        result.update(log.figures())
+    if profile:
+        result["profile"] = profile
+    if args.transport == "udp":
+        result["udp_dropped"] = args.lines - processed
+    if latency is not None:
+        result["detection_latency"] = latency
+    return result
+
+
+def start_profile(args, server, mix):
+    if not args.profile:
+        return None
+    from bench import profile as profiling
+
+    directory = Path(args.profile).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    prefix = directory / f"ingest-{mix}-{args.transport}-{args.sockets}"
+    return str(prefix), profiling.start(server.pid, args.profile_seconds, str(prefix))
+
+
+def finish_profile(spies):
+    """Waits for py-spy; returns its summary (and writes the flame graph beside it)."""
+    if spies is None:
+        return None
+    from bench import profile as profiling
+
+    prefix, processes = spies
+    profiling.wait(processes, timeout=120)
+    if not Path(f"{prefix}.txt").exists():
+        return None
+    profiling.flamegraph_svg(f"{prefix}.txt", f"{prefix}.svg")
+    summary = profiling.format_summary(profiling.summarise(f"{prefix}.txt"))
+    print(summary, file=sys.stderr, flush=True)
+    return f"{prefix}.txt"
+
+
+def prepare(env, password):
+    # Analysts may receive security_event (the sockets) and upload logs (HTTP).
+    return prepare_database(env, users=1, password=password, prefix="bench", role="analyst")
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def send_with(args, lines, port, udp_port, server, token):
+    """Send over the chosen transport; returns the sender's SendLog."""
+    if args.transport == "tcp":
+        return send_tcp(lines, port, rate=args.rate)
+    if args.transport == "udp":
+        return send_udp(lines, udp_port, rate=args.rate)
+    return send_http(
+        lines,
+        server.http_url,
+        token,
+        clients=args.http_clients,
+        post_lines=args.post_lines,
+        rate=args.rate,
+    )
+
+
+# -- sockets and detection latency ---------------------------------------------------------
+
+
+def open_sockets(server, token, args):
+    """`args.sockets` WebSocket clients (bench/clients.py, in `--client-procs` processes)
+    subscribed to `security_event`; returns the running Workers."""
+    from types import SimpleNamespace
+
+    from bench.run import Workers
+
+    options = SimpleNamespace(
+        client_procs=max(1, min(args.client_procs, args.sockets)),
+        client_impl="fast",
+        client_compression="none",
+        event_type="security_event",
+        connect_concurrency=100,
+        connect_timeout=60,
+        verify=False,
+        nice=None,
+        detection=True,
+    )
+    url = server.ws_url() + f"?token={token}"
+    targets = [{"url": url, "host": HOST, "port": server.port, "server": 0}] * args.sockets
+    workers = Workers(targets, options, 1)
+    timeout = 60 + args.sockets / 40 + 60
+    try:
+        summaries = workers.connect_summaries(timeout=timeout)
+        summaries += workers.ask({"cmd": "connect_rest"}, timeout=timeout)
+    except BaseException:
+        workers.close()
+        raise
+    failed = sum(summary["failed"] for summary in summaries)
+    if failed:
+        errors = [summary["errors"] for summary in summaries if summary["errors"]]
+        workers.close()
+        raise RuntimeError(f"{failed} of {args.sockets} sockets failed to connect: {errors}")
+    return workers
+
+
+def detection_latency(workers, log, mix, sockets, stored_events):
+    """Latency from the send of the line an event was detected in to the event's arrival,
+    over every (socket, event). A security_event's `timestamp` is its line's own time,
+    START + index x step in the generated mix, which gives the line's index (for a time
+    rounded to the second, the first line of that second: the latency is then slightly
+    overstated)."""
+    from array import array
+    from datetime import datetime
+
+    step = default_step(mix)
+    latencies = array("d")
+    unmatched = 0
+    received = frames = 0
+    for reply in workers.ask({"cmd": "detections"}):
+        received += reply["events"]
+        frames += reply["frames"]
+        for stamp, raw in reply["arrivals"].items():
+            moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            index = math.ceil((moment - START).total_seconds() / step - 1e-6)
+            sent = log.times[index] if log is not None and 0 <= index < log.sent else 0.0
+            arrivals = array("d")
+            arrivals.frombytes(raw)
+            if not sent:
+                unmatched += len(arrivals)
+                continue
+            latencies.extend(arrival - sent for arrival in arrivals)
+    ordered = sorted(latencies)
+    return {
+        "sockets": sockets,
+        "events_expected": stored_events * sockets,
+        "events_received": received,
+        "unmatched": unmatched,
+        "frames_per_socket": round(frames / sockets, 1) if sockets else None,
+        "p50_ms": _ms(percentile(ordered, 50)),
+        "p99_ms": _ms(percentile(ordered, 99)),
+        "max_ms": _ms(ordered[-1] if ordered else None),
     }
 
 
-def prepare(env):
-    prepare_database(env, users=1, password=secrets.token_urlsafe(16), prefix="bench")
+def _ms(seconds):
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+class RssSampler:
+    """The server's RSS every `interval` seconds, in a thread: [(seconds, MB)]."""
+
+    def __init__(self, server, interval):
+        self.server = server
+        self.interval = interval
+        self.samples = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.started = time.time()
+        self.thread.start()
+        return self
+
+    def _run(self):
+        while True:
+            try:
+                rss = self.server.rss()
+            except Exception:  # the server went away: the run reports it
+                return
+            self.samples.append((round(time.time() - self.started, 1), round(rss / 2**20, 1)))
+            if self.stopped.wait(self.interval):
+                return
+
+    def stop(self):
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        return self.samples
 
 
 def reset(env):
@@ -368,6 +666,23 @@ class Processed:
                 raise RuntimeError(f"the server exited:\n{server.log_tail()}")
             time.sleep(0.2)
         raise RuntimeError(f"only {self.lines()} of {count} lines processed in {timeout} s")
+
+    def wait_until_still(self, count, *, timeout, server, still=5.0):
+        """For UDP, where some lines may never arrive: until `count` lines are processed
+        or the count has not moved for `still` seconds; returns the time of the last
+        change."""
+        deadline = time.time() + timeout
+        last, changed_at = -1, time.time()
+        while time.time() < deadline:
+            current = self.lines()
+            if current != last:
+                last, changed_at = current, time.time()
+            if current >= count or time.time() - changed_at >= still:
+                return changed_at
+            if server.process.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{server.log_tail()}")
+            time.sleep(0.2)
+        return changed_at
 
     def stored(self):
         return {

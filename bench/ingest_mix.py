@@ -71,10 +71,23 @@ def generate(mix, count, *, seed=1, step=None):
     """`count` lines of `mix` ("realistic" or "attack-heavy")."""
     if mix not in MIXES:
         raise ValueError(f"mix must be one of {MIXES}, not {mix!r}")
+    return list(iterate(mix, count, seed=seed, step=step))
+
+
+def iterate(mix, count, *, seed=1, step=None):
+    """The lines of `generate`, one at a time (a long run does not hold them all)."""
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {MIXES}, not {mix!r}")
     rng = random.Random(seed)
-    step = step if step is not None else (0.072 if mix == "realistic" else 0.05)
+    step = default_step(mix) if step is None else step
     maker = _Realistic(rng) if mix == "realistic" else _AttackHeavy(rng)
-    return [maker.line(START + timedelta(seconds=index * step)) for index in range(count)]
+    for index in range(count):
+        yield maker.line(START + timedelta(seconds=index * step))
+
+
+def default_step(mix):
+    """Seconds of event time between two lines of `mix`."""
+    return 0.072 if mix == "realistic" else 0.05
 
 
 def _auth(moment, app, body, *, host="web01", pid=811):

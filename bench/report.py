@@ -180,6 +180,14 @@ def format_target(result):
         f"alone, {memory.get('half_mb', 0):.1f} MB with the first); "
         f"server CPU while idle {_fmt(result.get('idle_cpu_percent'), '{:.0f}')}%"
     )
+    ingest = result.get("ingest")
+    if ingest:
+        lines.append(
+            f"- ingest in the background: {ingest.get('sent', '?')} lines sent at "
+            f"{ingest['rate']:g}/s over {ingest['seconds']} s, "
+            f"{_fmt(ingest.get('lines_processed'), '{:.0f}')} processed by the server, "
+            f"queue {_fmt(ingest.get('queue_depth'), '{:.0f}')} lines at the end"
+        )
     lines.append("")
     lines.append(
         "| phase | published (rate) | delivered events/s | frames (events/frame) | lost "

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,7 @@ from bench.servers import (
     ROOT,
     ServerProcess,
     child_setup,
+    free_port,
     prepare_database,
     server_environment,
 )
@@ -124,6 +126,21 @@ def parse_args(argv=None):
         "--tracemalloc",
         action="store_true",
         help="run the server under tracemalloc and show what idle connections hold (slow)",
+    )
+    add(
+        "--ingest-rate",
+        type=float,
+        default=0,
+        metavar="LINES",
+        help="while the phases run, send the realistic ingest mix to our server's syslog "
+        "receiver (TCP) at this many lines/s (bench/ingest_send.py)",
+    )
+    add(
+        "--ingest-in",
+        choices=("server", "run_syslog"),
+        default="server",
+        help="with --ingest-rate: the syslog receiver and its processing inside our server "
+        "(the embedded default) or in a `manage.py run_syslog` process beside it",
     )
     add("--json", metavar="PATH", help="also write every figure as JSON")
     add("--server-env", action="append", default=[], metavar="NAME=VALUE")
@@ -233,6 +250,17 @@ def base_environment(args, workdir, prefix):
         "REALTIME_MESSAGE_RATE": 10_000_000,
         "PYTHONUNBUFFERED": "1",
     }
+    if args.ingest_rate:
+        args.syslog_port = free_port()
+        overrides.update(
+            {
+                "SYSLOG_IN_PROCESS": "true" if args.ingest_in == "server" else "false",
+                "SYSLOG_BIND": HOST,
+                "SYSLOG_TCP_PORT": args.syslog_port,
+                "SYSLOG_UDP_PORT": 0,
+                "METRICS_PUBLIC": "true",
+            }
+        )
     if args.redis:
         overrides["REDIS_URL"] = args.redis_url
         overrides["REDIS_KEY_PREFIX"] = prefix
@@ -277,6 +305,7 @@ class Workers:
             "verify_frames": 10**12 if args.verify else 5,
             "servers": servers_count,
             "nice": args.nice,
+            "detection": getattr(args, "detection", False),
         }
         self.pipes, self.processes = [], []
         for index in range(procs):
@@ -557,6 +586,9 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
             snapshot_after = servers[0].snapshot_memory(2)
             on_first = sum(1 for index in range(args.clients) if index % count == 0)
             memory_profile = memprobe.analyse(snapshot_before, snapshot_after, on_first)
+        ingest = None
+        if args.ingest_rate and target == "ours":
+            ingest = IngestLoad(args, env, servers[0]).start()
         phases = []
         for phase in args.phase_list:
             log(f"{kind}: {phase} phase")
@@ -570,6 +602,7 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
                 f"{figures['delivered_per_second'] or 0:,.0f} events/s, "
                 f"p99 {latency['p99_ms'] or 0:.1f} ms"
             )
+        ingest_figures = ingest.stop() if ingest is not None else None
         time.sleep(1)
         after = [server.rss() for server in servers]
         mb = report.MB
@@ -605,6 +638,11 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
             },
             "phases": phases,
         }
+        if ingest_figures is not None:
+            result["ingest"] = ingest_figures
+            result["label"] += f", ingest {args.ingest_rate:g} lines/s"
+            if args.ingest_in == "run_syslog":
+                result["label"] += " in run_syslog"
         if memory_profile:
             result["memory_profile"] = memory_profile
         profiles = [connect_profile] if connect_profile else []
@@ -618,10 +656,123 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
                 log(f"{server.name} log tail:\n{server.log_tail()}")
         raise
     finally:
+        if ingest is not None:
+            ingest.stop()
         if workers is not None:
             workers.close()
         for server in servers:
             server.stop()
+
+
+class IngestLoad:
+    """Syslog traffic in the background (`--ingest-rate`): `bench.ingest_send` sending the
+    realistic mix over TCP to the server's receiver, paced, until stopped; then how much
+    it sent and how much the server processed (its /metrics)."""
+
+    WARM_UP = 3.0  # seconds of ingest before the phases start
+
+    def __init__(self, args, env, server):
+        self.args = args
+        self.env = env
+        self.server = server
+        self.process = None
+        self.receiver = None
+        self.figures = None
+
+    def start(self):
+        log(
+            f"ingest: {self.args.ingest_rate:g} lines/s over syslog TCP in the background, "
+            f"received and processed in {self.args.ingest_in}"
+        )
+        if self.args.ingest_in == "run_syslog":
+            self.receiver = ServerProcess(
+                "run_syslog", self.env, self.server.workdir, "run_syslog", nice=self.args.nice
+            )
+            self.receiver.start_command(
+                [sys.executable, "manage.py", "run_syslog"], self.args.syslog_port
+            )
+        self.started = time.time()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.ingest_send",
+                f"--port={self.args.syslog_port}",
+                f"--rate={self.args.ingest_rate}",
+                "--seconds=100000",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=child_setup(self.args.nice),
+        )
+        time.sleep(self.WARM_UP)
+        return self
+
+    def stop(self):
+        if self.process is None or self.figures is not None:
+            return self.figures
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            output, _ = self.process.communicate()
+        figures = {"rate": self.args.ingest_rate, "seconds": round(time.time() - self.started, 1)}
+        try:
+            figures.update(json.loads(output.strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            figures["error"] = "the sender printed no figures"
+        if self.receiver is not None:
+            # Its /metrics are not served: what it processed is in the database.
+            figures["receiver_cpu_seconds"] = round(self.receiver.cpu_seconds(), 1)
+            self.receiver.stop(timeout=60)
+            figures["lines_processed"] = processed_lines(self.env)
+        else:
+            figures.update(ingest_counters(self.server))
+        self.figures = figures
+        log(f"ingest: {figures}")
+        return figures
+
+
+def processed_lines(env):
+    """Lines the raw logs of the run's database count processed."""
+    code = (
+        "import django; django.setup()\n"
+        "from django.db.models import Sum\n"
+        "from incidents.models import RawLog\n"
+        "print(RawLog.objects.aggregate(n=Sum('lines_total'))['n'] or 0)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    try:
+        return int(completed.stdout.split()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def ingest_counters(server):
+    """Lines the server received and processed, and its queue, from /metrics."""
+    try:
+        with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    names = {
+        "threatlens_ingest_lines_received_total": "lines_received",
+        "threatlens_ingest_lines_processed_total": "lines_processed",
+        "threatlens_ingest_lines_dropped_total": "lines_dropped",
+        "threatlens_ingest_queue_depth": "queue_depth",
+        "threatlens_ingest_lag_seconds": "lag_seconds",
+    }
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in names:
+            found[names[name]] = float(value)
+    return found
 
 
 def machine_info():

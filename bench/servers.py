@@ -136,7 +136,33 @@ class ServerProcess:
             if self._answers():
                 return self
             time.sleep(0.1)
+        self.stop()  # not left running behind the error
         raise RuntimeError(f"{self.name} did not answer on port {self.port} within {timeout} s")
+
+    def start_command(self, command, port, timeout=180):
+        """Start `command` (not a web server) and wait until it listens on TCP `port`."""
+        log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the process's life
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=child_setup(self.nice),
+        )
+        log.close()
+        self.ps = psutil.Process(self.process.pid)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
+            try:
+                with socket.create_connection((HOST, port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not listen on port {port} within {timeout} s")
 
     def _answers(self):
         if self.kind in ("ceiling", "asgi-ceiling", "asgi-tasks-ceiling"):
