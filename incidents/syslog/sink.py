@@ -69,16 +69,22 @@ class RawLogSink:
 
     At most `max_lines` lines are held (queued, or stored and being processed): `offer`
     takes what fits, `put` waits for room. The worker takes everything queued (up to
-    `batch_lines` lines or `batch_bytes`), stores it in one transaction as one raw log
+    `batch_lines` lines or `batch_bytes`; a batch that is not full waits until its oldest
+    line is `batch_wait` seconds old, so a trickle of lines is not stored and processed one
+    tiny batch at a time, unless a sender waits for its lines to be stored: RELP), stores
+    it in one transaction as one raw log
     per source, transport and peer, resolves the `put_durable` calls it held, then
     processes those raw logs with `incidents.processing.process_raw_log`. Room frees up
     once lines are processed, so a pipeline that falls behind slows TCP senders down.
     """
 
-    def __init__(self, *, max_lines=20_000, batch_lines=5_000, batch_bytes=4 * 1024 * 1024):
+    def __init__(
+        self, *, max_lines=20_000, batch_lines=5_000, batch_bytes=4 * 1024 * 1024, batch_wait=0.2
+    ):
         self.max_lines = int(max_lines)
         self.batch_lines = int(batch_lines)
         self.batch_bytes = int(batch_bytes)
+        self.batch_wait = float(batch_wait)
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._queue = deque()
@@ -204,6 +210,7 @@ class RawLogSink:
                 if self._closed:
                     return None
                 self._wakeup.wait(1.0)
+            self._wait_for_a_fuller_batch()
             taken, count, size = [], 0, 0
             while self._queue and (not taken or count < self.batch_lines):
                 batch = self._queue[0]
@@ -217,6 +224,24 @@ class RawLogSink:
                 (batch.lines[0].received_at for batch in taken if batch.lines), default=None
             )
             return taken
+
+    def _wait_for_a_fuller_batch(self):
+        # Called with the lock held and something queued. Time-bounded batching: each
+        # batch costs a transaction, a raw log per origin and a publish, whatever its size.
+        if self.batch_wait <= 0 or not self._queue[0].lines:
+            return
+        deadline = self._queue[0].lines[0].received_at + self.batch_wait
+        while not self._closed:
+            if any(batch.done is not None for batch in self._queue):
+                return  # a durable sender waits for its acknowledgement
+            if sum(len(batch.lines) for batch in self._queue) >= self.batch_lines:
+                return
+            if self._held >= self.max_lines:
+                return  # full: waiting frees no room
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return
+            self._wakeup.wait(remaining)
 
     def _work(self):
         try:

@@ -77,3 +77,36 @@ async def test_a_closed_sink_refuses_lines():
     assert sink.offer([line("<13>late")]) == 0
     with pytest.raises(RuntimeError):
         await sink.put([line("<13>late")])
+
+
+async def test_lines_trickling_in_are_stored_as_one_batch_within_the_batch_wait():
+    """Time-bounded batches: lines arriving one by one within `batch_wait` become one raw
+    log (one transaction, one processing run), not one each."""
+    sink = RawLogSink(max_lines=50, batch_wait=1.0)
+    try:
+        for n in range(5):
+            assert sink.offer([line(f"<13>Mar 10 14:02:1{n} h cron: tick {n}")]) == 1
+        assert await eventually(lambda: sink.stats()["processed"] == 5, timeout=20)
+        assert await in_thread(RawLog.objects.count) == 1
+    finally:
+        sink.close()
+
+
+async def test_a_full_batch_does_not_wait_for_the_batch_wait():
+    sink = RawLogSink(max_lines=50, batch_lines=3, batch_wait=30.0)
+    try:
+        sink.offer([line(f"<13>Mar 10 14:02:1{n} h cron: tick {n}") for n in range(3)])
+        assert await eventually(lambda: sink.stats()["processed"] == 3, timeout=20)
+    finally:
+        sink.close()
+
+
+async def test_a_durable_sender_is_not_kept_waiting_for_the_batch_wait():
+    sink = RawLogSink(max_lines=50, batch_wait=30.0)
+    try:
+        started = time.monotonic()
+        await sink.put_durable([line("<13>durable one", transport="relp")])
+        # Far below the 30 s wait: stored at once, because a RELP sender awaits the ack.
+        assert time.monotonic() - started < 15
+    finally:
+        sink.close()
