@@ -12,6 +12,7 @@ from incidents.models import SecurityEvent, TimelineKind
 from incidents.processing import process_raw_log
 from realtime.models import Event
 from tests.ingest.conftest import bind_query, text
+from threatlens.writeguard import service_writes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -108,14 +109,15 @@ def test_a_burst_of_clients_is_summarised_on_the_timeline(blocked):
 
 def test_queries_hitting_other_rules_are_not_linked_to_any_incident(blocked):
     incident, _rule = blocked
-    RpzRule.objects.create(domain="manual.example", source="manual")
-    # A feed entry whose source pretends to be an incident's is a feed entry.
-    feed = ThreatFeed.objects.create(name="Feed", url="https://feed.example/list.txt")
-    RpzRule.objects.create(
-        domain="feed.example", feed=feed, source=f"incident:{incident.reference}"
-    )
-    # An incident's rule whose incident is gone links nothing.
-    RpzRule.objects.create(domain="orphan.example", source="incident:INC-1999-0001")
+    with service_writes():  # rows no service would write: set up directly
+        RpzRule.objects.create(domain="manual.example", source="manual")
+        # A feed entry whose source pretends to be an incident's is a feed entry.
+        feed = ThreatFeed.objects.create(name="Feed", url="https://feed.example/list.txt")
+        RpzRule.objects.create(
+            domain="feed.example", feed=feed, source=f"incident:{incident.reference}"
+        )
+        # An incident's rule whose incident is gone links nothing.
+        RpzRule.objects.create(domain="orphan.example", source="incident:INC-1999-0001")
     ingest_bind(
         bind_query(0, domain="manual.example"),
         bind_query(1, domain="feed.example"),
@@ -187,7 +189,8 @@ def test_a_rule_cannot_claim_an_incidents_block_over_rest(blocked, api_client, t
     assert "source" in str(created.data)
     assert not RpzRule.objects.filter(domain="spoof.example").exists()
 
-    other = RpzRule.objects.create(domain="other.example", source="manual")
+    with service_writes():
+        other = RpzRule.objects.create(domain="other.example", source="manual")
     changed = api_client.patch(
         f"/api/dns/rpz/rules/{other.pk}/",
         {"source": f" Incident:{incident.reference}"},
