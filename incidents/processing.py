@@ -403,6 +403,9 @@ class _Run:
                     self._replay(replay)
                     replay = []
                 continue
+            if replay:
+                self._replay(replay)
+                replay = []
             batch.append(line)
             if len(batch) >= self.chunk_lines:
                 yield _Chunk(batch, progress, start)

@@ -132,15 +132,14 @@ def test_a_brute_force_split_between_two_receivers_fires_once(run_syslog):
 def test_two_workers_share_the_stored_raw_logs_and_fire_a_split_brute_force_once(
     process_logs,
 ):
-    attack = brute_force(12)
-    ids = []
-    for line in attack:
-        raw_log = receive_raw_log(
-            source="syslog", content="\n".join([line, *benign(2)]), actor=None, audit=False
-        )
-        ids.append(raw_log.pk)
-
     workers = [process_logs("--poll", "0.05", "-v", "2", env=worker_env()) for _ in range(2)]
+    # Stored as a receiver with --store-only stores them, while both workers poll.
+    ids = [
+        receive_raw_log(
+            source="syslog", content="\n".join([line, *benign(2)]), actor=None, audit=False
+        ).pk
+        for line in brute_force(12)
+    ]
     assert wait_until(lambda: everything_processed(36), 120)
 
     # Each raw log processed once, by one of the two workers.
