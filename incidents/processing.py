@@ -42,7 +42,6 @@ from datetime import timedelta
 from functools import lru_cache
 
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from incidents import sigma
@@ -206,8 +205,8 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
     """Finish the raw logs a crash (or a stop) left behind, in the order they were
     stored; returns their ids.
 
-    Raw logs still `received` are processed. Raw logs in `parsing` or `analysis` that no
-    process has touched for `stale_after` seconds (RAW_LOG_RESUME_AFTER) are taken over
+    Raw logs still `received`, and raw logs in `parsing` or `analysis`, that no process
+    has touched for `stale_after` seconds (RAW_LOG_RESUME_AFTER) are processed, taken over
     with a conditional UPDATE (so two processes never resume the same log) and processed
     from the first line no committed chunk counted: a chunk's events, alerts and its
     `lines_total` are one transaction, so no event is stored twice or lost.
@@ -223,13 +222,13 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
         pipeline_setting("RAW_LOG_RESUME_REPLAY_LINES") if replay_lines is None else replay_lines
     )
     cutoff = timezone.now() - timedelta(seconds=stale_after)
+    # A raw log stored less than `stale_after` ago may be in the hands of a live sink
+    # about to process it (this process's, after the start): taking it would process
+    # its lines out of order. The crashed process's last ones come at the next pass.
     pending = list(
         RawLog.objects.filter(
-            Q(status=RawLogStatus.RECEIVED)
-            | Q(
-                status__in=[RawLogStatus.PARSING, RawLogStatus.ANALYSIS],
-                updated_at__lte=cutoff,
-            )
+            status__in=[RawLogStatus.RECEIVED, RawLogStatus.PARSING, RawLogStatus.ANALYSIS],
+            updated_at__lte=cutoff,
         )
         .order_by("id")
         .only("pk", "status", "updated_at", "lines_total")
