@@ -236,11 +236,9 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
     if not pending:
         return []
     state = detection_state()
-    if state.shared:
-        # Every worker's state, still there: it knows the lines before (answering a line
-        # again as it did), and it saw the lines of other workers since.
-        replay_lines = 0
-    elif state.stats():
+    # The shared state (every worker's, in Redis) answers the replayed lines as it did
+    # before, counting nothing twice; it learns from them only if Redis lost them.
+    if not state.shared and state.stats():
         # This process has been processing (the second pass after start-up): replaying
         # into its live state would count lines twice. The resumed logs get their own.
         state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
