@@ -82,8 +82,8 @@ class _Plan:
 class Analyzer:
     """Applies rules to parsed lines.
 
-    `state`: a `DetectionState` (BoundedState for ingest, CacheState across processes,
-    MemoryState in tests).
+    `state`: a `DetectionState` (BoundedState for ingest in one process, SharedState in
+    Redis for several workers, MemoryState in tests), asked once per `analyze_many`.
     `clock`: returns an aware datetime; used for lines that carry no timestamp (default
     django.utils.timezone.now). `domain_lookup(domain) -> dict | None` answers whether a
     threat feed or RPZ rule lists a domain (e.g. `{"feed": "URLhaus", "rule": "evil.example"}`);

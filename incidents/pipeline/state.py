@@ -2,13 +2,13 @@
 
 The analyzer keeps no state of its own; it asks a `DetectionState`:
 
-- `BoundedState` (what ingest uses) keeps it in this process's memory, bounded on purpose:
-  a configured number of keys per rule, the stalest evicted first, each eviction counted,
-  expiry by event time only. The same lines give the same detections whatever the batch
-  boundaries and whatever the Django cache holds.
-- `CacheState` keeps everything in Django's cache, so with the Redis cache of a production
-  deployment all processes (server workers, `ingest_logs`, `watch_logs`) see the same
-  counters and do not fire the same burst twice. Its detections depend on what the cache
+- `BoundedState` (what ingest uses in one process) keeps it in this process's memory,
+  bounded on purpose: a configured number of keys per rule, the stalest evicted first,
+  each eviction counted, expiry by event time only. The same lines give the same
+  detections whatever the batch boundaries and whatever the Django cache holds.
+- `SharedState` (`shared_state.py`, what ingest uses with REDIS_URL) is the same in
+  Redis, shared by every worker, answering a batch of `Check`s in one round trip.
+- `CacheState` keeps everything in Django's cache. Its detections depend on what the cache
   evicts (a local-memory cache keeps 300 entries), so ingest no longer uses it.
 - `MemoryState` keeps it in a dict, with an injectable clock, for unit tests and one-off
   runs.
