@@ -158,3 +158,23 @@ def test_two_workers_share_the_stored_raw_logs_and_fire_a_split_brute_force_once
     assert SecurityEvent.objects.count() == len(FIRED_ONCE)
     alerts = Alert.objects.filter(correlation_key=f"ssh_bruteforce_ip:{ATTACKER}")
     assert [alert.occurrence_count for alert in alerts] == [1]
+
+
+def test_a_store_only_receiver_leaves_the_processing_to_the_workers(run_syslog, process_logs):
+    port = free_port()
+    run_syslog("--tcp-port", str(port), "--store-only", env=worker_env())
+    send(port, brute_force(12))
+    assert wait_until(lambda: RawLog.objects.exists(), 60)
+    assert wait_until(
+        lambda: (
+            sum(RawLog.objects.values_list("lines_total", flat=True)) == 0
+            and sum(len(c.split("\n")) for c in RawLog.objects.values_list("content", flat=True))
+            == 12
+        ),
+        60,
+    )
+    assert set(RawLog.objects.values_list("status", flat=True)) == {RawLogStatus.RECEIVED}
+
+    process_logs("--poll", "0.05", env=worker_env())
+    assert wait_until(lambda: everything_processed(12), 120)
+    assert attacker_events() == FIRED_ONCE
