@@ -23,6 +23,7 @@ Redis gone mid-way raises `redis.exceptions.RedisError` from `evaluate`: the chu
 committed and the raw log stays where it was (`incidents.processing`), to be resumed.
 """
 
+import hashlib
 import json
 import threading
 from importlib import resources
@@ -40,6 +41,10 @@ MEMO_TTL = 2 * 24 * 3600
 # `remember` without an event time never expires (as in BoundedState).
 _NO_TIME = -1e300
 
+# Longer keys and values (a user name is whatever the log line says) are stored as a hash:
+# a hostile line must not make Redis hold kilobytes per key.
+KEY_LIMIT = 256
+
 _script_text = None
 _script_lock = threading.Lock()
 
@@ -52,6 +57,15 @@ def _script_source():
                 resources.files("incidents.pipeline").joinpath("shared_state.lua").read_text()
             )
         return _script_text
+
+
+def _short(text):
+    """`text`, or a digest of it (with its start) when longer than KEY_LIMIT."""
+    text = str(text)
+    if len(text) <= KEY_LIMIT:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{text[:64]}~{digest}"
 
 
 class SharedState(DetectionState):
@@ -106,14 +120,14 @@ class SharedState(DetectionState):
                     [
                         check.rule,
                         float(check.at),
-                        check.claim_key,
+                        _claim_key(check.claim_key),
                         float(check.hold),
                         float(check.memory),
-                        list(check.first_seen) if check.first_seen is not None else None,
-                        [list(item) for item in check.preceded]
+                        _first_seen(check.first_seen),
+                        [[rule, _short(key), within] for rule, key, within in check.preceded]
                         if check.preceded is not None
                         else None,
-                        list(check.threshold) if check.threshold is not None else None,
+                        _threshold(check.threshold),
                         check.line,
                     ],
                 ]
@@ -136,27 +150,27 @@ class SharedState(DetectionState):
 
     def count(self, key, at, window, *, rule=None):
         rule = self._rule_of(key, rule)
-        return int(self._run("ops", [["count", str(key), float(at), float(window), rule]])[0])
+        return int(self._run("ops", [["count", _short(key), float(at), float(window), rule]])[0])
 
     def peek(self, key, at, window, *, rule=None):
         rule = self._rule_of(key, rule)
-        return int(self._run("ops", [["peek", str(key), float(at), float(window), rule]])[0])
+        return int(self._run("ops", [["peek", _short(key), float(at), float(window), rule]])[0])
 
     def claim(self, key, at, hold, *, rule=None, memory=None):
         rule = self._rule_of(key, rule)
         memory = CLAIM_MEMORY if memory is None else memory
-        op = ["claim", str(key), float(at), float(hold), rule, float(memory)]
+        op = ["claim", _claim_key(key), float(at), float(hold), rule, float(memory)]
         return bool(self._run("ops", [op])[0])
 
     def last_claimed(self, key, *, rule=None):
         rule = self._rule_of(key, rule)
-        value = self._run("ops", [["last_claimed", str(key), rule]])[0]
+        value = self._run("ops", [["last_claimed", _claim_key(key), rule]])[0]
         return float(value) if value != "" else None
 
     def remember(self, scope, value, ttl, *, rule=None, at=None):
         rule = self._rule_of(scope, rule)
         when = _NO_TIME if at is None else float(at)
-        op = ["remember", str(scope), str(value), float(ttl), rule, when]
+        op = ["remember", _short(scope), _short(value), float(ttl), rule, when]
         known, new = self._run("ops", [op])[0]
         return bool(known), bool(new)
 
@@ -190,3 +204,23 @@ class SharedState(DetectionState):
         """Forget the whole shared state (tests; every worker's windows go)."""
         for key in self.client.scan_iter(match=f"{self.prefix}:*", count=1000):
             self.client.delete(key)
+
+
+def _claim_key(key):
+    # "fired:<correlation key>": shortened after the prefix, as the look-backs name it.
+    key = str(key)
+    return "fired:" + _short(key[6:]) if key.startswith("fired:") else _short(key)
+
+
+def _first_seen(first_seen):
+    if first_seen is None:
+        return None
+    scope, value, ttl = first_seen
+    return [_short(scope), _short(value), ttl]
+
+
+def _threshold(threshold):
+    if threshold is None:
+        return None
+    key, window, count = threshold
+    return [_short(key), window, count]

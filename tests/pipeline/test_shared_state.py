@@ -128,3 +128,17 @@ def test_single_operations_answer_as_the_bounded_state(shared_state):
     assert state.remember("u", "1.2.3.4", 600, rule="f", at=10) == (False, True)
     assert state.remember("u", "1.2.3.4", 600, rule="f", at=20) == (True, False)
     assert state.remember("u", "5.6.7.8", 600, rule="f", at=30) == (True, True)
+
+
+def test_a_hostile_long_key_is_stored_as_a_digest(shared_state):
+    state = shared_state()
+    user = "A" * 20_000  # a log line may say anything
+    assert state.count(f"ssh_bruteforce_user:{user}", 1, 600, rule="ssh_bruteforce_user") == 1
+    assert state.count(f"ssh_bruteforce_user:{user}", 2, 600, rule="ssh_bruteforce_user") == 2
+    assert state.count(f"ssh_bruteforce_user:{user}B", 3, 600, rule="ssh_bruteforce_user") == 1
+    assert state.remember(f"f:{user}", user, 600, rule="f", at=1) == (False, True)
+    assert state.remember(f"f:{user}", user, 600, rule="f", at=2) == (True, False)
+    longest = max(len(key) for key in state.client.scan_iter(match=f"{state.prefix}:*"))
+    assert longest < 500
+    members = state.client.zrange(f"{state.prefix}:t:n:ssh_bruteforce_user:lru", 0, -1)
+    assert max(len(member) for member in members) < 500
