@@ -296,7 +296,7 @@ def _replay_before(first_pk, analyzer, limit):
                 analyzer.analyze(
                     parse_line(line, source_hint=hint),
                     source=raw_log.source,
-                    line=line_id(raw_log.pk, index),
+                    line=line_id(raw_log, index),
                 )
         except OSError:
             continue  # a file that is gone: its windows are lost
@@ -336,9 +336,11 @@ class _Chunk:
     start: int  # the number of the chunk's first line in its raw log (from 0)
 
 
-def line_id(raw_log_id, index):
-    """The stable id of a raw log's line (`Check.line`): the same when processed again."""
-    return f"{raw_log_id}:{index}"
+def line_id(raw_log, index):
+    """The stable id of a raw log's line (`Check.line`): the same when processed again.
+    Its raw log's id and the moment it was received, so that a database emptied and
+    started again (ids from 1) never meets the verdicts Redis remembers for the old one."""
+    return f"{raw_log.pk}.{int(raw_log.received_at.timestamp() * 1_000_000)}:{index}"
 
 
 class _Run:
@@ -417,7 +419,7 @@ class _Run:
         self.analyzer.analyze_many(
             [parse_line(line, source_hint=self.hint) for _index, line in numbered],
             source=self.raw_log.source,
-            lines=[line_id(self.raw_log.pk, index) for index, _line in numbered],
+            lines=[line_id(self.raw_log, index) for index, _line in numbered],
         )
 
     # -- one chunk --------------------------------------------------------------------------
@@ -430,7 +432,7 @@ class _Run:
         by_line = self.analyzer.analyze_many(
             parsed_lines,
             source=raw_log.source,
-            lines=[line_id(raw_log.pk, chunk.start + n) for n in range(len(chunk.lines))],
+            lines=[line_id(raw_log, chunk.start + n) for n in range(len(chunk.lines))],
         )
         drafts = []
         for parsed, line_drafts in zip(parsed_lines, by_line, strict=True):
