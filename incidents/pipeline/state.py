@@ -63,7 +63,8 @@ class Check:
     - `threshold` (key, window, count): `count`; passes at `count` or more;
     - the claim of `claim_key` (`claim` with `hold` and `memory`): the rule fires.
 
-    `line` is a stable id of the line ("<raw log id>:<line number>") or None: a shared
+    `line` is a stable id of the line ("<memo key>:<line number>", see
+    `incidents.processing.line_id`) or None: a shared
     state answers a line it has already answered as it did then (a chunk processed
     again after a crash counts and fires once).
     """
