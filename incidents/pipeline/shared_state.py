@@ -10,9 +10,9 @@ time only. What it adds:
   script (shared_state.lua) that answers them in order, atomically: the batches of two
   workers never interleave, so the same lines give the same detections as one process
   would, whatever the split (given the order in which the batches reach Redis).
-- **Idempotent per line.** Counted windows are sorted sets whose members are line ids
-  (`<raw log id>.<received at>:<line number>`), and the verdicts given for a line are remembered
-  (MEMO_TTL): a chunk processed again after a crash (its state written, its events not
+- **Idempotent per line.** Counted windows keep the ids of the lines they counted
+  (`<raw log id>.<received at>:<line number>`), and the verdicts given for a line are
+  remembered (MEMO_TTL): a chunk processed again after a crash (its state written, its events not
   committed) gets the same verdicts and counts nothing twice, so its events are stored
   once, neither lost nor doubled.
 
