@@ -18,10 +18,13 @@ Figures (since this process started):
   per rule (`incidents.pipeline.state.BoundedState`).
 """
 
+import logging
 import threading
 import time
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+logger = logging.getLogger(__name__)
 
 
 class ProcessingCounters:
@@ -73,7 +76,12 @@ def snapshot():
         lag_seconds=stats.get("lag_seconds", 0.0),
     )
     state = current_detection_state()
-    per_rule = state.stats() if state is not None else {}
+    try:
+        per_rule = state.stats() if state is not None else {}
+    except Exception as exc:
+        # The shared state's Redis unreachable: the other figures still go out.
+        logger.warning("detection state figures unavailable: %s", type(exc).__name__)
+        per_rule = {}
     figures.update(
         state_keys=sum(item["keys"] for item in per_rule.values()),
         state_evictions=sum(item["evictions"] for item in per_rule.values()),

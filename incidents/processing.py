@@ -42,8 +42,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from incidents import block_hits, sigma
@@ -95,13 +94,39 @@ _state_lock = threading.Lock()
 
 
 def detection_state():
-    """This process's detection state (a `BoundedState` of DETECTION_STATE_MAX_KEYS keys
-    per rule), shared by every raw log it processes, whatever their batch boundaries."""
+    """This process's detection state, shared by every raw log it processes whatever
+    their batch boundaries: in Redis when DETECTION_STATE_STORE says so (`auto`: when
+    REDIS_URL is set), shared with every other worker (`SharedState`); else in this
+    process (`BoundedState`). Either holds DETECTION_STATE_MAX_KEYS keys per rule."""
     global _state
     with _state_lock:
         if _state is None:
-            _state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
+            _state = _new_state()
         return _state
+
+
+def _new_state():
+    from django.conf import settings
+
+    max_keys = pipeline_setting("DETECTION_STATE_MAX_KEYS")
+    if not uses_shared_state():
+        return BoundedState(max_keys=max_keys)
+    import redis
+
+    from incidents.pipeline.shared_state import SharedState
+
+    client = redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
+    )
+    return SharedState(client, prefix=settings.REDIS_KEY_PREFIX, max_keys=max_keys)
+
+
+def uses_shared_state():
+    """Whether detection state lives in Redis (DETECTION_STATE_STORE, REDIS_URL)."""
+    from django.conf import settings
+
+    store = getattr(settings, "DETECTION_STATE_STORE", "auto")
+    return store == "redis" or (store == "auto" and bool(settings.REDIS_URL))
 
 
 def current_detection_state():
@@ -110,10 +135,15 @@ def current_detection_state():
 
 
 def reset_detection_state():
-    """Forget all detection state (tests; a changed DETECTION_STATE_MAX_KEYS)."""
+    """Forget all detection state (tests; a changed DETECTION_STATE_MAX_KEYS). In Redis
+    that is every worker's state."""
     global _state
     with _state_lock:
-        _state = None
+        state, _state = _state, None
+    if state is None and uses_shared_state():
+        state = _new_state()
+    if state is not None and state.shared:
+        state.clear()
 
 
 def build_analyzer():
@@ -144,12 +174,39 @@ def process_raw_log(raw_log_id, *, analyzer=None):
     return raw_log
 
 
+def process_next_raw_log(*, analyzer=None):
+    """Claim the oldest raw log still `received` that no other worker is claiming, and
+    process it; returns its id, or None when there is none.
+
+    On PostgreSQL the candidate is picked with `SELECT ... FOR UPDATE SKIP LOCKED`, so
+    several workers polling at once each take a different log instead of queueing on
+    the same row; the conditional UPDATE of `process_raw_log` is what makes the claim
+    exclusive (on SQLite, which has no SKIP LOCKED, it is all there is).
+    """
+    queryset = RawLog.objects.filter(status=RawLogStatus.RECEIVED).order_by("id")
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            queryset = queryset.select_for_update(skip_locked=True)
+        raw_log_id = queryset.values_list("pk", flat=True).first()
+        if raw_log_id is None:
+            return None
+        now = timezone.now()
+        claimed = RawLog.objects.filter(pk=raw_log_id, status=RawLogStatus.RECEIVED).update(
+            status=RawLogStatus.PARSING, stage=RawLogStatus.PARSING, started_at=now, updated_at=now
+        )
+    if claimed:
+        raw_log = RawLog.objects.get(pk=raw_log_id)
+        with audit_context(request=None, actor=None, source="pipeline"):
+            _Run(raw_log, analyzer or build_analyzer()).run()
+    return raw_log_id
+
+
 def resume_interrupted(*, stale_after=None, replay_lines=None):
     """Finish the raw logs a crash (or a stop) left behind, in the order they were
     stored; returns their ids.
 
-    Raw logs still `received` are processed. Raw logs in `parsing` or `analysis` that no
-    process has touched for `stale_after` seconds (RAW_LOG_RESUME_AFTER) are taken over
+    Raw logs still `received`, and raw logs in `parsing` or `analysis`, that no process
+    has touched for `stale_after` seconds (RAW_LOG_RESUME_AFTER) are processed, taken over
     with a conditional UPDATE (so two processes never resume the same log) and processed
     from the first line no committed chunk counted: a chunk's events, alerts and its
     `lines_total` are one transaction, so no event is stored twice or lost.
@@ -165,13 +222,13 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
         pipeline_setting("RAW_LOG_RESUME_REPLAY_LINES") if replay_lines is None else replay_lines
     )
     cutoff = timezone.now() - timedelta(seconds=stale_after)
+    # A raw log stored less than `stale_after` ago may be in the hands of a live sink
+    # about to process it (this process's, after the start): taking it would process
+    # its lines out of order. The crashed process's last ones come at the next pass.
     pending = list(
         RawLog.objects.filter(
-            Q(status=RawLogStatus.RECEIVED)
-            | Q(
-                status__in=[RawLogStatus.PARSING, RawLogStatus.ANALYSIS],
-                updated_at__lte=cutoff,
-            )
+            status__in=[RawLogStatus.RECEIVED, RawLogStatus.PARSING, RawLogStatus.ANALYSIS],
+            updated_at__lte=cutoff,
         )
         .order_by("id")
         .only("pk", "status", "updated_at", "lines_total")
@@ -179,7 +236,9 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
     if not pending:
         return []
     state = detection_state()
-    if state.stats():
+    # The shared state (every worker's, in Redis) answers the replayed lines as it did
+    # before, counting nothing twice; it learns from them only if Redis lost them.
+    if not state.shared and state.stats():
         # This process has been processing (the second pass after start-up): replaying
         # into its live state would count lines twice. The resumed logs get their own.
         state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
@@ -233,8 +292,12 @@ def _replay_before(first_pk, analyzer, limit):
             _file_lines(raw_log.file_path) if raw_log.file_path else _content_lines(raw_log.content)
         )
         try:
-            for line, _progress in lines:
-                analyzer.analyze(parse_line(line, source_hint=hint), source=raw_log.source)
+            for index, (line, _progress) in enumerate(lines):
+                analyzer.analyze(
+                    parse_line(line, source_hint=hint),
+                    source=raw_log.source,
+                    line=line_id(raw_log, index),
+                )
         except OSError:
             continue  # a file that is gone: its windows are lost
 
@@ -270,6 +333,14 @@ def resume_in_background():
 class _Chunk:
     lines: list
     progress: float
+    start: int  # the number of the chunk's first line in its raw log (from 0)
+
+
+def line_id(raw_log, index):
+    """The stable id of a raw log's line (`Check.line`): the same when processed again.
+    Its raw log's id and the moment it was received, so that a database emptied and
+    started again (ids from 1) never meets the verdicts Redis remembers for the old one."""
+    return f"{raw_log.pk}.{int(raw_log.received_at.timestamp() * 1_000_000)}:{index}"
 
 
 class _Run:
@@ -294,6 +365,17 @@ class _Run:
             for chunk in self._chunks(lines):
                 self._process_chunk(chunk)
         except Exception as exc:
+            if _is_shared_state_outage(exc):
+                # Redis gone mid-way: the lines are fine and the committed chunks are
+                # counted, so the log stays mid-stage and is resumed (by any worker) once
+                # RAW_LOG_RESUME_AFTER has passed, rather than failing for good.
+                logger.warning(
+                    "raw log %s left for resuming after %d lines: detection state unreachable (%s)",
+                    raw_log.pk,
+                    raw_log.lines_total,
+                    type(exc).__name__,
+                )
+                return
             logger.exception("processing raw log %s failed", raw_log.pk)
             self._fail(exc)
             return
@@ -309,35 +391,56 @@ class _Run:
         return _content_lines(raw_log.content)
 
     def _chunks(self, lines):
-        batch, progress = [], 0.0
+        batch, progress, start, replay = [], 0.0, self.done_lines, []
         for index, (line, progress) in enumerate(lines):
             if index < self.done_lines:
                 # Stored before the crash: only the detection state learns from it again,
-                # so windows and claims continue as if nothing had happened.
-                self.analyzer.analyze(
-                    parse_line(line, source_hint=self.hint), source=self.raw_log.source
-                )
+                # so windows and claims continue as if nothing had happened (a shared
+                # state knows these lines already and answers as it did).
+                replay.append((index, line))
+                if len(replay) >= self.chunk_lines:
+                    self._replay(replay)
+                    replay = []
                 continue
+            if replay:
+                self._replay(replay)
+                replay = []
             batch.append(line)
             if len(batch) >= self.chunk_lines:
-                yield _Chunk(batch, progress)
+                yield _Chunk(batch, progress, start)
+                start += len(batch)
                 batch = []
+        if replay:
+            self._replay(replay)
         if batch or self.raw_log.lines_total == 0:
-            yield _Chunk(batch, 1.0)
+            yield _Chunk(batch, 1.0, start)
+
+    def _replay(self, numbered):
+        self.analyzer.analyze_many(
+            [parse_line(line, source_hint=self.hint) for _index, line in numbered],
+            source=self.raw_log.source,
+            lines=[line_id(self.raw_log, index) for index, _line in numbered],
+        )
 
     # -- one chunk --------------------------------------------------------------------------
 
     def _process_chunk(self, chunk):
         raw_log = self.raw_log
         malformed = unknown = 0
+        parsed_lines = [parse_line(line, source_hint=self.hint) for line in chunk.lines]
+        # The built-in rules ask the detection state once for the whole chunk.
+        by_line = self.analyzer.analyze_many(
+            parsed_lines,
+            source=raw_log.source,
+            lines=[line_id(raw_log, chunk.start + n) for n in range(len(chunk.lines))],
+        )
         drafts = []
-        for line in chunk.lines:
-            parsed = parse_line(line, source_hint=self.hint)
+        for parsed, line_drafts in zip(parsed_lines, by_line, strict=True):
             if parsed.malformed:
                 malformed += 1
             elif parsed.category == "unknown":
                 unknown += 1
-            drafts.extend(self.analyzer.analyze(parsed, source=raw_log.source))
+            drafts.extend(line_drafts)
             drafts.extend(sigma.analyze(parsed, source=raw_log.source))
 
         for draft in drafts:
@@ -663,6 +766,16 @@ def _security_event(draft, raw_log, alert_id):
     if draft.event_id:
         fields["event_id"] = draft.event_id
     return SecurityEvent(**fields)
+
+
+def _is_shared_state_outage(exc):
+    """Whether `exc` says the shared detection state (Redis) could not be reached."""
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:
+        return False
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
 
 
 def _describe(exc):

@@ -386,6 +386,16 @@ LOG_PROCESSING_WORKERS = env_int("LOG_PROCESSING_WORKERS", 2, minimum=1)
 # Detection state per rule (counted addresses, users, claims): at most this many keys,
 # the stalest evicted first and counted (docs/ingest.md).
 DETECTION_STATE_MAX_KEYS = env_int("DETECTION_STATE_MAX_KEYS", 10_000, minimum=1)
+# Where it lives: "memory" (this process), "redis" (shared by every worker, REDIS_URL) or
+# "auto" (redis when REDIS_URL is set).
+DETECTION_STATE_STORE = env_str("DETECTION_STATE_STORE", "auto")
+if DETECTION_STATE_STORE not in ("auto", "memory", "redis"):
+    raise ImproperlyConfigured(
+        f"DETECTION_STATE_STORE={DETECTION_STATE_STORE!r} is not valid: expected auto, "
+        "memory or redis."
+    )
+if DETECTION_STATE_STORE == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("DETECTION_STATE_STORE=redis needs REDIS_URL.")
 # Seconds without progress after which a raw log stuck mid-stage is resumed (a crash).
 RAW_LOG_RESUME_AFTER = env_int("RAW_LOG_RESUME_AFTER", 60, minimum=0)
 RAW_LOG_RESUME_REPLAY_LINES = env_int("RAW_LOG_RESUME_REPLAY_LINES", 100_000, minimum=0)

@@ -17,6 +17,7 @@ from datetime import datetime
 from incidents.pipeline.parsers import ParsedLine
 from incidents.pipeline.parsers.base import is_ip
 from incidents.pipeline.rules import Rule, render, template_values
+from incidents.pipeline.state import Check
 
 # Fields copied from the line into a draft's `details` (the rest stays in raw_line).
 DETAIL_FIELDS = (
@@ -64,11 +65,25 @@ class SecurityEventDraft:
         }
 
 
+@dataclass(slots=True)
+class _Plan:
+    """A matching rule's line, between its check and its draft."""
+
+    rule: Rule
+    parsed: ParsedLine
+    moment: datetime
+    at: float
+    values: dict
+    listing: dict | None
+    correlation_key: str
+    check: Check
+
+
 class Analyzer:
     """Applies rules to parsed lines.
 
-    `state`: a `DetectionState` (BoundedState for ingest, CacheState across processes,
-    MemoryState in tests).
+    `state`: a `DetectionState` (BoundedState for ingest in one process, SharedState in
+    Redis for several workers, MemoryState in tests), asked once per `analyze_many`.
     `clock`: returns an aware datetime; used for lines that carry no timestamp (default
     django.utils.timezone.now). `domain_lookup(domain) -> dict | None` answers whether a
     threat feed or RPZ rule lists a domain (e.g. `{"feed": "URLhaus", "rule": "evil.example"}`);
@@ -86,21 +101,42 @@ class Analyzer:
         self._candidates_of, self._candidates_count = None, 0
         self._candidates_by, self._memories = {}, {}
 
-    def analyze(self, parsed: ParsedLine, *, source=None) -> list[SecurityEventDraft]:
+    def analyze(self, parsed: ParsedLine, *, source=None, line=None) -> list[SecurityEventDraft]:
         """Drafts for every rule this line makes fire (often none). Malformed and unknown
-        lines never fire."""
-        if parsed.malformed or parsed.category == "unknown":
-            return []
-        moment = parsed.timestamp or self.clock()
-        at = moment.timestamp()
-        drafts = []
-        for rule in self._candidates(parsed):
-            if not rule.matches(parsed):
+        lines never fire. `line`: a stable id of the line (see `analyze_many`)."""
+        return self.analyze_many([parsed], source=source, lines=[line])[0]
+
+    def analyze_many(self, parsed_lines, *, source=None, lines=None):
+        """The drafts of each line, in order (a list per line), as `analyze` line by line
+        would give them, with one call to the state for all of them.
+
+        Each line goes through three steps: what every matching rule would ask the state
+        (a `Check`: remembered values, a look-back, a count, a claim) is worked out from
+        the line alone; the state answers all the checks in order (`evaluate`: one round
+        trip to a shared store per batch, not one per line); the rules that fired get
+        their drafts. `lines`: a stable id per line (raw log and line number), which a
+        shared state uses to count a line processed twice (after a crash) once.
+        """
+        plans, checks = [], []
+        for position, parsed in enumerate(parsed_lines):
+            if parsed.malformed or parsed.category == "unknown":
                 continue
-            draft = self._apply(rule, parsed, moment, at, source)
-            if draft is not None:
-                drafts.append(draft)
-        return drafts
+            moment = parsed.timestamp or self.clock()
+            at = moment.timestamp()
+            line = lines[position] if lines is not None else None
+            for rule in self._candidates(parsed):
+                if not rule.matches(parsed):
+                    continue
+                plan = self._plan(rule, parsed, moment, at, source, line)
+                if plan is not None:
+                    plans.append((position, plan))
+                    checks.append(plan.check)
+        results = [[] for _ in parsed_lines]
+        if checks:
+            for (position, plan), verdict in zip(plans, self.state.evaluate(checks), strict=True):
+                if verdict.fired:
+                    results[position].append(self._draft(plan, verdict))
+        return results
 
     def _refresh(self):
         # What is derived from `rules`, computed again when the list changes.
@@ -137,58 +173,81 @@ class Analyzer:
             )
         return rules
 
-    def _apply(self, rule, parsed, moment, at, source):
+    def _plan(self, rule, parsed, moment, at, source, line):
+        """What `rule` needs from the state for this line, or None when the line alone
+        rules it out."""
         values = dict(parsed.fields)
         values.update(rule_id=rule.id, rule_name=rule.name, source=self._source(parsed, source))
-        details = {"rule_name": rule.name}
-
+        listing = None
         if rule.listed_field:
             domain = parsed.fields.get(rule.listed_field)
             listing = self.domain_lookup(domain) if (self.domain_lookup and domain) else None
             if not listing:
                 return None
             values.update(feed=listing.get("feed"), list_rule=listing.get("rule"))
-            details["listing"] = dict(listing)
 
+        first_seen = None
         if rule.first_seen:
             scope_value = parsed.fields.get(rule.first_seen.per)
             value = parsed.fields.get(rule.first_seen.value)
             if scope_value is None or value is None:
                 return None
-            scope = f"{rule.id}:{scope_value}"
-            scope_known, value_new = self.state.remember(
-                scope, value, rule.first_seen.remember, rule=rule.id, at=at
-            )
-            if not (scope_known and value_new):
-                return None
+            first_seen = (f"{rule.id}:{scope_value}", value, rule.first_seen.remember)
 
+        preceded = None
         if rule.preceded_by:
-            preceding = self._preceding(rule, values, at)
-            if preceding is None:
-                return None
-            details["preceded_by"] = preceding
+            # The enabled rules it looks back at, in order (none enabled: it cannot fire).
+            preceded = tuple(
+                (earlier.id, _bounded(render(earlier.correlation_key, values, clean=False)),
+                 item.within)
+                for item in rule.preceded_by
+                if (earlier := self.by_id.get(item.rule)) is not None
+            )  # fmt: skip
 
+        threshold = None
         if rule.threshold:
             group = [parsed.fields.get(name) for name in rule.threshold.group_by]
             if any(value is None for value in group):
                 return None
             key = ":".join([rule.id, *(str(value) for value in group)])
-            count = self.state.count(key, at, rule.threshold.window, rule=rule.id)
-            if count < rule.threshold.count:
-                return None
-            values.update(count=count, window=rule.threshold.window, threshold=rule.threshold.count)
-            details.update(
-                count=count, window=rule.threshold.window, threshold=rule.threshold.count
-            )
+            threshold = (key, rule.threshold.window, rule.threshold.count)
 
         correlation_key = _bounded(render(rule.correlation_key, values, clean=False))
         # The claim both keeps a burst from firing again within its window and records when
         # the rule fired, which `preceded_by` rules read.
-        if not self.state.claim(
-            f"fired:{correlation_key}", at, rule.hold, rule=rule.id, memory=self._memory(rule)
-        ):
-            return None
+        check = Check(
+            rule=rule.id,
+            at=at,
+            claim_key=f"fired:{correlation_key}",
+            hold=rule.hold,
+            memory=self._memory(rule),
+            first_seen=first_seen,
+            preceded=preceded,
+            threshold=threshold,
+            line=line,
+        )
+        return _Plan(rule, parsed, moment, at, values, listing, correlation_key, check)
 
+    def _draft(self, plan, verdict):
+        """The draft of a rule that fired."""
+        rule, parsed, values = plan.rule, plan.parsed, plan.values
+        details = {"rule_name": rule.name}
+        if plan.listing is not None:
+            details["listing"] = dict(plan.listing)
+        if verdict.preceded is not None:
+            index, fired_at = verdict.preceded
+            earlier_id, key, _within = plan.check.preceded[index]
+            details["preceded_by"] = {
+                "rule_id": earlier_id,
+                "correlation_key": key,
+                "seconds_before": plan.at - fired_at,
+            }
+        if rule.threshold:
+            count = verdict.count
+            values.update(count=count, window=rule.threshold.window, threshold=rule.threshold.count)
+            details.update(
+                count=count, window=rule.threshold.window, threshold=rule.threshold.count
+            )
         filled = template_values(values)  # cleaned once for every template of the rule
         for name in DETAIL_FIELDS:
             if parsed.fields.get(name) is not None:
@@ -199,7 +258,7 @@ class Analyzer:
             category=rule.category,
             source=values["source"],
             message=rule.message.format_map(filled),
-            timestamp=moment,
+            timestamp=plan.moment,
             analysis={
                 "threat_level": rule.threat_level,
                 "confidence": rule.confidence,
@@ -207,7 +266,7 @@ class Analyzer:
             },
             recommendations=[item.format_map(filled) for item in rule.recommendations],
             rule_id=rule.id,
-            correlation_key=correlation_key,
+            correlation_key=plan.correlation_key,
             # An address only (sshd with UseDNS logs host names): stores as an IP field.
             src_ip=parsed.fields["src_ip"] if is_ip(parsed.fields.get("src_ip")) else None,
             user=parsed.fields.get("user"),
@@ -215,21 +274,6 @@ class Analyzer:
             alert_category=rule.alert_category,
             details=details,
         )
-
-    def _preceding(self, rule, values, at):
-        for preceded in rule.preceded_by:
-            earlier = self.by_id.get(preceded.rule)
-            if earlier is None:  # disabled
-                continue
-            key = _bounded(render(earlier.correlation_key, values, clean=False))
-            fired_at = self.state.last_claimed(f"fired:{key}", rule=earlier.id)
-            if fired_at is not None and 0 <= at - fired_at <= preceded.within:
-                return {
-                    "rule_id": earlier.id,
-                    "correlation_key": key,
-                    "seconds_before": at - fired_at,
-                }
-        return None
 
     @staticmethod
     def _source(parsed, source):

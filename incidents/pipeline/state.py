@@ -2,13 +2,13 @@
 
 The analyzer keeps no state of its own; it asks a `DetectionState`:
 
-- `BoundedState` (what ingest uses) keeps it in this process's memory, bounded on purpose:
-  a configured number of keys per rule, the stalest evicted first, each eviction counted,
-  expiry by event time only. The same lines give the same detections whatever the batch
-  boundaries and whatever the Django cache holds.
-- `CacheState` keeps everything in Django's cache, so with the Redis cache of a production
-  deployment all processes (server workers, `ingest_logs`, `watch_logs`) see the same
-  counters and do not fire the same burst twice. Its detections depend on what the cache
+- `BoundedState` (what ingest uses in one process) keeps it in this process's memory,
+  bounded on purpose: a configured number of keys per rule, the stalest evicted first,
+  each eviction counted, expiry by event time only. The same lines give the same
+  detections whatever the batch boundaries and whatever the Django cache holds.
+- `SharedState` (`shared_state.py`, what ingest uses with REDIS_URL) is the same in
+  Redis, shared by every worker, answering a batch of `Check`s in one round trip.
+- `CacheState` keeps everything in Django's cache. Its detections depend on what the cache
   evicts (a local-memory cache keeps 300 entries), so ingest no longer uses it.
 - `MemoryState` keeps it in a dict, with an injectable clock, for unit tests and one-off
   runs.
@@ -29,6 +29,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 BUCKETS_PER_WINDOW = 20
 # Wall-clock slack added to every TTL, so a key outlives the window it serves.
@@ -49,6 +50,49 @@ def key_part(value):
     return "h" + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:24]
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What one rule asks the state about one line, answered in this order, each step only
+    if the previous passed:
+
+    - `first_seen` (scope, value, ttl): `remember`; passes when the scope was known and
+      the value is new to it;
+    - `preceded` ((rule id, correlation key, within), ...) or None: passes when one of
+      those rules' claims (`last_claimed("fired:<key>")`) happened at most `within`
+      seconds before `at` (an empty tuple never passes: those rules are disabled);
+    - `threshold` (key, window, count): `count`; passes at `count` or more;
+    - the claim of `claim_key` (`claim` with `hold` and `memory`): the rule fires.
+
+    `line` is a stable id of the line ("<memo key>:<line number>", see
+    `incidents.processing.line_id`) or None: a shared
+    state answers a line it has already answered as it did then (a chunk processed
+    again after a crash counts and fires once).
+    """
+
+    rule: str
+    at: float
+    claim_key: str
+    hold: float
+    memory: float
+    first_seen: tuple | None = None
+    preceded: tuple | None = None
+    threshold: tuple | None = None
+    line: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The answer to a `Check`: whether the rule fired, the count (threshold rules), and
+    which look-back passed: (index in `Check.preceded`, event time of that claim)."""
+
+    fired: bool
+    count: int | None = None
+    preceded: tuple | None = None
+
+
+NOT_FIRED = Verdict(False)
+
+
 class DetectionState:
     """Counters, claims and remembered values for the analyzer (see the module docstring).
 
@@ -65,6 +109,40 @@ class DetectionState:
         return ":".join([self.prefix, kind, *(key_part(part) for part in parts)])
 
     # -- public operations --------------------------------------------------------------
+
+    #: Whether several processes see the same state (then a crashed process's lines need
+    #: not be analysed again to restore it).
+    shared = False
+
+    def evaluate(self, checks):
+        """A `Verdict` per `Check`, answered in order, as if one by one."""
+        return [self._evaluate(check) for check in checks]
+
+    def _evaluate(self, check):
+        at, rule = check.at, check.rule
+        if check.first_seen is not None:
+            scope, value, ttl = check.first_seen
+            scope_known, value_new = self.remember(scope, value, ttl, rule=rule, at=at)
+            if not (scope_known and value_new):
+                return NOT_FIRED
+        preceded = None
+        if check.preceded is not None:
+            for index, (earlier, key, within) in enumerate(check.preceded):
+                fired_at = self.last_claimed(f"fired:{key}", rule=earlier)
+                if fired_at is not None and 0 <= at - fired_at <= within:
+                    preceded = (index, fired_at)
+                    break
+            else:
+                return NOT_FIRED
+        count = None
+        if check.threshold is not None:
+            key, window, needed = check.threshold
+            count = self.count(key, at, window, rule=rule)
+            if count < needed:
+                return NOT_FIRED
+        if not self.claim(check.claim_key, at, check.hold, rule=rule, memory=check.memory):
+            return NOT_FIRED
+        return Verdict(True, count, preceded)
 
     def count(self, key, at, window, *, rule=None):
         """Record one occurrence of `key` at event time `at` and return how many occurred

@@ -12,7 +12,8 @@ A detection rule that matches makes a draft, at most one per rule and source add
 none of those says `generate: true`: then it only feeds the correlation.
 
 Correlations keep their state in the same `DetectionState` as the built-in windows
-(the ingest's bounded per-process store, `processing.detection_state()`):
+(the ingest's bounded store, `processing.detection_state()`: this process's, or the one
+every worker shares in Redis, asked operation by operation):
 
     event_count       a windowed counter per group (`state.count`)
     value_count       a claim per group and value for the timespan (a value counts once per

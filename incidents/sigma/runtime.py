@@ -111,9 +111,10 @@ def parsed_rule(row):
 
 
 class _ProcessDetectionState:
-    """The ingest's bounded detection state of this process (`processing.detection_state`),
-    looked up at each call: correlations count in the same deterministic, bounded store as
-    the built-in rules, whatever the cache size, and follow a reset of it."""
+    """The ingest's bounded detection state (`processing.detection_state`: this process's,
+    or the one shared in Redis), looked up at each call: correlations count in the same
+    deterministic, bounded store as the built-in rules, whatever the cache size, and
+    follow a reset of it."""
 
     def __getattr__(self, name):
         from incidents.processing import detection_state

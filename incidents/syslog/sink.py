@@ -79,9 +79,18 @@ class RawLogSink:
     """
 
     def __init__(
-        self, *, max_lines=20_000, batch_lines=5_000, batch_bytes=4 * 1024 * 1024, batch_wait=0.2
+        self,
+        *,
+        max_lines=20_000,
+        batch_lines=5_000,
+        batch_bytes=4 * 1024 * 1024,
+        batch_wait=0.2,
+        process=True,
     ):
         self.max_lines = int(max_lines)
+        # False: only store; processing workers (`manage.py process_logs`) take the raw
+        # logs from the database (room frees up once stored, not once processed).
+        self.process = bool(process)
         self.batch_lines = int(batch_lines)
         self.batch_bytes = int(batch_bytes)
         self.batch_wait = float(batch_wait)
@@ -260,9 +269,10 @@ class RawLogSink:
                 with self._lock:
                     self.stored += count
                 self._resolve(batches, None)
-                self._process(raw_logs)
-                with self._lock:
-                    self.processed += count
+                if self.process:
+                    self._process(raw_logs)
+                    with self._lock:
+                        self.processed += count
                 self._release(count)
                 # Give the connection back between batches (on PostgreSQL, to the pool).
                 close_old_connections()
@@ -368,11 +378,11 @@ def current_sink():
     return _sink
 
 
-def get_sink():
+def get_sink(*, process=True):
     """This process's sink for received lines (created on first use, and again after
-    it was closed)."""
+    it was closed). `process=False`: it only stores (see `RawLogSink`)."""
     global _sink
     with _sink_lock:
         if _sink is None or _sink.closed:
-            _sink = RawLogSink()
+            _sink = RawLogSink(process=process)
         return _sink

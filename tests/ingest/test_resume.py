@@ -22,8 +22,9 @@ def attack_log():
     return receive_raw_log(source="auth.log", content="\n".join(lines), actor=None)
 
 
+@pytest.mark.parametrize("resume_chunk_lines", [50, 70])
 def test_a_log_interrupted_mid_stage_is_resumed_and_gives_what_a_clean_run_gives(
-    settings, monkeypatch
+    settings, monkeypatch, resume_chunk_lines
 ):
     settings.LOG_PROCESSING_CHUNK_LINES = 50
     with TestCase.captureOnCommitCallbacks(execute=True):
@@ -51,6 +52,9 @@ def test_a_log_interrupted_mid_stage_is_resumed_and_gives_what_a_clean_run_gives
     assert detected() != clean
 
     reset_detection_state()  # the process's memory died with it
+    # Restarted with another chunk size: the counted lines are analysed again first, in
+    # order, even when they do not fill whole chunks.
+    settings.LOG_PROCESSING_CHUNK_LINES = resume_chunk_lines
     with TestCase.captureOnCommitCallbacks(execute=True):
         assert resume_interrupted(stale_after=0) == [raw_log.pk]
 
@@ -67,6 +71,15 @@ def test_a_raw_log_stored_but_never_processed_is_processed():
     raw_log.refresh_from_db()
     assert raw_log.status == RawLogStatus.COMPLETED
     assert raw_log.events_created > 0
+
+
+def test_a_log_a_live_receiver_just_stored_is_left_to_it():
+    # Its sink processes it next: taken by the resume pass too, its lines would be
+    # processed out of order with those stored after it.
+    raw_log = attack_log()
+    assert resume_interrupted(stale_after=60) == []
+    raw_log.refresh_from_db()
+    assert raw_log.status == RawLogStatus.RECEIVED
 
 
 def test_a_log_another_process_is_working_on_is_left_alone():

@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 
 import pytest
+from django.conf import settings
 
 from incidents.syslog.server import ReceiverConfig, SyslogReceiver
 from tests.e2e.conftest import ROOT, database_url
@@ -155,6 +156,8 @@ def run_syslog(transactional_db):
         env = {
             **os.environ,
             "DATABASE_URL": database_url(),
+            # The run's Redis keys (its shared detection state, reset for each test).
+            "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
             "SYSLOG_IN_PROCESS": "false",
             **(env or {}),
         }

@@ -1,5 +1,5 @@
 """manage.py run_syslog [--bind ADDRESS] [--udp-port N] [--tcp-port N] [--tls-port N]
-[--relp-port N]"""
+[--relp-port N] [--store-only]"""
 
 import asyncio
 import contextlib
@@ -31,8 +31,14 @@ class Command(BaseCommand):
                 metavar="N",
                 help=f"{name.upper()} port (default: SYSLOG_{name.upper()}_PORT; 0 = off).",
             )
+        parser.add_argument(
+            "--store-only",
+            action="store_true",
+            help="Store what is received and leave its processing to `manage.py "
+            "process_logs` workers.",
+        )
 
-    def handle(self, *args, bind, udp_port, tcp_port, tls_port, relp_port, **options):
+    def handle(self, *args, bind, udp_port, tcp_port, tls_port, relp_port, store_only, **options):
         overrides = {"bind": bind} if bind else {}
         for name, port in (
             ("udp_port", udp_port),
@@ -50,11 +56,11 @@ class Command(BaseCommand):
                 "No syslog port is set: set SYSLOG_UDP_PORT, SYSLOG_TCP_PORT, SYSLOG_TLS_PORT "
                 "or SYSLOG_RELP_PORT, or pass --udp-port, --tcp-port, --tls-port or --relp-port."
             )
-        asyncio.run(self._run(config))
+        asyncio.run(self._run(config, process=not store_only))
         self.stdout.write("Stopped.")
 
-    async def _run(self, config):
-        sink = get_sink()
+    async def _run(self, config, *, process):
+        sink = get_sink(process=process)
         receiver = SyslogReceiver(sink, config)
         try:
             await receiver.start()
@@ -65,7 +71,7 @@ class Command(BaseCommand):
             ) from exc
         self.stdout.write(f"Receiving syslog on {describe(receiver.addresses)}. Ctrl-C stops.")
         self.stdout.flush()
-        if pipeline_setting("RESUME_RAW_LOGS"):
+        if process and pipeline_setting("RESUME_RAW_LOGS"):
             # What a crash stored but did not process (or left mid-stage) is finished now.
             resume_in_background()
         stop = asyncio.Event()
