@@ -15,7 +15,7 @@ import django_filters
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 
@@ -33,6 +33,7 @@ from incidents.security_events import (
     raw_log_payload,
 )
 from incidents.sigma.filters import TechniqueFilter
+from realtime.parsers import BoundedJSONParser
 
 # Room for the JSON or multipart framing around the log itself.
 REQUEST_OVERHEAD_BYTES = 64 * 1024
@@ -67,7 +68,7 @@ class RawLogViewSet(
     serializer_class = RawLogSerializer
     read_permission = "incidents.view_rawlog"
     permission_classes = [*ServiceView.permission_classes, MayReadPipelineData]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
     filterset_fields = ["status", "source"]
     search_fields = ["source", "file_name"]
 
@@ -124,7 +125,7 @@ def _json_body(request, limit):
         raise ingest.too_large(len(raw), limit)
     try:
         data = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise ValidationError("The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ValidationError('Expected a JSON object: {"source": ..., "content": ...}.')

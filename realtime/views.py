@@ -10,13 +10,13 @@ from django.views.decorators.http import require_GET
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime import control, monitoring
 from realtime.auth import SnapshotJWTAuthentication
+from realtime.parsers import BoundedJSONParser
 from realtime.permissions import CanPublish, CanViewConnections
 from realtime.publishing import publish, publish_many
 from realtime.serializers import DisconnectSerializer, PublishSerializer
@@ -89,17 +89,6 @@ class MetricsView(APIView):
         # Other apps add their figures with `monitoring.register_metrics` (a collector).
         text = async_to_sync(monitoring.metrics_text)()
         return HttpResponse(text, content_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-class BoundedJSONParser(JSONParser):
-    """DRF's JSON parser, with JSON nested too deep for Python's parser a 400 (DRF lets
-    its RecursionError through, a 500)."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply") from None
 
 
 class PublishView(APIView):

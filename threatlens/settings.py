@@ -275,6 +275,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "threatlens.api.exception_handler",
+    # DRF's defaults, with JSON nested too deep a 400 rather than a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "realtime.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 
 SPECTACULAR_SETTINGS = {

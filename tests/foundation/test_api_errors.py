@@ -81,3 +81,13 @@ async def test_a_socket_to_an_unknown_path_is_refused_without_an_error(caplog):
     assert not connected
     assert "Traceback" not in caplog.text and "No route found" not in caplog.text
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/api/alerts/", "/api/dns/zones/", "/api/logs/"])
+def test_json_nested_too_deep_is_a_400_everywhere(api_client, carol, path):
+    """Python's JSON parser raises RecursionError on it; DRF let it through as a 500."""
+    api_client.force_authenticate(carol)
+    body = '{"name": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = api_client.post(path, body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error_code"]
