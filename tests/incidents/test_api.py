@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from incidents import services
 from incidents.models import Alert
-from tests.incidents.conftest import events, grant
+from tests.incidents.helpers import events, grant
 
 pytestmark = pytest.mark.django_db
 
@@ -268,8 +268,10 @@ def test_rest_status_change_broadcasts(
 ):
     alert = make_alert()
     client = as_user(alice)
+    # Two requests, two commits (one test transaction would merge their alert_updated).
     with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/api/alerts/{alert.pk}/take-ownership/")
+    with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/api/alerts/{alert.pk}/status/", {"status": "resolved"}, format="json")
     assert [e.event_type for e in events()] == [
         "incident_created",
