@@ -23,34 +23,42 @@ def short_token(user, seconds):
     return str(token)
 
 
-async def test_token_expiry_sends_session_expired_then_closes_with_1008(ws, alice):
-    # Long enough to connect on a loaded machine, short enough to expire while connected.
-    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 3))
+async def test_token_expiry_sends_session_expired_then_closes_with_1008(ws, alice, clock):
+    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 60))
     await client.receive()
-    expired = await client.receive(timeout=6)
+    assert await client.receive_nothing()  # not before it expires
+    clock.advance(61)
+    expired = await client.receive(timeout=5)  # the hub looks once a second
     assert (expired["type"], expired["event_type"]) == ("event", "session_expired")
     error, code = await client.receive_close()
     assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
 
 
-async def test_auth_message_renews_before_expiry(ws, alice, token_for):
-    # Long enough to connect and renew on a busy machine, short enough to expire below.
-    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 3))
+async def test_auth_message_renews_before_expiry(ws, alice, token_for, clock):
+    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 60))
     await client.receive()
     await client.send({"type": "auth", "data": {"token": token_for(alice)}})
     assert (await client.receive())["type"] == "auth_ok"
-    await asyncio.sleep(3.3)
+    clock.advance(61)  # past the first token's expiry, well before the second's
     await client.send({"type": "ping"})
     assert (await client.receive())["type"] == "pong"
 
 
-async def test_expired_token_is_checked_on_every_message(ws, alice):
-    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 2))
+async def test_expired_token_is_checked_on_every_message(ws, alice, clock):
+    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 60))
     await client.receive()
-    await asyncio.sleep(2.1)
+    clock.advance(61)
     await client.send({"type": "ping"})
     error, code = await client.receive_close()
     assert code == 1008
+
+
+async def test_an_expired_token_is_refused_at_connect(ws, alice, clock):
+    token = await sync_to_async(short_token)(alice, 60)
+    clock.advance(61)
+    client = await ws("/ws", token=token)
+    error, code = await client.receive_close()
+    assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
 
 
 async def test_deactivated_user_is_disconnected_at_once(ws, alice, token_for):
