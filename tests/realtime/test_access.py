@@ -84,10 +84,19 @@ async def test_role_change_rechecks_subscriptions(ws, alice, token_for):
         control.user_access_changed(alice.pk)
 
     await sync_to_async(demote)()
-    await asyncio.sleep(0.3)
-    await client.send({"type": "get_subscriptions"})
-    reply = await client.receive_type("response")
-    assert "security_event" not in reply["data"]["subscriptions"]
+    # Wait for the change itself, not for a fixed time: its notice, then the recheck
+    # (asked until it shows; the two travel separately).
+    notice = await client.receive_event("permission_changed", timeout=5)
+    assert notice["data"]["role"] == "viewer"
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        await client.send({"type": "get_subscriptions"})
+        reply = await client.receive_type("response")
+        rechecked = "security_event" not in reply["data"]["subscriptions"]
+        if rechecked or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)  # the poll's interval (under the message rate limit)
+    assert rechecked
     assert "health_update" in reply["data"]["subscriptions"]
     await apublish("security_event", {"n": 1})
     assert await client.receive_nothing()
