@@ -554,9 +554,11 @@ def reset(env):
     code = (
         "import django; django.setup()\n"
         "from incidents.models import Alert, RawLog, SecurityEvent\n"
+        "from threatlens.writeguard import service_writes\n"
         "from incidents.sigma.models import SigmaRule\n"
         "from realtime.models import Event\n"
-        "SecurityEvent.objects.all().delete(); Alert.objects.all().delete()\n"
+        "SecurityEvent.objects.all().delete()\n"
+        "with service_writes(): Alert.objects.all().delete()\n"
         "RawLog.objects.all().delete(); Event.objects.all().delete()\n"
         "SigmaRule.objects.all().delete()\n"
     )

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_save
 
 
 class IncidentsConfig(AppConfig):
@@ -7,12 +6,25 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incident response"
 
     def ready(self):
-        from incidents import events, signals  # noqa: F401  (events declares on import)
-        from incidents.models import Alert, Incident
+        from incidents import events  # noqa: F401  (events declares on import)
+        from incidents.models import (
+            Alert,
+            Incident,
+            IncidentComment,
+            IncidentTimelineEntry,
+            IncidentWatcher,
+        )
+        from threatlens.writeguard import guard
 
-        post_save.connect(signals.alert_saved, sender=Alert, dispatch_uid="incidents.alert_saved")
-        post_save.connect(
-            signals.incident_saved, sender=Incident, dispatch_uid="incidents.incident_saved"
+        # Every write goes through the services (incidents.writes), which also announce
+        # the changes: no post_save receiver, no second write or publish path.
+        guard(
+            Alert,
+            Incident,
+            IncidentComment,
+            IncidentTimelineEntry,
+            IncidentWatcher,
+            services="incidents.services (or cases, triage, response)",
         )
 
         from incidents.ingest_metrics import IngestCollector

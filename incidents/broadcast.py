@@ -1,8 +1,9 @@
 """Publishing alert and incident changes once they are committed.
 
-Every save of an Alert or Incident (post_save, see `signals.py`) and every write that
-bypasses `save()` (`bulk_create`, `queryset.update`: call `alerts_changed` /
-`incidents_changed` yourself) lands here. Each change joins the transaction's buffer in
+The services announce every alert or incident they write: a save through
+`incidents.writes.save_alert` / `save_incident`, and a write that bypasses `save()`
+(`bulk_create`, `queryset.update`: call `alerts_changed` / `incidents_changed` yourself)
+lands here. Each change joins the transaction's buffer in
 `realtime.publishing` (`build_on_commit`); the events are built after the commit, from
 the rows as committed, by the builders of `incidents/events.py` (the REST serializers):
 

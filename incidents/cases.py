@@ -2,8 +2,9 @@
 and merging incidents.
 
 Each public function is one transaction, as in `incidents.services`: it checks the actor's
-permissions, writes, adds timeline entries and an audit row, and leaves the broadcast to the
-post_save receivers (`incident_updated`, `alert_updated`, published after commit).
+permissions, writes, adds timeline entries and an audit row; its saves
+(`incidents.writes.save_alert` / `save_incident`) announce `incident_updated` and
+`alert_updated`, published after commit.
 
 Rules:
 
@@ -20,7 +21,6 @@ Rules:
 Lock order (as in `services`): incidents by id, then alerts by id.
 """
 
-from django.db import transaction
 from django.utils import timezone
 
 from incidents.exceptions import ConflictError, NotFound, PermissionDenied, ValidationError
@@ -44,6 +44,7 @@ from incidents.services import (
     _require,
     _timeline,
 )
+from incidents.writes import save_alert, save_incident, service
 from threatlens.audit.services import record
 
 MAX_ALERTS_PER_REQUEST = 500
@@ -107,7 +108,7 @@ def _check_open(incident):
         )
 
 
-@transaction.atomic
+@service
 def add_alerts_to_incident(incident_id, alert_ids, *, actor, request=None):
     """Put these alerts into the incident (moving each out of the incident it was in).
     All or nothing. Returns `(incident, moved_alerts)`; alerts already there are skipped."""
@@ -185,7 +186,7 @@ def _place(alerts, target, others, actor):
             alert.assigned_analyst_id = target.owner_id or actor.pk
             update_fields.append("assigned_analyst")
             _mark_worked_on(alert, now, update_fields)
-        alert.save(update_fields=update_fields)
+        save_alert(alert, update_fields=update_fields)
         _timeline(
             target,
             TimelineKind.ALERT_ADDED,
@@ -221,13 +222,13 @@ def _place(alerts, target, others, actor):
         target.severity = raised_to
         update_fields.append("severity")
     if moved:
-        target.save(update_fields=update_fields)
+        save_incident(target, update_fields=update_fields)
         for source in {alert.incident_was for alert in moved} & set(others):
-            others[source].save(update_fields=["updated_at"])
+            save_incident(others[source], update_fields=["updated_at"])
     return moved
 
 
-@transaction.atomic
+@service
 def merge_incidents(target_id, source_ids, *, actor, request=None):
     """Merge the source incidents into the target (see the module's rules). Returns the
     target."""
@@ -269,7 +270,7 @@ def merge_incidents(target_id, source_ids, *, actor, request=None):
     }
     for alert in alerts:
         alert.incident = target
-        alert.save(update_fields=["incident", "updated_at"])
+        save_alert(alert, update_fields=["incident", "updated_at"])
     moved_comments = IncidentComment.objects.filter(incident__in=sources).update(incident=target)
 
     # Everyone who followed a source follows the target: its owner and its watchers.
@@ -335,7 +336,7 @@ def merge_incidents(target_id, source_ids, *, actor, request=None):
         if source.resolved_at is None:
             source.resolved_at = now
             fields.append("resolved_at")
-        source.save(update_fields=fields)
+        save_incident(source, update_fields=fields)
         record(
             "incident.merged",
             actor=actor,
@@ -344,7 +345,7 @@ def merge_incidents(target_id, source_ids, *, actor, request=None):
             old={"status": old_status},
             new={"status": IncidentStatus.CLOSED, "merged_into": target.reference},
         )
-    target.save(update_fields=update_fields)
+    save_incident(target, update_fields=update_fields)
     record(
         "incident.merge",
         actor=actor,

@@ -2,8 +2,8 @@
 
 The rules that decide what may change (status transitions, who may take an alert) live in
 `incidents/services.py`; this module holds the data and the transition tables the services
-and the admin read. Every save of an `Alert` or `Incident` is broadcast after commit by the
-receivers in `incidents/signals.py`.
+and the admin read. Only the services write these rows, and announce what they write
+(`incidents/writes.py`): a plain `save()` or `delete()` elsewhere raises `DirectWrite`.
 """
 
 import uuid

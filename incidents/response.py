@@ -11,7 +11,7 @@ rules it may undo).
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from dns import services as dns_services
 from dns.models import RpzRule
@@ -19,6 +19,7 @@ from incidents.exceptions import ConflictError, NotFound, PermissionDenied, Vali
 from incidents.inputs import parse_id
 from incidents.models import TimelineKind
 from incidents.services import CHANGE_INCIDENT, _locked_incident, _require, _timeline
+from incidents.writes import save_incident, service
 from threatlens.audit.services import record
 
 MAX_REASON_LENGTH = 500
@@ -48,7 +49,7 @@ def _dns_call(call):
         raise ConflictError("An RPZ rule for this domain exists already.") from exc
 
 
-@transaction.atomic
+@service
 def block_domain(incident_id, data, *, actor, request=None):
     """Block `data["domain"]` with an RPZ rule (`action`, default nxdomain; `reason`
     required), recorded on the incident. Returns the rule."""
@@ -84,7 +85,7 @@ def block_domain(incident_id, data, *, actor, request=None):
         new={"rule": rule.pk, "domain": rule.domain, "action": rule.action},
         message=f"Blocked {rule.domain} ({rule.action}) with RPZ rule #{rule.pk}: {reason}",
     )
-    incident.save(update_fields=["updated_at"])
+    save_incident(incident, update_fields=["updated_at"])
     record(
         "incident.block_domain",
         actor=actor,
@@ -96,7 +97,7 @@ def block_domain(incident_id, data, *, actor, request=None):
     return rule
 
 
-@transaction.atomic
+@service
 def unblock_domain(incident_id, rule_id, *, actor, request=None):
     """Undo a block this incident made: the rule is deleted, the timeline records it."""
     _require(actor, CHANGE_INCIDENT, "change incidents")
@@ -114,7 +115,7 @@ def unblock_domain(incident_id, rule_id, *, actor, request=None):
         old={"rule": pk, "domain": domain},
         message=f"Unblocked {domain} (RPZ rule #{pk} removed)",
     )
-    incident.save(update_fields=["updated_at"])
+    save_incident(incident, update_fields=["updated_at"])
     record(
         "incident.unblock_domain",
         actor=actor,

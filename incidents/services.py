@@ -46,6 +46,7 @@ from incidents.models import (
     incident_transition_allowed,
 )
 from incidents.serializers import AlertIngestSerializer, IncidentUpdateSerializer
+from incidents.writes import save_alert, save_incident, service
 from threatlens.audit.services import record
 
 ADD_ALERT = "incidents.add_alert"
@@ -68,7 +69,7 @@ _DUPLICATE_KEEPS = frozenset({"source", "external_id", "detected_at"})
 # --- Alerts: ingest --------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def ingest_alert(data, *, actor, request=None):
     """Raise an alert from `data` (the fields of `AlertIngestSerializer`).
 
@@ -110,7 +111,7 @@ class BulkIngestResult:
     results: list = field(default_factory=list)
 
 
-@transaction.atomic
+@service
 def ingest_alerts(items, *, actor, request=None):
     """Raise many alerts at once, all or nothing: if any item is invalid, nothing is stored
     and the error lists each bad item by its index.
@@ -118,7 +119,7 @@ def ingest_alerts(items, *, actor, request=None):
     Items with the same (source, external_id) within the list, or matching an existing
     alert, are merged as in `ingest_alert` (with the same permission check: one refused
     update refuses the whole list). New alerts are inserted with one `bulk_create` (and
-    published explicitly: `bulk_create` sends no post_save).
+    announced explicitly, as `bulk_create` does not go through `save_alert`).
     """
     _require(actor, ADD_ALERT, "raise alerts", system_allowed=True)
     if not isinstance(items, list):
@@ -277,7 +278,7 @@ def _upsert_alert(fields, *, occurrences, actor):
     external_id = fields.get("external_id", "")
     if not external_id:
         alert = _new_alert(fields, timezone.now(), occurrences=occurrences, actor=actor)
-        alert.save()
+        save_alert(alert)
         return alert, True, None
     same = Alert.objects.select_for_update().filter(
         source=fields["source"], external_id=external_id
@@ -290,7 +291,7 @@ def _upsert_alert(fields, *, occurrences, actor):
             # updates the winner's row like any repeat.
             with transaction.atomic():
                 alert = _new_alert(fields, timezone.now(), occurrences=occurrences, actor=actor)
-                alert.save()
+                save_alert(alert)
             return alert, True, None
         except IntegrityError:
             alert = same.first()
@@ -332,7 +333,7 @@ def _merge_duplicate(alert, fields, *, occurrences):
     alert.occurrence_count += occurrences
     new["occurrence_count"] = alert.occurrence_count
     alert.last_seen_at = timezone.now()
-    alert.save(update_fields=[*new, "last_seen_at", "updated_at"])
+    save_alert(alert, update_fields=[*new, "last_seen_at", "updated_at"])
     return old, new
 
 
@@ -349,7 +350,7 @@ def _alert_identity(alert):
 # --- Alerts: ownership and status ------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def take_alert_ownership(alert_id, *, actor, request=None):
     """`actor` takes the alert. Returns `(alert, new_incident)`; `new_incident` is None
     when the alert joined an incident the actor already had.
@@ -383,7 +384,7 @@ def take_alert_ownership(alert_id, *, actor, request=None):
     alert.assigned_analyst = actor
     update_fields = ["assigned_analyst", "incident", "updated_at"]
     _mark_worked_on(alert, now, update_fields)
-    alert.save(update_fields=update_fields)
+    save_alert(alert, update_fields=update_fields)
 
     record(
         "alert.reassign" if previous_owner is not None else "alert.take_ownership",
@@ -397,7 +398,7 @@ def take_alert_ownership(alert_id, *, actor, request=None):
     return alert, incident if created else None
 
 
-@transaction.atomic
+@service
 def update_alert_status(alert_id, status, *, actor, request=None):
     """Set an alert's status (allowed moves: `models.ALERT_TRANSITIONS`). Only its owner,
     or a user with `incidents.change_others_alert`. Escalating puts an alert that has no
@@ -449,7 +450,7 @@ def update_alert_status(alert_id, status, *, actor, request=None):
             new=status,
             message=f"Alert #{alert.pk} status: {old_status} -> {status}",
         )
-    alert.save(update_fields=update_fields)
+    save_alert(alert, update_fields=update_fields)
 
     record(
         "alert.status_change",
@@ -521,7 +522,7 @@ def _place_in_incident(alert, *, owner, actor, now):
             created_at=now,
             first_response_at=now,
         )
-        target.save()
+        save_incident(target)
         _timeline(
             target,
             TimelineKind.CREATED,
@@ -569,7 +570,7 @@ def _place_in_incident(alert, *, owner, actor, now):
             )
             target.severity = alert.severity
             update_fields.append("severity")
-        target.save(update_fields=update_fields)
+        save_incident(target, update_fields=update_fields)
     if current is not None:
         _timeline(
             current,
@@ -579,7 +580,7 @@ def _place_in_incident(alert, *, owner, actor, now):
             old=alert.pk,
             message=f"Alert #{alert.pk} moved to {target.reference}",
         )
-        current.save(update_fields=["updated_at"])
+        save_incident(current, update_fields=["updated_at"])
     alert.incident = target
     return target, created
 
@@ -587,7 +588,7 @@ def _place_in_incident(alert, *, owner, actor, now):
 # --- Incidents -------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def update_incident_status(incident_id, status, *, actor, request=None):
     """Set an incident's status (allowed moves: `models.INCIDENT_TRANSITIONS`), stamping
     first response, contained, resolved and closed times; reopening clears the resolved
@@ -632,7 +633,7 @@ def update_incident_status(incident_id, status, *, actor, request=None):
         new=status,
         message=f"Status: {old_status} -> {status}",
     )
-    incident.save(update_fields=["status", "updated_at", *dict.fromkeys(stamps)])
+    save_incident(incident, update_fields=["status", "updated_at", *dict.fromkeys(stamps)])
     record(
         "incident.status_change",
         actor=actor,
@@ -644,7 +645,7 @@ def update_incident_status(incident_id, status, *, actor, request=None):
     return incident
 
 
-@transaction.atomic
+@service
 def update_incident(incident_id, changes, *, actor, request=None):
     """Change an incident's title, description, severity, priority or owner (a user id or
     None). Handing an incident to someone else, or taking one someone else owns, needs
@@ -700,7 +701,7 @@ def update_incident(incident_id, changes, *, actor, request=None):
             update_fields.append(name)
     if not new:
         return incident
-    incident.save(update_fields=update_fields)
+    save_incident(incident, update_fields=update_fields)
     if "owner" in new and previous_owner_id is not None:
         # The previous owner loses sight of it with this event; tell them once more.
         broadcast.incident_changed(incident.pk, also_notify={previous_owner_id})
@@ -729,7 +730,7 @@ def _new_incident_owner(incident, owner_id, actor):
     return owner
 
 
-@transaction.atomic
+@service
 def add_incident_comment(incident_id, body, *, actor, request=None):
     """Add a comment (and a timeline entry) to an incident the actor may see."""
     _require(actor, ADD_COMMENT, "comment on incidents")
@@ -750,7 +751,7 @@ def add_incident_comment(incident_id, body, *, actor, request=None):
         new=comment.pk,
         message=body if len(body) <= 200 else body[:199] + "…",
     )
-    incident.save(update_fields=["updated_at"])
+    save_incident(incident, update_fields=["updated_at"])
     record(
         "incident.comment",
         actor=actor,
@@ -761,7 +762,7 @@ def add_incident_comment(incident_id, body, *, actor, request=None):
     return comment
 
 
-@transaction.atomic
+@service
 def watch_incident(incident_id, *, actor, request=None):
     """The actor follows the incident: they receive its `incident_*` events and see it in
     their lists. Needs `incidents.view_incident` and either an incident they may already see
@@ -780,7 +781,7 @@ def watch_incident(incident_id, *, actor, request=None):
     return incident
 
 
-@transaction.atomic
+@service
 def unwatch_incident(incident_id, *, actor, request=None):
     """The actor stops following the incident (harmless if they were not). Returns it."""
     if actor is None or not actor.is_authenticated:

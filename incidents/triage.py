@@ -12,7 +12,6 @@ the same order and queue instead of deadlocking.
 """
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.utils import timezone
 
 from incidents import cases, services
@@ -24,6 +23,7 @@ from incidents.exceptions import (
 )
 from incidents.inputs import parse_id, parse_status
 from incidents.models import CLOSED_ALERT_STATUSES, AlertStatus
+from incidents.writes import save_alert, service
 from threatlens.audit.services import record
 
 TAKE, STATUS, ASSIGN, ADD_TO_INCIDENT = "take", "status", "assign", "add_to_incident"
@@ -31,7 +31,7 @@ ACTIONS = frozenset({TAKE, STATUS, ASSIGN, ADD_TO_INCIDENT})
 MAX_ALERTS = 500
 
 
-@transaction.atomic
+@service
 def assign_alert(alert_id, assignee_id, *, actor, request=None):
     """Give the alert to `assignee_id` (a user who may work alerts): it joins their open
     incident with its correlation key, or a new one, as if they had taken it. Assigning to
@@ -67,7 +67,7 @@ def assign_alert(alert_id, assignee_id, *, actor, request=None):
     alert.assigned_analyst = assignee
     update_fields = ["assigned_analyst", "incident", "updated_at"]
     services._mark_worked_on(alert, now, update_fields)
-    alert.save(update_fields=update_fields)
+    save_alert(alert, update_fields=update_fields)
     record(
         "alert.assign",
         actor=actor,
@@ -80,7 +80,7 @@ def assign_alert(alert_id, assignee_id, *, actor, request=None):
     return alert
 
 
-@transaction.atomic
+@service
 def bulk_triage(data, *, actor, request=None):
     """Run `data["action"]` on every alert of `data["alert_ids"]` (see the module).
     Returns the alerts, in id order."""

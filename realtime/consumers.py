@@ -29,6 +29,7 @@ from realtime import (
     auditing,
     auth_failures,
     catalogue,
+    clock,
     control,
     direct_writes,
     envelopes,
@@ -441,7 +442,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
             if self.principal is None:
                 await self.receive_before_auth(kind, message, request_id)
                 return
-            if self.token_expires_at is not None and time.time() >= self.token_expires_at:
+            if self.token_expires_at is not None and clock.now() >= self.token_expires_at:
                 await self.token_expired()
                 return
             await self.check_rate_limits(kind)

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from realtime import access, catalogue, envelopes, groups, shutdown, transport
+from realtime import access, catalogue, clock, envelopes, groups, shutdown, transport
 from realtime.catalogue import Audience
 from realtime.store import make_store
 from realtime.transport import ORIGIN, layer_message
@@ -510,7 +510,7 @@ class Hub:
         TOKEN_CHECK_INTERVAL: one pass over all of them instead of a timer per socket."""
         while True:
             await asyncio.sleep(TOKEN_CHECK_INTERVAL)
-            now = time.time()
+            now = clock.now()
             for connection in list(self.connections.values()):
                 owner = connection.owner
                 expires_at = getattr(owner, "token_expires_at", None)

@@ -2,6 +2,7 @@
 sockets over the real ASGI application."""
 
 import contextlib
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -135,6 +136,19 @@ def token_for():
     from rest_framework_simplejwt.tokens import AccessToken
 
     return lambda user: str(AccessToken.for_user(user))
+
+
+@pytest.fixture
+def clock():
+    """The clock token expiry is measured against (`realtime.clock`), moved on by hand:
+    `clock.advance(seconds)`. Only expiry reads it; nothing sleeps until a token runs out."""
+    from realtime import clock as realtime_clock
+    from tests.clock import FakeClock
+
+    fake = FakeClock()
+    realtime_clock.use(fake)
+    yield fake
+    realtime_clock.use(time.time)
 
 
 @pytest.fixture

@@ -1,10 +1,8 @@
-"""DNS fixtures: zone and record factories, per-zone access, captured events."""
+"""DNS fixtures: zone and record factories (helpers that are not fixtures: helpers.py)."""
 
 import pytest
-from django.contrib.auth.models import Group
 
 from dns import services
-from dns.models import Record, Zone, ZoneAccess
 from realtime.models import Event
 
 
@@ -43,27 +41,3 @@ def make_record(db):
         return record
 
     return make
-
-
-def grant(zone, who, *, can_change=False):
-    """Give a user or group access to a zone, directly (setup)."""
-    key = "group" if isinstance(who, Group) else "user"
-    access = ZoneAccess(zone=zone, can_change=can_change, **{key: who})
-    with services.writing():
-        access.save()
-    return access
-
-
-def events(event_type=None):
-    queryset = Event.objects.order_by("id")
-    if event_type:
-        queryset = queryset.filter(event_type=event_type)
-    return list(queryset)
-
-
-def refreshed(zone):
-    return Zone.objects.get(pk=zone.pk)
-
-
-def record_count(zone):
-    return Record.objects.filter(zone=zone).count()

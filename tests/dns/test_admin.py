@@ -10,10 +10,9 @@ from django.test import Client
 
 from dns import services
 from dns.models import Forwarder, Record, RpzRule, ThreatFeed, Zone, ZoneAccess
+from tests.dns.helpers import events, grant, record_count, refreshed
 from threatlens.audit.models import AuditLog
 from threatlens.writeguard import DirectWrite
-
-from .conftest import events, grant, record_count, refreshed
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ import pytest
 from django.contrib.auth.models import Group
 
 from dns.models import Forwarder, Record, RpzRule, ThreatFeed, Zone, ZoneAccess
+from tests.dns.helpers import grant
 from threatlens.writeguard import service_writes
-
-from .conftest import grant
 
 ZONES = "/api/dns/zones/"
 RECORDS = "/api/dns/records/"

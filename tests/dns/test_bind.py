@@ -9,9 +9,8 @@ from django.core.management import CommandError, call_command
 
 from dns import bind, services
 from dns.models import RpzRule
+from tests.dns.helpers import events
 from threatlens.writeguard import service_writes
-
-from .conftest import events
 
 HAVE_BIND_TOOLS = bool(shutil.which("named-checkzone") and shutil.which("named-checkconf"))
 needs_bind_tools = pytest.mark.skipif(

@@ -6,8 +6,7 @@ import pytest
 
 from dns import bulk
 from dns.models import BulkOperation, Record, Zone
-
-from .conftest import events, grant, refreshed
+from tests.dns.helpers import events, grant, refreshed
 
 
 def hosts(count, start=0):

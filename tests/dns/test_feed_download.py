@@ -16,9 +16,8 @@ from django.utils import timezone
 
 from dns import feed_download
 from dns.models import RpzRule, ThreatFeed
+from tests.dns.helpers import events
 from threatlens.writeguard import service_writes
-
-from .conftest import events
 
 FEED = "evil.example\nphish.example\n# comment\nnot a domain\n"
 

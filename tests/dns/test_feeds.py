@@ -7,9 +7,8 @@ from django.core.management import CommandError, call_command
 
 from dns import feeds, services
 from dns.models import RpzRule, ThreatFeed
+from tests.dns.helpers import events
 from threatlens.audit.models import AuditLog
-
-from .conftest import events
 
 DOMAINS = """\
 # Example malware list

@@ -11,9 +11,8 @@ from django.core.management import call_command
 
 from dns import forwarders
 from dns.models import Forwarder
+from tests.dns.helpers import events
 from threatlens.writeguard import service_writes
-
-from .conftest import events
 
 
 class Responder:

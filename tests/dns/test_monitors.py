@@ -3,10 +3,10 @@
 import pytest
 
 from dns.models import Forwarder, ThreatFeed
+from tests.dns.helpers import events
 from threatlens.monitoring.runner import build_default_runner
 from threatlens.writeguard import service_writes
 
-from .conftest import events
 from .test_forwarders import Responder
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,9 +15,8 @@ import pytest
 from dns import bind, feeds, monitors, services
 from dns.models import Zone
 from dns.named_process import NamedProcess, find_named, free_port
+from tests.dns.helpers import events
 from threatlens.monitoring.metrics import collect_system_metrics, register_dns_metrics_provider
-
-from .conftest import events
 
 NAMED = find_named()
 

@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from dns import services
 from realtime.models import Event
-from tests.dns.conftest import grant
+from tests.dns.helpers import grant
 
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 

@@ -8,9 +8,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from dns import services
 from dns.models import Record, Zone, ZoneAccess
+from tests.dns.helpers import events, grant, refreshed
 from threatlens.audit.models import AuditLog
-
-from .conftest import events, grant, refreshed
 
 # --- Visibility: for_user ---------------------------------------------------------------------
 

@@ -10,9 +10,8 @@ from django.db import connections
 from dns import bulk, services
 from realtime import hub as hub_module
 from realtime import store
+from tests.dns.helpers import grant
 from tests.realtime.conftest import Client
-
-from .conftest import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,10 +8,9 @@ import pytest
 
 from dns import zonefile
 from dns.models import Record, RpzRule, ThreatFeed, Zone
+from tests.dns.helpers import events, grant
 from threatlens.audit.models import AuditLog
 from threatlens.writeguard import service_writes
-
-from .conftest import events, grant
 
 NAMED_CHECKZONE = shutil.which("named-checkzone")
 needs_checkzone = pytest.mark.skipif(

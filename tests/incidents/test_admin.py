@@ -7,7 +7,7 @@ import pytest
 from django.forms.models import model_to_dict
 
 from incidents.models import Alert
-from tests.incidents.conftest import events
+from tests.incidents.helpers import events
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from incidents.exceptions import (
     ValidationError,
 )
 from incidents.models import Alert, Incident, IncidentTimelineEntry
-from tests.incidents.conftest import grant
+from tests.incidents.helpers import grant
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from incidents import services
 from incidents.models import Alert
-from tests.incidents.conftest import events, grant
+from tests.incidents.helpers import events, grant
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,8 @@ import pytest
 from django.contrib.auth.models import Group
 
 from incidents.models import Alert, Incident, IncidentComment, IncidentWatcher, TimelineKind
-from tests.incidents.conftest import events
+from tests.incidents.helpers import events
+from threatlens.writeguard import service_writes
 
 pytestmark = pytest.mark.django_db
 
@@ -100,8 +101,9 @@ def test_merging_keeps_alerts_comments_and_watchers_and_closes_the_source(
 ):
     _a, target = take(alice, severity="medium")
     b, source = take(dave, severity="critical")
-    IncidentComment.objects.create(incident=source, author=dave, body="Seen on the VPN too.")
-    IncidentWatcher.objects.create(incident=source, user=alice)
+    with service_writes():  # setup
+        IncidentComment.objects.create(incident=source, author=dave, body="Seen on the VPN too.")
+        IncidentWatcher.objects.create(incident=source, user=alice)
     with django_capture_on_commit_callbacks(execute=True):
         response = as_user(carol).post(
             f"/api/incidents/{target.pk}/merge/", {"incident_ids": [source.pk]}, format="json"

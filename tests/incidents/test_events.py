@@ -5,9 +5,11 @@ from django.db import transaction
 
 from incidents import broadcast, services
 from incidents.exceptions import ConflictError
-from incidents.models import Alert, Incident
+from incidents.models import Alert, Incident, IncidentComment
 from incidents.serializers import AlertSerializer, IncidentSerializer
-from tests.incidents.conftest import events, grant
+from incidents.writes import save_alert, save_incident
+from tests.incidents.helpers import events, grant, new_alert, new_incident
+from threatlens.writeguard import DirectWrite, service_writes
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +68,9 @@ def test_a_rolled_back_savepoint_drops_only_its_own_events(
         broadcast.alert_changed(kept.pk)
         try:
             with transaction.atomic():
-                dropped = Alert.objects.create(title="x", severity="low", source="s")
+                dropped, _ = services.ingest_alert(
+                    {"title": "x", "severity": "low", "source": "s"}, actor=alice
+                )
                 raise RuntimeError
         except RuntimeError:
             pass
@@ -219,19 +223,43 @@ def test_incident_events_go_to_owner_and_watchers(
     assert broadcast.incident_recipients(incident).users == frozenset({alice.pk, dave.pk})
 
 
-def test_plain_saves_outside_the_services_publish(django_capture_on_commit_callbacks):
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda: Alert.objects.create(title="shell", severity="low", source="manage.py"),
+        lambda: Incident.objects.create(title="by hand", severity="low"),
+        lambda: IncidentComment.objects.create(incident=new_incident(title="i"), body="hi"),
+        lambda: new_alert().save(update_fields=["title", "updated_at"]),
+        lambda: new_incident(title="i").delete(),
+        lambda: Alert.objects.filter(pk=new_alert().pk).delete(),
+    ],
+    ids=["alert", "incident", "comment", "alert-save", "incident-delete", "queryset-delete"],
+)
+def test_a_plain_write_outside_the_services_is_refused(write, django_capture_on_commit_callbacks):
+    # (in a savepoint: a delete's refusal breaks the transaction it runs in)
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(DirectWrite),
+        transaction.atomic(),
+    ):
+        write()
+    assert events() == []
+
+
+def test_a_saved_incident_without_owner_goes_to_see_all_users_only(
+    make_alert, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
-        alert = Alert.objects.create(title="shell", severity="low", source="manage.py")
-        incident = Incident.objects.create(title="by hand", severity="low")
-    with django_capture_on_commit_callbacks(execute=True):
-        alert.title = "renamed"
-        alert.save(update_fields=["title", "updated_at"])
-    assert kinds() == [
-        ("new_alert", f"alert:{alert.pk}"),
-        ("incident_created", f"incident:{incident.pk}"),
-        ("alert_updated", f"alert:{alert.pk}"),
-    ]
-    assert events("incident_created")[0].recipient_users == []  # no owner: see-all users only
+        save_incident(Incident(title="by hand", severity="low"))
+    [event] = events("incident_created")
+    assert event.recipient_users == []
+
+
+def test_deleting_a_user_takes_their_watchers_along(alice, dave, take):
+    _, incident = take(alice)
+    services.watch_incident(incident.pk, actor=dave)
+    dave.delete()  # a cascade from an unguarded row: allowed
+    assert not incident.watchers.filter(user_id=dave.pk).exists()
 
 
 def test_queryset_update_paths_publish_through_broadcast(
@@ -247,15 +275,16 @@ def test_queryset_update_paths_publish_through_broadcast(
 def test_several_saves_in_one_transaction_publish_once(
     make_alert, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        alert = Alert.objects.create(title="a", severity="low", source="s")
+    with django_capture_on_commit_callbacks(execute=True), service_writes():
+        alert = Alert(title="a", severity="low", source="s")
+        save_alert(alert)
         for title in ("b", "c"):
             alert.title = title
-            alert.save()
+            save_alert(alert)
     [event] = events()
     assert (event.event_type, event.data["title"]) == ("new_alert", "c")
 
 
 def test_autocommit_saves_publish_at_once(transactional_db):
-    alert = Alert.objects.create(title="now", severity="low", source="s")
+    alert, _ = services.ingest_alert({"title": "now", "severity": "low", "source": "s"}, actor=None)
     assert kinds() == [("new_alert", f"alert:{alert.pk}")]

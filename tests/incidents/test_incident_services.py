@@ -10,7 +10,7 @@ from incidents.queries import (
     owned_incidents_for,
     recent_alerts_for,
 )
-from tests.incidents.conftest import grant
+from tests.incidents.helpers import grant
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db

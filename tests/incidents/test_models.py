@@ -8,11 +8,11 @@ from incidents.models import (
     INCIDENT_TRANSITIONS,
     Alert,
     AlertStatus,
-    Incident,
     IncidentStatus,
     alert_transition_allowed,
     incident_transition_allowed,
 )
+from tests.incidents.helpers import new_incident
 
 pytestmark = pytest.mark.django_db
 
@@ -62,23 +62,19 @@ def test_incident_transitions(old, new, allowed):
 
 
 def test_incident_references_count_up_per_year():
-    first = Incident.objects.create(title="a", severity="low")
-    second = Incident.objects.create(title="b", severity="low")
+    first = new_incident(title="a", severity="low")
+    second = new_incident(title="b", severity="low")
     year = first.created_at.year
     assert first.reference == f"INC-{year}-0001"
     assert second.reference == f"INC-{year}-0002"
 
 
 def test_incident_references_restart_each_year():
-    old = Incident.objects.create(
+    old = new_incident(
         title="a", severity="low", created_at=datetime(2025, 12, 31, 23, 59, tzinfo=UTC)
     )
-    new = Incident.objects.create(
-        title="b", severity="low", created_at=datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
-    )
-    also_old = Incident.objects.create(
-        title="c", severity="low", created_at=datetime(2025, 6, 1, tzinfo=UTC)
-    )
+    new = new_incident(title="b", severity="low", created_at=datetime(2026, 1, 1, 0, 1, tzinfo=UTC))
+    also_old = new_incident(title="c", severity="low", created_at=datetime(2025, 6, 1, tzinfo=UTC))
     assert (old.reference, new.reference, also_old.reference) == (
         "INC-2025-0001",
         "INC-2026-0001",

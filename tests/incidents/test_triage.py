@@ -4,7 +4,7 @@ same rules as one alert at a time, published for colleagues after commit."""
 import pytest
 
 from incidents.models import Alert
-from tests.incidents.conftest import events, grant
+from tests.incidents.helpers import events, grant
 
 pytestmark = pytest.mark.django_db
 URL = "/api/alerts/bulk-triage/"

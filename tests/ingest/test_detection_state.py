@@ -10,6 +10,7 @@ from incidents.models import Alert, RawLog, SecurityEvent
 from incidents.pipeline.samples import iter_sample_lines
 from incidents.pipeline.state import BoundedState
 from incidents.processing import detection_state, process_raw_log, reset_detection_state
+from threatlens.writeguard import service_writes
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,8 @@ def detected():
 
 def forget_everything():
     SecurityEvent.objects.all().delete()
-    Alert.objects.all().delete()
+    with service_writes():  # between runs, as setup
+        Alert.objects.all().delete()
     RawLog.objects.all().delete()
     reset_detection_state()
 

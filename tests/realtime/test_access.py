@@ -23,34 +23,42 @@ def short_token(user, seconds):
     return str(token)
 
 
-async def test_token_expiry_sends_session_expired_then_closes_with_1008(ws, alice):
-    # Long enough to connect on a loaded machine, short enough to expire while connected.
-    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 3))
+async def test_token_expiry_sends_session_expired_then_closes_with_1008(ws, alice, clock):
+    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 60))
     await client.receive()
-    expired = await client.receive(timeout=6)
+    assert await client.receive_nothing()  # not before it expires
+    clock.advance(61)
+    expired = await client.receive(timeout=5)  # the hub looks once a second
     assert (expired["type"], expired["event_type"]) == ("event", "session_expired")
     error, code = await client.receive_close()
     assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
 
 
-async def test_auth_message_renews_before_expiry(ws, alice, token_for):
-    # Long enough to connect and renew on a busy machine, short enough to expire below.
-    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 3))
+async def test_auth_message_renews_before_expiry(ws, alice, token_for, clock):
+    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 60))
     await client.receive()
     await client.send({"type": "auth", "data": {"token": token_for(alice)}})
     assert (await client.receive())["type"] == "auth_ok"
-    await asyncio.sleep(3.3)
+    clock.advance(61)  # past the first token's expiry, well before the second's
     await client.send({"type": "ping"})
     assert (await client.receive())["type"] == "pong"
 
 
-async def test_expired_token_is_checked_on_every_message(ws, alice):
-    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 2))
+async def test_expired_token_is_checked_on_every_message(ws, alice, clock):
+    client = await ws("/ws", token=await sync_to_async(short_token)(alice, 60))
     await client.receive()
-    await asyncio.sleep(2.1)
+    clock.advance(61)
     await client.send({"type": "ping"})
     error, code = await client.receive_close()
     assert code == 1008
+
+
+async def test_an_expired_token_is_refused_at_connect(ws, alice, clock):
+    token = await sync_to_async(short_token)(alice, 60)
+    clock.advance(61)
+    client = await ws("/ws", token=token)
+    error, code = await client.receive_close()
+    assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
 
 
 async def test_deactivated_user_is_disconnected_at_once(ws, alice, token_for):
@@ -76,10 +84,19 @@ async def test_role_change_rechecks_subscriptions(ws, alice, token_for):
         control.user_access_changed(alice.pk)
 
     await sync_to_async(demote)()
-    await asyncio.sleep(0.3)
-    await client.send({"type": "get_subscriptions"})
-    reply = await client.receive_type("response")
-    assert "security_event" not in reply["data"]["subscriptions"]
+    # Wait for the change itself, not for a fixed time: its notice, then the recheck
+    # (asked until it shows; the two travel separately).
+    notice = await client.receive_event("permission_changed", timeout=5)
+    assert notice["data"]["role"] == "viewer"
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        await client.send({"type": "get_subscriptions"})
+        reply = await client.receive_type("response")
+        rechecked = "security_event" not in reply["data"]["subscriptions"]
+        if rechecked or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)  # the poll's interval (under the message rate limit)
+    assert rechecked
     assert "health_update" in reply["data"]["subscriptions"]
     await apublish("security_event", {"n": 1})
     assert await client.receive_nothing()

@@ -98,12 +98,12 @@ async def test_a_session_cookie_of_a_changed_password_does_not_authenticate(ws, 
 
     await asyncio.to_thread(change_password)
     client = await ws("/ws", headers=[(b"cookie", cookie)])
-    await client.receive_nothing()  # no user: the socket waits for an auth message
+    assert await client.receive_nothing()  # no user: the socket waits for an auth message
 
 
 async def test_an_unknown_session_cookie_does_not_authenticate(ws):
     client = await ws("/ws", headers=[(b"cookie", b"sessionid=no-such-session")])
-    await client.receive_nothing()
+    assert await client.receive_nothing()
 
 
 def session_cookie(user):
@@ -114,7 +114,7 @@ def session_cookie(user):
 
 async def test_first_message_auth_answers_auth_ok_then_greets(ws, alice, token_for):
     client = await ws("/ws")
-    await client.receive_nothing()
+    assert await client.receive_nothing()
     await client.send({"type": "auth", "data": {"token": token_for(alice)}, "id": "a1"})
     ok = await client.receive()
     assert ok["type"] == "auth_ok"

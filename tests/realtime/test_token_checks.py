@@ -1,22 +1,20 @@
 """What a connect checks of its token, and what it may skip once the token is known."""
 
-import time
 
 import pytest
 from django.contrib.auth.models import Group
 
-from realtime import auth
 from realtime.hub import get_hub
 from tests.sockets import in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_a_verified_token_is_refused_once_it_expires(ws, alice, token_for, monkeypatch):
+async def test_a_verified_token_is_refused_once_it_expires(ws, alice, token_for, clock):
     token = token_for(alice)
     first = await ws("/ws", token=token)
     assert (await first.receive())["type"] == "connection_established"  # verified, kept
-    monkeypatch.setattr(auth, "clock", lambda: time.time() + 24 * 3600)
+    clock.advance(24 * 3600)
     again = await ws("/ws", token=token)
     error, code = await again.receive_close()
     assert (error["error_code"], code) == ("AUTH_FAILED", 1008)

@@ -9,8 +9,9 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 
-from incidents.models import ALERT_TRANSITIONS, Incident
+from incidents.models import ALERT_TRANSITIONS
 from tests.conftest import PASSWORD
+from tests.incidents.helpers import new_incident
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["/", "/events/", "/alerts/", "/incidents/", "/dns/", "/rules/", "/rules/coverage/"]
@@ -184,7 +185,7 @@ def test_dns_pages_offer_what_each_role_may_do(alice, carol):
 
 @pytest.mark.django_db
 def test_incident_page_says_whether_the_user_is_watching(alice):
-    incident = Incident.objects.create(title="Brute force", owner=alice)
+    incident = new_incident(title="Brute force", owner=alice)
     config = page_config(logged_in(alice).get(f"/incidents/{incident.pk}/"))
     assert config["incident_id"] == incident.pk
     assert config["watching"] is False
@@ -192,7 +193,7 @@ def test_incident_page_says_whether_the_user_is_watching(alice):
 
 @pytest.mark.django_db
 def test_an_incident_the_user_may_not_see_is_not_found_with_no_alerts_or_watch_button(alice, bob):
-    incident = Incident.objects.create(title="Brute force", owner=alice)
+    incident = new_incident(title="Brute force", owner=alice)
     for path in (f"/incidents/{incident.pk}/", "/incidents/999999/"):
         page = logged_in(bob).get(path)
         assert page.status_code == 404
@@ -207,7 +208,7 @@ def test_an_incident_the_user_may_not_see_is_not_found_with_no_alerts_or_watch_b
 def test_incidents_open_on_mine_only_for_someone_who_owns_an_open_incident(alice, carol):
     assert page_config(logged_in(carol).get("/incidents/"))["default_view"] == "all"
     assert page_config(logged_in(alice).get("/incidents/"))["default_view"] == "all"
-    Incident.objects.create(title="Brute force", owner=alice)
+    new_incident(title="Brute force", owner=alice)
     assert page_config(logged_in(alice).get("/incidents/"))["default_view"] == "mine"
 
 
