@@ -30,8 +30,8 @@ from realtime import (
     auth_failures,
     catalogue,
     control,
-    direct_writes,
     envelopes,
+    servers,
 )
 from realtime.auth import (
     AuthFailed,
@@ -48,7 +48,6 @@ from realtime.hub import get_hub
 from realtime.publishing import Recipients, publish
 from realtime.replay import missed_events
 from realtime.transport import ORIGIN
-from realtime.uvicorn_adapter import release_handshake
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +153,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         self.connection = None
+        self.socket = servers.PLAIN  # until accepted
         self.principal = None
         self.closing = False
         self.counted_user_id = None
@@ -184,7 +184,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
         # Otherwise accept first: a close before accept reaches the client as HTTP 403
         # and close code 1006, hiding the reason the protocol promises (DESIGN.md).
         await self.accept()
-        release_handshake(self.base_send)  # done with: the scope has what we need
+        # The server's fast paths for this socket, known once it is accepted.
+        self.socket = servers.access_for(self.base_send)
+        self.socket.release_handshake()  # done with: the scope has what we need
         self.client_id = self.scope["url_route"]["kwargs"].get("client_id")
         self.client_id_given = self.client_id is not None
         if self.client_id_given and not CLIENT_ID.fullmatch(self.client_id):
@@ -262,6 +264,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
             on_overflow=self._overflowed,
             debug=debug and principal.has_perm(VIEW_CONNECTIONS),
             flat=self.flat_envelope(),
+            socket=self.socket,
         )
         connection.owner = self
         connection.allowed = access.receivable_types(principal)
@@ -620,7 +623,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
         self.closing = True
         self.detach()
         await self.release_slot()
-        if not direct_writes.abort(self.base_send):
+        if not self.socket.abort():
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
                     await self.close(code=CLOSE_TRY_AGAIN_LATER)

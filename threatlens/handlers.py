@@ -34,6 +34,7 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 
+from realtime import servers
 from realtime.transport import sends_held_until_done
 
 
@@ -95,8 +96,12 @@ class RequestThreads:
 
 
 class OneHopASGIHandler(ASGIHandler):
+    """Django's ASGI handler with kept request threads and, when the `django_one_hop`
+    fast path is on, the synchronous middleware chain run in one hop."""
+
     def __init__(self):
         self.request_threads = RequestThreads(settings.REQUEST_THREADS_KEPT)
+        self.one_hop = servers.enabled("django_one_hop")
         super().__init__()
 
     async def __call__(self, scope, receive, send):
@@ -106,14 +111,16 @@ class OneHopASGIHandler(ASGIHandler):
             await self.handle(scope, receive, send)
 
     def load_middleware(self, is_async=False):
-        super().load_middleware(is_async=False)
-        chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
+        # One hop: the synchronous chain, which WSGI runs.
+        super().load_middleware(is_async=is_async and not self.one_hop)
 
-        async def middleware_chain(request):
-            async with sends_held_until_done():
-                return await chain(request)
-
-        self._middleware_chain = middleware_chain
+    async def get_response_async(self, request):
+        async with sends_held_until_done():
+            if self.one_hop:
+                # `get_response` is the synchronous twin of `get_response_async`: the
+                # chain, the resource closers and the log of 4xx/5xx, in the request's thread.
+                return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+            return await super().get_response_async(request)
 
 
 def get_asgi_application():
