@@ -201,9 +201,9 @@ async def test_frames_larger_than_one_socket_write_arrive_whole_and_in_order(
     running_server, kind, compression, alice, carol, token_for
 ):
     """A frame over Twisted's 128 KiB send limit leaves part of itself in daphne's buffer
-    (realtime/daphne_adapter.py), one over the transport's high-water mark holds back
+    (realtime/servers/daphne.py), one over the transport's high-water mark holds back
     uvicorn's writes: the frames after it must queue behind it, whether the hub writes
-    them to the socket itself (no compression: realtime/direct_writes.py) or through the
+    them to the socket itself (no compression: realtime/servers/) or through the
     server's ASGI send (uvicorn compresses when the client asks)."""
     server = running_server(kind)
     service = UnifiedWebSocketService()
