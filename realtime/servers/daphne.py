@@ -108,20 +108,29 @@ def _classes():
 
 
 def install():
-    """Patch daphne's protocol class for the daphne fast paths that are on; harmless
-    when daphne is not installed or they are all off."""
+    """Patch daphne's protocol class for the daphne fast paths that are on (each once);
+    harmless when daphne is not installed or they are all off."""
     _, protocol_class = _classes()
-    if protocol_class is None or getattr(protocol_class, "threatlens_patched", False):
+    if protocol_class is None:
         return
-    protocol_class.threatlens_patched = True
-    if enabled("daphne_close_codes"):
-        _patch_close(protocol_class)
-    if enabled("daphne_write_through"):
-        _patch_writes(protocol_class)
-    if enabled("daphne_options"):
-        for name in protocol_class.CONFIG_ATTRS:
-            if not hasattr(protocol_class, name):
-                setattr(protocol_class, name, FactoryOption(name))
+    patches = {
+        "daphne_close_codes": _patch_close,
+        "daphne_write_through": _patch_writes,
+        "daphne_options": _share_options,
+    }
+    for path, patch in patches.items():
+        if path not in _installed and enabled(path):
+            patch(protocol_class)
+            _installed.add(path)
+
+
+_installed = set()
+
+
+def _share_options(protocol_class):
+    for name in protocol_class.CONFIG_ATTRS:
+        if not hasattr(protocol_class, name):
+            setattr(protocol_class, name, FactoryOption(name))
 
 
 def _patch_close(protocol_class):
