@@ -56,9 +56,6 @@ FAST_PATHS = {
     "daphne_transport": DAPHNE,
     # Channels' router and consumer entry points a coroutine frame shorter, no task per socket.
     "channels_frames": ("channels", "asgiref"),
-    # Django's synchronous middleware chain and view in one hop to the request's thread
-    # (threatlens/handlers.py; public methods only, but Django's handler flow).
-    "django_one_hop": ("django", "asgiref"),
     # ModelBackend's per-user permission caches dropped before a principal is read.
     "django_permission_cache": ("django",),
 }
