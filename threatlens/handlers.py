@@ -11,7 +11,7 @@ concurrent requests, but connections persist (CONN_MAX_AGE, CONN_HEALTH_CHECKS a
 `close_old_connections` at the end of each request work as under WSGI). A thread beyond
 the number kept closes its connections and ends.
 
-Events the request publishes reach the hubs once its synchronous part is done
+Events the request publishes reach the hubs once its response is made
 (`realtime.transport.sends_held_until_done`): a fan-out on the event loop then does not
 compete for the interpreter lock with the rest of the request.
 """
