@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from realtime import catalogue
 from realtime.catalogue import Audience, Family
@@ -79,7 +80,7 @@ def read_principal(user):
     """Snapshot an active user from the database (sync)."""
     # ModelBackend caches permissions on the user object: maybe stale here.
     if not forget_permission_caches(user):
-        user = type(user)._default_manager.get(pk=user.pk)
+        user = get_user_model().objects.get(pk=user.pk)
     group_names = dict(user.groups.values_list("id", "name"))
     role = next((name for name in settings.ROLES if name in group_names.values()), None)
     if user.is_superuser:
