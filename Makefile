@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # Two workers: the suite is mostly waiting on sockets and databases.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test install lint check pytest pytest-services migrate bench test-ui clean constraints
+.PHONY: run test install lint check pytest pytest-services pytest-plain migrate bench test-ui clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +61,14 @@ pytest-services: install
 		echo "SKIPPED: the PostgreSQL and Redis pass (not reachable at $(TEST_DATABASE_URL) and $(TEST_REDIS_URL))."; \
 	fi
 
-test: lint check pytest pytest-services
+# Third pass: the socket and end-to-end tests with every server fast path off
+# (realtime/servers/, docs/servers.md), embedded default: how sockets are served when a
+# library is not at its pinned version or a fast path is turned off.
+pytest-plain: install
+	env -u DATABASE_URL -u REDIS_URL REALTIME_FAST_PATHS=none \
+		$(BIN)/pytest -q $(PYTEST_ARGS) tests/realtime tests/e2e tests/test_routing.py
+
+test: lint check pytest pytest-services pytest-plain
 
 bench: install
 	$(BIN)/python -m bench.run

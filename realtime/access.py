@@ -19,9 +19,11 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from realtime import catalogue
 from realtime.catalogue import Audience, Family
+from realtime.servers.django import forget_permission_caches
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +78,9 @@ def forget_all():
 
 def read_principal(user):
     """Snapshot an active user from the database (sync)."""
-    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
-        user.__dict__.pop(cache, None)  # ModelBackend's, on this user object: maybe stale
+    # ModelBackend caches permissions on the user object: maybe stale here.
+    if not forget_permission_caches(user):
+        user = get_user_model().objects.get(pk=user.pk)
     group_names = dict(user.groups.values_list("id", "name"))
     role = next((name for name in settings.ROLES if name in group_names.values()), None)
     if user.is_superuser:

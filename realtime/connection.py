@@ -22,7 +22,7 @@ import time
 import types
 from collections import deque
 
-from realtime import access, direct_writes, envelopes
+from realtime import access, envelopes, servers
 from realtime.catalogue import Audience
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Connection:
 
     __slots__ = (
         "_send",
-        "_direct",
+        "socket",
         "connection_id",
         "client_id",
         "principal",
@@ -94,9 +94,11 @@ class Connection:
         on_overflow,
         debug=False,
         flat=False,
+        socket=None,
     ):
         self._send = send
-        self._direct = direct_writes.target_for(send)  # None: everything through `send`
+        # The server's fast paths for this socket (realtime.servers); plain: only `send`.
+        self.socket = socket if socket is not None else servers.access_for(send)
         self.connection_id = connection_id
         self.client_id = client_id
         self.principal = principal
@@ -409,19 +411,14 @@ class Connection:
         self._write(frames)
 
     def _write(self, frames):
-        """Hand frames to the server: written to the socket at once where the server
-        allows it (`realtime.direct_writes`), else through its ASGI `send`. A send that
-        would wait (the socket's buffer is full) continues in a task, and the queue waits
-        for it."""
-        direct = self._direct
+        """Hand frames to the server: written to the socket at once where its fast path
+        allows it (`realtime.servers`, which falls back by itself), else through its ASGI
+        `send`. A send that would wait (the socket's buffer is full) continues in a task,
+        and the queue waits for it."""
+        write_frame = self.socket.write_frame
         for index, text in enumerate(frames):
-            if direct is not None:
-                try:
-                    if direct[0](direct[1], direct_writes.frame_bytes(text)):
-                        continue  # written
-                except Exception as exc:
-                    self._lost(exc)
-                    return
+            if write_frame(text):
+                continue  # written
             sending = self._send({"type": "websocket.send", "text": text})
             try:
                 waiting_on = sending.send(None)
@@ -462,7 +459,7 @@ class Connection:
         buffer is full: a send waits on it, or the server holds more than FULL_BUFFER
         bytes for it (daphne never makes a send wait). 0 when it is not blocked."""
         if self._pending is None:
-            held = direct_writes.buffered(self._send)
+            held = self.socket.buffered()
             if held is None or held < FULL_BUFFER:
                 self.blocked_since = None
                 return 0

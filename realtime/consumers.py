@@ -8,7 +8,6 @@ process hub puts them on the connection's queue directly.
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import re
@@ -31,8 +30,8 @@ from realtime import (
     catalogue,
     clock,
     control,
-    direct_writes,
     envelopes,
+    servers,
 )
 from realtime.auth import (
     AuthFailed,
@@ -49,8 +48,8 @@ from realtime.filters import EventFilter, FilterError
 from realtime.hub import get_hub
 from realtime.publishing import Recipients, publish
 from realtime.replay import missed_events
+from realtime.servers.channels import consumer_application, frames_saved
 from realtime.transport import ORIGIN
-from realtime.uvicorn_adapter import release_handshake
 
 logger = logging.getLogger(__name__)
 
@@ -102,35 +101,29 @@ class SocketConsumer(AsyncWebsocketConsumer):
 
     @classmethod
     def as_asgi(cls, **initkwargs):
-        """Channels' `as_asgi`, except that the application returns the consumer's
-        coroutine instead of awaiting it: one coroutine frame less for every open socket
-        to hold. (`_asgi_single_callable` tells asgiref it is an ASGI 3 application.)"""
-
-        def app(scope, receive, send):
-            return cls(**initkwargs)(scope, receive, send)
-
-        app._asgi_single_callable = True
-        app.consumer_class = cls
-        app.consumer_initkwargs = initkwargs
-        functools.update_wrapper(app, cls, updated=())
-        return app
+        if frames_saved():
+            return consumer_application(cls, initkwargs)
+        return super().as_asgi(**initkwargs)
 
     async def __call__(self, scope, receive, send):
-        # Channels' AsyncConsumer.__call__ without the channel layer (this consumer has no
-        # channel of its own): it would wait on the socket through a task per message
-        # source, one more task held by every idle socket.
-        self.scope = scope
-        self.channel_layer = None
-        self.base_send = send
+        # However the socket ends (a disconnect, a send to a dropped client raising
+        # out of a handler, a cancelled task), it stops counting toward the limits
+        # and leaves the hub: a leaked slot is never given back otherwise.
         try:
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
+            if not frames_saved():
+                await super().__call__(scope, receive, send)
+                return
+            # Channels' AsyncConsumer.__call__ without the channel layer (this consumer
+            # has none): it would wait on the socket through a task of its own.
+            self.scope = scope
+            self.channel_layer = None
+            self.base_send = send
+            try:
+                while True:
+                    await self.dispatch(await receive())
+            except StopConsumer:
+                pass
         finally:
-            # However the socket ends (a disconnect, a send to a dropped client raising
-            # out of a handler, a cancelled task), it stops counting toward the limits
-            # and leaves the hub: a leaked slot is never given back otherwise.
             await self.ended()
 
     async def ended(self):
@@ -144,9 +137,11 @@ class SocketConsumer(AsyncWebsocketConsumer):
         await self.release_slot()
 
     async def dispatch(self, message):
-        # Channels' dispatch, less its `aclose_old_connections()` before every message: a
-        # hop to the database thread per message, when every database call made here goes
-        # through `database_sync_to_async`, which closes stale connections itself.
+        if not frames_saved():
+            await super().dispatch(message)
+            return
+        # Channels' dispatch, less its `aclose_old_connections()` before every message
+        # (realtime/servers/channels.py says why).
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -156,6 +151,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         self.connection = None
+        self.socket = servers.PLAIN  # until accepted
         self.principal = None
         self.closing = False
         self.counted_user_id = None
@@ -190,7 +186,9 @@ class SocketConsumer(AsyncWebsocketConsumer):
         # Otherwise accept first: a close before accept reaches the client as HTTP 403
         # and close code 1006, hiding the reason the protocol promises (DESIGN.md).
         await self.accept()
-        release_handshake(self.base_send)  # done with: the scope has what we need
+        # The server's fast paths for this socket, known once it is accepted.
+        self.socket = servers.access_for(self.base_send)
+        self.socket.release_handshake()  # done with: the scope has what we need
         self.client_id = self.scope["url_route"]["kwargs"].get("client_id")
         self.client_id_given = self.client_id is not None
         if self.client_id_given and not CLIENT_ID.fullmatch(self.client_id):
@@ -268,6 +266,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
             on_overflow=self._overflowed,
             debug=debug and principal.has_perm(VIEW_CONNECTIONS),
             flat=self.flat_envelope(),
+            socket=self.socket,
         )
         connection.owner = self
         connection.allowed = access.receivable_types(principal)
@@ -625,7 +624,7 @@ class SocketConsumer(AsyncWebsocketConsumer):
         self.closing = True
         self.detach()
         await self.release_slot()
-        if not direct_writes.abort(self.base_send):
+        if not self.socket.abort():
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
                     await self.close(code=CLOSE_TRY_AGAIN_LATER)

@@ -5,7 +5,7 @@ import pytest
 from channels.routing import URLRouter
 from django.urls import re_path
 
-from threatlens.routing import Router
+from realtime.servers.channels import Router
 
 
 def routes(seen):

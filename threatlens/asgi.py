@@ -16,11 +16,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from realtime import daphne_adapter  # noqa: E402
+from realtime import servers  # noqa: E402
 from threatlens.monitoring.startup import InProcessServicesMiddleware  # noqa: E402
 from threatlens.routing import websocket_application  # noqa: E402
 
-daphne_adapter.install()
+servers.install()  # checks the pinned versions, patches daphne if it serves
 
 # The monitors and log watchers run inside the server when MONITORS_IN_PROCESS / WATCH_LOGS
 # say so: started at lifespan startup (uvicorn) or on the first request or socket (daphne).

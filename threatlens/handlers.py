@@ -1,5 +1,4 @@
-"""Django's ASGI handler, with request threads that outlive their requests and the
-middleware and the view run in one hop to such a thread.
+"""Django's ASGI handler, with request threads that outlive their requests.
 
 Threads. Under ASGI, Django gives every request a thread of its own (a fresh
 `ThreadSensitiveContext`), so the middleware, the view and the ORM share one thread. A
@@ -12,16 +11,7 @@ concurrent requests, but connections persist (CONN_MAX_AGE, CONN_HEALTH_CHECKS a
 `close_old_connections` at the end of each request work as under WSGI). A thread beyond
 the number kept closes its connections and ends.
 
-One hop. Django builds an asynchronous middleware chain under ASGI, and each
-`MiddlewareMixin` middleware runs its `process_request` and `process_response` through
-its own `sync_to_async`: about fifteen round trips between the event loop and the
-request's thread for one API call, before the view's own. This handler builds Django's
-synchronous chain instead (the one WSGI runs) and calls it through a single
-`sync_to_async`, so the middleware, the view and the ORM still share the request's thread.
-An asynchronous view still works (Django's synchronous path runs it with `async_to_sync`),
-it just gains nothing.
-
-Events the request publishes reach the hubs once its synchronous part is done
+Events the request publishes reach the hubs once its response is made
 (`realtime.transport.sends_held_until_done`): a fan-out on the event loop then does not
 compete for the interpreter lock with the rest of the request.
 """
@@ -29,7 +19,7 @@ compete for the interpreter lock with the rest of the request.
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
@@ -94,7 +84,9 @@ class RequestThreads:
         executor.shutdown(wait=wait)
 
 
-class OneHopASGIHandler(ASGIHandler):
+class ThreadKeepingASGIHandler(ASGIHandler):
+    """Django's ASGI handler, each request in a kept thread of its own."""
+
     def __init__(self):
         self.request_threads = RequestThreads(settings.REQUEST_THREADS_KEPT)
         super().__init__()
@@ -105,20 +97,14 @@ class OneHopASGIHandler(ASGIHandler):
         async with self.request_threads.thread():
             await self.handle(scope, receive, send)
 
-    def load_middleware(self, is_async=False):
-        super().load_middleware(is_async=False)
-        chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
-
-        async def middleware_chain(request):
-            async with sends_held_until_done():
-                return await chain(request)
-
-        self._middleware_chain = middleware_chain
+    async def get_response_async(self, request):
+        async with sends_held_until_done():
+            return await super().get_response_async(request)
 
 
 def get_asgi_application():
-    """`django.core.asgi.get_asgi_application`, with the one-hop handler."""
+    """`django.core.asgi.get_asgi_application`, with request threads kept."""
     import django
 
     django.setup(set_prefix=False)
-    return OneHopASGIHandler()
+    return ThreadKeepingASGIHandler()

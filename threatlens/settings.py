@@ -338,6 +338,10 @@ REALTIME = {
     "EVENT_RETENTION": env_duration("REALTIME_EVENT_RETENTION", 7 * 86400, minimum=60),
 }
 
+# The server fast paths (realtime/servers/, docs/servers.md): `all`, `none`, or a list of
+# their names. Each is also off when a library it reaches into is not at its pinned version.
+REALTIME_FAST_PATHS = env_list("REALTIME_FAST_PATHS", ["all"])
+
 # Roles are groups, strongest first; a user's role is the first group they belong to.
 ROLES = ("admin", "analyst", "viewer")
 

@@ -237,12 +237,14 @@ class InProcessServicesMiddleware:
     lifespan shutdown. Wrap the outermost application with it."""
 
     def __init__(self, app):
+        from realtime.servers.channels import frames_saved
+
         self.app = app
         # Around Channels' ProtocolTypeRouter, its one-line dispatch is done here: one
-        # coroutine frame less for every open socket to hold.
-        self.routes = getattr(app, "application_mapping", None) or {}
-
-    _asgi_single_callable = True
+        # coroutine frame less for every open socket to hold (the `channels_frames` fast
+        # path, realtime/servers/channels.py).
+        routes = getattr(app, "application_mapping", None) if frames_saved() else None
+        self.routes = routes or {}
 
     @markcoroutinefunction
     def __call__(self, scope, receive, send):

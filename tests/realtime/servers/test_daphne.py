@@ -1,4 +1,4 @@
-"""daphne's writes go out at once when nothing is buffered before them (realtime.daphne_adapter).
+"""daphne's writes go out at once when nothing is buffered before them (realtime.servers.daphne).
 
 The transport here is Twisted's own TCP connection on one end of a socket pair, so the
 buffering, the producer checks and the send limit are Twisted's. Real daphne servers are
@@ -9,8 +9,8 @@ import socket
 import pytest
 from twisted.internet import tcp
 
-from realtime import daphne_adapter
-from realtime.daphne_adapter import write_through
+from realtime.servers import daphne
+from realtime.servers.daphne import write_through
 
 
 class _Protocol:
@@ -117,7 +117,7 @@ def test_protocol_options_are_read_from_the_factory_not_copied():
     from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
     from daphne.ws_protocol import WebSocketProtocol
 
-    daphne_adapter.install()
+    daphne.install()
     factory = WebSocketServerFactory()
     factory.protocol = WebSocketProtocol
     factory.setProtocolOptions(autoPingInterval=7, openHandshakeTimeout=3)
@@ -133,3 +133,53 @@ def test_protocol_options_are_read_from_the_factory_not_copied():
     protocol.autoPingInterval = 1  # set on one protocol: that protocol's alone
     assert protocol.autoPingInterval == 1
     assert factory.buildProtocol(None).autoPingInterval == 7
+
+
+# --- falling back -------------------------------------------------------------------------------
+
+
+def test_a_daphne_socket_whose_protocol_changed_warns_once_and_declines(caplog):
+    from realtime import servers
+    from realtime.servers.daphne import DaphneAccess
+
+    class RenamedProtocol:  # an autobahn that renamed its send state
+        _perMessageCompress = None
+        STATE_OPEN = state = 3
+
+    servers.reset()
+    first, second = DaphneAccess(RenamedProtocol()), DaphneAccess(RenamedProtocol())
+    assert not first.write_frame("one")  # the caller sends it through the ASGI send
+    assert not first.write_frame("two")
+    assert not second.write_frame("three")
+    warnings = [r for r in caplog.records if "daphne_writes" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    servers.reset()
+
+
+def test_a_broken_write_through_falls_back_to_autobahns_send(pair, monkeypatch, caplog):
+    from realtime import servers
+
+    servers.reset()
+    transport, theirs, reactor = pair
+    sent = []
+
+    class Protocol:  # autobahn's sendData, which the patch wraps
+        send_queue = ()
+
+        def sendData(self, data, sync=False, chopsize=None):
+            sent.append(data)
+
+    daphne._patch_writes(Protocol)
+
+    def renamed(transport, data):  # as if Twisted renamed a field it reads
+        raise AttributeError("'Server' object has no attribute '_tempDataLen'")
+
+    monkeypatch.setattr(daphne, "write_through", renamed)
+    protocol = Protocol()
+    protocol.transport = transport
+    protocol.sendData(b"one")
+    protocol.sendData(b"two")
+    assert sent == [b"one", b"two"]
+    warnings = [r for r in caplog.records if "daphne_write_through" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    servers.reset()
