@@ -1,6 +1,5 @@
 """What a connect checks of its token, and what it may skip once the token is known."""
 
-
 import pytest
 from django.contrib.auth.models import Group
 
