@@ -8,6 +8,11 @@ from threatlens.monitoring.health import ComponentHealth
 from threatlens.monitoring.leader import CacheLeaderLock
 from threatlens.monitoring.runner import CacheStatusStore, MonitorRunner, build_default_runner
 
+# A synchronous publish callable runs through `database_sync_to_async`, which closes the
+# shared sync thread's stale database connections first: database access, whichever test
+# left that connection open on this worker.
+pytestmark = pytest.mark.django_db
+
 
 class Published(list):
     """A publish callable that records (event_type, data, priority)."""
