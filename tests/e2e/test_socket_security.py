@@ -126,6 +126,13 @@ def this_process(server, token):
 async def test_a_client_that_never_reads_is_closed_after_the_send_timeout(
     running_server, alice, carol, token_for, kind
 ):
+    from realtime import servers
+
+    if kind == "daphne" and not servers.enabled("daphne_writes"):
+        # Known defect (issue 18): daphne's public send never waits (Twisted buffers
+        # without bound), so without the daphne_writes fast path a stalled client is not
+        # seen and not closed.
+        pytest.xfail("daphne without daphne_writes cannot see a stalled client")
     server = running_server(kind, REALTIME_SEND_TIMEOUT="1")
     # A client that opens a socket and then reads nothing at all.
     stuck = socket.socket()
