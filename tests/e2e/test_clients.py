@@ -201,6 +201,11 @@ async def test_connection_limit_closes_with_1013_over_daphne(running_server, ali
 
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 async def test_sigterm_closes_sockets_with_1012_and_exits(running_server, alice, token_for, kind):
+    from realtime import servers
+
+    if kind == "daphne" and not servers.enabled("daphne_close_codes"):
+        # Known defect (issue 18, docs/servers.md): autobahn refuses 1012 without it.
+        pytest.xfail("daphne without daphne_close_codes cannot close with 1012")
     server = running_server(kind)
     async with websockets.connect(f"{server.ws_url}/ws?token={token_for(alice)}") as socket:
         greeting = json.loads(await socket.recv())
