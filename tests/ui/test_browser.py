@@ -624,11 +624,12 @@ def select_every_alert_shown(page, count):
     selected = page.locator("#bulk-count")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if not box.is_checked():
-            box.click()
         if selected.is_visible() and selected.inner_text() == f"{count} selected":
             break
-        page.wait_for_timeout(200)
+        if box.is_checked():
+            box.click()  # the reload cleared the selection but left the box ticked
+        box.click()
+        page.wait_for_timeout(300)
     expect(selected).to_have_text(f"{count} selected")
 
 
