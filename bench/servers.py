@@ -118,29 +118,26 @@ class ServerProcess:
         return f"ws://{HOST}:{self.port}{path}"
 
     def start(self, timeout=60):
-        log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the process's life
-        self.process = subprocess.Popen(
-            command_for(self.kind, self.port, self.uvicorn_ws, self.workdir, self.uvicorn_deflate),
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=child_setup(self.nice),
+        command = command_for(
+            self.kind, self.port, self.uvicorn_ws, self.workdir, self.uvicorn_deflate
         )
-        log.close()
-        self.ps = psutil.Process(self.process.pid)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
-            if self._answers():
-                return self
-            time.sleep(0.1)
-        self.stop()  # not left running behind the error
-        raise RuntimeError(f"{self.name} did not answer on port {self.port} within {timeout} s")
+        return self._launch(command, self._answers, f"answer on port {self.port}", timeout)
 
     def start_command(self, command, port, timeout=180):
         """Start `command` (not a web server) and wait until it listens on TCP `port`."""
+
+        def listens():
+            try:
+                with socket.create_connection((HOST, port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        return self._launch(command, listens, f"listen on port {port}", timeout)
+
+    def _launch(self, command, ready, what, timeout):
+        """Start `command` with its output in the log, and wait until `ready()`; a process
+        that exits or is not ready within `timeout` is an error (and is not left running)."""
         log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the process's life
         self.process = subprocess.Popen(
             command,
@@ -156,13 +153,11 @@ class ServerProcess:
         while time.time() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
-            try:
-                with socket.create_connection((HOST, port), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not listen on port {port} within {timeout} s")
+            if ready():
+                return self
+            time.sleep(0.1)
+        self.stop()  # not left running behind the error
+        raise RuntimeError(f"{self.name} did not {what} within {timeout} s")
 
     def _answers(self):
         if self.kind in ("ceiling", "asgi-ceiling", "asgi-tasks-ceiling"):

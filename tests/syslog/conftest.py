@@ -2,16 +2,14 @@
 
 import asyncio
 import os
-import subprocess
-import sys
-import threading
 from collections import Counter
 
 import pytest
 from django.conf import settings
 
 from incidents.syslog.server import ReceiverConfig, SyslogReceiver
-from tests.e2e.conftest import ROOT, database_url
+from tests.e2e.conftest import database_url
+from tests.syslog.processes import start_manage, stop_all
 
 
 class RecordingSink:
@@ -161,24 +159,9 @@ def run_syslog(transactional_db):
             "SYSLOG_IN_PROCESS": "false",
             **(env or {}),
         }
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_syslog", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        process = start_manage("run_syslog", *args, env=env, greeting="Receiving syslog on")
         processes.append(process)
-        first = process.stdout.readline()
-        assert first.startswith("Receiving syslog on"), first + process.stdout.read()
-        # The rest of its output is read as it comes: a full pipe would stall it.
-        process.output = [first]
-        threading.Thread(target=lambda: process.output.extend(process.stdout), daemon=True).start()
         return process
 
     yield start
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+    stop_all(processes)

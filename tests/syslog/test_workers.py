@@ -4,9 +4,6 @@ processed once), and a brute force whose lines are split between them fires once
 
 import os
 import socket
-import subprocess
-import sys
-import threading
 
 import pytest
 from django.conf import settings
@@ -14,7 +11,8 @@ from django.db import connection
 
 from incidents.ingest import receive_raw_log
 from incidents.models import Alert, RawLog, RawLogStatus, SecurityEvent
-from tests.e2e.conftest import ROOT, database_url, free_port
+from tests.e2e.conftest import database_url, free_port
+from tests.syslog.processes import start_manage, stop_all
 from tests.syslog.test_ingest_crash import wait_until
 
 pytestmark = [
@@ -87,26 +85,15 @@ def process_logs(transactional_db):
     processes = []
 
     def start(*args, env=None):
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "process_logs", *args],
-            cwd=ROOT,
-            env={**os.environ, "DATABASE_URL": database_url(), **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        env = {**os.environ, "DATABASE_URL": database_url(), **(env or {})}
+        process = start_manage(
+            "process_logs", *args, env=env, greeting="Processing stored raw logs"
         )
         processes.append(process)
-        first = process.stdout.readline()
-        assert first.startswith("Processing stored raw logs"), first + process.stdout.read()
-        process.output = [first]
-        threading.Thread(target=lambda: process.output.extend(process.stdout), daemon=True).start()
         return process
 
     yield start
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+    stop_all(processes)
 
 
 def test_a_brute_force_split_between_two_receivers_fires_once(run_syslog):
