@@ -284,3 +284,22 @@ def test_ingest_stores_the_same_events_and_alerts_with_the_shipped_rules_loaded(
     assert raised_by == replacing
     # The counted rules raise nothing of their own.
     assert not SecurityEvent.objects.filter(rule_id__startswith="sigma:").exists()
+
+
+@pytest.mark.django_db
+def test_disabling_a_replacing_rule_brings_its_built_in_rule_back(settings):
+    settings.LOG_PROCESSING = "inline"
+    reset()
+    services.sync_shipped()
+    rule = SigmaRule.objects.get(name="threatlens_ssh_bruteforce_ip")
+    services.set_rule_enabled(rule.pk, False, actor=None)
+    runtime.forget_engine()
+    assert {r.id for r in processing.current_rules() if r.sigma} == REPLACED - {"ssh_bruteforce_ip"}
+
+    ingest_samples()
+
+    by_ip = SecurityEvent.objects.get(rule_id="ssh_bruteforce_ip")
+    assert "sigma" not in by_ip.details  # the built-in rule raised it
+    assert by_ip.details["attack"]["techniques"] == ["T1110.001"]
+    by_user = SecurityEvent.objects.get(rule_id="ssh_bruteforce_user")
+    assert by_user.details["sigma"]["title"] == "SSH brute force against one account"
