@@ -29,10 +29,21 @@ import re
 
 from incidents.pipeline.rules import Threshold
 from incidents.sigma.compiler import views
-from incidents.sigma.fields import MAPPED_FIELDS, facets, our_field, record_values
+from incidents.sigma.fields import (
+    DNS,
+    LINUX,
+    MAPPED_FIELDS,
+    WEBSERVER,
+    facets,
+    our_field,
+    record_values,
+)
 from incidents.sigma.loading import REPLACES, Refused
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Values a Sigma rule sees that are derived from a line's fields (`fields.record_values`),
+# not fields of it: the analyzer groups by the line's own fields.
+_DERIVED = frozenset({"uri_query", "uri_extension", "http_host", "category", "action"})
 
 
 def replaceable_rules():
@@ -61,6 +72,8 @@ def check_replacement(replaces, kind, operator, references, aliases, group_by):
     for name in group_by:
         if not _NAME.match(name) and name not in MAPPED_FIELDS:
             refuse(f"group-by {name!r} is not a plain field name")
+        if {our_field(kind, name) for kind in (WEBSERVER, DNS, LINUX)} & _DERIVED:
+            refuse(f"group-by {name!r} is derived from the line, not one of its fields")
 
 
 def replacement_rule(builtin, correlation, member, sigma):

@@ -149,6 +149,8 @@ def test_a_replacement_follows_its_sigma_rule_count_timespan_and_group():
          "condition: {gte: 5}", "ssh_bruteforce_ip"),
         ("type: event_count\nrules: [a]\ngroup-by: [client.ip]\ntimespan: 5m\n"
          "condition: {gte: 5}", "ssh_bruteforce_ip"),
+        ("type: event_count\nrules: [a]\ngroup-by: [cs-uri-query]\ntimespan: 5m\n"
+         "condition: {gte: 5}", "web_404_burst"),
     ],
 )  # fmt: skip
 def test_a_correlation_that_cannot_replace_the_rule_it_names_is_refused(body, problem):
