@@ -25,13 +25,17 @@ For each mix (bench/ingest_mix.py), on a fresh database (a temporary SQLite file
    the analyzer alone finds in the same lines.
 
 With `--sigma N` (issue 21), after the database is prepared and before the server starts,
-the shipped Sigma rules (incidents/sigma/rules/) and N generated ones of SigmaHQ's shapes
-(`bench.sigma.rule_texts`) are stored enabled through `incidents.sigma.services.upload_rule`,
-the service REST uses, and the result's `sigma_rules` counts the ones loaded. The
-detection-only ceiling then runs the same rules in a `SigmaEngine` beside the analyzer,
-sharing its state as the server's pipeline does, so `events_match_detection_only` still
-compares like with like. Without it no Sigma rule is stored (a kept database's are
-removed), as before.
+the shipped Sigma rules (incidents/sigma/rules/) are stored as `migrate` stores them
+(`incidents.sigma.services.sync_shipped`: the two that start disabled stay so) and N
+generated ones of SigmaHQ's shapes (`bench.sigma.rule_texts`) are stored enabled through
+`incidents.sigma.services.upload_rule`, the service REST uses; the result's `sigma_rules`
+counts the ones loaded. The shipped correlations replace the built-in brute-force rules
+(docs/sigma.md): the same events and alerts, from the Sigma rules. The detection-only
+ceiling then runs the same rules in a `SigmaEngine` beside the analyzer (whose built-in
+rules it replaces), sharing its state as the server's pipeline does, so
+`events_match_detection_only` still compares like with like. Without it no Sigma rule is
+stored (the shipped ones `migrate` stored, and a kept database's, are removed): the
+built-in rules alone, as before.
 
 Prints a table and, with --json, one JSON object per mix.
 """
@@ -144,9 +148,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--sigma-without-shipped",
         action="store_true",
-        help="with --sigma, leave out the shipped rules: they re-express built-in rules that "
-        "run anyway, so each of their detections is raised twice (as a deployment that "
-        "loads only third-party rules would not)",
+        help="with --sigma, leave out the shipped rules (SIGMA_SHIPPED_RULES=false): the "
+        "built-in brute-force rules they replace run instead, with the same detections; "
+        "this measures the generated rules alone",
     )
     args = parser.parse_args(argv)
     if args.duration is not None:
@@ -201,13 +205,16 @@ def main(argv=None):
 
 
 def sigma_rule_texts(generated, *, shipped=True):
-    """The Sigma rules' YAML of `--sigma N` (none without it)."""
+    """The Sigma rules' YAML of `--sigma N` (none without it): the ones the server runs,
+    so the shipped rules that start disabled are left out."""
     if generated is None:
         return []
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threatlens.settings")
     from bench.sigma import rule_texts
+    from incidents.sigma.loading import read_rule
 
-    return rule_texts(generated, shipped=shipped)
+    texts = rule_texts(generated, shipped=shipped)
+    return [text for text in texts if read_rule(text).enabled_by_default]
 
 
 def ceilings(lines, sigma_texts=()):
@@ -243,6 +250,8 @@ def ceilings(lines, sigma_texts=()):
         engine = SigmaEngine(
             [read_rule(text) for text in sigma_texts], state, cooldown=settings.SIGMA_COOLDOWN
         )
+        # The shipped correlations run in the analyzer, in place of the built-ins.
+        analyzer = Analyzer(engine.builtin_rules(tuple(load_rules())), state)
         started = time.process_time()
         for text, hint in messages:
             parsed = parse_line(text, source_hint=hint)
@@ -550,7 +559,7 @@ class RssSampler:
 
 def reset(env):
     """A kept PostgreSQL database starts without the previous run's logs, events and
-    Sigma rules."""
+    Sigma rules (and without the shipped ones `migrate` stored)."""
     code = (
         "import django; django.setup()\n"
         "from incidents.models import Alert, RawLog, SecurityEvent\n"
@@ -566,17 +575,20 @@ def reset(env):
 
 
 def store_sigma_rules(env, generated, *, shipped=True):
-    """Store the shipped and `generated` generated Sigma rules, enabled, in the bench
-    database through the service REST uploads go through; returns how many loaded
-    (a refused one would be stored but not run)."""
+    """Store the shipped Sigma rules as `migrate` does (unless `shipped` is false) and
+    `generated` generated ones, enabled, through the service REST uploads go through, in
+    the bench database; returns how many loaded (a refused one would be stored but not
+    run)."""
     code = (
         "import django, sys; django.setup()\n"
         "from bench.sigma import rule_texts\n"
         "from incidents.sigma.models import SigmaRule\n"
-        "from incidents.sigma.services import upload_rule\n"
+        "from incidents.sigma.services import sync_shipped, upload_rule\n"
         "from threatlens.audit.context import audit_context\n"
         "with audit_context(source='bench.ingest --sigma'):\n"
-        "    for text in rule_texts(int(sys.argv[1]), shipped=sys.argv[2] == 'yes'):\n"
+        "    if sys.argv[2] == 'yes':\n"
+        "        sync_shipped()\n"
+        "    for text in rule_texts(int(sys.argv[1]), shipped=False):\n"
         "        upload_rule(text, actor=None)\n"
         # Counted at the end: a correlation stored before the rules it names is refused
         # until they arrive.

@@ -14,6 +14,7 @@ class IncidentsConfig(AppConfig):
             IncidentTimelineEntry,
             IncidentWatcher,
         )
+        from incidents.sigma import signals  # noqa: F401  (the shipped rules on migrate)
         from threatlens.writeguard import guard
 
         # Every write goes through the services (incidents.writes), which also announce

@@ -12,8 +12,10 @@ reason. Each step publishes `processing_update` (see `events.processing_update_d
     completed   completed     1.0        done
     <stage>     failed        ...        it failed in <stage>; `error` says why
 
-Lines are parsed (`incidents.pipeline.parse_line`) and analysed by the shipped rules
-(`Analyzer` over this process's bounded detection state) chunk by chunk, so a large file
+Lines are parsed (`incidents.pipeline.parse_line`) and analysed by the built-in rules
+(`Analyzer` over this process's bounded detection state; `current_rules`: a loaded Sigma
+correlation may replace one) and the Sigma rules (`incidents.sigma.analyze_many`, on the
+same state) chunk by chunk, each asking the state once per chunk, so a large file
 never sits in memory as parsed lines and clients see progress. Each chunk's writes are one
 transaction: its security events, the alerts they raise through
 `incidents.services.ingest_alert`, and the raw log's counters; every event of the chunk is
@@ -89,6 +91,14 @@ def shipped_rules():
     return tuple(load_rules())
 
 
+def current_rules():
+    """The built-in rules the analyzer runs now: the shipped ones, each one an enabled Sigma
+    correlation replaces swapped for it (`incidents.sigma.replacing`). Asked again for
+    every chunk, so a change of the Sigma rules reaches the analyzer in every process as
+    it reaches the Sigma engine: the replaced rule and its replacement never both run."""
+    return sigma.builtin_rules(shipped_rules())
+
+
 _state = None
 _state_lock = threading.Lock()
 
@@ -147,9 +157,9 @@ def reset_detection_state():
 
 
 def build_analyzer():
-    """The analyzer for one raw log: shipped rules, this process's bounded detection
-    state, and a fresh lookup of listed domains."""
-    return Analyzer(shipped_rules(), detection_state(), domain_lookup=domain_lookup())
+    """The analyzer for one raw log: the built-in rules (`current_rules`), this process's
+    bounded detection state, and a fresh lookup of listed domains."""
+    return Analyzer(current_rules(), detection_state(), domain_lookup=domain_lookup())
 
 
 def process_raw_log(raw_log_id, *, analyzer=None):
@@ -242,7 +252,7 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
         # This process has been processing (the second pass after start-up): replaying
         # into its live state would count lines twice. The resumed logs get their own.
         state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
-    analyzer = Analyzer(shipped_rules(), state, domain_lookup=domain_lookup())
+    analyzer = Analyzer(current_rules(), state, domain_lookup=domain_lookup())
     _replay_before(pending[0].pk, analyzer, replay_lines)
     resumed = []
     for raw_log in pending:
@@ -416,6 +426,7 @@ class _Run:
             yield _Chunk(batch, 1.0, start)
 
     def _replay(self, numbered):
+        self.analyzer.rules = current_rules()
         self.analyzer.analyze_many(
             [parse_line(line, source_hint=self.hint) for _index, line in numbered],
             source=self.raw_log.source,
@@ -428,20 +439,22 @@ class _Run:
         raw_log = self.raw_log
         malformed = unknown = 0
         parsed_lines = [parse_line(line, source_hint=self.hint) for line in chunk.lines]
-        # The built-in rules ask the detection state once for the whole chunk.
-        by_line = self.analyzer.analyze_many(
-            parsed_lines,
-            source=raw_log.source,
-            lines=[line_id(raw_log, chunk.start + n) for n in range(len(chunk.lines))],
-        )
+        # The built-in rules ask the detection state once for the whole chunk, and so do
+        # the Sigma rules.
+        self.analyzer.rules = current_rules()
+        ids = [line_id(raw_log, chunk.start + n) for n in range(len(chunk.lines))]
+        by_line = self.analyzer.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
+        by_line_sigma = sigma.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
         drafts = []
-        for parsed, line_drafts in zip(parsed_lines, by_line, strict=True):
+        for parsed, line_drafts, sigma_drafts in zip(
+            parsed_lines, by_line, by_line_sigma, strict=True
+        ):
             if parsed.malformed:
                 malformed += 1
             elif parsed.category == "unknown":
                 unknown += 1
             drafts.extend(line_drafts)
-            drafts.extend(sigma.analyze(parsed, source=raw_log.source))
+            drafts.extend(sigma_drafts)
 
         for draft in drafts:
             draft.src_ip = _clean_ip(draft.src_ip)

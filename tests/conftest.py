@@ -40,6 +40,17 @@ def _redis_keys_of_this_run(worker_id):
         client.delete(key)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings):
+    """The test databases start without the shipped Sigma rules (`migrate` stores them
+    by default): the built-in rules run, as the tests of the pipeline expect. The tests
+    of the shipped rules store them themselves (tests/sigma/test_shipped.py). Here, and
+    not in an autouse fixture, so that it holds while pytest-django creates the test
+    databases."""
+    with override_settings(SIGMA_SHIPPED_RULES=False):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # Through the `settings` fixture, as every per-test change: overrides of one test must be

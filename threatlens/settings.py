@@ -414,9 +414,12 @@ WATCH_LOGS = env_list("WATCH_LOGS", [])  # "path" or "source=path" items
 WATCH_LOGS_INTERVAL = env_duration("WATCH_LOGS_INTERVAL", 2, minimum=0.1)
 
 # Sigma rules (docs/sigma.md): the folder `manage.py sync_sigma_rules` loads (empty: none),
-# how often each process checks for changed rules, and how long one rule stays quiet for
-# the same source address after it fired (seconds).
+# whether `migrate` stores the shipped rules (incidents/sigma/rules/, which replace the
+# built-in brute-force rules; off: it removes them), how often each process checks for
+# changed rules, and how long one rule stays quiet for the same source address after it
+# fired (seconds).
 SIGMA_RULES_DIR = env_str("SIGMA_RULES_DIR", "")
+SIGMA_SHIPPED_RULES = env_bool("SIGMA_SHIPPED_RULES", True)
 SIGMA_RELOAD_SECONDS = env_duration("SIGMA_RELOAD_SECONDS", 1, minimum=0)
 SIGMA_COOLDOWN = env_int("SIGMA_COOLDOWN", 60, minimum=0)
 MONITORS_IN_PROCESS = env_bool("MONITORS_IN_PROCESS", not REDIS_URL)

@@ -92,6 +92,8 @@ class Analyzer:
     """
 
     def __init__(self, rules, state, *, clock=None, domain_lookup=None, new_event_id=None):
+        # May be given another list later (`incidents.processing` does, per chunk, when
+        # the Sigma rules that replace built-in ones change): what derives from it follows.
         self.rules: list[Rule] = list(rules)
         self.by_id = {rule.id: rule for rule in self.rules}
         self.state = state
@@ -144,6 +146,7 @@ class Analyzer:
             self._candidates_of, self._candidates_count = self.rules, len(self.rules)
             self._candidates_by = {}
             self._memories = {}
+            self.by_id = {rule.id: rule for rule in self.rules}
 
     def _memory(self, rule):
         """How long a claim of `rule` matters: its hold, or the longest `within` of the
@@ -197,6 +200,7 @@ class Analyzer:
         preceded = None
         if rule.preceded_by:
             # The enabled rules it looks back at, in order (none enabled: it cannot fire).
+            self._refresh()
             preceded = tuple(
                 (earlier.id, _bounded(render(earlier.correlation_key, values, clean=False)),
                  item.within)
@@ -252,6 +256,18 @@ class Analyzer:
         for name in DETAIL_FIELDS:
             if parsed.fields.get(name) is not None:
                 details.setdefault("fields", {})[name] = parsed.fields[name]
+        analysis = {
+            "threat_level": rule.threat_level,
+            "confidence": rule.confidence,
+            "explanation": rule.explanation.format_map(filled),
+        }
+        # As a Sigma rule's drafts: ATT&CK in both, for the technique filters; the Sigma
+        # rule a replaced built-in now runs for (`incidents.sigma.replacing`).
+        for name in ("attack", "sigma"):
+            value = getattr(rule, name, None)
+            if value:
+                analysis[name] = value
+                details[name] = value
         return SecurityEventDraft(
             event_id=self.new_event_id() if self.new_event_id else None,
             severity=rule.severity,
@@ -259,11 +275,7 @@ class Analyzer:
             source=values["source"],
             message=rule.message.format_map(filled),
             timestamp=plan.moment,
-            analysis={
-                "threat_level": rule.threat_level,
-                "confidence": rule.confidence,
-                "explanation": rule.explanation.format_map(filled),
-            },
+            analysis=analysis,
             recommendations=[item.format_map(filled) for item in rule.recommendations],
             rule_id=rule.id,
             correlation_key=plan.correlation_key,

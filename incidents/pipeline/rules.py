@@ -30,6 +30,9 @@ with `load_rules_file(path)`. Keys:
     explanation        template: why this matters
     recommendations    list of templates
     correlation_key    template: groups repeats into one alert ("ssh_bruteforce_ip:{src_ip}")
+    attack             optional MITRE ATT&CK tags as Sigma writes them ("attack.t1110.001",
+                       "attack.credential-access"): the drafts' `attack` (techniques and
+                       tactics), which the technique filters of events and alerts read
 
 Templates are `str.format` strings over the line's fields plus `count`, `window`,
 `threshold`, `rule_id`, `rule_name`, `source`, `feed`, `list_rule`. Only plain names are
@@ -55,7 +58,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RULE_KEYS = {
     "id", "name", "description", "enabled", "match", "threshold", "first_seen", "preceded_by",
     "listed", "cooldown", "severity", "category", "alert_category", "threat_level",
-    "confidence", "message", "explanation", "recommendations", "correlation_key",
+    "confidence", "message", "explanation", "recommendations", "correlation_key", "attack",
 }  # fmt: skip
 _MATCH_KEYS = {"category", "action", "format", "fields", "any", "all", "not"}
 TEMPLATE_VALUE_LIMIT = 200
@@ -113,6 +116,10 @@ class Rule:
     categories: frozenset | None = None
     actions: frozenset | None = None
     formats: frozenset | None = None
+    # {"techniques": [...], "tactics": [...]} from the `attack` tags, or None.
+    attack: dict | None = None
+    # The Sigma rule this rule runs for (`incidents.sigma.replacing`): its attribution.
+    sigma: dict | None = None
 
     def matches(self, parsed):
         return self.matcher(parsed)
@@ -215,6 +222,11 @@ def compile_rule(spec, position=0):
     cooldown = spec.get("cooldown", 0)
     if not isinstance(cooldown, int) or isinstance(cooldown, bool) or cooldown < 0:
         fail("cooldown must be a whole number of seconds, 0 or more")
+    tags = spec.get("attack")
+    if tags is not None and (
+        not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags)
+    ):
+        fail('attack must be a list of tags such as "attack.t1110.001"')
     return Rule(
         id=rule_id,
         name=spec["name"],
@@ -238,7 +250,16 @@ def compile_rule(spec, position=0):
         categories=_top_level(spec["match"], "category"),
         actions=_top_level(spec["match"], "action"),
         formats=_top_level(spec["match"], "format"),
+        attack=_attack(tags),
     )
+
+
+def _attack(tags):
+    if not tags:
+        return None
+    from incidents.sigma.attack import attack_of
+
+    return attack_of(tags)
 
 
 def _top_level(match, attribute):

@@ -4,6 +4,10 @@ Severity guide: 9-10 likely compromise, 7-8 active attack (raises an alert at th
 ALERT_SEVERITY_THRESHOLD of 7), 4-6 reconnaissance or policy trouble worth a look, 1-3 noise.
 Rules that match single lines carry a cooldown, so a scanner sending 500 injection probes
 produces one event per address per cooldown, not 500.
+
+The threshold rules Sigma can say are also shipped as Sigma correlations
+(incidents/sigma/rules/, `threatlens-replaces`); while one is loaded it runs in place of
+the rule here (`incidents.sigma.replacing`). Their ATT&CK tags are the same on both sides.
 """
 
 _SSH_FAILURE = {
@@ -53,6 +57,7 @@ RULES = [
             "Disable SSH password authentication in favour of keys",
         ],
         "correlation_key": "ssh_bruteforce_ip:{src_ip}",
+        "attack": ["attack.credential-access", "attack.t1110.001"],
     },
     {
         "id": "ssh_bruteforce_user",
@@ -76,6 +81,7 @@ RULES = [
             "Disable direct root login over SSH (PermitRootLogin no)",
         ],
         "correlation_key": "ssh_bruteforce_user:{user}",
+        "attack": ["attack.credential-access", "attack.t1110.001"],
     },
     {
         "id": "login_bruteforce_ip",
@@ -274,6 +280,7 @@ RULES = [
             "Check the same address for requests that did succeed",
         ],
         "correlation_key": "web_404_burst:{src_ip}",
+        "attack": ["attack.reconnaissance", "attack.t1595.003"],
     },
     {
         "id": "web_scanner_user_agent",

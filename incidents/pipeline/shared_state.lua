@@ -210,11 +210,16 @@ local function remember(scope, value, ttl, rule, at)
 end
 
 -- One check (see Check in state.py): {rule, at, claim key, hold, memory, first_seen,
--- preceded, threshold}; the verdict: {fired 0/1, count or -1, preceded index or -1,
--- its claim's time as text or ""}.
+-- preceded, threshold, line, distinct, sequence}; the verdict: {fired 0/1, count or -1,
+-- preceded index or -1, its claim's time as text or ""}.
+local function given(value)
+  return value ~= nil and value ~= cjson.null
+end
+
 local function evaluate(check)
   local rule, at = check[1], check[2]
   local first_seen, preceded, threshold = check[6], check[7], check[8]
+  local distinct, sequence = check[10], check[11]
   if first_seen ~= cjson.null then
     local known, new = remember(first_seen[1], first_seen[2], first_seen[3], rule, at)
     if not (known and new) then
@@ -234,11 +239,33 @@ local function evaluate(check)
       return {0, -1, -1, ''}
     end
   end
+  if given(distinct) and not claim(distinct[1], at, distinct[2], rule, distinct[2]) then
+    return {0, -1, -1, ''}
+  end
   local n = -1
   if threshold ~= cjson.null then
-    n = count(threshold[1], at, threshold[2], rule, check[9])
-    if n < threshold[3] then
+    local line = check[9]
+    if line == cjson.null then
+      line = nil
+    end
+    n = count(threshold[1], at, threshold[2], rule, line)
+    if n < threshold[3] or (threshold[4] == true and n ~= threshold[3]) then
       return {0, -1, -1, ''}
+    end
+  end
+  if given(sequence) then
+    -- Sigma temporal: this rule matched now; did every member match within the span?
+    claim(sequence[1], at, 0, rule, sequence[3])
+    local previous = nil
+    for _, member in ipairs(sequence[2]) do
+      local seen = last_claimed(member, rule)
+      if seen == nil or at - seen < 0 or at - seen > sequence[3] then
+        return {0, -1, -1, ''}
+      end
+      if sequence[4] and previous ~= nil and seen < previous then
+        return {0, -1, -1, ''}
+      end
+      previous = seen
     end
   end
   if not claim(check[3], at, check[4], rule, check[5]) then

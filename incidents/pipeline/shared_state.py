@@ -16,8 +16,10 @@ time only. What it adds:
   committed) gets the same verdicts and counts nothing twice, so its events are stored
   once, neither lost nor doubled.
 
-The single operations (`count`, `claim`, ...) used by the Sigma correlations cost a
-round trip each and are not idempotent (no line id).
+The Sigma rules' cooldowns and correlations are `Check`s too (`distinct`, `sequence`,
+an exact threshold), answered by the same script once per chunk. The single operations
+(`count`, `claim`, ...) cost a round trip each and are not idempotent (no line id): tests
+and tools.
 
 Redis gone mid-way raises `redis.exceptions.RedisError` from `evaluate`: the chunk is not
 committed and the raw log stays where it was (`incidents.processing`), to be resumed.
@@ -129,6 +131,10 @@ class SharedState(DetectionState):
                         else None,
                         _threshold(check.threshold),
                         check.line,
+                        [_claim_key(check.distinct[0]), float(check.distinct[1])]
+                        if check.distinct is not None
+                        else None,
+                        _sequence(check.sequence),
                     ],
                 ]
             )
@@ -222,5 +228,12 @@ def _first_seen(first_seen):
 def _threshold(threshold):
     if threshold is None:
         return None
-    key, window, count = threshold
-    return [_short(key), window, count]
+    key, window, count, *exact = threshold
+    return [_short(key), window, count, bool(exact and exact[0])]
+
+
+def _sequence(sequence):
+    if sequence is None:
+        return None
+    key, members, span, ordered = sequence
+    return [_claim_key(key), [_claim_key(member) for member in members], float(span), ordered]

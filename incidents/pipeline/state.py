@@ -60,7 +60,13 @@ class Check:
     - `preceded` ((rule id, correlation key, within), ...) or None: passes when one of
       those rules' claims (`last_claimed("fired:<key>")`) happened at most `within`
       seconds before `at` (an empty tuple never passes: those rules are disabled);
-    - `threshold` (key, window, count): `count`; passes at `count` or more;
+    - `distinct` (key, hold) or None: `claim` of the key; passes when it was not claimed
+      within `hold` (a Sigma value_count: each value counts once per timespan);
+    - `threshold` (key, window, count) or (key, window, count, exact): `count`; passes at
+      `count` or more (exactly `count` when `exact`);
+    - `sequence` (key, member keys, span, ordered) or None: `claim` of the key (when this
+      line's rule matched), then passes when every member key was claimed at most `span`
+      seconds before `at`, in the listed order if `ordered` (Sigma temporal correlations);
     - the claim of `claim_key` (`claim` with `hold` and `memory`): the rule fires.
 
     `line` is a stable id of the line ("<memo key>:<line number>", see
@@ -78,6 +84,8 @@ class Check:
     preceded: tuple | None = None
     threshold: tuple | None = None
     line: str | None = None
+    distinct: tuple | None = None
+    sequence: tuple | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +142,26 @@ class DetectionState:
                     break
             else:
                 return NOT_FIRED
+        if check.distinct is not None:
+            key, hold = check.distinct
+            if not self.claim(key, at, hold, rule=rule, memory=hold):
+                return NOT_FIRED
         count = None
         if check.threshold is not None:
-            key, window, needed = check.threshold
+            key, window, needed, *exact = check.threshold
             count = self.count(key, at, window, rule=rule)
-            if count < needed:
+            if count < needed or (exact and exact[0] and count != needed):
+                return NOT_FIRED
+        if check.sequence is not None:
+            key, members, span, ordered = check.sequence
+            self.claim(key, at, 0, rule=rule, memory=span)
+            times = []
+            for member in members:
+                seen = self.last_claimed(member, rule=rule)
+                if seen is None or not 0 <= at - seen <= span:
+                    return NOT_FIRED
+                times.append(seen)
+            if ordered and times != sorted(times):
                 return NOT_FIRED
         if not self.claim(check.claim_key, at, check.hold, rule=rule, memory=check.memory):
             return NOT_FIRED

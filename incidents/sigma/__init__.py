@@ -4,15 +4,19 @@ The interface the rest of ThreatLens uses:
 
     from incidents import sigma
     drafts = sigma.analyze(parsed_line, source="auth.log")   # SecurityEventDraft list
+    by_line = sigma.analyze_many(parsed_lines, source="auth.log", lines=line_ids)
 
-`incidents.processing` calls it once per line, beside the built-in analyzer. Rules are
+`incidents.processing` calls `analyze_many` once per chunk, beside the built-in analyzer, and asks
+`sigma.builtin_rules(rules)` for the built-in rules that analyzer runs: a loaded Sigma
+correlation may replace one of them (`replacing`). Rules are
 stored as `SigmaRule` rows (`incidents.sigma.services` writes them: REST, admin and
 `manage.py sync_sigma_rules` all go through it). See docs/sigma.md.
 
 Modules: `loading` (YAML -> parsed, mapped, compiled rule or a refusal), `fields` (log
 sources and field mapping), `compiler` (condition tree -> Python), `engine` (routing,
 matching, correlations, drafts), `runtime` (this process's engine, reloaded on change),
-`attack` (ATT&CK tags, Navigator layer), `services`, `api`, `admin`.
+`replacing` (correlations that replace a built-in rule), `attack` (ATT&CK tags, Navigator
+layer), `services`, `api`, `admin`.
 """
 
 
@@ -21,3 +25,19 @@ def analyze(parsed, *, source=None):
     from incidents.sigma.runtime import current_engine
 
     return current_engine().analyze(parsed, source=source)
+
+
+def analyze_many(parsed_lines, *, source=None, lines=None):
+    """The drafts of each parsed line (a list per line), the detection state asked once
+    for all of them; `lines`: stable line ids (`processing.line_id`)."""
+    from incidents.sigma.runtime import current_engine
+
+    return current_engine().analyze_many(parsed_lines, source=source, lines=lines)
+
+
+def builtin_rules(rules):
+    """The built-in rules to run (`rules`, a tuple of compiled ones), each one an enabled
+    Sigma correlation replaces (`threatlens-replaces`) swapped for it (`replacing.py`)."""
+    from incidents.sigma.runtime import current_engine
+
+    return current_engine().builtin_rules(rules)

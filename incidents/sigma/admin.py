@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from incidents.exceptions import IncidentsError
 from incidents.sigma import services
 from incidents.sigma.loading import Refused, read_rule
-from incidents.sigma.models import SigmaRule
+from incidents.sigma.models import SigmaRule, SigmaRuleOrigin
 
 
 class SigmaRuleForm(forms.ModelForm):
@@ -62,12 +62,21 @@ class SigmaRuleAdmin(admin.ModelAdmin):
             return
         obj.pk = saved.pk
 
+    def has_delete_permission(self, request, obj=None):
+        # A shipped rule is disabled, not deleted (`services.delete_rule`).
+        if obj is not None and obj.origin == SigmaRuleOrigin.SHIPPED:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def delete_model(self, request, obj):
         services.delete_rule(obj.pk, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for rule in queryset:
-            services.delete_rule(rule.pk, actor=request.user)
+            try:
+                services.delete_rule(rule.pk, actor=request.user)
+            except IncidentsError as exc:
+                self.message_user(request, exc.message, level=messages.ERROR)
 
     @admin.action(description="Enable the selected rules", permissions=["change"])
     def enable_rules(self, request, queryset):

@@ -31,16 +31,25 @@ class SigmaRuleSerializer(serializers.ModelSerializer):
 
     state = serializers.CharField(read_only=True)
     stats = serializers.SerializerMethodField()
+    replaces = serializers.SerializerMethodField()
 
     class Meta:
         model = SigmaRule
         fields = [
             "id", "sigma_id", "title", "name", "kind", "level", "author", "description",
             "references", "tags", "techniques", "tactics", "logsource", "origin", "path",
-            "enabled", "state", "refusal_code", "refusal_reason", "created_at", "updated_at",
-            "stats",
+            "enabled", "state", "refusal_code", "refusal_reason", "replaces", "created_at",
+            "updated_at", "stats",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_replaces(self, rule) -> str:
+        """The built-in rule this correlation runs in place of while it is loaded (the
+        built-in then does not run), or "" (docs/sigma.md, "Shipped rules")."""
+        from incidents.sigma.runtime import parsed_rule
+
+        parsed = parsed_rule(rule) if not rule.refusal_code else None
+        return parsed.replaces if parsed is not None else ""
 
     def get_stats(self, rule) -> dict:
         """Hits and evaluation cost of the rule in this process (since its last reload)."""

@@ -209,6 +209,8 @@ def plus_as_space(text):
 
 
 _MAPPINGS = {WEBSERVER: _WEB_MAPPING, DNS: _DNS_MAPPING, LINUX: _LINUX_MAPPING, JSON: {}}
+# Every Sigma field name a log source's mapping renames.
+MAPPED_FIELDS = frozenset(_WEB_MAPPING) | frozenset(_DNS_MAPPING) | frozenset(_LINUX_MAPPING)
 
 
 def our_field(kind, name):

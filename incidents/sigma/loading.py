@@ -31,6 +31,12 @@ CORRELATION_TYPES = {
     SigmaCorrelationType.TEMPORAL_ORDERED: "temporal_ordered",
 }
 MAX_RULE_BYTES = 256 * 1024
+# Our own rule attributes (Sigma allows custom top-level keys; pySigma keeps them):
+#   threatlens-replaces: <built-in rule id>   this correlation is that built-in rule's
+#                                             detection (see `replacing.py`)
+#   threatlens-default: disabled              a sync stores the rule disabled at first
+REPLACES = "threatlens-replaces"
+DEFAULT = "threatlens-default"
 
 
 class Refused(ValueError):
@@ -78,6 +84,10 @@ class ParsedRule:
     matcher: object = None  # compiled predicate (detections)
     correlation: Correlation | None = None
     digest: str = ""
+    # The id of the built-in rule this correlation replaces (REPLACES), or "".
+    replaces: str = ""
+    # Whether a sync (SIGMA_RULES_DIR, the shipped rules) stores it enabled at first.
+    enabled_by_default: bool = True
 
 
 def read_rule(text):
@@ -110,7 +120,11 @@ def read_rule(text):
 def _common(rule, text, *, kind):
     level = rule.level.name.lower() if rule.level else "medium"
     tags = [str(tag) for tag in rule.tags or []]
+    default = (rule.custom_attributes or {}).get(DEFAULT, "enabled")
+    if default not in ("enabled", "disabled"):
+        raise Refused("invalid_rule", f"{DEFAULT} is enabled or disabled, not {default!r}")
     return {
+        "enabled_by_default": default == "enabled",
         "sigma_id": str(rule.id),
         "name": str(rule.name or ""),
         "title": str(rule.title or "")[:300],
@@ -127,6 +141,11 @@ def _common(rule, text, *, kind):
 
 
 def _detection(rule, text):
+    if (rule.custom_attributes or {}).get(REPLACES):
+        raise Refused(
+            "invalid_replacement",
+            f"{REPLACES} belongs on an event_count correlation, not on a detection rule",
+        )
     logsource = {
         key: value
         for key, value in (
@@ -192,12 +211,19 @@ def _correlation(rule, text):
     aliases = {}
     for alias in rule.aliases.aliases.values() if rule.aliases else ():
         aliases[alias.alias] = {str(ref.reference): name for ref, name in alias.mapping.items()}
+    references = [str(reference.reference) for reference in rule.rules or []]
+    replaces = (rule.custom_attributes or {}).get(REPLACES) or ""
+    if replaces:
+        from incidents.sigma.replacing import check_replacement
+
+        check_replacement(replaces, kind, operator, references, aliases, list(rule.group_by or []))
     return ParsedRule(
         **_common(rule, text, kind="correlation"),
         logsource={},
+        replaces=replaces,
         correlation=Correlation(
             type=kind,
-            rules=[str(reference.reference) for reference in rule.rules or []],
+            rules=references,
             group_by=list(rule.group_by or []),
             timespan=int(rule.timespan.seconds),
             operator=operator,

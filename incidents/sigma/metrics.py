@@ -28,6 +28,7 @@ class SigmaCollector:
             return
         titles = {rule.sigma_id: rule.title for rule in engine.detections}
         titles.update({rule.sigma_id: rule.title for rule, _members in engine.correlations})
+        titles.update({rule.sigma_id: rule.title for rule, _member in engine.replacing.values()})
         for suffix, help_text, attribute in _SERIES:
             family = CounterMetricFamily(
                 f"threatlens_sigma_rule_{suffix}", help_text, labels=["rule_id", "title"]

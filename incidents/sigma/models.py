@@ -8,6 +8,8 @@ from django.db import models
 class SigmaRuleOrigin(models.TextChoices):
     DIRECTORY = "directory", "SIGMA_RULES_DIR"
     UPLOAD = "upload", "uploaded"
+    # incidents/sigma/rules/, stored on every `migrate` (SIGMA_SHIPPED_RULES)
+    SHIPPED = "shipped", "shipped with ThreatLens"
 
 
 class SigmaRule(models.Model):

@@ -1,5 +1,6 @@
-"""Every write to the stored Sigma rules: upload, replace, enable/disable, delete, and the
-sync from SIGMA_RULES_DIR. REST, the admin and `manage.py sync_sigma_rules` call these.
+"""Every write to the stored Sigma rules: upload, replace, enable/disable, delete, the
+sync from SIGMA_RULES_DIR and of the shipped rules. REST, the admin, `manage.py
+sync_sigma_rules` and `migrate` (`sync_shipped`, SIGMA_SHIPPED_RULES) call these.
 
 Each is one transaction with an audit row; after the commit the rules version is bumped
 (`runtime.bump_version`) so every process reloads its engine.
@@ -15,6 +16,9 @@ from incidents.sigma.loading import ParsedRule, Refused, read_rule
 from incidents.sigma.models import SigmaRule, SigmaRuleOrigin
 from incidents.sigma.runtime import bump_version
 from threatlens.audit.services import record
+
+# The rules ThreatLens ships (docs/sigma.md, "Shipped rules").
+SHIPPED_DIR = Path(__file__).resolve().parent / "rules"
 
 
 class InvalidSigmaRule(ValidationError):
@@ -78,10 +82,12 @@ def upload_rule(text, *, actor, enabled=True):
 
 
 def replace_rule(rule_pk, text, *, actor):
-    """Replace a stored rule's YAML (its id must stay the same)."""
+    """Replace a stored rule's YAML (its id must stay the same). A shipped rule's YAML is
+    ThreatLens's (ConflictError): the next `migrate` would put it back."""
     parsed = _read_or_raise(text)
     with transaction.atomic():
         rule = _locked(rule_pk)
+        _not_shipped(rule, "changed")
         if parsed.sigma_id != rule.sigma_id:
             raise ValidationError(
                 "The new YAML has another id.", details={"errors": {"text": "id differs"}}
@@ -116,12 +122,24 @@ def set_rule_enabled(rule_pk, enabled, *, actor):
 
 
 def delete_rule(rule_pk, *, actor):
+    """Delete a rule; a shipped one is disabled instead (ConflictError): the next
+    `migrate` would store it again."""
     with transaction.atomic():
         rule = _locked(rule_pk)
+        _not_shipped(rule, "deleted")
         record("sigma_rule.delete", actor=actor, target=rule)
         rule.delete()
         _check_references()
         transaction.on_commit(bump_version)
+
+
+def _not_shipped(rule, what):
+    if rule.origin == SigmaRuleOrigin.SHIPPED:
+        raise ConflictError(
+            f"A rule shipped with ThreatLens is not {what}: disable it (its built-in rule, if "
+            "it replaces one, then runs), or upload a copy under another id.",
+            details={"sigma_id": rule.sigma_id, "origin": rule.origin},
+        )
 
 
 def _locked(rule_pk):
@@ -131,11 +149,20 @@ def _locked(rule_pk):
     return rule
 
 
-def sync_directory(directory=None, *, actor=None):
+def sync_shipped(*, actor=None):
+    """Store the rules ThreatLens ships (incidents/sigma/rules/) as `sync_directory` does,
+    as origin `shipped`: new ones added (enabled unless `threatlens-default: disabled`),
+    changed ones replaced with an enable or disable kept, gone ones removed. Called on
+    every `migrate` when SIGMA_SHIPPED_RULES is on (`incidents.sigma.signals`)."""
+    return sync_directory(SHIPPED_DIR, actor=actor, origin=SigmaRuleOrigin.SHIPPED)
+
+
+def sync_directory(directory=None, *, actor=None, origin=SigmaRuleOrigin.DIRECTORY):
     """Load every `.yml`/`.yaml` under `directory` (default SIGMA_RULES_DIR): new rules are
-    added, changed ones replaced, refused ones stored with their reason, and rules from the
-    directory whose file is gone are deleted. Uploaded rules are left alone; an enable or
-    disable made here survives a sync. Returns counts."""
+    added (enabled unless they say `threatlens-default: disabled`), changed ones replaced,
+    refused ones stored with their reason, and rules from the directory whose file is gone
+    are deleted. Rules of another origin (uploads, the shipped ones) are left alone; an
+    enable or disable made here survives a sync. Returns counts."""
     directory = Path(directory or getattr(settings, "SIGMA_RULES_DIR", "") or "")
     if not str(directory) or not directory.is_dir():
         raise ValidationError(
@@ -150,9 +177,11 @@ def sync_directory(directory=None, *, actor=None):
         for path in files:
             relative = str(path.relative_to(directory))
             text = path.read_text(encoding="utf-8", errors="replace")
+            enabled = True
             try:
                 parsed = read_rule(text)
                 sigma_id, columns = parsed.sigma_id, _columns(parsed)
+                enabled = parsed.enabled_by_default
             except Refused as exc:
                 counts["refused"] += 1
                 sigma_id = _id_of(text) or f"file:{relative}"[:128]
@@ -168,11 +197,11 @@ def sync_directory(directory=None, *, actor=None):
             rule = existing.get(sigma_id)
             if rule is None:
                 SigmaRule.objects.create(
-                    sigma_id=sigma_id, text=text, origin=SigmaRuleOrigin.DIRECTORY, path=relative,
-                    **columns,
+                    sigma_id=sigma_id, text=text, origin=origin, path=relative,
+                    enabled=enabled, **columns,
                 )  # fmt: skip
                 counts["added"] += 1
-            elif rule.origin == SigmaRuleOrigin.UPLOAD:
+            elif rule.origin != origin:
                 continue
             elif rule.text == text and rule.path == relative:
                 counts["unchanged"] += 1
@@ -185,19 +214,40 @@ def sync_directory(directory=None, *, actor=None):
         gone = [
             rule.pk
             for sigma_id, rule in existing.items()
-            if rule.origin == SigmaRuleOrigin.DIRECTORY and sigma_id not in seen
+            if rule.origin == origin and sigma_id not in seen
         ]
         counts["removed"] = len(gone)
         SigmaRule.objects.filter(pk__in=gone).delete()
         _check_references()
-        record("sigma_rule.sync", actor=actor, details={"directory": str(directory), **counts})
-        transaction.on_commit(bump_version)
+        changed = counts["added"] or counts["updated"] or counts["removed"]
+        if changed or origin != SigmaRuleOrigin.SHIPPED:  # not a row per `migrate`
+            record(
+                "sigma_rule.sync",
+                actor=actor, details={"directory": str(directory), "origin": origin, **counts},
+            )  # fmt: skip
+            transaction.on_commit(bump_version)
     return counts
 
 
+def remove_shipped(*, actor=None):
+    """Delete the stored shipped rules (`migrate` with SIGMA_SHIPPED_RULES off): the
+    built-in rules they replace run again. Returns how many went."""
+    with transaction.atomic():
+        gone = list(SigmaRule.objects.filter(origin=SigmaRuleOrigin.SHIPPED).values_list("pk"))
+        if not gone:
+            return 0
+        SigmaRule.objects.filter(origin=SigmaRuleOrigin.SHIPPED).delete()
+        _check_references()
+        record("sigma_rule.sync", actor=actor, details={"origin": "shipped", "removed": len(gone)})
+        transaction.on_commit(bump_version)
+    return len(gone)
+
+
 def _check_references():
-    """Refuse correlations whose rules are not loaded, and let them back in once they
-    are (a correlation can arrive before the rules it names)."""
+    """Refuse enabled correlations whose rules are not loaded, and let them back in once
+    they are (a correlation can arrive before the rules it names). A disabled one is
+    checked when it is enabled: it shows as disabled, not refused, meanwhile (a shipped
+    correlation that starts disabled with the rule it names)."""
     loaded = SigmaRule.objects.filter(enabled=True, kind="detection").exclude(refusal_code__gt="")
     names = set()
     for sigma_id, name in loaded.values_list("sigma_id", "name"):
@@ -212,6 +262,8 @@ def _check_references():
         except Refused:
             continue
         missing = [name for name in parsed.correlation.rules if name not in names]
+        if not rule.enabled:
+            missing = []
         code = "unknown_rule_reference" if missing else ""
         reason = f"references rules that are not loaded: {', '.join(missing)}" if missing else ""
         if (rule.refusal_code, rule.refusal_reason) != (code, reason):

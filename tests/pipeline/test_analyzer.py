@@ -377,7 +377,9 @@ def test_draft_carries_the_security_event_fields(feed):
         "recommendations",
     }  # fmt: skip
     assert data["event_id"] is None and data["source"] == "auth.log"
-    assert set(data["analysis"]) == {"threat_level", "confidence", "explanation"}
+    # And the rule's ATT&CK techniques and tactics, as a Sigma rule's events carry them.
+    assert set(data["analysis"]) == {"threat_level", "confidence", "explanation", "attack"}
+    assert data["analysis"]["attack"]["techniques"] == ["T1110.001"]
     assert 0 <= data["analysis"]["confidence"] <= 1
     assert all("{" not in item for item in data["recommendations"])
     assert "Block 203.0.113.45 at the firewall or with fail2ban" in data["recommendations"]

@@ -1,5 +1,5 @@
-"""Sigma correlations (event_count, value_count, temporal, temporal_ordered), the rules
-ThreatLens ships as Sigma, and sync_sigma_rules."""
+"""Sigma correlations (event_count, value_count, temporal, temporal_ordered) and
+sync_sigma_rules. The shipped rules: test_shipped.py."""
 
 from io import StringIO
 from pathlib import Path
@@ -7,12 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from incidents.pipeline.analyzer import Analyzer
 from incidents.pipeline.parsers import parse_line
-from incidents.pipeline.rules import load_rules
-from incidents.pipeline.samples import iter_sample_lines
-from incidents.pipeline.state import MemoryState
-from incidents.sigma.engine import SigmaEngine
 from incidents.sigma.loading import Refused, read_rule
 from incidents.sigma.models import SigmaRule
 from tests.pipeline.conftest import access, at, ssh_failure, ssh_success
@@ -166,39 +161,6 @@ def test_correlations_we_cannot_run_are_refused(body, code):
     assert refused.value.code == code
 
 
-def test_the_shipped_sigma_rules_give_the_built_in_brute_force_alerts_on_the_sample_logs():
-    builtin = Analyzer(load_rules(), MemoryState())
-    shipped = [read_rule(path.read_text()) for path in sorted(SHIPPED.glob("*.yml"))]
-    sigma = SigmaEngine(shipped, MemoryState())
-    by_title = {rule.title: rule.sigma_id for rule in shipped}
-    names = {
-        "ssh_bruteforce_ip": "SSH brute force from one address",
-        "ssh_bruteforce_user": "SSH brute force against one account",
-        "web_404_burst": "Burst of 404 responses",
-    }
-    builtin_out, sigma_out = [], []
-    for sample in iter_sample_lines():
-        parsed = parse_line(sample.line, source_hint=sample.source_hint)
-        builtin_out.append(builtin.analyze(parsed))
-        sigma_out.append(sigma.analyze(parsed))
-
-    def keyed(drafts_by_line, ids):
-        return sorted(
-            (ids[draft.rule_id], draft.timestamp, draft.src_ip, draft.user)
-            for drafts in drafts_by_line
-            for draft in drafts
-            if draft.rule_id in ids
-        )
-
-    expected = keyed(builtin_out, {rule_id: rule_id for rule_id in names})
-    got = keyed(
-        sigma_out, {f"sigma:{by_title[title]}": rule_id for rule_id, title in names.items()}
-    )
-    assert expected  # the samples hold brute forces
-    assert {item[0] for item in expected} == set(names)
-    assert got == expected
-
-
 @pytest.mark.django_db
 def test_sync_sigma_rules_loads_a_directory_and_lists_refused_rules_with_the_reason(
     tmp_path, settings
@@ -216,6 +178,8 @@ def test_sync_sigma_rules_loads_a_directory_and_lists_refused_rules_with_the_rea
     assert "added 8" in out.getvalue() and "refused 1" in out.getvalue()
     assert "windows.yml: unsupported_logsource" in out.getvalue()
     assert SigmaRule.objects.filter(refusal_code="").count() == 7
+    # Two shipped rules say `threatlens-default: disabled`: a sync stores them so.
+    assert SigmaRule.objects.filter(refusal_code="", enabled=True).count() == 5
     assert SigmaRule.objects.get(path="windows.yml").state == "refused"
 
     (tmp_path / "windows.yml").unlink()

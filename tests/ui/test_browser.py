@@ -1011,6 +1011,36 @@ def test_events_and_alerts_are_filtered_by_attack_technique_with_the_filter_in_t
     assert ui.js_errors() == {}
 
 
+def test_the_rules_page_says_which_built_in_rule_a_shipped_rule_replaces(ui):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from incidents.sigma import services
+
+    def store_shipped_rules():
+        # As `migrate` does; in a thread of its own (Playwright runs an event loop here).
+        try:
+            services.sync_shipped()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(store_shipped_rules).result()
+    page = ui.open("alice", "/rules/")
+    row = page.locator("#rules tr", has_text="SSH brute force from one address")
+    expect(row).to_contain_text(
+        "Replaces the built-in rule ssh_bruteforce_ip, which does not run", **LIVE
+    )
+    row.get_by_role("button", name="Disable SSH brute force from one address").click()
+    expect(row).to_contain_text("disabled", **LIVE)
+    expect(row).to_contain_text("the built-in runs now")
+    # Shipped off at first: it raises what no built-in rule does.
+    starts_off = page.locator("#rules tr", has_text="SSH login from an address that just failed")
+    expect(starts_off.locator('td[data-label="State"]')).to_have_text("disabled")
+    assert not ui.js_errors()
+
+
 def test_the_coverage_page_groups_techniques_by_tactic_and_downloads_the_navigator_layer(ui):
     tag = uuid.uuid4().hex[:6]
     rules = {}

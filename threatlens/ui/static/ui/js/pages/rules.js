@@ -35,6 +35,15 @@ function stateCell(rule) {
   return el("span", {}, badge, " ", el("span", { class: "muted small", text: `${rule.refusal_code}: ${rule.refusal_reason}` }));
 }
 
+// A shipped correlation that runs in place of a built-in rule while it is loaded.
+function replacesNote(rule) {
+  if (!rule.replaces) return null;
+  const text = rule.state === "loaded"
+    ? `Replaces the built-in rule ${rule.replaces}, which does not run`
+    : `Replaces the built-in rule ${rule.replaces} when loaded (the built-in runs now)`;
+  return el("div", { class: "muted small rule-replaces", text });
+}
+
 function toggle(rule) {
   if (!config.perms.change_sigma_rules || rule.state === "refused") return null;
   const enable = rule.state === "disabled";
@@ -72,7 +81,7 @@ async function load() {
       el(
         "tr",
         { dataset: { ruleId: rule.sigma_id } },
-        el("td", { "data-label": "Rule" }, title, el("div", { class: "muted small", text: `${rule.kind} · ${rule.author || "no author"}` })),
+        el("td", { "data-label": "Rule" }, title, el("div", { class: "muted small", text: `${rule.kind} · ${rule.author || "no author"}` }), replacesNote(rule)),
         el("td", { "data-label": "Level" }, severityBadge(LEVELS[rule.level] || "medium")),
         el("td", { "data-label": "State" }, stateCell(rule)),
         el("td", { "data-label": "Techniques" }, rule.techniques.map((t) =>
