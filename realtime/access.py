@@ -158,7 +158,21 @@ def receivable_types(principal):
 
 
 def expand(items, allowed):
-    """Event type names from default-subscription items (`*`, `family:x`, `-name`, names)."""
+    """Event type names from default-subscription items (`*`, `family:x`, `-name`, names);
+    the same answer for the same question until the catalogue changes."""
+    key = (tuple(items), allowed, catalogue.version())
+    names = _expanded.get(key)
+    if names is None:
+        if len(_expanded) > 1000:
+            _expanded.clear()
+        names = _expanded[key] = _expand(items, allowed)
+    return names
+
+
+_expanded = {}
+
+
+def _expand(items, allowed):
     chosen = set()
     for item in items:
         if item == "*":

@@ -107,6 +107,7 @@ def declare(name, *, family, priority, permission, **options):
     if existing is not None and existing != entry:
         raise ValueError(f"event type {name!r} is already declared differently")
     _catalogue[name] = entry
+    _sorted.changed()
     return entry
 
 
@@ -130,8 +131,36 @@ def exists(name):
 
 
 def all_types():
-    """Every declared entry, in a stable order (family, then name)."""
-    return sorted(_catalogue.values(), key=lambda entry: (entry.family, entry.name))
+    """Every declared entry, in a stable order (family, then name); sorted once per
+    change of the catalogue (every socket's connect asks)."""
+    if _sorted.size != len(_catalogue):
+        _sorted.changed()
+    if _sorted.entries is None:
+        _sorted.entries = tuple(
+            sorted(_catalogue.values(), key=lambda entry: (entry.family, entry.name))
+        )
+    return _sorted.entries
+
+
+def version():
+    """A number that changes whenever the catalogue does: what is derived from it may be
+    kept until then."""
+    all_types()
+    return _sorted.generation
+
+
+class _Sorted:
+    """The sorted entries, and a generation counted up by every change."""
+
+    def __init__(self):
+        self.entries, self.size, self.generation = None, -1, 0
+
+    def changed(self):
+        self.entries, self.size = None, len(_catalogue)
+        self.generation += 1
+
+
+_sorted = _Sorted()
 
 
 def names():
