@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group
 
-from realtime import catalogue
+from realtime import access, catalogue
 from realtime.catalogue import Audience, Family
 from realtime.models import Event
 from realtime.publishing import PublishError, Recipients, publish, publish_many
@@ -290,3 +290,20 @@ def test_publish_many_with_one_bad_item_publishes_none():
     with pytest.raises(PublishError):
         publish_many([("health_update", {"n": 1}), ("no_such_event", {})])
     assert Event.objects.count() == stored
+
+
+def test_what_is_derived_from_the_catalogue_follows_its_changes():
+    """The sorted catalogue and expanded default subscriptions are kept between connects,
+    and a type declared (or removed) since is seen at once."""
+    before = catalogue.version()
+    everything = frozenset(catalogue.names()) | {"test_late_type"}
+    assert "test_late_type" not in access.expand(["family:security"], everything)
+    catalogue.declare("test_late_type", family=Family.SECURITY, priority=5, permission=None)
+    try:
+        assert catalogue.version() != before
+        assert "test_late_type" in {entry.name for entry in catalogue.all_types()}
+        assert "test_late_type" in access.expand(["family:security"], everything)
+    finally:
+        catalogue._catalogue.pop("test_late_type")
+    assert "test_late_type" not in {entry.name for entry in catalogue.all_types()}
+    assert "test_late_type" not in access.expand(["family:security"], everything)
