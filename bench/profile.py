@@ -174,7 +174,13 @@ CATEGORIES = (
     ("REST publish request (DRF, JWT, permissions, its DB work)", ("APIView.dispatch",), ()),
     (
         "connect path (auth, principal, audit rows and their events)",
-        ("SocketConsumer.connect", "_audit", "SocketConsumer.audit", "principal_for"),
+        (
+            "SocketConsumer.connect",
+            "SocketConsumer.establish",
+            "_audit",
+            "SocketAudit",
+            "principal_for",
+        ),
         (),
     ),
     ("event-table poll (DB thread)", ("_events_after", "_max_event_id"), ()),

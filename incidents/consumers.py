@@ -112,9 +112,6 @@ class IncidentsConsumer(SocketConsumer):
         return access.expand((f"family:{Family.INCIDENTS}",), self.connection.allowed)
 
     async def greet(self):
-        pending = getattr(self, "_pending_auth_reply", None)
-        if pending is not None:
-            await self.send_auth_ok(pending[1], pending[2])
         try:
             data = await _initial_data(self.principal.user_id, {})
         except ProtocolError as exc:

@@ -22,13 +22,14 @@ from realtime.catalogue import (
     PRIORITY_MEDIUM,
     PUBLISH,
 )
-from realtime.consumers import (
+from realtime.consumers.hub_socket import (
+    ADMIN_MESSAGES,
     LEGACY_TOPICS,
+    SUBSCRIPTION_MESSAGES,
     HubConsumer,
-    ProtocolError,
-    _invalid,
-    _string_list,
 )
+from realtime.consumers.limits import RateLimits
+from realtime.consumers.protocol import ProtocolError, invalid, string_list
 from realtime.publishing import PublishError, publish
 from realtime.replay import stored_events
 
@@ -58,8 +59,12 @@ class CompatibleHubConsumer(HubConsumer):
         "get_replay_status": "handle_get_replay_status",
         "emit_event": "handle_emit_event",
     }
+    replay = None  # the last `start_replay`, a StoredReplay
     # Rate limited like the other administrative commands, for non-admins.
-    admin_messages = HubConsumer.admin_messages | {"emit_event", "start_replay"}
+    rate_limits = RateLimits(
+        subscription_messages=SUBSCRIPTION_MESSAGES,
+        admin_messages=ADMIN_MESSAGES | {"emit_event", "start_replay"},
+    )
 
     def flat_envelope(self):
         chosen = self.query.get("envelope")
@@ -110,54 +115,36 @@ class CompatibleHubConsumer(HubConsumer):
 
     async def handle_start_replay(self, data, request_id):
         names, refused = self.requested_types(data, default=self.connection.subscriptions)
-        since = _message_id(data.get("since"))
-        start, end = _time(data, "start_time"), _time(data, "end_time")
         events = await database_sync_to_async(stored_events)(
             self.principal,
             names,
-            after=since,
-            start=start,
-            end=end,
+            after=_message_id(data.get("since")),
+            start=_time(data, "start_time"),
+            end=_time(data, "end_time"),
         )
-        replay_id = f"replay_{uuid.uuid4().hex[:12]}"
-        status = {
-            "replay_id": replay_id,
-            "active": True,
-            "event_types": sorted(names),
-            "total": len(events),
-            "replayed": 0,
-            "started_at": envelopes.now_iso(),
-        }
-        self.replay_status = status
+        replay = self.replay = StoredReplay(names, len(events))
         await self.send_reply(
-            "replay_started", {**status, "refused": refused}, request_id=request_id
+            "replay_started", {**replay.status, "refused": refused}, request_id=request_id
         )
-        connection = self.connection
-        for event in events:
-            if not status["active"]:
-                break  # stop_replay came in between
-            await connection.send_text(event.replay_frame(self.principal, connection.flat))
-            status["replayed"] += 1
-        complete = status["replayed"] == len(events)
-        status.update(active=False, finished_at=envelopes.now_iso(), complete=complete)
-        await self.send_reply("replay_complete", dict(status), request_id=request_id)
+        await replay.run(self.connection, events)
+        await self.send_reply("replay_complete", dict(replay.status), request_id=request_id)
 
     async def handle_stop_replay(self, data, request_id):
-        status = getattr(self, "replay_status", None)
-        stopped = bool(status and status["active"])
-        if stopped:
-            status["active"] = False
+        replay = self.replay
         await self.send_reply(
             "replay_stopped",
-            {"stopped": stopped, "replay_id": status["replay_id"] if status else None},
+            {
+                "stopped": replay.stop() if replay else False,
+                "replay_id": replay.status["replay_id"] if replay else None,
+            },
             request_id=request_id,
         )
 
     async def handle_get_replay_status(self, data, request_id):
-        status = getattr(self, "replay_status", None)
+        replay = self.replay
         await self.send_reply(
             "replay_status",
-            dict(status) if status else {"active": False, "replay_id": None},
+            dict(replay.status) if replay else {"active": False, "replay_id": None},
             request_id=request_id,
         )
 
@@ -165,7 +152,7 @@ class CompatibleHubConsumer(HubConsumer):
         """(event types asked for that the user may receive, refusals of the others)."""
         if data.get("event_types") is None:
             return set(default), []
-        accepted, refused = self.check_event_types(_string_list(data, "event_types"))
+        accepted, refused = self.check_event_types(string_list(data, "event_types"))
         return set(accepted), refused
 
     def event_dict(self, event):
@@ -180,15 +167,9 @@ class CompatibleHubConsumer(HubConsumer):
                 "PERMISSION_DENIED",
                 "emit_event needs the permission to publish events (realtime.publish_event)",
             )
-        fields = dict(data)
-        priority = fields.get("priority")
-        if priority is None:
-            fields.pop("priority", None)
-        elif isinstance(priority, str) and priority.lower() in PRIORITY_NAMES:
-            fields["priority"] = PRIORITY_NAMES[priority.lower()]
-        published = await database_sync_to_async(_publish_checked)(fields)
+        published = await database_sync_to_async(_publish_checked)(data)
         await self.send_reply("event_emitted", published, request_id=request_id)
-        await self.audit("realtime.emit_event", published)
+        await self.audit_log.request(self.principal, "realtime.emit_event", published)
 
 
 class CompatibleTopicConsumer(CompatibleHubConsumer):
@@ -201,12 +182,52 @@ class CompatibleTopicConsumer(CompatibleHubConsumer):
         return access.expand(items, self.connection.allowed)
 
 
-def _publish_checked(fields):
+class StoredReplay:
+    """A `start_replay`: stored events sent one by one until all are, or `stop_replay`
+    comes; its status answers `get_replay_status`."""
+
+    __slots__ = ("status",)
+
+    def __init__(self, names, total):
+        self.status = {
+            "replay_id": f"replay_{uuid.uuid4().hex[:12]}",
+            "active": True,
+            "event_types": sorted(names),
+            "total": total,
+            "replayed": 0,
+            "started_at": envelopes.now_iso(),
+        }
+
+    async def run(self, connection, events):
+        status = self.status
+        for event in events:
+            if not status["active"]:
+                break  # stop_replay came in between
+            await connection.send_text(event.replay_frame(connection.principal, connection.flat))
+            status["replayed"] += 1
+        complete = status["replayed"] == len(events)
+        status.update(active=False, finished_at=envelopes.now_iso(), complete=complete)
+
+    def stop(self):
+        """Whether a replay was running (it stops after the event being sent)."""
+        running = self.status["active"]
+        self.status["active"] = False
+        return running
+
+
+def _publish_checked(data):
     from realtime.serializers import PublishSerializer
+
+    fields = dict(data)
+    priority = fields.get("priority")
+    if priority is None:
+        fields.pop("priority", None)
+    elif isinstance(priority, str) and priority.lower() in PRIORITY_NAMES:
+        fields["priority"] = PRIORITY_NAMES[priority.lower()]
 
     serializer = PublishSerializer(data=fields)
     if not serializer.is_valid():
-        raise _invalid("Invalid event", errors=serializer.errors)
+        raise invalid("Invalid event", errors=serializer.errors)
     values = serializer.validated_data
     try:
         event = publish(
@@ -216,7 +237,7 @@ def _publish_checked(fields):
             recipients=values.get("recipients"),
         )
     except PublishError as exc:
-        raise _invalid(f"Invalid event: {exc}") from None
+        raise invalid(f"Invalid event: {exc}") from None
     return {"message_id": event.message_id, "event_type": event.event_type}
 
 
@@ -226,14 +247,14 @@ def _message_id(value):
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise _invalid("since must be a message_id")
+        raise invalid("since must be a message_id")
     return value
 
 
 def _positive_int(data, name, default):
     value = data.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
-        raise _invalid(f"{name} must be a positive integer")
+        raise invalid(f"{name} must be a positive integer")
     return value
 
 
@@ -244,7 +265,7 @@ def _time(data, name):
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise _invalid(f"{name} must be an ISO 8601 time") from None
+        raise invalid(f"{name} must be an ISO 8601 time") from None
     if moment.tzinfo is None:
-        raise _invalid(f"{name} needs a time zone (e.g. a trailing Z)")
+        raise invalid(f"{name} needs a time zone (e.g. a trailing Z)")
     return moment

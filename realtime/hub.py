@@ -386,17 +386,20 @@ class Hub:
         if action == "end_session":
             self.end_session(message.get("session"))
             return
-        user_id = message.get("user_id")
-        handlers = {"recheck_user": "recheck", "disconnect_user": "disconnect"}
-        method = handlers.get(action)
-        if method is None:
+        if action not in ("recheck_user", "disconnect_user"):
             logger.warning("unknown hub control action %r", action)
             return
+        user_id = message.get("user_id")
         access.forget(user_id)  # the change may have happened in another process
         for connection in self.connections_of(user_id):
-            owner = connection.owner
-            if owner is not None:
-                asyncio.get_running_loop().create_task(getattr(owner, f"hub_{method}")(message))
+            owner = connection.owner  # a realtime.members.HubMember
+            if owner is None:
+                continue
+            if action == "recheck_user":
+                notice = owner.access_changed()
+            else:
+                notice = owner.disconnected(message.get("reason"))
+            asyncio.get_running_loop().create_task(notice)
 
     # --- sources ---------------------------------------------------------------------------
 
@@ -513,7 +516,7 @@ class Hub:
             now = clock.now()
             for connection in list(self.connections.values()):
                 owner = connection.owner
-                expires_at = getattr(owner, "token_expires_at", None)
+                expires_at = owner.token_expires_at if owner is not None else None
                 if expires_at is not None and now >= expires_at:
                     owner.token_expires_at = None  # once
                     asyncio.get_running_loop().create_task(owner.token_expired())
@@ -552,7 +555,7 @@ class Hub:
         sessions = {
             connection.owner.session_key
             for connection in connections
-            if getattr(connection.owner, "session_key", None)
+            if connection.owner.session_key
         }
         stamps, ended = await self.run_db(_access_state, user_ids, sessions)
         loop = asyncio.get_running_loop()
@@ -560,15 +563,15 @@ class Hub:
             owner = connection.owner
             if connection.closed or owner.closing:
                 continue
-            session_key = getattr(owner, "session_key", None)
+            session_key = owner.session_key
             if session_key and session_key in ended:
                 self.counters["sessions_ended"] += 1
                 loop.create_task(owner.session_ended())
             elif stamps.get(connection.principal.user_id) != connection.principal.stamp:
                 access.forget(connection.principal.user_id)
-                if not getattr(owner, "rechecking", False):
+                if not owner.rechecking:
                     self.counters["access_rechecks"] += 1
-                    loop.create_task(owner.hub_recheck({}))
+                    loop.create_task(owner.access_changed())
 
     def end_session(self, session_hash):
         """Close the sockets of a session that was logged out (by its key's digest)."""
@@ -577,7 +580,7 @@ class Hub:
         loop = asyncio.get_running_loop()
         for connection in list(self.connections.values()):
             owner = connection.owner
-            if owner is not None and getattr(owner, "session_hash", None) == session_hash:
+            if owner is not None and owner.session_hash == session_hash:
                 loop.create_task(owner.session_ended())
 
     # --- monitoring ------------------------------------------------------------------------

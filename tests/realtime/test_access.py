@@ -221,7 +221,7 @@ async def test_database_down_at_connect_closes_with_1011(ws, alice, token_for, m
     def broken(user):
         raise ConnectionError("database unavailable")
 
-    monkeypatch.setattr("realtime.consumers.access.principal_for", broken)
+    monkeypatch.setattr("realtime.access.principal_for", broken)
     client = await ws("/ws", token=token_for(alice))
     error, code = await client.receive_close()
     assert (error["error_code"], code) == ("INTERNAL_ERROR", 1011)

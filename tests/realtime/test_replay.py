@@ -99,7 +99,8 @@ async def test_remembered_client_id_resumes_where_it_left_off(ws, alice, token_f
 
 async def test_no_duplicates_across_the_replay_live_seam(ws, alice, token_for, monkeypatch):
     """An event that arrives live while the replay is read is sent once."""
-    from realtime import consumers, replay
+    from realtime import replay
+    from realtime.consumers import resume
 
     start = await apublish("security_event", {"n": 0})
     await apublish("security_event", {"n": 1})
@@ -109,7 +110,7 @@ async def test_no_duplicates_across_the_replay_live_seam(ws, alice, token_for, m
         publish("security_event", {"n": 2})  # live, while the replay is being read
         return original(connection, since)
 
-    monkeypatch.setattr(consumers, "missed_events", missed_with_a_live_event_meanwhile)
+    monkeypatch.setattr(resume, "missed_events", missed_with_a_live_event_meanwhile)
     client = await ws(f"/ws?since={start.message_id}", token=token_for(alice))
     await client.receive()
     frames = []
