@@ -666,6 +666,12 @@ class SocketConsumer(AsyncWebsocketConsumer):
         await self.release_slot()
         await self.close(code=close_code)
 
+    async def close(self, code=None, reason=None):
+        """Channels' `close`; a code the server refuses (daphne without the
+        `daphne_close_codes` fast path) goes out as its stand-in, 4013 for 1013: the socket
+        always closes (docs/servers.md)."""
+        await servers.close_socket(super().close, code, reason)
+
     # --- leaving -----------------------------------------------------------------------------
 
     def detach(self):
