@@ -5,7 +5,7 @@ import contextlib
 import logging
 import time
 
-from realtime import envelopes
+from realtime import envelopes, servers
 from realtime.consumers.protocol import ProtocolError, read_message, request_data, request_id
 from realtime.servers.channels import FrameSavingConsumer
 
@@ -110,3 +110,9 @@ class MessageConsumer(FrameSavingConsumer):
             await self.send_raw(envelopes.error(error_code, message, details=details))
         await self.leave()
         await self.close(code=close_code)
+
+    async def close(self, code=None, reason=None):
+        """Channels' `close`; a code the server refuses (daphne without the
+        `daphne_close_codes` fast path) goes out as its stand-in, 4013 for 1013: the socket
+        always closes (docs/servers.md)."""
+        await servers.close_socket(super().close, code, reason)

@@ -12,6 +12,9 @@ internals it reads. Everything outside this package talks to a socket through
 - `abort()`: drop the TCP connection of a client that stopped reading (False: unknown);
 - `buffered()`: bytes the server holds for the socket (None: unknown).
 
+Every socket closes through `close_socket`: a close code the server refuses (daphne
+without `daphne_close_codes`) goes out as its private-use stand-in.
+
 Three promises:
 
 - Each fast path is off unless `REALTIME_FAST_PATHS` names it (`all`, the default,
@@ -180,6 +183,50 @@ def install():
     for path in configured():
         enabled(path)  # logs a WARNING for a library at an untested version
     daphne.install()
+
+
+# --- closing ----------------------------------------------------------------------------------
+
+
+def close_code_stand_in(code):
+    """The private-use code (RFC 6455 section 7.4.2: 4000-4999) that stands for a close
+    code a server refuses: 4000 + the last three digits of 1001-1015 (1013 -> 4013).
+    None for a code that needs none (1000, 3000-4999, no code)."""
+    if code is not None and 1001 <= code <= 1015:
+        return code + 3000
+    return None
+
+
+async def close_socket(close, code=None, reason=None):
+    """Close a socket with `close(code, reason)` (Channels' `close`, the ASGI
+    `websocket.close`); if the server refuses `code`, close with its stand-in instead, so
+    the socket always closes. daphne's autobahn refuses every code but 1000 and 3000-4999
+    unless `daphne_close_codes` is on (docs/servers.md)."""
+    try:
+        await close(code, reason)
+    except Exception as refused:
+        stand_in = close_code_stand_in(code)
+        if stand_in is None:
+            raise
+        try:
+            await close(stand_in, reason)
+        except Exception:
+            raise refused from None
+        _close_code_refused(code, stand_in, refused)
+
+
+def _close_code_refused(code, stand_in, exc):
+    if "close code" in _warned:
+        return
+    _warned.add("close code")
+    logger.warning(
+        "the server refused close code %s (%s: %s): such sockets close with %s, "
+        "4000 + the last three digits of the code (docs/servers.md, close codes)",
+        code,
+        type(exc).__name__,
+        exc,
+        stand_in,
+    )
 
 
 # --- settings and pins ------------------------------------------------------------------------

@@ -6,6 +6,8 @@
 1000-1003 and 1007-1011 for endpoints, and IANA registered 1012-1014. For those,
 `server_close` writes the close frame with autobahn's `sendCloseFrame`, the call daphne
 itself uses for its 1011 on an application error. Any other code keeps daphne's behaviour.
+Without this path (or if it fails), the consumer closes with the code's private-use stand-in
+(`realtime.servers.close_socket`: 4013 for 1013), which autobahn accepts.
 
 **Write-through** (`daphne_write_through`). Twisted's `write` never writes: it buffers the
 bytes, registers the socket for writability, and a later reactor pass sends them. For one
@@ -25,13 +27,15 @@ option set on one protocol instance still applies to that instance alone.
 what daphne's `handle_reply` -> `serverSend` -> `sendMessage` would do, less the framing.
 
 **Transport** (`daphne_transport`). Bytes held for a socket (daphne never makes a send
-wait, so this is how a stalled client is noticed) and dropping its TCP connection.
+wait, so this is how the hub notices a stalled client) and dropping its TCP connection.
+Without it, daphne's own keepalive drops such a client: no pong within `--ping-timeout`
+(docs/servers.md).
 """
 
 import functools
 import logging
 
-from realtime.servers import GuardedAccess, enabled, failed
+from realtime.servers import GuardedAccess, close_code_stand_in, enabled, failed
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +141,9 @@ def _patch_close(protocol_class):
     daphne_server_close = protocol_class.serverClose
 
     def server_close(protocol, code=None):
-        """daphne's `WebSocketProtocol.serverClose`, with every sendable code allowed."""
+        """daphne's `WebSocketProtocol.serverClose`, with every sendable code allowed;
+        if that fails, daphne's with the code's stand-in (4013 for 1013), which autobahn
+        accepts: the socket closes either way."""
         code = 1000 if code is None else code
         if code in SENDABLE_CLOSE_CODES:
             try:
@@ -145,6 +151,7 @@ def _patch_close(protocol_class):
                 return
             except Exception as exc:
                 failed("daphne_close_codes", exc)
+                code = close_code_stand_in(code) or code
         daphne_server_close(protocol, code)
 
     protocol_class.serverClose = server_close

@@ -34,9 +34,10 @@ def database_url():
 
 
 class LiveServer:
-    def __init__(self, kind="daphne", extra_env=None, *, verbose=False):
+    def __init__(self, kind="daphne", extra_env=None, *, verbose=False, server_args=()):
         self.kind = kind
         self.verbose = verbose  # the server's most talkative log, access log included
+        self.server_args = list(server_args)  # the server's own options (daphne --ping-timeout)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -61,6 +62,7 @@ class LiveServer:
                 "-p",
                 str(self.port),
                 *(["-v", "2", "--access-log", "-"] if self.verbose else []),
+                *self.server_args,
                 "threatlens.asgi:application",
             ]
         else:
@@ -72,6 +74,7 @@ class LiveServer:
                 str(self.port),
                 "--log-level",
                 "trace" if self.verbose else "warning",
+                *self.server_args,
                 "threatlens.asgi:application",
             ]
         # The log goes to a file: a pipe nobody reads would stall a chatty server.
@@ -130,9 +133,10 @@ class LiveServer:
 def running_server(transactional_db):
     servers = []
 
-    def start(kind="daphne", *, count=1, **env):
-        """One server, or `count` of them started side by side (a list)."""
-        started = [LiveServer(kind, env).launch() for _ in range(count)]
+    def start(kind="daphne", *, count=1, server_args=(), **env):
+        """One server, or `count` of them started side by side (a list); `server_args`: the
+        server's own command-line options, `env`: the application's settings."""
+        started = [LiveServer(kind, env, server_args=server_args).launch() for _ in range(count)]
         servers.extend(started)
         for server in started:
             server.wait_ready()

@@ -161,11 +161,11 @@ def received_close_code(closed):
 def expected_close_code(kind, code):
     """Under daphne, codes other than 1000 and 3000-4999 reach the client only with the
     `daphne_close_codes` fast path; without it (make pytest-plain) autobahn refuses them,
-    and daphne closes with 1011 for the error."""
+    and the socket closes with the code's stand-in (4013 for 1013, docs/servers.md)."""
     from realtime import servers
 
     if kind == "daphne" and not servers.enabled("daphne_close_codes"):
-        return 1011
+        return servers.close_code_stand_in(code) or code
     return code
 
 
@@ -182,13 +182,6 @@ async def test_documented_close_codes_reach_real_clients(running_server, kind, p
 
 
 async def test_connection_limit_closes_with_1013_over_daphne(running_server, alice, token_for):
-    from realtime import servers
-
-    if not servers.enabled("daphne_close_codes"):
-        # Known defect (issue 18): without the daphne_close_codes fast path, autobahn
-        # refuses 1013 and this socket is left open after its CONNECTION_LIMIT error
-        # instead of closing; the test would wait forever.
-        pytest.xfail("daphne without daphne_close_codes leaves the refused socket open")
     server = running_server("daphne", REALTIME_MAX_CONNECTIONS_PER_USER="1")
     async with websockets.connect(f"{server.ws_url}/ws?token={token_for(alice)}") as first:
         assert json.loads(await first.recv())["type"] == "connection_established"
@@ -201,11 +194,6 @@ async def test_connection_limit_closes_with_1013_over_daphne(running_server, ali
 
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 async def test_sigterm_closes_sockets_with_1012_and_exits(running_server, alice, token_for, kind):
-    from realtime import servers
-
-    if kind == "daphne" and not servers.enabled("daphne_close_codes"):
-        # Known defect (issue 18, docs/servers.md): autobahn refuses 1012 without it.
-        pytest.xfail("daphne without daphne_close_codes cannot close with 1012")
     server = running_server(kind)
     async with websockets.connect(f"{server.ws_url}/ws?token={token_for(alice)}") as socket:
         greeting = json.loads(await socket.recv())
@@ -216,7 +204,7 @@ async def test_sigterm_closes_sockets_with_1012_and_exits(running_server, alice,
         assert notice["type"] == "server_shutdown"
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await socket.recv()
-    assert closed.value.rcvd.code == 1012
+    assert received_close_code(closed) == expected_close_code(kind, 1012)
     # The bound: REALTIME_SHUTDOWN_TIMEOUT (5 s) for the sockets, then the server's own stop.
     await asyncio.to_thread(server.process.wait, 20)
     assert asyncio.get_running_loop().time() - started < 20

@@ -227,6 +227,45 @@ async def test_server_connection_limit_closes_with_1013(ws, alice, bob, token_fo
     assert (error["error_code"], code) == ("CONNECTION_LIMIT", 1013)
 
 
+def refusing_close_codes(application):
+    """`application` under a server whose send refuses close codes as daphne's autobahn
+    does without the daphne_close_codes fast path: all but 1000 and 3000-4999."""
+
+    async def served(scope, receive, send):
+        async def autobahn_send(message):
+            code = message.get("code", 1000)
+            if message["type"] == "websocket.close" and code != 1000 and not 3000 <= code <= 4999:
+                raise Exception(f"invalid close code {code} (must be 1000 or from [3000, 4999])")
+            await send(message)
+
+        await application(scope, receive, autobahn_send)
+
+    return served
+
+
+async def test_a_server_refusing_1013_still_closes_the_refused_socket_with_4013(
+    fresh_hub, alice, token_for, settings
+):
+    from channels.testing import WebsocketCommunicator
+
+    from tests.sockets import Client
+    from threatlens.asgi import application
+
+    settings.REALTIME = {**settings.REALTIME, "MAX_CONNECTIONS_PER_USER": 1}
+    path = f"/ws?token={token_for(alice)}"
+    first = Client(WebsocketCommunicator(application, path))
+    second = Client(WebsocketCommunicator(refusing_close_codes(application), path))
+    try:
+        await first.connect()
+        assert (await first.receive())["type"] == "connection_established"
+        await second.connect()
+        error, code = await second.receive_close()
+        assert (error["error_code"], code) == ("CONNECTION_LIMIT", 4013)
+    finally:
+        await second.disconnect()
+        await first.disconnect()
+
+
 async def test_connect_and_disconnect_are_audited(ws, alice, token_for):
     client = await ws("/ws/audited", token=token_for(alice))
     await client.receive()
