@@ -56,8 +56,13 @@ class DaphneAccess(GuardedAccess):
     def __init__(self, protocol):
         super().__init__()
         self.protocol = protocol
-        if protocol._perMessageCompress is not None:  # for the life of the socket
-            self.broken = self.broken | {"write_frame"}
+        try:
+            compressed = protocol._perMessageCompress is not None  # for the life of the socket
+        except Exception as exc:  # an autobahn that renamed it: no frame writes here
+            self._broke("write_frame", exc)
+        else:
+            if compressed:
+                self.broken = self.broken | {"write_frame"}
 
     def _write_frame(self, data):
         protocol = self.protocol

@@ -156,6 +156,22 @@ def test_a_daphne_socket_whose_protocol_changed_warns_once_and_declines(caplog):
     servers.reset()
 
 
+def test_a_protocol_without_its_compression_attribute_warns_once_and_declines(caplog):
+    from realtime import servers
+    from realtime.servers.daphne import DaphneAccess
+
+    class RenamedProtocol:  # an autobahn that renamed _perMessageCompress
+        STATE_OPEN = state = 3
+
+    servers.reset()
+    first, second = DaphneAccess(RenamedProtocol()), DaphneAccess(RenamedProtocol())
+    assert not first.write_frame("one")  # the caller sends it through the ASGI send
+    assert not second.write_frame("two")
+    warnings = [r for r in caplog.records if "daphne_writes" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    servers.reset()
+
+
 def test_a_broken_write_through_falls_back_to_autobahns_send(pair, monkeypatch, caplog):
     from realtime import servers
 
