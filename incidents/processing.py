@@ -19,7 +19,9 @@ transaction: its security events, the alerts they raise through
 `incidents.services.ingest_alert`, and the raw log's counters; every event of the chunk is
 published after that commit (`incidents.chunk_store`). A malformed line is counted, never
 fatal. Parsing and analysis run outside the transaction, so the database write lock
-(SQLite) is held only for the writes.
+(SQLite) is held only for the writes. A process processes one raw log at a time (from its
+first line to its completion), so concurrent uploads never interleave their lines in the
+detection state.
 
 Events published per chunk: `security_event` for each stored event (priority =
 severity); for each event at or above ALERT_SEVERITY_THRESHOLD the alert's own
@@ -137,7 +139,8 @@ def process_raw_log(raw_log_id, *, analyzer=None):
 
     Only a raw log still in `received` is processed (the claim is one conditional
     UPDATE, so two workers never process the same log); for any other the raw log is
-    returned as it is. Raises `NotFound` for an unknown id.
+    returned as it is. Raises `NotFound` for an unknown id. Waits while this process
+    processes another raw log (one at a time: see `_detection_turn`).
     """
     now = timezone.now()
     claimed = RawLog.objects.filter(pk=raw_log_id, status=RawLogStatus.RECEIVED).update(
@@ -223,7 +226,8 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
         # into its live state would count lines twice. The resumed logs get their own.
         state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
     analyzer = Analyzer(shipped_rules(), state, domain_lookup=domain_lookup())
-    _replay_before(pending[0].pk, analyzer, replay_lines)
+    with _detection_turn:
+        _replay_before(pending[0].pk, analyzer, replay_lines)
     resumed = []
     for raw_log in pending:
         if raw_log.status == RawLogStatus.RECEIVED:
@@ -313,6 +317,18 @@ def line_id(raw_log, index):
     return f"{raw_log.pk}.{int(raw_log.received_at.timestamp() * 1_000_000)}:{index}"
 
 
+# One raw log at a time per process, from its first line to its completion. Without it,
+# raw logs processed at the same time (concurrent uploads, each request in a thread of
+# its own; the syslog sink's worker; a watcher) interleaved their chunks, and within a
+# chunk their checks, in this process's detection state: what was stored matched the
+# analyzer over no order of the raw logs. With it, a process stores exactly what the
+# analyzer alone finds over its raw logs one after the other, in the order they took
+# the lock, which is the order of their `finished_at` (set before it is released).
+# Deadlock-free: a thread waiting for it holds no transaction (process_raw_log is never
+# called inside one), so the holder's writes never wait for a waiter (SQLite's one writer).
+_detection_turn = threading.Lock()
+
+
 class _Run:
     """The processing of one claimed raw log: its stages, chunk after chunk.
 
@@ -339,6 +355,10 @@ class _Run:
         )
 
     def run(self):
+        with _detection_turn:
+            self._run()
+
+    def _run(self):
         raw_log = self.raw_log
         publish_on_commit("processing_update", processing_update_data(raw_log, status=STARTED))
         try:
