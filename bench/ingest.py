@@ -20,9 +20,13 @@ For each mix (bench/ingest_mix.py), on a fresh database (a temporary SQLite file
    the receiver's drops and malformed counts, and the server's RSS before and after;
 4. in the same run, the ceilings in this process, CPU time over the same lines:
    `parse_line` alone (parse-only), and `parse_line` + the analyzer with every shipped
-   rule (detection without storage). Our processed rate is printed as a ratio of them,
-   and `events_match_detection_only` checks that the server stored exactly the events
-   the analyzer alone finds in the same lines.
+   rule (detection without storage), over the lines in the form the transport sends
+   them (syslog messages; for `--transport http` the lines as a log file holds them,
+   with their source). Our processed rate is printed as a ratio of them,
+   `events_match_detection_only` checks that the server stored exactly the events the
+   analyzer alone finds in the same lines, and `events_match_processing_order` that it
+   stored exactly what the analyzer alone finds over the raw logs it stored, in the
+   order it processed them.
 
 With `--sigma N` (issue 21), after the database is prepared and before the server starts,
 the shipped Sigma rules (incidents/sigma/rules/) are stored as `migrate` stores them
@@ -178,13 +182,13 @@ def main(argv=None):
             "load_1m_before": round(os.getloadavg()[0], 2),
         }
         sample = generate(mix, min(args.lines, args.ceiling_lines), seed=args.seed)
-        result.update(ceilings(sample, sigma_texts))
+        result.update(ceilings(sample, sigma_texts, transport=args.transport))
         result["ceiling_lines"] = len(sample)
         with tempfile.TemporaryDirectory(prefix="bench-ingest-") as workdir:
-            result.update(run_server(args, mix, Path(workdir)))
-        # With one connection the server sees the lines in order: it must detect exactly
-        # what the analyzer alone detects over the same lines (when the ceilings saw them
-        # all, and none was lost on the way).
+            result.update(run_server(args, mix, Path(workdir), sigma_texts))
+        # With one connection (or one HTTP client) the server sees the lines in order: it
+        # must detect exactly what the analyzer alone detects over the same lines (when
+        # the ceilings saw them all, and none was lost on the way).
         result["events_match_detection_only"] = (
             result["security_events"] == result["detection_only_events"]
             if len(sample) == args.lines and result["lines_processed"] == args.lines
@@ -217,50 +221,47 @@ def sigma_rule_texts(generated, *, shipped=True):
     return [text for text in texts if read_rule(text).enabled_by_default]
 
 
-def ceilings(lines, sigma_texts=()):
-    """Parse-only and parse + detect rates over `lines`' syslog messages, in this process.
-    Detection is the built-in analyzer, plus a Sigma engine over `sigma_texts` if any,
-    both on one state, in the order `incidents.processing` calls them."""
+def ceilings(lines, sigma_texts=(), *, transport="tcp"):
+    """Parse-only and parse + detect rates over `lines`, in this process, in the form the
+    transport sends them: syslog messages with the receiver's source hint, or for `http`
+    the lines as a log file holds them with their source (`{"source", "content"}`), as
+    `incidents.processing` parses an upload. Detection is the built-in analyzer, plus a
+    Sigma engine over `sigma_texts` if any, both on one state, in the order
+    `incidents.processing` calls them."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threatlens.settings")
     import django
 
     django.setup()
-    from incidents.pipeline.analyzer import Analyzer
-    from incidents.pipeline.parsers import parse_line
-    from incidents.pipeline.rules import load_rules
-    from incidents.pipeline.state import BoundedState
+    from incidents.pipeline.parsers import parse_line, parser_for_hint
     from incidents.syslog.routing import source_for
 
-    messages = [(line.message, source_for(line.message)) for line in lines]
+    if transport == "http":
+        # An upload's `source` is its raw log's; the parser hint only if it names one.
+        messages = [
+            (line.text, line.source if parser_for_hint(line.source) else None, line.source)
+            for line in lines
+        ]
+    else:
+        messages = [
+            (line.message, hint, hint) for line in lines for hint in [source_for(line.message)]
+        ]
     started = time.process_time()
-    for text, hint in messages:
+    for text, hint, _source in messages:
         parse_line(text, source_hint=hint)
     parse_cpu = time.process_time() - started
 
-    state = BoundedState()
-    analyzer = Analyzer(load_rules(), state)
+    analyzer, engine = detectors(sigma_texts)
     drafts = 0
-    if sigma_texts:
-        from django.conf import settings
-
-        from incidents.sigma.engine import SigmaEngine
-        from incidents.sigma.loading import read_rule
-
-        # Compiled before the clock starts: the server compiles its rules once too.
-        engine = SigmaEngine(
-            [read_rule(text) for text in sigma_texts], state, cooldown=settings.SIGMA_COOLDOWN
-        )
-        # The shipped correlations run in the analyzer, in place of the built-ins.
-        analyzer = Analyzer(engine.builtin_rules(tuple(load_rules())), state)
+    if engine is not None:
         started = time.process_time()
-        for text, hint in messages:
+        for text, hint, source in messages:
             parsed = parse_line(text, source_hint=hint)
-            drafts += len(analyzer.analyze(parsed, source=hint))
-            drafts += len(engine.analyze(parsed, source=hint))
+            drafts += len(analyzer.analyze(parsed, source=source))
+            drafts += len(engine.analyze(parsed, source=source))
     else:
         started = time.process_time()
-        for text, hint in messages:
-            drafts += len(analyzer.analyze(parse_line(text, source_hint=hint), source=hint))
+        for text, hint, source in messages:
+            drafts += len(analyzer.analyze(parse_line(text, source_hint=hint), source=source))
     detect_cpu = time.process_time() - started
     return {
         "parse_only_per_cpu_second": round(len(lines) / parse_cpu),
@@ -269,10 +270,56 @@ def ceilings(lines, sigma_texts=()):
     }
 
 
+def detectors(sigma_texts=()):
+    """(analyzer, Sigma engine or None) over one fresh bounded state, as the server's
+    pipeline has them (Sigma rules compiled before any clock starts, as the server
+    compiles its rules once)."""
+    from incidents.pipeline.analyzer import Analyzer
+    from incidents.pipeline.rules import load_rules
+    from incidents.pipeline.state import BoundedState
+
+    state = BoundedState()
+    analyzer = Analyzer(load_rules(), state)
+    if not sigma_texts:
+        return analyzer, None
+    from django.conf import settings
+
+    from incidents.sigma.engine import SigmaEngine
+    from incidents.sigma.loading import read_rule
+
+    engine = SigmaEngine(
+        [read_rule(text) for text in sigma_texts], state, cooldown=settings.SIGMA_COOLDOWN
+    )
+    # The shipped correlations run in the analyzer, in place of the built-ins.
+    analyzer = Analyzer(engine.builtin_rules(tuple(load_rules())), state)
+    return analyzer, engine
+
+
+def detected_in_processing_order(raw_logs, sigma_texts=()):
+    """How many events the analyzer alone (and the Sigma engine) finds over the lines the
+    server stored, raw log after raw log in the order the server processed them
+    (`finished_at`: a process processes one raw log at a time), each parsed as
+    `incidents.processing` parses it. Whatever order concurrent uploads arrived in, the
+    server must store exactly these."""
+    from incidents.pipeline.parsers import parse_line, parser_for_hint
+    from incidents.raw_log_lines import content_lines
+
+    analyzer, engine = detectors(sigma_texts)
+    drafts = 0
+    for source, file_name, content in raw_logs:
+        hint = source if parser_for_hint(source) else file_name or None
+        for line, _progress in content_lines(content):
+            parsed = parse_line(line, source_hint=hint)
+            drafts += len(analyzer.analyze(parsed, source=source))
+            if engine is not None:
+                drafts += len(engine.analyze(parsed, source=source))
+    return drafts
+
+
 # -- the server run ------------------------------------------------------------------------
 
 
-def run_server(args, mix, workdir):
+def run_server(args, mix, workdir, sigma_texts=()):
     port = free_port()
     udp_port = free_udp_port() if args.transport == "udp" else 0
     overrides = {
@@ -343,6 +390,10 @@ def run_server(args, mix, workdir):
         rss_after = server.rss()
         samples = sampler.stop()
         stored = counter.stored()
+        # (The lines of a long run are not all kept for this, as for the ceilings.)
+        processing_order = (
+            counter.raw_logs_in_processing_order() if args.lines <= args.ceiling_lines else []
+        )
         metrics = read_metrics(server)
         profile = finish_profile(spies)
         latency = None
@@ -378,6 +429,12 @@ def run_server(args, mix, workdir):
         "rss_mb_growth": round((rss_after - rss_before) / 2**20, 1),
         "rss_mb_samples": samples,
     }
+    # The analyzer alone over the stored lines in the server's processing order: equal
+    # whatever the transport and the number of connections or clients.
+    if args.lines - processed == 0 and processing_order:
+        in_order = detected_in_processing_order(processing_order, sigma_texts)
+        result["processing_order_events"] = in_order
+        result["events_match_processing_order"] = stored["events"] == in_order
     if log is not None:
         result.update(log.figures())
     if profile:
@@ -698,6 +755,20 @@ class Processed:
             time.sleep(0.2)
         return changed_at
 
+    def raw_logs_in_processing_order(self):
+        """(source, file_name, content) of every completed raw log, in the order the
+        server processed them."""
+        cursor = self.connection.cursor()
+        cursor.execute(
+            "SELECT source, file_name, content FROM incidents_rawlog"
+            " WHERE status = 'completed' ORDER BY finished_at, id"
+        )
+        rows = cursor.fetchall()
+        cursor.close()
+        if hasattr(self.connection, "commit"):
+            self.connection.commit()
+        return rows
+
     def stored(self):
         return {
             "lines": self.lines(),
@@ -738,6 +809,7 @@ def print_table(results):
         ("sigma_rules", "sigma rules"),
         ("security_events", "events"),
         ("events_match_detection_only", "= detect-only"),
+        ("events_match_processing_order", "= in processing order"),
         ("alerts", "alerts"),
         ("server_cpu_share", "server CPU"),
         ("load_1m_before", "load"),

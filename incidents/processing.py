@@ -19,9 +19,11 @@ same state) chunk by chunk, each asking the state once per chunk, so a large fil
 never sits in memory as parsed lines and clients see progress. Each chunk's writes are one
 transaction: its security events, the alerts they raise through
 `incidents.services.ingest_alert`, and the raw log's counters; every event of the chunk is
-published after that commit. A malformed line is counted, never fatal. Parsing and
-analysis run outside the transaction, so the database write lock (SQLite) is held only for
-the writes.
+published after that commit (`incidents.chunk_store`). A malformed line is counted, never
+fatal. Parsing and analysis run outside the transaction, so the database write lock
+(SQLite) is held only for the writes. A process processes one raw log at a time (from its
+first line to its completion), so concurrent uploads never interleave their lines in the
+detection state.
 
 Events published per chunk: `security_event` for each stored event (priority =
 severity); for each event at or above ALERT_SEVERITY_THRESHOLD the alert's own
@@ -34,8 +36,6 @@ hub delivers a burst highest priority first, and a client must see a log's stage
 their order.
 """
 
-import gzip
-import hashlib
 import ipaddress
 import logging
 import threading
@@ -47,40 +47,22 @@ from functools import lru_cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from incidents import block_hits, sigma
+from incidents import sigma
+from incidents.chunk_store import ChunkStore
 from incidents.conf import pipeline_setting
-from incidents.events import (
-    processing_update_data,
-    security_alert_data,
-    security_event_data,
-    threat_detected_data,
-)
-from incidents.exceptions import IncidentsError, NotFound
-from incidents.ingest_metrics import PROCESSING
-from incidents.models import (
-    CLOSED_ALERT_STATUSES,
-    Alert,
-    RawLog,
-    RawLogStatus,
-    SecurityEvent,
-)
-from incidents.pipeline.alert_input import alert_input
+from incidents.events import processing_update_data
+from incidents.exceptions import NotFound
+from incidents.models import RawLog, RawLogStatus
 from incidents.pipeline.analyzer import Analyzer
 from incidents.pipeline.parsers import parse_line, parser_for_hint
 from incidents.pipeline.state import BoundedState
-from incidents.security_events import COMPLETED, FAILED, IN_PROGRESS, STARTED
-from incidents.services import MAX_BULK_ALERTS, ingest_alert, ingest_alerts
+from incidents.raw_log_lines import RawLogChunks, raw_log_lines
+from incidents.security_events import COMPLETED, FAILED, STARTED
 from incidents.threat_intel import domain_lookup
-from realtime.publishing import publish_many_on_commit, publish_on_commit
+from realtime.publishing import publish_on_commit
 from threatlens.audit.context import audit_context
 
 logger = logging.getLogger(__name__)
-
-# `source` of the alerts the pipeline raises (Alert.source).
-ALERT_SOURCE = "pipeline"
-# Reading a file given to `ingest_logs`: bytes per read, and the longest line kept whole
-# (the parsers flag longer ones as malformed).
-READ_LINE_LIMIT = 1024 * 1024
 
 
 @lru_cache(maxsize=1)
@@ -167,7 +149,8 @@ def process_raw_log(raw_log_id, *, analyzer=None):
 
     Only a raw log still in `received` is processed (the claim is one conditional
     UPDATE, so two workers never process the same log); for any other the raw log is
-    returned as it is. Raises `NotFound` for an unknown id.
+    returned as it is. Raises `NotFound` for an unknown id. Waits while this process
+    processes another raw log (one at a time: see `_detection_turn`).
     """
     now = timezone.now()
     claimed = RawLog.objects.filter(pk=raw_log_id, status=RawLogStatus.RECEIVED).update(
@@ -253,7 +236,8 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
         # into its live state would count lines twice. The resumed logs get their own.
         state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
     analyzer = Analyzer(current_rules(), state, domain_lookup=domain_lookup())
-    _replay_before(pending[0].pk, analyzer, replay_lines)
+    with _detection_turn:
+        _replay_before(pending[0].pk, analyzer, replay_lines)
     resumed = []
     for raw_log in pending:
         if raw_log.status == RawLogStatus.RECEIVED:
@@ -298,11 +282,8 @@ def _replay_before(first_pk, analyzer, limit):
     for pk in reversed(chosen):
         raw_log = RawLog.objects.get(pk=pk)
         hint = raw_log.source if parser_for_hint(raw_log.source) else raw_log.file_name or None
-        lines = (
-            _file_lines(raw_log.file_path) if raw_log.file_path else _content_lines(raw_log.content)
-        )
         try:
-            for index, (line, _progress) in enumerate(lines):
+            for index, (line, _progress) in enumerate(raw_log_lines(raw_log)):
                 analyzer.analyze(
                     parse_line(line, source_hint=hint),
                     source=raw_log.source,
@@ -339,13 +320,6 @@ def resume_in_background():
     return thread
 
 
-@dataclass
-class _Chunk:
-    lines: list
-    progress: float
-    start: int  # the number of the chunk's first line in its raw log (from 0)
-
-
 def line_id(raw_log, index):
     """The stable id of a raw log's line (`Check.line`): the same when processed again.
     Its raw log's id and the moment it was received, so that a database emptied and
@@ -353,26 +327,52 @@ def line_id(raw_log, index):
     return f"{raw_log.pk}.{int(raw_log.received_at.timestamp() * 1_000_000)}:{index}"
 
 
+# One raw log at a time per process, from its first line to its completion. Without it,
+# raw logs processed at the same time (concurrent uploads, each request in a thread of
+# its own; the syslog sink's worker; a watcher) interleaved their chunks, and within a
+# chunk their checks, in this process's detection state: what was stored matched the
+# analyzer over no order of the raw logs. With it, a process stores exactly what the
+# analyzer alone finds over its raw logs one after the other, in the order they took
+# the lock, which is the order of their `finished_at` (set before it is released).
+# Deadlock-free: a thread waiting for it holds no transaction (process_raw_log is never
+# called inside one), so the holder's writes never wait for a waiter (SQLite's one writer).
+_detection_turn = threading.Lock()
+
+
 class _Run:
-    """The processing of one claimed raw log."""
+    """The processing of one claimed raw log: its stages, chunk after chunk.
+
+    Its parts: `RawLogChunks` reads the lines and cuts the chunks, `ChunkDetector` parses
+    and analyses a chunk, `ChunkStore` stores it in one transaction and publishes it.
+    """
 
     def __init__(self, raw_log, analyzer, *, done_lines=0):
         self.raw_log = raw_log
-        self.analyzer = analyzer
-        # Lines whose chunks were committed before a crash (`resume_interrupted`).
-        self.done_lines = done_lines
-        self.threshold = pipeline_setting("ALERT_SEVERITY_THRESHOLD")
-        self.chunk_lines = max(1, int(pipeline_setting("LOG_PROCESSING_CHUNK_LINES")))
-        # The parser tried first: the source name if it names a format, else the file name.
-        self.hint = raw_log.source if parser_for_hint(raw_log.source) else raw_log.file_name or None
         self.started = time.monotonic()
+        self.detector = ChunkDetector(raw_log, analyzer)
+        # Lines whose chunks were committed before a crash (`resume_interrupted`) are
+        # only replayed into the detection state.
+        self.chunks = RawLogChunks(
+            raw_log,
+            chunk_lines=max(1, int(pipeline_setting("LOG_PROCESSING_CHUNK_LINES"))),
+            done_lines=done_lines,
+            replay=self.detector.replay,
+        )
+        self.store = ChunkStore(
+            raw_log,
+            threshold=pipeline_setting("ALERT_SEVERITY_THRESHOLD"),
+            started=self.started,
+        )
 
     def run(self):
+        with _detection_turn:
+            self._run()
+
+    def _run(self):
         raw_log = self.raw_log
         publish_on_commit("processing_update", processing_update_data(raw_log, status=STARTED))
         try:
-            lines = self._lines()
-            for chunk in self._chunks(lines):
+            for chunk in self.chunks:
                 self._process_chunk(chunk)
         except Exception as exc:
             if _is_shared_state_outage(exc):
@@ -391,189 +391,11 @@ class _Run:
             return
         self._complete()
 
-    # -- reading ------------------------------------------------------------------------------
-
-    def _lines(self):
-        """Yields (line, progress) for every line, from `content` or `file_path`."""
-        raw_log = self.raw_log
-        if raw_log.file_path:
-            return _file_lines(raw_log.file_path)
-        return _content_lines(raw_log.content)
-
-    def _chunks(self, lines):
-        batch, progress, start, replay = [], 0.0, self.done_lines, []
-        for index, (line, progress) in enumerate(lines):
-            if index < self.done_lines:
-                # Stored before the crash: only the detection state learns from it again,
-                # so windows and claims continue as if nothing had happened (a shared
-                # state knows these lines already and answers as it did).
-                replay.append((index, line))
-                if len(replay) >= self.chunk_lines:
-                    self._replay(replay)
-                    replay = []
-                continue
-            if replay:
-                self._replay(replay)
-                replay = []
-            batch.append(line)
-            if len(batch) >= self.chunk_lines:
-                yield _Chunk(batch, progress, start)
-                start += len(batch)
-                batch = []
-        if replay:
-            self._replay(replay)
-        if batch or self.raw_log.lines_total == 0:
-            yield _Chunk(batch, 1.0, start)
-
-    def _replay(self, numbered):
-        self.analyzer.rules = current_rules()
-        self.analyzer.analyze_many(
-            [parse_line(line, source_hint=self.hint) for _index, line in numbered],
-            source=self.raw_log.source,
-            lines=[line_id(self.raw_log, index) for index, _line in numbered],
-        )
-
-    # -- one chunk --------------------------------------------------------------------------
-
     def _process_chunk(self, chunk):
-        raw_log = self.raw_log
-        malformed = unknown = 0
-        parsed_lines = [parse_line(line, source_hint=self.hint) for line in chunk.lines]
-        # The built-in rules ask the detection state once for the whole chunk, and so do
-        # the Sigma rules.
-        self.analyzer.rules = current_rules()
-        ids = [line_id(raw_log, chunk.start + n) for n in range(len(chunk.lines))]
-        by_line = self.analyzer.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
-        by_line_sigma = sigma.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
-        drafts = []
-        for parsed, line_drafts, sigma_drafts in zip(
-            parsed_lines, by_line, by_line_sigma, strict=True
-        ):
-            if parsed.malformed:
-                malformed += 1
-            elif parsed.category == "unknown":
-                unknown += 1
-            drafts.extend(line_drafts)
-            drafts.extend(sigma_drafts)
-
-        for draft in drafts:
-            draft.src_ip = _clean_ip(draft.src_ip)
-
-        with transaction.atomic():
-            # Before the events are built: it names the incident on their listing.
-            block_hits.link_and_record(drafts)
-            raised = self._raise_alerts(drafts)
-            events, published = [], []
-            for index, draft in enumerate(drafts):
-                alert = raised.get(index)
-                if alert is not None:
-                    published.append(("security_alert", self._alert_data(draft, alert), draft))
-                threat = threat_detected_data(draft)
-                if threat is not None:
-                    published.append(("threat_detected", threat, draft))
-                events.append(_security_event(draft, raw_log, alert.alert_id if alert else None))
-            # One INSERT for the batch's events.
-            SecurityEvent.objects.bulk_create(events)
-
-            raw_log.status = raw_log.stage = RawLogStatus.ANALYSIS
-            raw_log.lines_total += len(chunk.lines)
-            raw_log.lines_malformed += malformed
-            raw_log.lines_unknown += unknown
-            raw_log.events_created += len(events)
-            raw_log.alerts_raised += len({a.alert_id for a in raised.values() if a.created})
-            raw_log.progress = chunk.progress
-            raw_log.processing_time = time.monotonic() - self.started
-            raw_log.save(
-                update_fields=[
-                    "status",
-                    "stage",
-                    "lines_total",
-                    "lines_malformed",
-                    "lines_unknown",
-                    "events_created",
-                    "alerts_raised",
-                    "progress",
-                    "processing_time",
-                    "updated_at",
-                ]
-            )
-
-            # Everything the batch publishes, in one INSERT into the event table after
-            # the commit: its events, then its alerts and threats, then the progress.
-            items = [
-                ("security_event", security_event_data(event), {"priority": event.severity})
-                for event in events
-            ]
-            items += [
-                (event_type, data, {"priority": draft.severity})
-                for event_type, data, draft in published
-            ]
-            items.append(("processing_update", processing_update_data(raw_log, status=IN_PROGRESS)))
-            publish_many_on_commit(items)
-        PROCESSING.add(
-            lines=len(chunk.lines),
-            unparsed=malformed + unknown,
-            events=len(events),
-            alerts=len({a.alert_id for a in raised.values() if a.created}),
+        detected = self.detector.detect(chunk)
+        self.store.store(
+            chunk, detected.drafts, malformed=detected.malformed, unknown=detected.unknown
         )
-
-    def _raise_alerts(self, drafts):
-        """Raise or repeat the alerts of the batch's drafts at or above the threshold, in
-        one `ingest_alerts` call. Returns {draft index: _RaisedAlert}.
-
-        A draft repeats the open alert of its correlation key when there is one: its
-        external id is that alert's, so `ingest_alerts`' (source, external_id) identity
-        updates it (occurrence_count, last_seen_at) instead of queueing another. Drafts of
-        one key within the batch join the same alert, as they would one by one.
-        """
-        severe = [(i, d) for i, d in enumerate(drafts) if d.severity >= self.threshold]
-        if not severe:
-            return {}
-        firsts = {}
-        for _, draft in severe:
-            firsts.setdefault(draft.correlation_key, draft)
-        external_ids = _external_ids(firsts)
-        bodies = [
-            alert_input(draft, source=ALERT_SOURCE, external_id=external_ids[draft.correlation_key])
-            for _, draft in severe
-        ]
-        results = []
-        for start in range(0, len(bodies), MAX_BULK_ALERTS):
-            results += _ingest_alerts(bodies[start : start + MAX_BULK_ALERTS])
-        found = {
-            pk: (count, incident_id)
-            for pk, count, incident_id in Alert.objects.filter(
-                pk__in={pk for pk, _ in results if pk is not None}
-            ).values_list("pk", "occurrence_count", "incident_id")
-        }
-        # Each draft's own occurrence number, as one-by-one processing would have seen it.
-        in_batch = {}
-        for pk, _created in results:
-            in_batch[pk] = in_batch.get(pk, 0) + 1
-        seen, raised = {}, {}
-        for (index, _draft), (pk, created) in zip(severe, results, strict=True):
-            if pk is None:
-                continue
-            count, incident_id = found[pk]
-            seen[pk] = seen.get(pk, 0) + 1
-            raised[index] = _RaisedAlert(
-                alert_id=pk,
-                created=created and seen[pk] == 1,
-                occurrence_count=count - in_batch[pk] + seen[pk],
-                incident_id=incident_id,
-            )
-        return raised
-
-    @staticmethod
-    def _alert_data(draft, alert):
-        data = security_alert_data(draft, alert_id=alert.alert_id)
-        data["details"]["occurrence_count"] = alert.occurrence_count
-        data["details"]["repeat"] = not alert.created
-        if alert.incident_id:
-            data["details"]["incident_id"] = alert.incident_id
-        return data
-
-    # -- the end ----------------------------------------------------------------------------
 
     def _complete(self):
         raw_log = self.raw_log
@@ -635,46 +457,65 @@ _COUNTERS = [
 ]
 
 
+@dataclass(slots=True)
+class DetectedChunk:
+    """What a chunk's lines gave: drafts in line order, and how many lines were
+    malformed or of an unknown kind."""
+
+    drafts: list
+    malformed: int
+    unknown: int
+
+
+class ChunkDetector:
+    """Parses and analyses the chunks of one raw log: the built-in rules
+    (`Analyzer.analyze_many`, with `current_rules`) and the Sigma rules
+    (`sigma.analyze_many`) each ask the detection state once per chunk. The parser tried
+    first is named by the raw log's source if it names a format, else by its file name."""
+
+    def __init__(self, raw_log, analyzer):
+        self.raw_log = raw_log
+        self.analyzer = analyzer
+        self.hint = raw_log.source if parser_for_hint(raw_log.source) else raw_log.file_name or None
+
+    def detect(self, chunk):
+        """The `DetectedChunk` of `chunk` (a `raw_log_lines.Chunk`)."""
+        raw_log = self.raw_log
+        malformed = unknown = 0
+        parsed_lines = [parse_line(line, source_hint=self.hint) for line in chunk.lines]
+        # The built-in rules ask the detection state once for the whole chunk, and so do
+        # the Sigma rules.
+        self.analyzer.rules = current_rules()
+        ids = [line_id(raw_log, chunk.start + n) for n in range(len(chunk.lines))]
+        by_line = self.analyzer.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
+        by_line_sigma = sigma.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
+        drafts = []
+        for parsed, line_drafts, sigma_drafts in zip(
+            parsed_lines, by_line, by_line_sigma, strict=True
+        ):
+            if parsed.malformed:
+                malformed += 1
+            elif parsed.category == "unknown":
+                unknown += 1
+            drafts.extend(line_drafts)
+            drafts.extend(sigma_drafts)
+
+        for draft in drafts:
+            draft.src_ip = _clean_ip(draft.src_ip)
+        return DetectedChunk(drafts, malformed, unknown)
+
+    def replay(self, numbered):
+        """Analyse [(line number, line), ...] again without storing anything: the
+        detection state learns from lines committed before a crash."""
+        self.analyzer.rules = current_rules()
+        self.analyzer.analyze_many(
+            [parse_line(line, source_hint=self.hint) for _index, line in numbered],
+            source=self.raw_log.source,
+            lines=[line_id(self.raw_log, index) for index, _line in numbered],
+        )
+
+
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _content_lines(content):
-    """(line, progress) for every non-blank line of `content`, progress by lines."""
-    lines = content.split("\n")
-    total = len(lines)
-    for index, line in enumerate(lines, start=1):
-        line = line.rstrip("\r")
-        if line.strip():
-            yield _clean_text(line), index / total
-
-
-def _file_lines(path):
-    """(line, progress) for every non-blank line of a file (gzip when it ends in .gz),
-    progress by bytes read. Raises OSError when it cannot be read: the log fails."""
-    raw = open(path, "rb")  # noqa: SIM115  (closed in the finally below)
-    try:
-        size = max(1, _size(raw))
-        stream = gzip.GzipFile(fileobj=raw) if str(path).endswith(".gz") else raw
-        while True:
-            data = stream.readline(READ_LINE_LIMIT)
-            if not data:
-                break
-            text = data.decode("utf-8", errors="replace").rstrip("\r\n")
-            if text.strip():
-                yield _clean_text(text), min(1.0, raw.tell() / size)
-    finally:
-        raw.close()
-
-
-def _size(handle):
-    import os
-
-    return os.fstat(handle.fileno()).st_size
-
-
-def _clean_text(text):
-    # PostgreSQL stores no NUL character in text or JSON columns.
-    return text.replace("\x00", "\ufffd")
 
 
 def _clean_ip(value):
@@ -685,100 +526,6 @@ def _clean_ip(value):
         return str(ipaddress.ip_address(str(value).split("%", 1)[0]))
     except ValueError:
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class _RaisedAlert:
-    """A draft's alert after the batch: its id, whether this draft created it, its
-    occurrence count as of this draft, its incident."""
-
-    alert_id: int
-    created: bool
-    occurrence_count: int
-    incident_id: int | None
-
-
-def _external_ids(first_drafts):
-    """{correlation key: external id} for the keys of `first_drafts` ({key: the batch's
-    first draft of it}), in two queries: the external id of the key's open alert (the
-    newest), else a fresh one (`_fresh_external_id`)."""
-    keys = set(first_drafts)
-    found = {}
-    open_alerts = (
-        Alert.objects.filter(source=ALERT_SOURCE, correlation_key__in=keys)
-        .exclude(status__in=CLOSED_ALERT_STATUSES)
-        .exclude(external_id="")
-        .order_by("id")
-        .values_list("correlation_key", "external_id")
-    )
-    for key, external_id in open_alerts:
-        found[key] = external_id  # the newest wins
-    fresh = keys - set(found)
-    if fresh:
-        taken = set(
-            Alert.objects.filter(source=ALERT_SOURCE, external_id__in=fresh).values_list(
-                "external_id", flat=True
-            )
-        )
-        for key in fresh:
-            found[key] = _fresh_external_id(key, first_drafts[key], taken=key in taken)
-    return found
-
-
-def _ingest_alerts(bodies):
-    """[(alert id, created)] for `bodies`, in one transaction; if one is refused, they go
-    one by one, and a refused alert is (None, False): its event is still stored and
-    published."""
-    try:
-        return ingest_alerts(bodies, actor=None).results
-    except IncidentsError:
-        pass
-    results = []
-    for body in bodies:
-        try:
-            alert, created = ingest_alert(body, actor=None)
-        except IncidentsError as exc:
-            key = body.get("correlation_key")
-            logger.warning("alert for %s refused: %s %s", key, exc.message, exc.details)
-            results.append((None, False))
-        else:
-            results.append((alert.pk, created))
-    return results
-
-
-def _fresh_external_id(key, draft, *, taken):
-    """The external id of a new alert for `key`: the key itself the first time, else the
-    key and the event time (a recurrence after the previous alert was closed)."""
-    if not taken:
-        return key
-    candidate = f"{key}@{draft.timestamp.isoformat()}"
-    if len(candidate) <= 255:
-        return candidate
-    digest = hashlib.sha1(candidate.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return f"{key[:238]}~{digest}"
-
-
-def _security_event(draft, raw_log, alert_id):
-    fields = {
-        "severity": draft.severity,
-        "category": draft.category[:64],
-        "source": draft.source[:128],
-        "message": draft.message,
-        "timestamp": draft.timestamp,
-        "analysis": dict(draft.analysis),
-        "recommendations": list(draft.recommendations),
-        "rule_id": draft.rule_id[:64],
-        "correlation_key": draft.correlation_key[:255],
-        "src_ip": draft.src_ip,
-        "user": (draft.user or "")[:255],
-        "raw_line": draft.raw_line,
-        "details": dict(draft.details),
-        "raw_log": raw_log,
-        "alert_id": alert_id,
-    }
-    if draft.event_id:
-        fields["event_id"] = draft.event_id
-    return SecurityEvent(**fields)
 
 
 def _is_shared_state_outage(exc):

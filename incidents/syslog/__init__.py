@@ -5,6 +5,7 @@
 - `relp`: RELP frames and what a session answers;
 - `server`: `SyslogReceiver`, the listeners on one asyncio loop;
 - `sink`: the interface lines are handed to, and the interim sink on raw logs;
+- `line_queue`: the sink's bounded queue, its backpressure and its batches;
 - `service`: the receiver inside the server process, and for `manage.py run_syslog`.
 
 docs/syslog.md describes the whole.

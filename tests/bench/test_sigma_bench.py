@@ -43,6 +43,7 @@ def test_the_ingest_benchmark_runs_with_sigma_rules_enabled():
     # The server ran the Sigma rules too: it stored exactly what the ceiling's analyzer
     # and Sigma engine find in the same lines.
     assert figures["events_match_detection_only"], figures
+    assert figures["events_match_processing_order"], figures
 
 
 def test_the_ingest_detection_ceiling_runs_the_sigma_rules_too():

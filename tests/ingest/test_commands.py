@@ -72,7 +72,7 @@ def test_ingest_logs_refuses_missing_files_before_ingesting_anything(tmp_path):
 def test_ingest_logs_exits_non_zero_when_a_log_fails(tmp_path, monkeypatch):
     path = tmp_path / "auth.log"
     path.write_text(text([cron_line(0)]))
-    monkeypatch.setattr("incidents.processing._file_lines", _unreadable)
+    monkeypatch.setattr("incidents.raw_log_lines.file_lines", _unreadable)
 
     with pytest.raises(CommandError, match="1 of 1 logs failed") as caught:
         run("ingest_logs", str(path))

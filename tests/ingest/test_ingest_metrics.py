@@ -73,8 +73,7 @@ async def test_lag_is_the_age_of_the_oldest_line_waiting():
     sink = RawLogSink(max_lines=10)
     try:
         old = ReceivedLine("<13>x", "syslog", time.time() - 30, "tcp", "192.0.2.1")
-        with sink._lock:  # queued, without starting the worker
-            sink._queue.append(sink_module._Batch([old]))
+        sink.queue.offer([old])  # queued, without starting the worker
         assert 29 < sink.stats()["lag_seconds"] < 40
     finally:
         sink.close()
