@@ -82,3 +82,26 @@ def test_a_scan_sent_over_syslog_fires_the_same_rules_as_the_access_log_line(sta
     )
     assert "web_path_traversal" in plain
     assert over_syslog == plain
+
+
+PORTAL_LOGIN = (
+    '{"timestamp": "2025-03-10T14:02:10Z", "service": "portal", "event": "login_success", '
+    '"user": "alice", "src_ip": "198.51.100.23"}'
+)
+
+
+def test_a_json_object_sent_over_syslog_is_read_as_the_json_line_it_is():
+    over_syslog = parse_line(f"<134>1 2025-03-10T14:02:11Z web01 portal - - - {PORTAL_LOGIN}")
+    uploaded = parse_line(PORTAL_LOGIN, source_hint="json")
+    assert (over_syslog.category, over_syslog.action) == (uploaded.category, uploaded.action)
+    assert over_syslog.fields["user"] == uploaded.fields["user"] == "alice"
+    assert over_syslog.fields["src_ip"] == "198.51.100.23"
+    assert over_syslog.fields["body_format"] == "json"
+    assert over_syslog.fields["host"] == "web01" and over_syslog.fields["app"] == "portal"
+    assert over_syslog.timestamp == datetime(2025, 3, 10, 14, 2, 11, tzinfo=UTC)
+
+
+def test_a_message_that_only_looks_like_json_stays_a_plain_message():
+    parsed = parse_line("<134>1 2025-03-10T14:02:11Z web01 portal - - - {not json at all")
+    assert (parsed.category, parsed.action, parsed.malformed) == ("system", "log", False)
+    assert parsed.fields["message"] == "{not json at all"

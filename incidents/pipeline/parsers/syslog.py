@@ -11,7 +11,7 @@ Other apps' messages are category "system".
 import re
 from datetime import datetime
 
-from incidents.pipeline.parsers import access, auth, bind
+from incidents.pipeline.parsers import access, auth, bind, jsonlines
 from incidents.pipeline.parsers.base import (
     SYSTEM,
     ParsedLine,
@@ -212,9 +212,12 @@ def _finish(raw, fmt, timestamp, fields, message):
     parser = APP_PARSERS.get(app)
     if parser is None:
         body_parser = BODY_PARSERS.get(app)
-        # Other apps: an access-log line has `] "` between its time and its request.
+        # Other apps: an access-log line has `] "` between its time and its request; an
+        # application that logs JSON objects to syslog sends one as its message.
         if body_parser is None and '] "' in message:
             body_parser = access.parse_access_log
+        elif body_parser is None and message.startswith("{"):
+            body_parser = _json_body
         if body_parser is not None and (body := body_parser(message)) is not None:
             return _with_body(raw, fmt, timestamp, fields, body)
         if message.startswith("pam_"):
@@ -231,6 +234,13 @@ def _finish(raw, fmt, timestamp, fields, message):
     return ParsedLine(
         raw=raw, format=fmt, category=category, action=action, timestamp=timestamp, fields=fields
     )
+
+
+def _json_body(message):
+    """A message that is a JSON object, as the JSON-lines parser reads it; None when it
+    is not valid JSON (then it stays a plain message, not a malformed line)."""
+    body = jsonlines.parse_json_line(message)
+    return None if body is None or body.malformed else body
 
 
 def _with_body(raw, fmt, timestamp, fields, body):
