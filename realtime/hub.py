@@ -25,8 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from realtime import access, catalogue, clock, envelopes, groups, shutdown, transport
+from realtime import catalogue, envelopes, groups, shutdown, transport
 from realtime.catalogue import Audience
+from realtime.control import ControlHandler
+from realtime.housekeeping import AccessCheck, ExpirySweep
 from realtime.store import make_store
 from realtime.transport import ORIGIN, layer_message
 
@@ -41,8 +43,6 @@ LAYER_RETRY_INTERVAL = 0.5  # ... while it is unavailable: delivery resumes soon
 LAYER_CHECK_TIMEOUT = 3
 HEARTBEAT_INTERVAL = 5
 PING_SLICE = 500  # sockets pinged in one go
-TOKEN_CHECK_INTERVAL = 1  # seconds between looks for expired tokens
-STALL_CHECK_INTERVAL = 1  # seconds between looks for sockets that stopped reading
 PASS_EVENTS = 500  # events fanned out in one pass at most
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -161,6 +161,13 @@ class Hub:
         # queue behind request work, and its database connection is kept and closed here.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-db")
         self._layer_ready = asyncio.Event()
+        self.expiry = ExpirySweep(self.connections, self.counters)
+        self.access_check = AccessCheck(self.connections, self.counters, self.run_db)
+        self.control = ControlHandler(
+            connections_of=self.connections_of,
+            end_session=self.access_check.end_session,
+            report_connections=self._report_connections,
+        )
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -183,9 +190,9 @@ class Hub:
                 loop.create_task(self._poll_events(), name="hub-poll"),
                 loop.create_task(self._heartbeat(), name="hub-heartbeat"),
                 loop.create_task(self._ping_clients(), name="hub-ping"),
-                loop.create_task(self._expire_tokens(), name="hub-token-expiry"),
-                loop.create_task(self._check_access(), name="hub-access-check"),
-                loop.create_task(self._close_stalled(), name="hub-stalled-sockets"),
+                loop.create_task(self.expiry._expire_tokens(), name="hub-token-expiry"),
+                loop.create_task(self.access_check._check_access(), name="hub-access-check"),
+                loop.create_task(self.expiry._close_stalled(), name="hub-stalled-sockets"),
             ]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
@@ -276,7 +283,7 @@ class Hub:
             if len(self._arrivals) == 1:
                 asyncio.get_running_loop().call_soon(self._fan_out_arrivals)
         elif kind == "hub.control":
-            self._control(message)
+            self.control._control(message)
         elif kind == "hub.ping":
             waiter = self._pings.pop(message.get("nonce"), None)
             if waiter is not None and not waiter.done():
@@ -374,29 +381,6 @@ class Hub:
             total += seconds
             counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += total
-
-    def _control(self, message):
-        action = message.get("action")
-        if action == "report_connections":
-            if message.get("origin") != ORIGIN:  # the asking process reads its own live
-                asyncio.get_running_loop().create_task(
-                    self._report_connections(message.get("request_id"))
-                )
-            return
-        if action == "end_session":
-            self.end_session(message.get("session"))
-            return
-        user_id = message.get("user_id")
-        handlers = {"recheck_user": "recheck", "disconnect_user": "disconnect"}
-        method = handlers.get(action)
-        if method is None:
-            logger.warning("unknown hub control action %r", action)
-            return
-        access.forget(user_id)  # the change may have happened in another process
-        for connection in self.connections_of(user_id):
-            owner = connection.owner
-            if owner is not None:
-                asyncio.get_running_loop().create_task(getattr(owner, f"hub_{method}")(message))
 
     # --- sources ---------------------------------------------------------------------------
 
@@ -505,81 +489,6 @@ class Hub:
                     connection.ping(frame)
                 await asyncio.sleep(0)  # events go out between the slices
 
-    async def _expire_tokens(self):
-        """Sockets whose token ran out are told so (`session_expired`, then 1008) within
-        TOKEN_CHECK_INTERVAL: one pass over all of them instead of a timer per socket."""
-        while True:
-            await asyncio.sleep(TOKEN_CHECK_INTERVAL)
-            now = clock.now()
-            for connection in list(self.connections.values()):
-                owner = connection.owner
-                expires_at = getattr(owner, "token_expires_at", None)
-                if expires_at is not None and now >= expires_at:
-                    owner.token_expires_at = None  # once
-                    asyncio.get_running_loop().create_task(owner.token_expired())
-
-    async def _close_stalled(self):
-        """Sockets whose client stopped reading: a send that waited on the full buffer for
-        longer than SEND_TIMEOUT closes the socket (counted). Its queue is bounded, but the
-        socket, its buffers and its connection slot would otherwise be held for ever."""
-        while True:
-            await asyncio.sleep(STALL_CHECK_INTERVAL)
-            limit = settings.REALTIME["SEND_TIMEOUT"]
-            now = time.monotonic()
-            for connection in list(self.connections.values()):
-                owner = connection.owner
-                if owner is not None and not owner.closing and connection.blocked_for(now) > limit:
-                    self.counters["stalled_sockets_closed"] += 1
-                    asyncio.get_running_loop().create_task(owner.send_stalled())
-
-    async def _check_access(self):
-        """Every ACCESS_CHECK_INTERVAL, the sockets' users and sessions against the
-        database: change notices reach only the processes the channel layer reaches, and
-        not while it is down. A stamp that changed gets the socket's principal re-read
-        (a deactivated user's socket closes); a session that ended closes its sockets."""
-        while True:
-            await asyncio.sleep(settings.REALTIME["ACCESS_CHECK_INTERVAL"])
-            try:
-                await self.check_access()
-            except Exception as exc:
-                logger.warning("could not check the sockets' access: %s", exc)
-
-    async def check_access(self):
-        connections = [c for c in self.connections.values() if c.owner is not None]
-        if not connections:
-            return
-        user_ids = {connection.principal.user_id for connection in connections}
-        sessions = {
-            connection.owner.session_key
-            for connection in connections
-            if getattr(connection.owner, "session_key", None)
-        }
-        stamps, ended = await self.run_db(_access_state, user_ids, sessions)
-        loop = asyncio.get_running_loop()
-        for connection in connections:
-            owner = connection.owner
-            if connection.closed or owner.closing:
-                continue
-            session_key = getattr(owner, "session_key", None)
-            if session_key and session_key in ended:
-                self.counters["sessions_ended"] += 1
-                loop.create_task(owner.session_ended())
-            elif stamps.get(connection.principal.user_id) != connection.principal.stamp:
-                access.forget(connection.principal.user_id)
-                if not getattr(owner, "rechecking", False):
-                    self.counters["access_rechecks"] += 1
-                    loop.create_task(owner.hub_recheck({}))
-
-    def end_session(self, session_hash):
-        """Close the sockets of a session that was logged out (by its key's digest)."""
-        if not session_hash:
-            return
-        loop = asyncio.get_running_loop()
-        for connection in list(self.connections.values()):
-            owner = connection.owner
-            if owner is not None and getattr(owner, "session_hash", None) == session_hash:
-                loop.create_task(owner.session_ended())
-
     # --- monitoring ------------------------------------------------------------------------
 
     def summary(self):
@@ -643,27 +552,6 @@ def _events_after(floor, seen):
         return [], top
     events = Event.objects.filter(id__in=fresh).order_by("id")
     return [layer_message(event) for event in events], top
-
-
-def _access_state(user_ids, session_keys):
-    """({user id: access stamp}, the session keys no longer valid) (hub thread)."""
-    close_old_connections()
-    stamps = access.access_stamps(user_ids)
-    ended = {key for key in session_keys if not _session_valid(key)}
-    return stamps, ended
-
-
-def _session_valid(session_key):
-    """Whether a session still logs its user in, as a request with it would: not logged
-    out, not expired, its user active and its password unchanged."""
-    from importlib import import_module
-    from types import SimpleNamespace
-
-    from django.contrib.auth import get_user
-
-    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    user = get_user(SimpleNamespace(session=session))
-    return user.is_authenticated and user.is_active
 
 
 def _max_event_id():
