@@ -178,20 +178,20 @@ CATEGORIES = (
         (),
     ),
     ("event-table poll (DB thread)", ("_events_after", "_max_event_id"), ()),
-    ("heartbeat snapshot, pings", ("Hub._heartbeat", "Hub._ping_clients"), ()),
+    ("heartbeat snapshot, pings", ("Heartbeat._beat", "ClientPings._ping"), ()),
     (
         "ASGI server send: framing + socket write",
         ("",),
         ("uvicorn/protocols/websockets", "websockets/", "daphne/", "autobahn/", "twisted/"),
     ),
-    ("hub fan-out: checks, direct writes, queueing", ("Hub.fan_out",), ()),
+    ("hub fan-out: checks, direct writes, queueing", ("FanOut._pass",), ()),
     (
         "batch window ends: take, frames, batch, latency",
         ("Connection._window_ended", "Connection._finish"),
         (),
     ),
     ("asyncio locks and events", ("",), ("asyncio/locks.py",)),
-    ("receiving from the channel layer", ("Hub._listen",), ()),
+    ("receiving from the channel layer", ("LayerListener._listen",), ()),
     (
         "event loop (uvloop's C code: polling, callbacks, socket reads)",
         ("",),

@@ -66,7 +66,7 @@ class ControlHandler:
         self.end_session = end_session
         self._report_connections = report_connections
 
-    def _control(self, message):
+    def handle(self, message):
         action = message.get("action")
         if action == "report_connections":
             if message.get("origin") != ORIGIN:  # the asking process reads its own live

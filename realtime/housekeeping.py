@@ -1,7 +1,8 @@
-"""The hub's sweeps over its live sockets: those that must close or be checked again.
+"""The hub's housekeeping: its heartbeat, and passes over its live sockets now and then.
 
-One pass over every socket now and then instead of a timer per socket: an expired token,
-a client that stopped reading, a session that ended, a user whose access changed.
+One pass over every socket instead of a timer per socket: pings, an expired token, a
+client that stopped reading, a session that ended, a user whose access changed. Each
+class here names the loops the hub runs for it (`loops()`: task name -> coroutine).
 """
 
 import asyncio
@@ -11,12 +12,58 @@ import time
 from django.conf import settings
 from django.db import close_old_connections
 
-from realtime import access, clock
+from realtime import access, clock, envelopes
+from realtime.transport import ORIGIN
 
 logger = logging.getLogger(__name__)
 
+HEARTBEAT_INTERVAL = 5
+PING_SLICE = 500  # sockets pinged in one go
 TOKEN_CHECK_INTERVAL = 1  # seconds between looks for expired tokens
 STALL_CHECK_INTERVAL = 1  # seconds between looks for sockets that stopped reading
+
+
+class Heartbeat:
+    """Shares this process's `summary()` through the store, for the other processes'
+    `/metrics` and `/ws/info`; a process that stops beating is forgotten there."""
+
+    def __init__(self, store, summary):
+        self.store = store
+        self.summary = summary
+
+    def loops(self):
+        return {"hub-heartbeat": self._beat()}
+
+    async def _beat(self):
+        while True:
+            try:
+                await self.store.heartbeat(ORIGIN, self.summary())
+            except Exception as exc:
+                logger.debug("heartbeat failed: %s", exc)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+
+class ClientPings:
+    """The clients' keepalive: a `ping` frame to every socket each PING_INTERVAL.
+
+    `connections` is the hub's {connection id: Connection}."""
+
+    def __init__(self, connections):
+        self.connections = connections
+
+    def loops(self):
+        return {"hub-ping": self._ping()}
+
+    async def _ping(self):
+        interval = settings.REALTIME["PING_INTERVAL"]
+        while True:
+            await asyncio.sleep(interval)
+            frame = envelopes.encode({"type": "ping", "timestamp": envelopes.now_iso()})
+            connections = list(self.connections.values())
+            for start in range(0, len(connections), PING_SLICE):
+                for connection in connections[start : start + PING_SLICE]:
+                    connection.ping(frame)
+                await asyncio.sleep(0)  # events go out between the slices
 
 
 class ExpirySweep:
@@ -27,6 +74,12 @@ class ExpirySweep:
     def __init__(self, connections, counters):
         self.connections = connections
         self.counters = counters
+
+    def loops(self):
+        return {
+            "hub-token-expiry": self._expire_tokens(),
+            "hub-stalled-sockets": self._close_stalled(),
+        }
 
     async def _expire_tokens(self):
         """Sockets whose token ran out are told so (`session_expired`, then 1008) within
@@ -67,6 +120,9 @@ class AccessCheck:
         self.connections = connections
         self.counters = counters
         self.run_db = run_db
+
+    def loops(self):
+        return {"hub-access-check": self._check_access()}
 
     async def _check_access(self):
         """Every ACCESS_CHECK_INTERVAL, the sockets' users and sessions against the

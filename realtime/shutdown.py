@@ -51,7 +51,7 @@ async def _shut_down(hub, previous, signum, frame):
     closes = [
         connection.owner.server_restart()
         for connection in connections
-        if getattr(connection, "owner", None) is not None
+        if connection.owner is not None
     ]
     if closes:
         with contextlib.suppress(TimeoutError):

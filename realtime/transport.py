@@ -167,6 +167,5 @@ def layer_message(event, data_json=None):
         "groups": event.recipient_groups,
         "category": event.category,
         "source": event.source,
-        "object_key": event.object_key,
         "origin": event.origin,
     }
