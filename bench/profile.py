@@ -187,7 +187,7 @@ CATEGORIES = (
     ("hub fan-out: checks, direct writes, queueing", ("FanOut._pass",), ()),
     (
         "batch window ends: take, frames, batch, latency",
-        ("Connection._window_ended", "Connection._finish"),
+        ("OutboundQueue._window_ended", "SocketWriter._finish"),
         (),
     ),
     ("asyncio locks and events", ("",), ("asyncio/locks.py",)),
