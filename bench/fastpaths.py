@@ -59,7 +59,7 @@ async def measure(args):
     from realtime import catalogue, servers
     from realtime.access import Principal
     from realtime.connection import Connection
-    from realtime.hub import OutgoingEvent
+    from realtime.outgoing import OutgoingEvent
 
     sends = []
 

@@ -1,13 +1,18 @@
-"""Cluster-wide instructions to live connections, sent to every server process's hub."""
+"""Cluster-wide instructions to live connections: sent to every server process's hub (the
+functions below, after commit), and carried out there by its `ControlHandler`."""
 
+import asyncio
 import hashlib
+import logging
 from functools import partial
 
 from django.db import transaction
 
 from realtime import access
 from realtime.groups import CONTROL_GROUP
-from realtime.transport import send_to_hubs
+from realtime.transport import ORIGIN, send_to_hubs
+
+logger = logging.getLogger(__name__)
 
 
 def user_access_changed(user_id):
@@ -46,3 +51,43 @@ def _on_commit(message):
 def _send(message):
     access.forget(message["user_id"])
     send_to_hubs(CONTROL_GROUP, message)
+
+
+class ControlHandler:
+    """The receiving end in each hub: carries out a control message on this process's
+    connections.
+
+    `connections_of(user_id)` lists a user's local connections, `end_session(digest)`
+    closes a session's sockets, `report_connections(request_id)` (a coroutine function)
+    answers a `/ws/info` request of another process."""
+
+    def __init__(self, *, connections_of, end_session, report_connections):
+        self.connections_of = connections_of
+        self.end_session = end_session
+        self._report_connections = report_connections
+
+    def handle(self, message):
+        action = message.get("action")
+        if action == "report_connections":
+            if message.get("origin") != ORIGIN:  # the asking process reads its own live
+                asyncio.get_running_loop().create_task(
+                    self._report_connections(message.get("request_id"))
+                )
+            return
+        if action == "end_session":
+            self.end_session(message.get("session"))
+            return
+        if action not in ("recheck_user", "disconnect_user"):
+            logger.warning("unknown hub control action %r", action)
+            return
+        user_id = message.get("user_id")
+        access.forget(user_id)  # the change may have happened in another process
+        for connection in self.connections_of(user_id):
+            owner = connection.owner  # a realtime.members.HubMember
+            if owner is None:
+                continue
+            if action == "recheck_user":
+                notice = owner.access_changed()
+            else:
+                notice = owner.disconnected(message.get("reason"))
+            asyncio.get_running_loop().create_task(notice)

@@ -21,7 +21,8 @@ from prometheus_client.core import (
 
 from realtime import transport
 from realtime.groups import CONTROL_GROUP
-from realtime.hub import LATENCY_BUCKETS, existing_hub
+from realtime.hub import existing_hub
+from realtime.metrics import LATENCY_BUCKETS
 from realtime.store import make_store
 from realtime.transport import ORIGIN
 
@@ -181,7 +182,7 @@ class HubCollector:
             "1 when the hub receives from the channel layer.",
             value=1 if summary["layer_healthy"] else 0,
         )
-        counts = hub.latency_counts if hub else [0] * (len(LATENCY_BUCKETS) + 1)
+        counts = hub.metrics.latency_counts if hub else [0] * (len(LATENCY_BUCKETS) + 1)
         buckets, cumulative = [], 0
         for bound, count in zip(LATENCY_BUCKETS, counts, strict=False):
             cumulative += count
@@ -191,7 +192,7 @@ class HubCollector:
             "threatlens_ws_delivery_latency_seconds",
             "Time from publish to the frame being written.",
             buckets=buckets,
-            sum_value=hub.latency_sum if hub else 0,
+            sum_value=hub.metrics.latency_sum if hub else 0,
         )
 
 

@@ -12,8 +12,8 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from realtime import access, catalogue
-from realtime.hub import OutgoingEvent
 from realtime.models import Event
+from realtime.outgoing import OutgoingEvent
 from realtime.transport import layer_message
 
 CHUNK = 500

@@ -20,7 +20,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
 
-# Names this process in stored events, so a hub can tell its own events from others'.
+# Names this process: in the events it stores, its heartbeat, its connection counts and
+# its answers to `/ws/info`.
 ORIGIN = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 _local_hubs = {}  # event loop -> hub, for every running hub of this process
@@ -167,6 +168,4 @@ def layer_message(event, data_json=None):
         "groups": event.recipient_groups,
         "category": event.category,
         "source": event.source,
-        "object_key": event.object_key,
-        "origin": event.origin,
     }

@@ -6,7 +6,7 @@ import json
 from realtime import catalogue
 from realtime.access import Principal
 from realtime.connection import Connection
-from realtime.hub import OutgoingEvent
+from realtime.outgoing import OutgoingEvent
 
 PRINCIPAL = Principal(
     user_id=1,

@@ -234,7 +234,7 @@ async def test_channel_layer_down_at_connect_closes_with_1011(ws, alice, token_f
 
     async def start_with_a_broken_layer(self):
         await original(self)
-        self.layer_healthy = False
+        self.listener.healthy = False
 
     monkeypatch.setattr(Hub, "start", start_with_a_broken_layer)
     client = await ws("/ws", token=token_for(alice))

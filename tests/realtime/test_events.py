@@ -252,10 +252,10 @@ async def test_the_table_read_keeps_up_however_many_events_came_through_the_laye
 ):
     """The event table is read from just below the last event delivered, whichever source
     brought it, so an event only the table has is found after any number of others."""
-    from realtime import hub
+    from realtime import sources
 
-    monkeypatch.setattr(hub, "POLL_BATCH", 5)  # 5000 and 100, scaled down
-    monkeypatch.setattr(hub, "POLL_SLACK", 2)
+    monkeypatch.setattr(sources, "POLL_BATCH", 5)  # 5000 and 100, scaled down
+    monkeypatch.setattr(sources, "POLL_SLACK", 2)
     client = await connected(ws, alice, token_for)
     for n in range(12):  # more than a read takes, all delivered through the layer
         await apublish("security_event", {"n": n})

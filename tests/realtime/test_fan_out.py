@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from realtime import catalogue, hub
+from realtime import catalogue, fanout, hub
 from realtime.filters import EventFilter
 from tests.realtime.fakes import PRINCIPAL, FakeSocket, connection, event, message
 
@@ -16,12 +16,12 @@ DAVE = dataclasses.replace(PRINCIPAL, user_id=2, username="dave", is_superuser=F
 
 
 @pytest.fixture
-def the_hub():
+async def the_hub():
     the_hub = hub.Hub()
     yield the_hub
     for conn in list(the_hub.connections.values()):
         the_hub.detach(conn)
-    the_hub._db.shutdown(wait=False)
+    await the_hub.db.close()
 
 
 def attached(the_hub, *, subscriptions=("health_update",), name="c1", **options):
@@ -111,7 +111,7 @@ async def test_an_event_brought_twice_in_one_pass_is_delivered_once(the_hub):
 async def test_a_backlog_longer_than_a_pass_goes_in_several_with_the_loop_free_between(
     the_hub, monkeypatch
 ):
-    monkeypatch.setattr(hub, "PASS_EVENTS", 3)
+    monkeypatch.setattr(fanout, "PASS_EVENTS", 3)
     socket, _ = attached(the_hub, batch_window=0)
     for n in range(7):
         the_hub.dispatch(message(n=n))
