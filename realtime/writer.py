@@ -101,9 +101,9 @@ class SocketWriter:
                 "reason": reason,
             },
         )
-        asyncio.get_running_loop().create_task(self._send_quietly(frame))
+        asyncio.get_running_loop().create_task(self.send_quietly(frame))
 
-    async def _send_quietly(self, text):
+    async def send_quietly(self, text):
         with contextlib.suppress(Exception):  # the socket closed meanwhile
             await self.send_text(text)
 

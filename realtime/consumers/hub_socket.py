@@ -127,7 +127,7 @@ class HubConsumer(SocketConsumer):
         frame = envelopes.reply(
             "debug", {"decision": decision, "event_type": event_type, "reason": reason}
         )
-        asyncio.get_running_loop().create_task(self.connection._send_quietly(frame))
+        asyncio.get_running_loop().create_task(self.connection.send_quietly(frame))
 
     async def subscription_reply(self, request_id, *, added=(), removed=(), refused=()):
         subscriptions = sorted(self.connection.subscriptions)
