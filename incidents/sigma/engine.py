@@ -217,7 +217,7 @@ class SigmaEngine:
                     )  # fmt: skip
                     plans.append((position, rule, parsed, values, moment, key, None))
                 for correlation, members in self.used_by.get(rule.sigma_id, ()):
-                    planned = self._correlation_check(correlation, members, rule, values, at, line)
+                    planned = _correlation_check(correlation, members, rule, values, at, line)
                     if planned is not None:
                         check, base, summary = planned
                         checks.append(check)
@@ -237,90 +237,92 @@ class SigmaEngine:
                             "threshold": rule.correlation.count,
                         }
                     extra = {"correlation": summary}
-                results[position].append(
-                    self._draft(rule, parsed, values, moment, source, key, extra)
-                )
+                results[position].append(_draft(rule, parsed, values, moment, source, key, extra))
         return results
 
-    # -- correlations -----------------------------------------------------------------------
 
-    def _correlation_check(self, correlation, members, rule, values, at, line):
-        """(check, key, summary) of what `correlation` asks the state when `rule`, one of
-        its `members`, matched a line; None when the line lacks a group or value field."""
-        spec = correlation.correlation
-        group = []
-        for name in spec.group_by:
-            alias = spec.aliases.get(name)
-            sigma_name = (alias or {}).get(rule.sigma_id) or (alias or {}).get(rule.name) or name
-            value = values.get(our_field(rule.source_kind, sigma_name))
+# -- correlations -----------------------------------------------------------------------
+
+
+def _correlation_check(correlation, members, rule, values, at, line):
+    """(check, key, summary) of what `correlation` asks the state when `rule`, one of
+    its `members`, matched a line; None when the line lacks a group or value field."""
+    spec = correlation.correlation
+    group = []
+    for name in spec.group_by:
+        alias = spec.aliases.get(name)
+        sigma_name = (alias or {}).get(rule.sigma_id) or (alias or {}).get(rule.name) or name
+        value = values.get(our_field(rule.source_kind, sigma_name))
+        if value is None:
+            return None
+        group.append(str(value))
+    base = ":".join(["sigma", correlation.sigma_id, *group])
+    summary = {
+        "type": spec.type,
+        "timespan": spec.timespan,
+        "group": dict(zip(spec.group_by, group, strict=True)),
+    }
+    distinct = threshold = sequence = None
+    if spec.type in ("event_count", "value_count"):
+        if spec.type == "value_count":
+            value = values.get(our_field(rule.source_kind, spec.field))
             if value is None:
                 return None
-            group.append(str(value))
-        base = ":".join(["sigma", correlation.sigma_id, *group])
-        summary = {
-            "type": spec.type,
-            "timespan": spec.timespan,
-            "group": dict(zip(spec.group_by, group, strict=True)),
-        }
-        distinct = threshold = sequence = None
-        if spec.type in ("event_count", "value_count"):
-            if spec.type == "value_count":
-                value = values.get(our_field(rule.source_kind, spec.field))
-                if value is None:
-                    return None
-                # A value counts once per group per timespan.
-                distinct = (f"value:{base}:{value}", spec.timespan)
-            threshold = _threshold(base, spec)
-        else:
-            # Record when this member matched, then see whether all did within the span.
-            sequence = (
-                f"seen:{base}:{rule.sigma_id}",
-                tuple(f"seen:{base}:{member.sigma_id}" for member in members),
-                spec.timespan,
-                spec.type == "temporal_ordered",
-            )
-            summary["rules"] = [member.title for member in members]
-        check = Check(
-            rule=_table(correlation), at=at, claim_key=f"fired:{_bounded(base)}",
-            hold=spec.timespan, memory=spec.timespan, threshold=threshold, line=line,
-            distinct=distinct, sequence=sequence,
-        )  # fmt: skip
-        return check, base, summary
-
-    # -- drafts -------------------------------------------------------------------------------
-
-    def _draft(self, rule, parsed, values, moment, source, key, extra):
-        sigma = attribution(rule)
-        details = {"rule_name": rule.title, "sigma": sigma, "attack": rule.attack, **extra}
-        for name in DETAIL_FIELDS:
-            if values.get(name) is not None:
-                details.setdefault("fields", {})[name] = values[name]
-        src_ip = values.get("src_ip")
-        message = rule.title
-        if src_ip:
-            message = f"{rule.title} ({src_ip})"
-        return SecurityEventDraft(
-            event_id=None,
-            severity=rule.severity,
-            category="sigma",
-            source=_source(parsed, source),
-            message=message[:500],
-            timestamp=moment,
-            analysis={
-                "threat_level": THREAT_LEVEL.get(rule.level, "medium"),
-                "confidence": 0.7,
-                "explanation": (rule.description or rule.title)[:2000],
-                "attack": rule.attack,
-                "sigma": sigma,
-            },
-            recommendations=[],
-            rule_id=f"sigma:{rule.sigma_id}"[:64],
-            correlation_key=_bounded(key),
-            src_ip=src_ip if is_ip(src_ip) else None,
-            user=values.get("user"),
-            raw_line=parsed.raw,
-            details=details,
+            # A value counts once per group per timespan.
+            distinct = (f"value:{base}:{value}", spec.timespan)
+        threshold = _threshold(base, spec)
+    else:
+        # Record when this member matched, then see whether all did within the span.
+        sequence = (
+            f"seen:{base}:{rule.sigma_id}",
+            tuple(f"seen:{base}:{member.sigma_id}" for member in members),
+            spec.timespan,
+            spec.type == "temporal_ordered",
         )
+        summary["rules"] = [member.title for member in members]
+    check = Check(
+        rule=_table(correlation), at=at, claim_key=f"fired:{_bounded(base)}",
+        hold=spec.timespan, memory=spec.timespan, threshold=threshold, line=line,
+        distinct=distinct, sequence=sequence,
+    )  # fmt: skip
+    return check, base, summary
+
+
+# -- drafts -----------------------------------------------------------------------------------
+
+
+def _draft(rule, parsed, values, moment, source, key, extra):
+    sigma = attribution(rule)
+    details = {"rule_name": rule.title, "sigma": sigma, "attack": rule.attack, **extra}
+    for name in DETAIL_FIELDS:
+        if values.get(name) is not None:
+            details.setdefault("fields", {})[name] = values[name]
+    src_ip = values.get("src_ip")
+    message = rule.title
+    if src_ip:
+        message = f"{rule.title} ({src_ip})"
+    return SecurityEventDraft(
+        event_id=None,
+        severity=rule.severity,
+        category="sigma",
+        source=_source(parsed, source),
+        message=message[:500],
+        timestamp=moment,
+        analysis={
+            "threat_level": THREAT_LEVEL.get(rule.level, "medium"),
+            "confidence": 0.7,
+            "explanation": (rule.description or rule.title)[:2000],
+            "attack": rule.attack,
+            "sigma": sigma,
+        },
+        recommendations=[],
+        rule_id=f"sigma:{rule.sigma_id}"[:64],
+        correlation_key=_bounded(key),
+        src_ip=src_ip if is_ip(src_ip) else None,
+        user=values.get("user"),
+        raw_line=parsed.raw,
+        details=details,
+    )
 
 
 def attribution(rule):
