@@ -1,11 +1,15 @@
 """`POST /api/realtime/publish/` with a list of events, and its user lookup from the snapshot."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework_simplejwt import tokens
+from rest_framework_simplejwt.backends import TokenBackend
 
-from realtime import access
+from realtime import access, auth
 from realtime.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,3 +158,33 @@ def test_a_stale_snapshot_is_read_again(as_carol, carol):
 def test_a_bad_token_is_refused(api_client):
     api_client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
     assert api_client.post(URL, event(0), format="json").status_code == 401
+
+
+# --- the verified-token cache (realtime.auth.token_claims) ----------------------------------
+
+
+def test_a_token_is_verified_once_per_process(as_carol, monkeypatch):
+    assert as_carol.post(URL, event(0), format="json").status_code == 201
+    decoded = []
+    decode = TokenBackend.decode
+
+    def recorded(self, token, verify=True):
+        decoded.append(verify)
+        return decode(self, token, verify)
+
+    monkeypatch.setattr(TokenBackend, "decode", recorded)
+    assert as_carol.post(URL, event(1), format="json").status_code == 201
+    assert decoded == [False]  # read, not verified again
+
+
+def test_a_verified_token_is_refused_once_it_expires(as_carol, clock, monkeypatch):
+    assert as_carol.post(URL, event(0), format="json").status_code == 201
+    clock.advance(24 * 3600)  # the cache's clock, and simplejwt's:
+    later = tokens.aware_utcnow() + timedelta(days=1)
+    monkeypatch.setattr(tokens, "aware_utcnow", lambda: later)
+    response = as_carol.post(URL, event(1), format="json")
+    assert response.status_code == 401
+    auth.forget_verified_tokens()  # the answer of a process that never saw the token
+    never_seen = as_carol.post(URL, event(2), format="json")
+    assert (never_seen.status_code, never_seen.json()) == (401, response.json())
+    assert published().count() == 1
