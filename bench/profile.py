@@ -7,6 +7,8 @@ and on the stack at all (inclusive), the latter restricted to ThreatLens's own c
 (`realtime/`, `threatlens/`), so the hub/connection/consumer path stands out.
 """
 
+import functools
+import linecache
 import re
 import shutil
 import subprocess
@@ -22,6 +24,11 @@ IDLE_LEAVES = (
     "Condition.wait (threading.py",
     "Thread._wait_for_tstate_lock (threading.py",
 )
+# A leaf on a line that calls time.sleep: py-spy shows the C call as its caller's line, and
+# counts the sleeping thread (incidents/processing.py's resume_in_background, dns/bulk.py's
+# fail_interrupted_in_background) as busy.
+SLEEP_CALL = re.compile(r"(?<![\w.])(?:time\.)?sleep\(")
+ROOT = Path(__file__).resolve().parent.parent
 FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 OUR_CODE = ("realtime/", "threatlens/", "bench/")
 
@@ -131,11 +138,22 @@ def _samples(raw_path):
         if not stack or not count.isdigit():
             continue
         leaf = stack.rsplit(";", 1)[-1]
-        if any(marker in leaf for marker in IDLE_LEAVES):
+        if any(marker in leaf for marker in IDLE_LEAVES) or sleeping(leaf):
             idle += int(count)
             continue
         stacks.append((stack, int(count)))
     return stacks, idle
+
+
+@functools.lru_cache(maxsize=4096)
+def sleeping(frame):
+    """Whether py-spy's `frame` ("function (file:line)") is a line calling time.sleep."""
+    match = FRAME.match(frame.strip())
+    if match is None or not match["line"]:
+        return False
+    path = Path(match["file"])
+    source = linecache.getline(str(path if path.is_absolute() else ROOT / path), int(match["line"]))
+    return bool(SLEEP_CALL.search(source))
 
 
 def summarise(raw_path, top=20):
@@ -236,7 +254,7 @@ def format_summary(summary):
     total = summary["samples"] or 1
     lines = [
         f"py-spy: {summary['samples']} busy samples ({summary.get('idle', 0)} idle-wait samples "
-        "of pool threads left out)"
+        "of pool threads and sleeping threads left out)"
     ]
     lines.append("  self time (top of stack):")
     for name, count in summary["self"]:

@@ -519,7 +519,8 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
         )
         for index in range(count)
     ]
-    workers = None
+    # Set before anything can fail: the `finally` below stops whatever was started.
+    workers = ingest = None
     try:
         for server in servers:
             server.start()
@@ -586,7 +587,6 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
             snapshot_after = servers[0].snapshot_memory(2)
             on_first = sum(1 for index in range(args.clients) if index % count == 0)
             memory_profile = memprobe.analyse(snapshot_before, snapshot_after, on_first)
-        ingest = None
         if args.ingest_rate and target == "ours":
             ingest = IngestLoad(args, env, servers[0]).start()
         phases = []

@@ -168,7 +168,8 @@ def _read_principal(user_id):
 
 class SnapshotJWTAuthentication(JWTAuthentication):
     """simplejwt's JWT authentication for DRF, without the user query when this process
-    holds a fresh snapshot of the token's user (`realtime.access`).
+    holds a fresh snapshot of the token's user (`realtime.access`), and without checking
+    again the signature of a token this process verified (`token_claims`).
 
     The snapshot is what the realtime permissions check anyway; it exists only for an
     active user and is dropped in every process when the user's access changes (and read
@@ -178,6 +179,20 @@ class SnapshotJWTAuthentication(JWTAuthentication):
     nothing else from `request.user`. Without a snapshot, or with simplejwt's password
     check on (CHECK_REVOKE_TOKEN), the user is read as simplejwt does and snapshotted.
     """
+
+    def get_validated_token(self, raw_token):
+        """The access token, its signature checked once per process (`token_claims`
+        keeps it) and its expiry on every use. A token not known valid, or with other
+        token classes configured, goes through simplejwt's checks and its errors."""
+        if list(api_settings.AUTH_TOKEN_CLASSES) != [AccessToken]:
+            return super().get_validated_token(raw_token)
+        text = raw_token.decode("latin-1") if isinstance(raw_token, bytes) else raw_token
+        try:
+            token_claims(text)
+        except AuthFailed:
+            return super().get_validated_token(raw_token)
+        # Checked above (signature, token type, expiry): decoded without the checks.
+        return AccessToken(text, verify=False)
 
     def get_user(self, validated_token):
         principal = None

@@ -64,12 +64,16 @@ def _send_now(group, message):
     try:
         _sender.run(layer.group_send(group, message), SEND_TIMEOUT)
     except Exception as exc:
-        logger.warning(
-            "channel layer unavailable, %s will reach other processes by catch-up: %s",
-            message.get("event_type", message.get("action")),
-            exc,
-        )
-        _dispatch_locally(message)
+        _layer_unavailable(message, exc)
+
+
+def _layer_unavailable(message, exc):
+    logger.warning(
+        "channel layer unavailable, %s will reach other processes by catch-up: %s",
+        message.get("event_type", message.get("action")),
+        exc,
+    )
+    _dispatch_locally(message)
 
 
 SEND_TIMEOUT = 5  # seconds a sync publisher waits for the layer; the event is stored anyway
@@ -94,16 +98,25 @@ async def sends_held_until_done():
     finally:
         _held_sends.reset(token)
         if held:
-            if shared_layer() is None:
+            layer = shared_layer()
+            if layer is None:
                 for _group, message in held:
                     _dispatch_locally(message)
-            else:  # the layer sends block: not on the event loop
-                await asyncio.to_thread(_send_all, held)
+            else:
+                # From this loop, where the server's own hub uses the layer too: no thread
+                # in between (the sender's loop is for sync code). Shielded: a request
+                # given up on still sends what it stored.
+                await asyncio.shield(asyncio.ensure_future(_send_all(layer, held)))
 
 
-def _send_all(held):
+async def _send_all(layer, held):
+    """The layer sends of one request, in order."""
     for group, message in held:
-        _send_now(group, message)
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await layer.group_send(group, message)
+        except Exception as exc:
+            _layer_unavailable(message, exc)
 
 
 class _SenderLoop:

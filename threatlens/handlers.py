@@ -11,6 +11,14 @@ concurrent requests, but connections persist (CONN_MAX_AGE, CONN_HEALTH_CHECKS a
 `close_old_connections` at the end of each request work as under WSGI). A thread beyond
 the number kept closes its connections and ends.
 
+The middleware. Django's ASGI handler builds an async middleware chain; every middleware
+here is synchronous, so it adapts each one, and each `process_request`, `process_view`,
+`process_response` and the view became a hop of its own from the event loop to the
+request's thread and back (a dozen per request, most of the CPU of a small API call).
+Here the chain is built synchronous, as under WSGI, and runs whole in the request's
+thread: one hop for the middleware and the view. An async view or middleware, if one is
+added, is adapted by Django as under WSGI.
+
 Events the request publishes reach the hubs once its response is made
 (`realtime.transport.sends_held_until_done`): a fan-out on the event loop then does not
 compete for the interpreter lock with the rest of the request.
@@ -19,7 +27,7 @@ compete for the interpreter lock with the rest of the request.
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
@@ -85,7 +93,8 @@ class RequestThreads:
 
 
 class ThreadKeepingASGIHandler(ASGIHandler):
-    """Django's ASGI handler, each request in a kept thread of its own."""
+    """Django's ASGI handler, each request in a kept thread of its own, its middleware and
+    view run there in one go."""
 
     def __init__(self):
         self.request_threads = RequestThreads(settings.REQUEST_THREADS_KEPT)
@@ -97,9 +106,15 @@ class ThreadKeepingASGIHandler(ASGIHandler):
         async with self.request_threads.thread():
             await self.handle(scope, receive, send)
 
+    def load_middleware(self, is_async=False):
+        # The synchronous chain whatever Django asks for (see the module's docstring).
+        super().load_middleware(is_async=False)
+
     async def get_response_async(self, request):
         async with sends_held_until_done():
-            return await super().get_response_async(request)
+            # BaseHandler.get_response: the synchronous chain, in the request's thread
+            # (thread_sensitive: the thread ThreadSensitiveContext gave this request).
+            return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
 
 def get_asgi_application():

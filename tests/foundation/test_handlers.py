@@ -14,7 +14,7 @@ from django.http import JsonResponse
 from django.urls import path
 
 from threatlens.asgi import application
-from threatlens.handlers import RequestThreads
+from threatlens.handlers import RequestThread, RequestThreads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +40,16 @@ def meet(request):
     return JsonResponse({"thread": threading.get_ident()})
 
 
-urlpatterns = [path("async-view", view), path("where", where), path("meet", meet)]
+def plain(request):
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [
+    path("async-view", view),
+    path("where", where),
+    path("meet", meet),
+    path("plain", plain),
+]
 
 
 async def get_json(url):
@@ -121,3 +130,32 @@ async def test_a_thread_still_running_an_abandoned_request_is_not_handed_on():
         assert await asyncio.wait_for(sync_to_async(threading.get_ident)(), 2)
     release.set()
     threads.close(wait=True)
+
+
+async def test_the_middleware_and_the_view_cross_to_the_request_thread_once(settings, monkeypatch):
+    """Django's async chain would cross for each middleware method (15 times here): now
+    request_started's receivers (when connected), the middleware with the view, and the
+    response's close."""
+    settings.ROOT_URLCONF = __name__
+    crossings = []
+    submit = RequestThread.submit
+
+    def counted(self, fn, /, *args, **kwargs):
+        crossings.append(fn)
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(RequestThread, "submit", counted)
+    await get_json("/plain")  # a first request may set up lazily
+    crossings.clear()
+    assert await get_json("/plain") == {"ok": True}
+    assert len(crossings) <= 3
+
+
+async def test_middleware_still_answers_before_the_view(settings):
+    """The synchronous chain keeps the middleware's own answers: CommonMiddleware's
+    redirect to the URL with a slash."""
+    settings.ROOT_URLCONF = "threatlens.urls"
+    communicator = HttpCommunicator(application, "GET", "/api/realtime/publish", headers=HOST)
+    response = await communicator.get_response()
+    assert response["status"] == 301
+    assert dict(response["headers"])[b"Location"] == b"/api/realtime/publish/"

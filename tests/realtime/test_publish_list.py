@@ -1,11 +1,18 @@
 """`POST /api/realtime/publish/` with a list of events, and its user lookup from the snapshot."""
 
+import json
+from datetime import timedelta
+
 import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import HttpCommunicator
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework_simplejwt import tokens
+from rest_framework_simplejwt.backends import TokenBackend
 
-from realtime import access
+from realtime import access, auth
 from realtime.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,6 +66,44 @@ def test_one_event_needs_no_user_query_once_the_user_is_snapshotted(as_carol):
     with CaptureQueriesContext(connection) as queries:
         assert as_carol.post(URL, event(1), format="json").status_code == 201
     assert statements(queries) == ["INSERT"]
+
+
+captured = []
+
+
+def capturing_middleware(get_response):
+    """Outermost middleware of the test below: the statements of each request, counted
+    in the thread that serves it."""
+
+    def middleware(request):
+        with CaptureQueriesContext(connection) as queries:
+            response = get_response(request)
+        captured.append(statements(queries))
+        return response
+
+    return middleware
+
+
+async def test_one_event_through_the_asgi_handler_is_one_insert(settings, carol, token_for):
+    """The server's own path: the kept request thread, every middleware, the view."""
+    from threatlens.handlers import ThreadKeepingASGIHandler
+
+    settings.MIDDLEWARE = [f"{__name__}.capturing_middleware", *settings.MIDDLEWARE]
+    handler = ThreadKeepingASGIHandler()
+    headers = [
+        (b"host", b"localhost"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {await sync_to_async(token_for)(carol)}".encode()),
+    ]
+    captured.clear()
+    for n in range(2):  # the first one snapshots carol
+        body = json.dumps(event(n)).encode()
+        length = [(b"content-length", str(len(body)).encode())]
+        communicator = HttpCommunicator(handler, "POST", URL, body, headers + length)
+        response = await communicator.get_response()
+        assert response["status"] == 201, response["body"]
+    handler.request_threads.close(wait=True)
+    assert captured[1] == ["INSERT"]
 
 
 def test_one_bad_item_publishes_none_and_each_bad_item_is_named(as_carol):
@@ -154,3 +199,33 @@ def test_a_stale_snapshot_is_read_again(as_carol, carol):
 def test_a_bad_token_is_refused(api_client):
     api_client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
     assert api_client.post(URL, event(0), format="json").status_code == 401
+
+
+# --- the verified-token cache (realtime.auth.token_claims) ----------------------------------
+
+
+def test_a_token_is_verified_once_per_process(as_carol, monkeypatch):
+    assert as_carol.post(URL, event(0), format="json").status_code == 201
+    decoded = []
+    decode = TokenBackend.decode
+
+    def recorded(self, token, verify=True):
+        decoded.append(verify)
+        return decode(self, token, verify)
+
+    monkeypatch.setattr(TokenBackend, "decode", recorded)
+    assert as_carol.post(URL, event(1), format="json").status_code == 201
+    assert decoded == [False]  # read, not verified again
+
+
+def test_a_verified_token_is_refused_once_it_expires(as_carol, clock, monkeypatch):
+    assert as_carol.post(URL, event(0), format="json").status_code == 201
+    clock.advance(24 * 3600)  # the cache's clock, and simplejwt's:
+    later = tokens.aware_utcnow() + timedelta(days=1)
+    monkeypatch.setattr(tokens, "aware_utcnow", lambda: later)
+    response = as_carol.post(URL, event(1), format="json")
+    assert response.status_code == 401
+    auth.forget_verified_tokens()  # the answer of a process that never saw the token
+    never_seen = as_carol.post(URL, event(2), format="json")
+    assert (never_seen.status_code, never_seen.json()) == (401, response.json())
+    assert published().count() == 1
