@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import PASSWORD
-from tests.ui.conftest import LAPTOP, PHONE, TIMEZONE, browser_problem, screenshot
+from tests.personas import PASSWORD
+from tests.ui.helpers import LAPTOP, PHONE, TIMEZONE, browser_problem, screenshot
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from incidents.models import ALERT_TRANSITIONS
-from tests.conftest import PASSWORD
 from tests.incidents.helpers import new_incident
+from tests.personas import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["/", "/events/", "/alerts/", "/incidents/", "/dns/", "/rules/", "/rules/coverage/"]
