@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.conftest import ROOT, database_url, free_port
+from tests.e2e.live_server import ROOT, database_url, free_port
 
 pytestmark = pytest.mark.e2e
 

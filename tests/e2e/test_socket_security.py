@@ -10,7 +10,7 @@ import uuid
 import pytest
 import websockets
 
-from tests.e2e.conftest import LiveServer
+from tests.e2e.live_server import LiveServer
 
 pytestmark = pytest.mark.e2e
 
@@ -171,7 +171,7 @@ def manage(server, *args):
     import subprocess
     import sys
 
-    from tests.e2e.conftest import ROOT
+    from tests.e2e.live_server import ROOT
 
     subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=server.env, check=True, timeout=60

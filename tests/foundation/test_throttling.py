@@ -111,7 +111,7 @@ def test_failed_session_logins_count_toward_the_token_throttle(
 @pytest.fixture
 def cache_down(settings, monkeypatch):
     """The Redis cache, pointed at a port where nothing listens: every call raises."""
-    from tests.e2e.conftest import free_port
+    from tests.e2e.live_server import free_port
 
     settings.CACHES = {
         "default": {
