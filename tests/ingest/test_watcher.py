@@ -7,7 +7,7 @@ from django.test import TestCase
 
 from incidents.models import RawLog
 from incidents.watcher import LogWatcher, WatchService, WatchTarget, store_and_process
-from tests.ingest.conftest import brute_force, cron_line, event_data, stages, text
+from tests.ingest.helpers import brute_force, cron_line, event_data, stages, text
 
 
 class Clock:
