@@ -5,7 +5,7 @@ import pytest
 from django.test import TestCase
 
 from incidents.sigma.models import SigmaRule
-from tests.sigma.conftest import rule_yaml
+from tests.sigma.helpers import rule_yaml
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db

@@ -15,8 +15,8 @@ from incidents.pipeline.state import MemoryState
 from incidents.sigma.engine import SigmaEngine
 from incidents.sigma.loading import Refused, read_rule
 from incidents.sigma.models import SigmaRule
-from tests.pipeline.conftest import access, at, ssh_failure, ssh_success
-from tests.sigma.conftest import correlation_yaml, engine_of, rule_yaml
+from tests.pipeline.helpers import access, at, ssh_failure, ssh_success
+from tests.sigma.helpers import correlation_yaml, engine_of, rule_yaml
 
 SHIPPED = Path(__file__).resolve().parents[2] / "incidents" / "sigma" / "rules"
 FAILURE = rule_yaml(

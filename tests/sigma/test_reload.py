@@ -9,8 +9,8 @@ from rest_framework.test import APIClient
 from incidents.models import SecurityEvent
 from incidents.sigma import runtime
 from incidents.syslog.sink import RawLogSink, ReceivedLine
-from tests.sigma.conftest import rule_yaml
-from tests.syslog.conftest import eventually, in_thread
+from tests.sigma.helpers import rule_yaml
+from tests.syslog.helpers import eventually, in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
