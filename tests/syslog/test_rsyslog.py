@@ -15,8 +15,8 @@ from collections import Counter
 import pytest
 
 from incidents.syslog.sink import origin_name
-from tests.e2e.conftest import free_port
-from tests.syslog.conftest import in_thread, stored, stored_lines
+from tests.e2e.live_server import free_port
+from tests.syslog.helpers import in_thread, stored, stored_lines
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 OMRELP = glob.glob("/usr/lib/*/rsyslog/omrelp.so") + glob.glob("/usr/lib/rsyslog/omrelp.so")

@@ -11,8 +11,8 @@ import pytest
 from incidents.models import RawLog
 from incidents.syslog.server import ReceiverConfig
 from incidents.syslog.service import SyslogService
-from tests.e2e.conftest import free_port
-from tests.syslog.conftest import eventually, in_thread, stored, stored_lines
+from tests.e2e.live_server import free_port
+from tests.syslog.helpers import eventually, in_thread, stored, stored_lines
 from threatlens.monitoring import startup
 
 pytestmark = pytest.mark.django_db(transaction=True)
