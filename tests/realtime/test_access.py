@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -208,7 +209,7 @@ async def test_admin_action_closes_a_users_sockets(ws, alice, carol, token_for):
         http.force_login(carol)
         return http.post(
             "/admin/auth/user/",
-            {"action": "disconnect_sockets", "_selected_action": [alice.pk]},
+            {"action": "disconnect_sockets", ACTION_CHECKBOX_NAME: [alice.pk]},
         )
 
     response = await sync_to_async(run_action)()
