@@ -1,5 +1,5 @@
-"""The wall clock token expiry is measured against: one seam, so tests move time on
-(`tests/realtime/clock.py`'s `clock` fixture) instead of sleeping until a token expires.
+"""The wall clock token expiry is measured against: one seam, so tests move time on (the
+`clock` fixture of `tests/conftest.py`) instead of sleeping until a token expires.
 
 Everything that compares a token's `exp` with "now" (the verified-token cache, the
 per-message check, the hub's expiry sweep) reads `now()`; nothing else does.

@@ -9,11 +9,26 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import override_settings
 
-PASSWORD = "correct-horse-battery-staple"
+from tests.personas import PASSWORD
+
+
+@pytest.fixture(scope="session")
+def redis_client():
+    """A client of the test run's Redis (None without REDIS_URL), for clearing its keys."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        yield None
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _redis_keys_of_this_run(worker_id):
+def _redis_keys_of_this_run(worker_id, redis_client):
     """Test runs and their parallel workers share one Redis: each gets a key prefix of its
     own, so their channel layers, caches, connection counts and remembered clients never
     meet (test databases are recreated, so user ids repeat from run to run). The keys are
@@ -33,11 +48,8 @@ def _redis_keys_of_this_run(worker_id):
     caches["default"] = {**caches["default"], "KEY_PREFIX": f"{prefix}.cache"}
     with override_settings(REDIS_KEY_PREFIX=prefix, CHANNEL_LAYERS=layers, CACHES=caches):
         yield
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
+    for key in redis_client.scan_iter(match=f"{prefix}*", count=1000):
+        redis_client.delete(key)
 
 
 @pytest.fixture(scope="session")
@@ -86,20 +98,19 @@ def _no_signal_handlers(settings):
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache(settings):
+def _clear_cache(settings, redis_client):
     """Each test starts with empty rate limits, counters and detection state. On Redis,
     only this run's cache keys go (flushdb would also wipe the channel layer and other
-    runs' keys)."""
+    runs' keys), through a client of its own (the cache's is not public)."""
     from django.core.cache import cache
 
-    if settings.REDIS_URL:
-        client = cache._cache.get_client(None, write=True)
+    if redis_client is not None:
         for pattern in (
             f"{settings.REDIS_KEY_PREFIX}.cache:*",
             f"{settings.REDIS_KEY_PREFIX}.rt:*",
         ):
-            for key in client.scan_iter(match=pattern):
-                client.delete(key)
+            for key in redis_client.scan_iter(match=pattern):
+                redis_client.delete(key)
     else:
         cache.clear()
     from incidents.processing import reset_detection_state

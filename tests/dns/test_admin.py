@@ -4,6 +4,7 @@ import re
 from contextlib import contextmanager
 
 import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.test import Client
@@ -223,14 +224,18 @@ def test_bulk_deleting_zones_and_records_in_the_admin_goes_through_the_services(
     with django_capture_on_commit_callbacks(execute=True):
         reply = admin_client.post(
             "/admin/dns/zone/",
-            {"action": "delete_selected", "_selected_action": [z.pk for z in zones], "post": "yes"},
+            {
+                "action": "delete_selected",
+                ACTION_CHECKBOX_NAME: [z.pk for z in zones],
+                "post": "yes",
+            },
         )
         assert reply.status_code == 302
         reply = admin_client.post(
             "/admin/dns/record/",
             {
                 "action": "delete_selected",
-                "_selected_action": [r.pk for r in records[:2]],
+                ACTION_CHECKBOX_NAME: [r.pk for r in records[:2]],
                 "post": "yes",
             },
         )
@@ -266,7 +271,7 @@ def test_rpz_rules_added_changed_and_bulk_deleted_in_the_admin_are_announced(
         other = services.create_rpz_rule(None, {"domain": "other.example"})
         reply = admin_client.post(
             "/admin/dns/rpzrule/",
-            {"action": "delete_selected", "_selected_action": [rule.pk, other.pk], "post": "yes"},
+            {"action": "delete_selected", ACTION_CHECKBOX_NAME: [rule.pk, other.pk], "post": "yes"},
         )
     assert reply.status_code == 302 and not RpzRule.objects.exists()
     actions = [e.data["action"] for e in events("rpz_updated")]

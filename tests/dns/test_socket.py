@@ -11,7 +11,7 @@ from dns import bulk, services
 from realtime import hub as hub_module
 from realtime import store
 from tests.dns.helpers import grant
-from tests.realtime.conftest import Client
+from tests.sockets import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 import websockets
 
-from tests.e2e.conftest import free_port
+from tests.e2e.live_server import free_port
 
 pytestmark = [
     pytest.mark.e2e,

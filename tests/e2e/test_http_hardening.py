@@ -5,7 +5,7 @@ import http.client
 
 import pytest
 
-from tests.e2e.conftest import LiveServer
+from tests.e2e.live_server import LiveServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

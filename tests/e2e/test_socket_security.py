@@ -10,8 +10,9 @@ import uuid
 import pytest
 import websockets
 
-from tests.e2e.conftest import LiveServer
+from tests.e2e.live_server import LiveServer
 from tests.sockets import eventually
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -107,7 +108,8 @@ async def test_no_token_reaches_the_server_log(transactional_db, alice, token_fo
             await asyncio.to_thread(
                 urllib.request.urlopen, f"{server.url}/api/alerts/?token={token}", timeout=5
             )
-        await asyncio.sleep(0.5)
+        # The last request is in the log once the server wrote it: everything before is too.
+        await until(lambda: "/api/alerts/" in server.log_text(), "the server logs the request")
         log = server.log_text()
     finally:
         server.stop()
@@ -183,7 +185,7 @@ def manage(server, *args):
     import subprocess
     import sys
 
-    from tests.e2e.conftest import ROOT
+    from tests.e2e.live_server import ROOT
 
     subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=server.env, check=True, timeout=60
@@ -198,10 +200,13 @@ async def test_a_demotion_by_another_process_reaches_the_open_socket(
     await asyncio.to_thread(
         manage, server, "create_user", "carol", "--role", "viewer", "--password", "x-Pass-9-word"
     )
-    await asyncio.sleep(1.5)
-    await socket.send(json.dumps({"type": "get_subscriptions", "id": "s"}))
-    reply = await next_of(socket, "response")
-    assert "user_action" not in reply["data"]["available"]
+
+    async def admin_events_gone():
+        await socket.send(json.dumps({"type": "get_subscriptions", "id": "s"}))
+        reply = await next_of(socket, "response")
+        return "user_action" not in reply["data"]["available"]
+
+    assert await until(admin_events_gone, "the access check takes user_action away", interval=0.2)
     await socket.close()
 
 

@@ -8,7 +8,8 @@ import socket
 import pytest
 import websockets
 
-from tests.e2e.conftest import free_port
+from tests.e2e.live_server import free_port
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -47,13 +48,15 @@ async def test_a_line_sent_over_syslog_reaches_a_subscribed_socket(
         )
         while json.loads(await ws.recv())["type"] != "subscription_updated":
             pass
+
         # The receiver starts with the server; the port answers once it listens.
-        for _ in range(100):
+        async def receiver_listening():
             try:
-                _reader, writer = await asyncio.open_connection("127.0.0.1", tcp_port)
-                break
+                return await asyncio.open_connection("127.0.0.1", tcp_port)
             except ConnectionRefusedError:
-                await asyncio.sleep(0.1)
+                return None
+
+        _reader, writer = await until(receiver_listening, "the syslog receiver listens", timeout=10)
         writer.write(b"%d %s" % (len(TRAVERSAL), TRAVERSAL.encode()))
         await writer.drain()
         [event] = await security_events(ws, 1)

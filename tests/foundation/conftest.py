@@ -1,12 +1,10 @@
-"""Helpers for the foundation tests."""
+"""Fixtures for the foundation tests (constants: tests/foundation/helpers.py)."""
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.foundation.helpers import FOUNDATION_MIDDLEWARE, THROTTLE_BACKEND
+from tests.personas import PASSWORD
 from threatlens.audit.models import AuditLog
-
-FOUNDATION_MIDDLEWARE = "threatlens.audit.context.AuditContextMiddleware"
-THROTTLE_BACKEND = "threatlens.accounts.backends.ThrottledModelBackend"
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 access changes reach the user's live sockets."""
 
 import pytest
+from django.contrib.auth import authenticate
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Group, Permission
 
 from realtime.models import Event
+from tests.personas import PASSWORD
 from threatlens.audit.context import audit_context
 from threatlens.audit.models import AuditLog
 
@@ -86,6 +89,24 @@ def test_password_changes_are_audited_but_not_their_values(bob, audit_rows):
     bob.save()
     (row,) = audit_rows("user.password_changed")
     assert row.old_values is None and row.new_values is None
+
+
+class QuickPBKDF2(PBKDF2PasswordHasher):
+    """A hasher preferred to the tests' MD5, at one iteration (cheap)."""
+
+    iterations = 1
+
+
+def test_a_hash_upgraded_at_login_is_not_a_password_change(bob, audit_rows, settings):
+    settings.PASSWORD_HASHERS = [
+        f"{__name__}.QuickPBKDF2",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    old_hash = bob.password
+    assert authenticate(username="bob", password=PASSWORD) == bob
+    bob.refresh_from_db()
+    assert bob.password != old_hash and bob.password.startswith("pbkdf2_sha256$")
+    assert audit_rows("user.password_changed") == []
 
 
 def test_deactivation_is_audited_published_and_reaches_the_sockets(

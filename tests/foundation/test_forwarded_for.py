@@ -3,7 +3,7 @@ NUM_PROXIES-th entry from the right), never an entry the client wrote itself."""
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.personas import PASSWORD
 from threatlens.audit.models import AuditLog
 from threatlens.clientinfo import scope_address
 

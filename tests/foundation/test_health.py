@@ -156,7 +156,7 @@ async def test_a_channel_layer_that_never_answers_is_critical_after_the_timeout(
             pass
 
         async def receive(self, channel):
-            await asyncio.sleep(10)
+            await asyncio.Event().wait()  # never set: no answer ever comes
 
     monkeypatch.setattr("channels.layers.get_channel_layer", lambda: Silent())
     result = await checks.check_channel_layer(timeout=0.05)

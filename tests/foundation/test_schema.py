@@ -38,7 +38,7 @@ def test_the_foundation_views_generate_no_schema_warnings(capsys):
 
 def test_the_foundation_middleware_and_backend_are_installed(settings):
     # Asked of the lead in the foundation report (settings.py is theirs).
-    from tests.foundation.conftest import FOUNDATION_MIDDLEWARE, THROTTLE_BACKEND
+    from tests.foundation.helpers import FOUNDATION_MIDDLEWARE, THROTTLE_BACKEND
 
     assert FOUNDATION_MIDDLEWARE in settings.MIDDLEWARE
     assert settings.AUTHENTICATION_BACKENDS == [THROTTLE_BACKEND]

@@ -95,7 +95,7 @@ def test_the_session_login_form_is_throttled_too(foundation_settings, client, al
         "/admin/login/?next=/admin/", {"username": "alice", "password": password}
     )
     assert response.status_code == 200
-    assert "_auth_user_id" not in client.session
+    assert not response.wsgi_request.user.is_authenticated  # no session login
 
 
 def test_failed_session_logins_count_toward_the_token_throttle(
@@ -111,7 +111,7 @@ def test_failed_session_logins_count_toward_the_token_throttle(
 @pytest.fixture
 def cache_down(settings, monkeypatch):
     """The Redis cache, pointed at a port where nothing listens: every call raises."""
-    from tests.e2e.conftest import free_port
+    from tests.e2e.live_server import free_port
 
     settings.CACHES = {
         "default": {

@@ -13,15 +13,15 @@ _numbers = count(1)
 
 
 def grant(user, *codenames):
-    """Give `user` extra incidents permissions (and forget the cached ones)."""
+    """Give `user` extra incidents permissions; returns the user read again from the
+    database, to be used from then on: Django's ModelBackend caches permissions on the
+    instance it checked, and a fresh instance is its documented way to see new ones."""
     for codename in codenames:
         app_label, _, name = codename.rpartition(".")
         user.user_permissions.add(
             Permission.objects.get(codename=name, content_type__app_label=app_label or "incidents")
         )
-    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
-        user.__dict__.pop(cache, None)
-    return user
+    return type(user).objects.get(pk=user.pk)
 
 
 def events(event_type=None):

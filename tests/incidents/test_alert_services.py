@@ -247,7 +247,7 @@ def test_taking_someone_elses_alert_is_a_conflict_naming_the_owner(alice, dave, 
 
 def test_reassigning_needs_the_permission_and_is_audited(alice, dave, take):
     alert, alices_incident = take(alice)
-    grant(dave, "reassign_alert")
+    dave = grant(dave, "reassign_alert")
     taken, daves_incident = services.take_alert_ownership(alert.pk, actor=dave)
     assert taken.assigned_analyst == dave
     assert daves_incident is not None and daves_incident.owner == dave
@@ -353,7 +353,7 @@ def test_only_the_owner_changes_an_alerts_status(alice, dave, take):
     alert, _ = take(alice)
     with pytest.raises(PermissionDenied, match="owned by alice"):
         services.update_alert_status(alert.pk, "resolved", actor=dave)
-    grant(dave, "change_others_alert")
+    dave = grant(dave, "change_others_alert")
     assert services.update_alert_status(alert.pk, "resolved", actor=dave).status == "resolved"
 
 

@@ -11,7 +11,7 @@ from incidents.ingest import receive_raw_log
 from incidents.models import SecurityEvent, TimelineKind
 from incidents.processing import process_raw_log
 from realtime.models import Event
-from tests.ingest.conftest import bind_query, text
+from tests.ingest.helpers import bind_query, text
 from threatlens.writeguard import service_writes
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -145,7 +145,7 @@ def test_joining_publishes_incident_updated(
 
 def test_reassigning_tells_both_incidents(alice, dave, take, django_capture_on_commit_callbacks):
     alert, alices = take(alice)
-    grant(dave, "reassign_alert")
+    dave = grant(dave, "reassign_alert")
     with django_capture_on_commit_callbacks(execute=True):
         _, daves = services.take_alert_ownership(alert.pk, actor=dave)
     by_type = {(e.event_type, e.object_key): e for e in events()}

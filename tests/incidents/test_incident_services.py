@@ -59,7 +59,7 @@ def test_viewer_cannot_change_incidents(alice, bob, take):
 def test_a_user_who_cannot_see_an_incident_gets_not_found(alice, make_user, take):
     _, incident = take(alice)
     eve = make_user("eve")
-    grant(eve, "change_incident", "view_incident")
+    eve = grant(eve, "change_incident", "view_incident")
     with pytest.raises(NotFound):
         services.update_incident_status(incident.pk, "investigating", actor=eve)
 
@@ -126,7 +126,7 @@ def test_empty_or_oversized_comments_are_refused(alice, take, body):
 def test_watching_shows_an_incident_to_a_user_without_see_all(alice, make_user, take):
     _, incident = take(alice)
     eve = make_user("eve", role="viewer")
-    grant(eve, "add_incidentwatcher")
+    eve = grant(eve, "add_incidentwatcher")
     assert not Incident.objects.visible_to(eve).exists()
     services.watch_incident(incident.pk, actor=eve)
     services.watch_incident(incident.pk, actor=eve)  # twice is harmless

@@ -89,7 +89,7 @@ def test_assigning_to_a_colleague_needs_the_reassign_permission(as_user, alice, 
     body = {"action": "assign", "assignee": dave.pk, "alert_ids": ids}
     refused = as_user(alice).post(URL, body, format="json")
     assert refused.status_code == 403
-    grant(alice, "reassign_alert")
+    alice = grant(alice, "reassign_alert")
     done = as_user(alice).post(URL, body, format="json")
     assert done.status_code == 200, done.data
     assert {a["assigned_analyst"]["username"] for a in done.data["alerts"]} == {"dave"}

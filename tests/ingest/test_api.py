@@ -9,7 +9,7 @@ from django.test import TestCase
 from incidents.ingest import wait_for_background_processing
 from incidents.models import RawLog, RawLogStatus, SecurityEvent
 from realtime.models import Event
-from tests.ingest.conftest import T0, brute_force, cron_line, text
+from tests.ingest.helpers import T0, brute_force, cron_line, text
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from incidents.management.notes import delivery_note
 from incidents.models import Alert, RawLog, RawLogStatus, SecurityEvent
 from incidents.pipeline.samples import SAMPLE_THREAT_DOMAINS
 from realtime.models import Event
-from tests.ingest.conftest import brute_force, cron_line, event_data, text
+from tests.ingest.helpers import brute_force, cron_line, event_data, text
 
 # The commands publish outside any test transaction's on_commit capture: they need commits.
 pytestmark = pytest.mark.django_db(transaction=True)

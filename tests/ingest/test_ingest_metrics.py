@@ -9,9 +9,9 @@ from incidents.ingest_metrics import PROCESSING, log_ingest_health
 from incidents.processing import reset_detection_state
 from incidents.syslog import sink as sink_module
 from incidents.syslog.sink import RawLogSink, ReceivedLine
-from tests.ingest.conftest import ssh_failure
+from tests.ingest.helpers import ssh_failure
 from tests.prometheus_samples import samples
-from tests.syslog.conftest import eventually
+from tests.syslog.helpers import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ from incidents.ingest import receive_log_file, receive_raw_log
 from incidents.models import Alert, AlertStatus, RawLog, RawLogStatus, SecurityEvent
 from incidents.processing import process_raw_log
 from incidents.security_events import SecurityEventSerializer
-from tests.ingest.conftest import (
+from tests.ingest.helpers import (
     at,
     bind_query,
     brute_force,

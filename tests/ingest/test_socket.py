@@ -5,7 +5,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from incidents.models import Alert
-from tests.ingest.conftest import brute_force, cron_line, text
+from tests.ingest.helpers import brute_force, cron_line, text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

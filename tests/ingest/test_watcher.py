@@ -7,7 +7,8 @@ from django.test import TestCase
 
 from incidents.models import RawLog
 from incidents.watcher import LogWatcher, WatchService, WatchTarget, store_and_process
-from tests.ingest.conftest import brute_force, cron_line, event_data, stages, text
+from tests.ingest.helpers import brute_force, cron_line, event_data, stages, text
+from tests.waiting import wait_until
 
 
 class Clock:
@@ -183,10 +184,9 @@ def test_the_watch_service_follows_files_in_a_thread_and_reports_its_health(log_
     service = WatchService([WatchTarget.parse(str(log_file))], interval=0.05).start()
     try:
         append(log_file, text([cron_line(0)]))
-        for _ in range(100):
-            if RawLog.objects.filter(status="completed").exists():
-                break
-            service._stop.wait(0.05)
+        wait_until(
+            RawLog.objects.filter(status="completed").exists, "the appended line is processed"
+        )
         assert RawLog.objects.filter(status="completed").count() == 1
         health = service.health()
         assert health.component == "file_monitor" and health.status == "healthy"

@@ -70,7 +70,7 @@ async def test_channel_layer_check_reports_an_unreachable_layer_as_critical():
 
 async def test_a_check_that_hangs_is_critical_after_the_timeout():
     async def hangs():
-        await asyncio.sleep(10)
+        await asyncio.Event().wait()  # never set
 
     result = await run_check("forwarder", hangs, timeout=0.05)
     assert result.status == "critical" and "timed out" in result.message
@@ -86,14 +86,20 @@ async def test_a_check_that_crashes_is_critical_and_says_why():
 
 
 async def test_run_checks_runs_them_together():
-    async def slow_ok():
-        await asyncio.sleep(0.2)
+    # Each check finishes only once all three have started: run one after the other, the
+    # first would wait until its timeout and be critical.
+    started = []
+    everyone_started = asyncio.Event()
+
+    async def waits_for_the_others():
+        started.append(True)
+        if len(started) == 3:
+            everyone_started.set()
+        await everyone_started.wait()
         return ComponentHealth("a", "healthy")
 
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    results = await run_checks({"a": slow_ok, "b": slow_ok, "c": slow_ok}, timeout=1)
-    assert loop.time() - started < 0.5
+    checks = dict.fromkeys("abc", waits_for_the_others)
+    results = await run_checks(checks, timeout=5)
     assert {name: r.status for name, r in results.items()} == dict.fromkeys("abc", "healthy")
 
 

@@ -1,9 +1,8 @@
 """MonitorRunner: intervals, health transitions, health_check, the leader lease."""
 
-import asyncio
-
 import pytest
 
+from tests.waiting import until
 from threatlens.monitoring.health import ComponentHealth
 from threatlens.monitoring.leader import CacheLeaderLock
 from threatlens.monitoring.runner import CacheStatusStore, MonitorRunner, build_default_runner
@@ -266,9 +265,15 @@ async def test_the_other_runner_takes_over_when_the_lease_expires():
     await crashed.run_once(now=0.0)
     await standby.run_once(now=0.0)
     assert second == []
-    await asyncio.sleep(1.3)  # the crashed leader stops renewing; its lease runs out
-    await standby.run_once(now=1.0)
-    assert standby.is_leader and second.of("health_update")
+
+    # The crashed leader stops renewing: the standby's round takes the lease once it ran
+    # out (a 1 s lease in the cache: real time passes).
+    async def took_over():
+        await standby.run_once(now=1.0)
+        return standby.is_leader
+
+    assert await until(took_over, "the standby takes the expired lease", interval=0.1)
+    assert second.of("health_update")
 
 
 async def test_a_new_leader_does_not_alert_again_for_an_ongoing_outage():
@@ -313,12 +318,8 @@ async def test_start_and_stop_run_rounds_and_release_the_lease():
     runner.start()
     # Rounds every 0.1 s: wait for three of them rather than a fixed time (a loaded machine
     # runs them late, not never).
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while len(published.of("health_update")) < 3 and loop.time() < deadline:
-        await asyncio.sleep(0.05)
+    await until(lambda: len(published.of("health_update")) >= 3, "three rounds publish")
     await runner.stop()
-    assert len(published.of("health_update")) >= 3
     assert published.of("health_check")
     assert runner.leader_lock.holder() is None
 

@@ -5,7 +5,7 @@ import json
 from datetime import timedelta
 
 from incidents.pipeline.parsers import parse_line
-from tests.pipeline.conftest import (
+from tests.pipeline.helpers import (
     T0,
     Feed,
     access,

@@ -4,7 +4,7 @@ and BIND query logs sent over syslog are read by their own parser, header kept."
 from datetime import UTC, datetime
 
 from incidents.pipeline.parsers import parse_line
-from tests.pipeline.conftest import Feed, access, at
+from tests.pipeline.helpers import Feed, access, at
 
 REFERENCE = datetime(2025, 3, 11, 9, 0, tzinfo=UTC)
 SCAN = (

@@ -5,7 +5,7 @@ import pytest
 from incidents.events import security_alert_data, threat_detected_data
 from incidents.pipeline.alert_input import alert_input, severity_label
 from incidents.pipeline.state import MemoryState
-from tests.pipeline.conftest import Feed, at, bind_query, ssh_failure, syslog
+from tests.pipeline.helpers import Feed, at, bind_query, ssh_failure, syslog
 
 
 def test_severity_labels():

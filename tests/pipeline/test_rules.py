@@ -9,7 +9,7 @@ import pytest
 
 from incidents.pipeline.rules import RuleError, load_rules, load_rules_file, render
 from incidents.pipeline.rules_data import RULES
-from tests.pipeline.conftest import Feed, at, ssh_success, syslog
+from tests.pipeline.helpers import Feed, at, ssh_success, syslog
 
 
 def valid_rule(**overrides):

@@ -2,8 +2,6 @@
 
 import pytest
 
-from tests.sockets import Client, eventually  # noqa: F401  (re-exported for older imports)
-
 
 @pytest.fixture(autouse=True)
 def _each_test_with_a_fresh_hub(fresh_hub):

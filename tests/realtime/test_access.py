@@ -1,16 +1,17 @@
 """Access that changes while connected: token expiry, deactivation, role changes, admin
 disconnects, legacy per-topic sockets, and debug mode."""
 
-import asyncio
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group
 from rest_framework_simplejwt.tokens import AccessToken
 
 from realtime import control
 from realtime.publishing import publish
+from tests.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,15 +89,14 @@ async def test_role_change_rechecks_subscriptions(ws, alice, token_for):
     # (asked until it shows; the two travel separately).
     notice = await client.receive_event("permission_changed", timeout=5)
     assert notice["data"]["role"] == "viewer"
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:
+
+    async def rechecked_subscriptions():
         await client.send({"type": "get_subscriptions"})
         reply = await client.receive_type("response")
-        rechecked = "security_event" not in reply["data"]["subscriptions"]
-        if rechecked or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.05)  # the poll's interval (under the message rate limit)
-    assert rechecked
+        return reply if "security_event" not in reply["data"]["subscriptions"] else None
+
+    # Asked every 0.1 s: under the message rate limit.
+    reply = await until(rechecked_subscriptions, "the recheck drops security_event", interval=0.1)
     assert "health_update" in reply["data"]["subscriptions"]
     await apublish("security_event", {"n": 1})
     assert await client.receive_nothing()
@@ -208,7 +208,7 @@ async def test_admin_action_closes_a_users_sockets(ws, alice, carol, token_for):
         http.force_login(carol)
         return http.post(
             "/admin/auth/user/",
-            {"action": "disconnect_sockets", "_selected_action": [alice.pk]},
+            {"action": "disconnect_sockets", ACTION_CHECKBOX_NAME: [alice.pk]},
         )
 
     response = await sync_to_async(run_action)()

@@ -1,7 +1,6 @@
 """Access changes reach open sockets even when no change notice travels (another process
 in the embedded default, Redis down), and a session's end closes the sockets it opened."""
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -12,6 +11,7 @@ from django.test import Client as HttpClient
 from django.utils import timezone
 
 from tests.sockets import in_thread
+from tests.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 User = get_user_model()
@@ -53,9 +53,21 @@ async def test_a_new_socket_of_a_user_deactivated_without_notice_is_refused(ws, 
     await first.receive_type("connection_established")
     await first.disconnect()
     await quietly(lambda: User.objects.filter(pk=carol.pk).update(is_active=False))
-    await asyncio.sleep(0.3)
-    second = await ws("/ws", token=token_for(carol))
-    error, code = await second.receive_close()
+
+    async def refused():
+        """A new socket's (error frame, close code), or None while it is still let in (the
+        snapshot is held for up to ACCESS_CHECK_INTERVAL)."""
+        client = await ws("/ws", token=token_for(carol))
+        first = await client.receive()
+        if first["type"] == "connection_established":
+            await client.disconnect()
+            return None
+        error, code = await client.receive_close()
+        return (first if first["type"] == "error" else error), code
+
+    error, code = await until(
+        refused, "a new socket of the deactivated user is refused", interval=0.1
+    )
     assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
 
 
@@ -71,10 +83,15 @@ async def test_a_demotion_without_notice_takes_admin_events_away(ws, carol, toke
         User.objects.filter(pk=carol.pk).update(is_staff=False)
 
     await quietly(demote)
-    await asyncio.sleep(0.8)
-    await client.send({"type": "get_subscriptions", "id": "s"})
-    reply = await client.receive_type("response")
-    assert "user_action" not in reply["data"]["subscriptions"]
+
+    async def subscriptions_without_admin_events():
+        await client.send({"type": "get_subscriptions", "id": "s"})
+        reply = await client.receive_type("response")
+        return reply if "user_action" not in reply["data"]["subscriptions"] else None
+
+    reply = await until(
+        subscriptions_without_admin_events, "the access check takes user_action away", interval=0.1
+    )
     assert "user_action" not in reply["data"]["available"]
 
 

@@ -1,12 +1,11 @@
 """Failed socket authentications: aggregated in the audit log, and credentials that keep
 failing from one source refused without accepting the socket."""
 
-import asyncio
-
 import pytest
 from channels.testing import WebsocketCommunicator
 
 from tests.sockets import Client, in_thread
+from tests.waiting import until
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,6 +19,12 @@ def failure_rows():
     )
 
 
+def rows_after_the_first():
+    """The rows once there is more than the first, else None."""
+    rows = failure_rows()
+    return rows if len(rows) > 1 else None
+
+
 async def test_a_flood_of_bad_tokens_is_one_row_then_one_count_per_source(ws, settings):
     settings.REALTIME = {**settings.REALTIME, "AUTH_FAILURE_WINDOW": 1}
     for number in range(20):  # a different token each time: none is refused early
@@ -27,8 +32,9 @@ async def test_a_flood_of_bad_tokens_is_one_row_then_one_count_per_source(ws, se
         error, code = await client.receive_close()
         assert (error["error_code"], code) == ("AUTH_FAILED", 1008)
     assert len(await in_thread(failure_rows)) == 1
-    await asyncio.sleep(1.5)  # the window ends: its count is written
-    rows = await in_thread(failure_rows)
+    rows = await until(
+        lambda: in_thread(rows_after_the_first), "the window's count row, written when it ends"
+    )
     assert len(rows) == 2
     assert rows[1]["repeated"] == 19
     assert rows[1]["window_seconds"] == 1

@@ -8,17 +8,22 @@ import asyncio
 import pytest
 
 from tests.realtime.fakes import FakeSocket, connection, event
+from tests.waiting import until
 
 
-async def settle(seconds=0.1):
-    await asyncio.sleep(seconds)
+def delivered(socket, count):
+    """A condition for `until`: the socket has `count` events (frames or batched)."""
+    return lambda: len(socket.events()) >= count
+
+
+def numbers(socket):
+    return [e["data"]["n"] for e in socket.events()]
 
 
 async def test_an_idle_connection_sends_at_once_and_alone():
     socket = FakeSocket()
     conn = connection(socket, batch_window=10)
     conn.offer(event(n=1))
-    await settle(0.02)
     assert [f["type"] for f in socket.frames] == ["event"]
     conn.stop()
 
@@ -42,8 +47,8 @@ async def test_a_send_that_must_wait_holds_the_queue_and_order_is_kept():
     assert socket.frames == []
     assert conn.queue_depth == 4  # the first is in flight
     socket.gate.set()
-    await settle(0.02)
-    assert [e["data"]["n"] for e in socket.events()] == [0, 1, 2, 3, 4]
+    await until(delivered(socket, 5), "the held send and the queue go out", interval=0.005)
+    assert numbers(socket) == [0, 1, 2, 3, 4]
     assert conn.queue_depth == 0
     conn.stop()
 
@@ -64,12 +69,11 @@ async def test_a_burst_after_a_frame_is_one_batch_within_the_window():
     socket = FakeSocket()
     conn = connection(socket, batch_window=0.1)
     conn.offer(event(n=0))
-    await settle(0.01)
     for n in range(1, 6):
         conn.offer(event(n=n))
-    await settle(0.02)
     assert len(socket.frames) == 1  # the burst waits for the window
-    await settle(0.15)
+    assert conn.queue_depth == 5
+    await until(lambda: len(socket.frames) == 2, "the window ends", interval=0.005)
     assert socket.frames[1]["type"] == "batch"
     assert [e["data"]["n"] for e in socket.frames[1]["events"]] == [1, 2, 3, 4, 5]
     conn.stop()
@@ -81,21 +85,24 @@ async def test_a_sustained_burst_stretches_the_window_and_a_lone_event_resets_it
     conn.offer(event(n=0))  # idle: at once
     conn.offer(event(n=1))
     conn.offer(event(n=2))
-    await settle(0.3)  # the first window ended: one batch of 1 and 2
-    assert len(socket.frames) == 2
+    # The first window ends: one batch of 1 and 2.
+    await until(lambda: len(socket.frames) == 2, "the first window ends", interval=0.005)
     conn.offer(event(n=3))
     conn.offer(event(n=4))
-    # The batch went at 0.2 s; a burst is on, so this window ends at 0.6 s, not 0.4 s.
-    await settle(0.15)
+    # A burst is on, so this window is 0.4 s, not 0.2 s. Time passing is what is tested:
+    # a sleep past where the normal window would have ended, then nothing was sent.
+    await asyncio.sleep(0.25)
     assert len(socket.frames) == 2
-    await settle(0.3)
+    await until(lambda: len(socket.frames) == 3, "the stretched window ends", interval=0.005)
     assert [e["data"]["n"] for e in socket.frames[2]["events"]] == [3, 4]
-    await settle(0.9)  # quiet: the next event goes at once, alone, and the window is reset
+    # Quiet for longer than the stretched window (the thing tested, so a sleep): the
+    # next event goes at once, alone, and the window is reset.
+    await asyncio.sleep(0.9)
     conn.offer(event(n=5))
     assert socket.frames[3]["data"]["n"] == 5
     conn.offer(event(n=6))
     conn.offer(event(n=7))
-    await settle(0.3)
+    await until(lambda: len(socket.frames) == 5, "the reset window ends", interval=0.005)
     assert [e["data"]["n"] for e in socket.frames[4]["events"]] == [6, 7]
     conn.stop()
 
@@ -116,10 +123,9 @@ async def test_typed_events_are_never_batched():
     socket = FakeSocket()
     conn = connection(socket, batch_window=0.05)
     conn.offer(event("security_event", n=0))
-    await settle(0.01)
     for n in range(1, 4):
         conn.offer(event("security_event", n=n))
-    await settle(0.1)
+    await until(delivered(socket, 4), "the window ends", interval=0.005)
     assert [f["type"] for f in socket.frames] == ["security_event"] * 4
     conn.stop()
 
@@ -128,25 +134,23 @@ async def test_priority_order_across_a_burst_and_order_within_a_priority():
     socket = FakeSocket()
     conn = connection(socket, batch_window=0.05)
     conn.offer(event(n="first"))
-    await settle(0.01)
     for n, priority in [(1, 3), (2, 8), (3, 5), (4, 8), (5, 3)]:
         conn.offer(event(priority=priority, n=n))
-    await settle(0.1)
-    assert [e["data"]["n"] for e in socket.events()][1:] == [2, 4, 3, 1, 5]
+    await until(delivered(socket, 6), "the window ends", interval=0.005)
+    assert numbers(socket)[1:] == [2, 4, 3, 1, 5]
     conn.stop()
 
 
 async def test_delivery_bounds_hold_for_every_priority_when_the_client_reads():
-    """Upper bounds: high 1 s, normal 5 s, low 30 s; here all go within the batch window."""
+    """Upper bounds: high 1 s, normal 5 s, low 30 s; here all go with the end of the first
+    batch window: the first at once, the other two in the window's one batch (no priority
+    waits for a later window)."""
     socket = FakeSocket()
     conn = connection(socket, batch_window=0.05)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
     for priority in (2, 5, 8):
         conn.offer(event(priority=priority))
-    while len(socket.events()) < 3:
-        await asyncio.sleep(0.005)
-    assert loop.time() - start < 1.0
+    await until(delivered(socket, 3), "every priority is delivered", interval=0.005)
+    assert [frame["type"] for frame in socket.frames] == ["event", "batch"]
     conn.stop()
 
 
@@ -154,11 +158,10 @@ async def test_critical_event_skips_the_batch_window():
     socket = FakeSocket()
     conn = connection(socket, batch_window=5)
     conn.offer(event(n=0))
-    await settle(0.01)
     conn.offer(event(n=1))  # normal: waits for the 5 s window
     conn.offer(event("security_alert", n=2))  # critical: goes now, and takes n=1 along
-    await settle(0.05)
-    assert [e["data"]["n"] for e in socket.events()] == [0, 2, 1]
+    await until(delivered(socket, 3), "the critical event goes", interval=0.005)
+    assert numbers(socket) == [0, 2, 1]
     conn.stop()
 
 
@@ -167,7 +170,6 @@ async def test_full_queue_sheds_the_lowest_priority_oldest_first_and_counts_it()
     socket.gate.clear()  # the client stops reading
     conn = connection(socket, capacity=4, batch_window=0)
     conn.offer(event(n="in flight"))
-    await settle(0.01)
     for n, priority in [("low-1", 2), ("low-2", 2), ("high-1", 8), ("normal", 5)]:
         conn.offer(event(priority=priority, n=n))
     conn.offer(event(priority=8, n="high-2"))  # full: low-1 goes
@@ -175,9 +177,8 @@ async def test_full_queue_sheds_the_lowest_priority_oldest_first_and_counts_it()
     assert conn.dropped == 2
     assert conn.queue_depth == 4
     socket.gate.set()
-    await settle(0.05)
-    delivered = [e["data"]["n"] for e in socket.events()]
-    assert delivered == ["in flight", "high-1", "high-2", "normal", "low-2"]
+    await until(delivered(socket, 5), "the client reads again", interval=0.005)
+    assert numbers(socket) == ["in flight", "high-1", "high-2", "normal", "low-2"]
     assert conn.stats()["events_dropped"] == 2
     conn.stop()
 
@@ -188,7 +189,6 @@ async def test_critical_event_that_cannot_be_queued_closes_instead_of_dropping()
     overflowed = []
     conn = connection(socket, capacity=2, batch_window=0, overflowed=overflowed)
     conn.offer(event(n="in flight"))
-    await settle(0.01)
     conn.offer(event("security_alert", n=1))
     conn.offer(event("security_alert", n=2))
     assert not overflowed
@@ -205,9 +205,9 @@ async def test_a_stuck_client_does_not_delay_another():
         shared = event(n=n)
         slow.offer(shared)
         fast.offer(shared)
-        await asyncio.sleep(0)
-    await settle(0.2)
-    assert [e["data"]["n"] for e in reader.events()] == list(range(50))
+        await asyncio.sleep(0)  # a fan-out pass per event: the loop runs in between
+    await until(delivered(reader, 50), "the reader gets every event", interval=0.005)
+    assert numbers(reader) == list(range(50))
     assert slow.dropped > 0
     slow.stop()
     fast.stop()
@@ -220,11 +220,10 @@ async def test_replay_seam_skips_what_the_replay_sent():
     replayed, live = event(n="both"), event(n="live only")
     conn.offer(replayed)
     conn.offer(live)
-    await settle(0.02)
-    assert socket.frames == []
+    assert socket.frames == []  # held while paused
     conn.resume({replayed.id})
-    await settle(0.02)
-    assert [e["data"]["n"] for e in socket.events()] == ["live only"]
+    await until(delivered(socket, 1), "the held live event goes", interval=0.005)
+    assert numbers(socket) == ["live only"]
     conn.stop()
 
 
@@ -236,8 +235,8 @@ async def test_a_live_copy_of_a_replayed_event_arriving_after_the_seam_is_skippe
     conn.resume({replayed.id})
     conn.offer(replayed)  # its live copy, late (through Redis, or the event table)
     conn.offer(event(n="live"))
-    await settle(0.02)
-    assert [e["data"]["n"] for e in socket.events()] == ["live"]
+    await until(delivered(socket, 1), "the live event goes", interval=0.005)
+    assert numbers(socket) == ["live"]
     conn.stop()
 
 

@@ -2,10 +2,11 @@
 services (so audited, and every process reloads)."""
 
 import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.test import TestCase
 
 from incidents.sigma.models import SigmaRule
-from tests.sigma.conftest import rule_yaml
+from tests.sigma.helpers import rule_yaml
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,7 @@ def test_admin_actions_disable_and_enable_rules(admin_client):
     with TestCase.captureOnCommitCallbacks(execute=True):
         admin_client.post(
             "/admin/incidents/sigmarule/",
-            {"action": "disable_rules", "_selected_action": [rule.pk]},
+            {"action": "disable_rules", ACTION_CHECKBOX_NAME: [rule.pk]},
         )
     rule.refresh_from_db()
     assert rule.state == "disabled"

@@ -5,9 +5,9 @@ from django.test import TestCase
 
 from incidents.models import Alert, SecurityEvent
 from incidents.sigma.models import SigmaRule
-from tests.pipeline.conftest import T0, ssh_failure, syslog
+from tests.pipeline.helpers import T0, ssh_failure, syslog
 from tests.prometheus_samples import samples
-from tests.sigma.conftest import rule_yaml
+from tests.sigma.helpers import rule_yaml
 
 pytestmark = pytest.mark.django_db
 

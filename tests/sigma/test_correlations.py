@@ -10,8 +10,8 @@ from django.core.management import call_command
 from incidents.pipeline.parsers import parse_line
 from incidents.sigma.loading import Refused, read_rule
 from incidents.sigma.models import SigmaRule
-from tests.pipeline.conftest import access, at, ssh_failure, ssh_success
-from tests.sigma.conftest import correlation_yaml, engine_of, rule_yaml
+from tests.pipeline.helpers import access, at, ssh_failure, ssh_success
+from tests.sigma.helpers import correlation_yaml, engine_of, rule_yaml
 
 SHIPPED = Path(__file__).resolve().parents[2] / "incidents" / "sigma" / "rules"
 FAILURE = rule_yaml(

@@ -6,8 +6,8 @@ import pytest
 
 from incidents.sigma import compiler
 from incidents.sigma.loading import Refused, read_rule
-from tests.pipeline.conftest import T0, access, ssh_failure, syslog
-from tests.sigma.conftest import matches, rule_yaml
+from tests.pipeline.helpers import T0, access, ssh_failure, syslog
+from tests.sigma.helpers import matches, rule_yaml
 
 FAILED = ssh_failure(T0, ip="203.0.113.45", user="root")
 SUDO = syslog(

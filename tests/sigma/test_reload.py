@@ -1,6 +1,5 @@
 """A rule change reaches every process: a syslog line after an upload made elsewhere."""
 
-import asyncio
 import time
 
 import pytest
@@ -9,8 +8,9 @@ from rest_framework.test import APIClient
 from incidents.models import SecurityEvent
 from incidents.sigma import runtime
 from incidents.syslog.sink import RawLogSink, ReceivedLine
-from tests.sigma.conftest import rule_yaml
-from tests.syslog.conftest import eventually, in_thread
+from tests.sigma.helpers import rule_yaml
+from tests.syslog.helpers import eventually, in_thread
+from tests.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,7 +33,7 @@ async def test_a_rule_uploaded_in_another_process_fires_on_the_next_syslog_line(
     settings.SIGMA_RELOAD_SECONDS = 0.2
     # This process's engine exists (no rules) before the upload.
     await in_thread(runtime.current_engine)
-    assert len(runtime._engine) == 0
+    assert len(runtime.existing_engine()) == 0
     # The upload happens "elsewhere": only the shared version moves, this process is not
     # told directly.
     monkeypatch.setattr(runtime, "forget_engine", lambda: None)
@@ -45,7 +45,11 @@ async def test_a_rule_uploaded_in_another_process_fires_on_the_next_syslog_line(
 
     response = await in_thread(upload)
     assert response.status_code == 201
-    await asyncio.sleep(0.3)
+    # Not told, this process sees the new version once SIGMA_RELOAD_SECONDS passed.
+    await until(
+        lambda: in_thread(lambda: len(runtime.current_engine()) == 1),
+        "this process's engine reloads with the rule",
+    )
 
     sink = RawLogSink(max_lines=50)
     try:

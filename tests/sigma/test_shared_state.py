@@ -12,8 +12,8 @@ from incidents.pipeline.parsers import parse_line
 from incidents.pipeline.state import BoundedState, MemoryState
 from incidents.sigma.engine import SigmaEngine
 from incidents.sigma.loading import read_rule
-from tests.pipeline.conftest import at, ssh_failure, ssh_success
-from tests.sigma.conftest import correlation_yaml, rule_yaml
+from tests.pipeline.helpers import at, ssh_failure, ssh_success
+from tests.sigma.helpers import correlation_yaml, rule_yaml
 
 FAILURE = rule_yaml(
     "sel: {action: login_failure}\ncondition: sel", name="failure", level="low", title="Failure"

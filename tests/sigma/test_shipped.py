@@ -22,7 +22,7 @@ from incidents.sigma.engine import SigmaEngine
 from incidents.sigma.loading import Refused, read_rule
 from incidents.sigma.models import SigmaRule
 from incidents.syslog.routing import source_for
-from tests.sigma.conftest import correlation_yaml
+from tests.sigma.helpers import correlation_yaml
 from threatlens.audit.models import AuditLog
 
 SHIPPED = Path(__file__).resolve().parents[2] / "incidents" / "sigma" / "rules"

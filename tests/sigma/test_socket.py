@@ -6,8 +6,8 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from rest_framework.test import APIClient
 
-from tests.pipeline.conftest import T0, ssh_failure
-from tests.sigma.conftest import rule_yaml
+from tests.pipeline.helpers import T0, ssh_failure
+from tests.sigma.helpers import rule_yaml
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import threading
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.live_server import ROOT
 
 
 def start_manage(command, *args, env, greeting):

@@ -14,7 +14,7 @@ from incidents.pipeline.analyzer import Analyzer
 from incidents.pipeline.parsers import parse_line, parser_for_hint
 from incidents.pipeline.rules import load_rules
 from incidents.pipeline.state import BoundedState
-from tests.e2e.conftest import free_port
+from tests.e2e.live_server import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from incidents.syslog.server import READ_SIZE, ReceiverConfig, SyslogReceiver
-from tests.syslog.conftest import RecordingSink, eventually
+from tests.syslog.helpers import RecordingSink, eventually
 
 SSH_FAILURE = (
     "<38>Mar 10 14:02:11 web01 sshd[811]: Failed password for root from 203.0.113.45 "

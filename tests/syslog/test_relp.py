@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from incidents.syslog.relp import RelpDecoder, RelpFrame, RelpProtocolError
 from tests.syslog.certificates import make_certificates
-from tests.syslog.conftest import RecordingSink, eventually
+from tests.syslog.helpers import RecordingSink, eventually
 from tests.syslog.relp_client import RelpClient
 
 

@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from incidents.syslog.sink import origin_name
-from tests.e2e.conftest import free_port
-from tests.syslog.conftest import in_thread, stored, stored_lines
+from tests.e2e.live_server import free_port
+from tests.syslog.helpers import in_thread, stored, stored_lines
 from tests.syslog.relp_client import RelpClient
 
 pytestmark = pytest.mark.e2e

@@ -15,8 +15,8 @@ from collections import Counter
 import pytest
 
 from incidents.syslog.sink import origin_name
-from tests.e2e.conftest import free_port
-from tests.syslog.conftest import in_thread, stored, stored_lines
+from tests.e2e.live_server import free_port
+from tests.syslog.helpers import in_thread, stored, stored_lines
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 OMRELP = glob.glob("/usr/lib/*/rsyslog/omrelp.so") + glob.glob("/usr/lib/rsyslog/omrelp.so")
@@ -148,12 +148,23 @@ async def test_rsyslog_relp_across_a_receiver_killed_mid_stream_stores_each_line
     server = run_syslog(*arguments)
     await feeder
     assert await stored(lambda lines: len(lines) >= count, timeout=120, file_name=relp_lines)
-    await asyncio.sleep(2)  # anything sent twice would be stored by now
-    lines = await in_thread(stored_lines, relp_lines)
+    lines = await all_resends_stored(daemon, count, relp_lines)
     counts = Counter(line.rsplit("port ", 1)[1] for line in lines)
     twice = sorted(key for key, seen in counts.items() if seen > 1)
     missing = [n for n in range(count) if counts[f"{20000 + n} ssh2"] == 0]
     assert (missing, twice) == ([], [])
+
+
+async def all_resends_stored(daemon, count, file_name):
+    """The stored lines once a marker line sent after the `count` others is stored: rsyslog
+    sends what it sends again before anything new on its RELP session, so every copy of
+    an earlier line is stored by then (instead of waiting a guessed time for them)."""
+    daemon.log([message(count)])
+    marker = f"port {20000 + count} ssh2"  # rsyslog stores it with a header of its own
+    assert await stored(
+        lambda lines: any(line.endswith(marker) for line in lines), timeout=60, file_name=file_name
+    )
+    return await in_thread(stored_lines, file_name)
 
 
 class AnswerEatingProxy:
@@ -224,11 +235,10 @@ async def test_rsyslog_relp_frames_resent_after_lost_answers_are_stored_once(run
     proxy.cut()
     await feeder
     assert await stored(lambda lines: len(lines) >= count, timeout=60, file_name=relp_lines)
-    await asyncio.sleep(2)  # anything sent twice would be stored by now
-    lines = await in_thread(stored_lines, relp_lines)
+    lines = await all_resends_stored(daemon, count, relp_lines)
     counts = Counter(line.rsplit("port ", 1)[1] for line in lines)
     assert sorted(key for key, seen in counts.items() if seen > 1) == []
-    assert len(lines) == count
+    assert len(lines) == count + 1  # and the marker
     proxy.close()
     # rsyslog did send them again, and the receiver recognised them.
     assert any("frames sent again were stored already" in line for line in server.output)

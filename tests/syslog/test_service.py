@@ -11,8 +11,9 @@ import pytest
 from incidents.models import RawLog
 from incidents.syslog.server import ReceiverConfig
 from incidents.syslog.service import SyslogService
-from tests.e2e.conftest import free_port
-from tests.syslog.conftest import eventually, in_thread, stored, stored_lines
+from tests.e2e.live_server import free_port
+from tests.syslog.helpers import eventually, in_thread, stored, stored_lines
+from tests.waiting import until
 from threatlens.monitoring import startup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,10 +63,12 @@ async def test_a_service_whose_port_is_taken_waits_and_takes_over_when_it_is_fre
     port = holder.getsockname()[1]
     service = SyslogService(ReceiverConfig(tcp_port=port), sink, retry_interval=0.1).start()
     try:
-        await asyncio.sleep(0.3)
+        await until(
+            lambda: f"127.0.0.1:{port}" in (service.health().message or ""),
+            "the service reports the taken port",
+        )
         assert service.receiver is None
-        health = service.health()
-        assert health.status == "warning" and f"127.0.0.1:{port}" in health.message
+        assert service.health().status == "warning"
         holder.close()
         assert await service.wait_listening(5)
         assert service.health().status == "healthy"

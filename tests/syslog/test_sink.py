@@ -6,7 +6,7 @@ import pytest
 
 from incidents.models import RawLog, RawLogStatus, SecurityEvent
 from incidents.syslog.sink import RawLogSink, ReceivedLine, origin_name
-from tests.syslog.conftest import eventually, in_thread
+from tests.syslog.helpers import eventually, in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

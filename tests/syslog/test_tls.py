@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.live_server import ROOT
 from tests.syslog.certificates import make_certificates
-from tests.syslog.conftest import eventually
+from tests.syslog.helpers import eventually
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from django.db import connection
 
 from incidents.ingest import receive_raw_log
 from incidents.models import Alert, RawLog, RawLogStatus, SecurityEvent
-from tests.e2e.conftest import database_url, free_port
+from tests.e2e.live_server import database_url, free_port
 from tests.syslog.processes import start_manage, stop_all
 from tests.syslog.test_ingest_crash import wait_until
 

@@ -2,10 +2,10 @@
 queue, the event filter, DNS edits reaching another user, recovery after a server restart,
 and every page at laptop and phone widths (screenshots in test-artifacts/ui/)."""
 
+import contextlib
 import json
 import os
 import re
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import PASSWORD
-from tests.ui.conftest import LAPTOP, PHONE, TIMEZONE, browser_problem, screenshot
+from tests.personas import PASSWORD
+from tests.ui.helpers import LAPTOP, PHONE, TIMEZONE, browser_problem, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -25,6 +25,9 @@ if browser_problem() and os.environ.get("CI") != "true":
 
 LIVE = {"timeout": 15000}
 # Elements that stick out to the right of the page (they make it scroll sideways).
+# Resolves once the browser has drawn a frame after this call (two animation frames: the
+# first callback runs before that frame is painted).
+NEXT_FRAME = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
 WIDER_THAN_THE_PAGE = """() => {
   const width = document.documentElement.clientWidth;
   if (document.documentElement.scrollWidth <= width + 1) return [];
@@ -399,7 +402,7 @@ def test_every_page_renders_at_laptop_and_phone_widths(ui, personas):
                 publish_security_event(ui, 9, "Password spraying against OWA")
                 publish_security_event(ui, 5, "Unusual sign-in hour for svc-backup")
             expect(page.locator(ready).first).to_be_visible()
-            time.sleep(0.3)  # let the charts draw their next frame
+            page.evaluate(NEXT_FRAME)  # the charts drew the frame after the data came
             wide = page.evaluate(WIDER_THAN_THE_PAGE)
             assert not wide, f"{name} scrolls sideways at {viewport['width']}px: {wide}"
             screenshot(page, name)
@@ -622,14 +625,14 @@ def select_every_alert_shown(page, count):
     just after the click (the view was changed a moment before) clears the selection."""
     box = page.get_by_label("Select every alert shown")
     selected = page.locator("#bulk-count")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    for _attempt in range(10):
         if selected.is_visible() and selected.inner_text() == f"{count} selected":
             break
         if box.is_checked():
             box.click()  # the reload cleared the selection but left the box ticked
         box.click()
-        page.wait_for_timeout(300)
+        with contextlib.suppress(AssertionError):  # cleared again: tick once more
+            expect(selected).to_have_text(f"{count} selected", timeout=1000)
     expect(selected).to_have_text(f"{count} selected")
 
 

@@ -16,8 +16,8 @@ import threading
 import pytest
 
 from tests.dns.test_forwarders import Responder
-from tests.e2e.conftest import LiveServer, free_port
-from tests.ui.conftest import PHONE, browser_problem, screenshot
+from tests.e2e.live_server import LiveServer, free_port
+from tests.ui.helpers import PHONE, browser_problem, screenshot
 from tests.ui.test_browser import LIVE, WIDER_THAN_THE_PAGE, expect, wait_live
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,8 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from incidents.models import ALERT_TRANSITIONS
-from tests.conftest import PASSWORD
 from tests.incidents.helpers import new_incident
+from tests.personas import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["/", "/events/", "/alerts/", "/incidents/", "/dns/", "/rules/", "/rules/coverage/"]
@@ -69,7 +69,7 @@ def test_throttled_login_says_so_even_with_the_right_password(client, alice, set
     response = client.post("/login/", {"username": "alice", "password": PASSWORD})
     assert response.status_code == 200
     assert b"Too many failed login attempts" in response.content
-    assert "_auth_user_id" not in client.session
+    assert not response.wsgi_request.user.is_authenticated  # no session login
 
 
 @pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 
-from threatlens.accounts import throttling
+from threatlens.accounts import passwords, throttling
 from threatlens.clientinfo import request_address
 
 
@@ -25,4 +25,7 @@ class ThrottledModelBackend(ModelBackend):
         address = request_address(request) if request is not None else None
         if throttling.check(username, address):
             raise PermissionDenied("Too many failed login attempts.")
-        return super().authenticate(request, username=username, password=password, **credentials)
+        with passwords.logging_in():  # a hash upgraded on the way is not a password change
+            return super().authenticate(
+                request, username=username, password=password, **credentials
+            )

@@ -8,7 +8,6 @@ the audit context (`AuditContextMiddleware`, or a service's `audit_context`).
 """
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import (
@@ -23,7 +22,7 @@ from django.dispatch import receiver
 from rest_framework.request import Request as DRFRequest
 
 from realtime import control
-from threatlens.accounts import services
+from threatlens.accounts import passwords, services
 from threatlens.accounts.roles import ROLES, grant_role_permissions
 from threatlens.audit import context
 from threatlens.audit.services import record
@@ -112,12 +111,9 @@ def remember_user_before_save(sender, instance, raw=False, using=None, update_fi
 
 
 def _is_password_change(user, old_hash):
-    if old_hash == user.password:
-        return False
-    raw = getattr(user, "_password", None)
     # Django re-hashes a correct password at login when the hasher or its work factor
     # changed: same password, new hash. That is not a change.
-    return raw is None or not check_password(raw, old_hash)
+    return old_hash != user.password and not passwords.is_logging_in()
 
 
 @receiver(post_save, sender=User, dispatch_uid="threatlens.accounts.user_post_save")

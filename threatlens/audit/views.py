@@ -41,6 +41,13 @@ class AuditLogExportView(AuditLogAccess, GenericAPIView):
     """The filtered audit log as CSV, streamed newest first (ordering does not apply)."""
 
     pagination_class = None
+    served_over_asgi = False
+
+    def initialize_request(self, request, *args, **kwargs):
+        # The Django request, before DRF wraps it (DRF's documented dispatch hook; the
+        # wrapped one is only reachable through a private attribute).
+        self.served_over_asgi = isinstance(request, ASGIRequest)
+        return super().initialize_request(request, *args, **kwargs)
 
     def filter_queryset(self, queryset):
         # Same filters and search as the list; the order is fixed so rows can be read
@@ -58,7 +65,7 @@ class AuditLogExportView(AuditLogAccess, GenericAPIView):
         # Under ASGI (daphne) an async iterator keeps the server's loop free and reads
         # the database chunk by chunk; Django would otherwise read a sync iterator whole
         # into memory before sending. The sync one serves WSGI and the test client.
-        content = rows.aiter() if isinstance(request._request, ASGIRequest) else rows.iter()
+        content = rows.aiter() if self.served_over_asgi else rows.iter()
         response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'

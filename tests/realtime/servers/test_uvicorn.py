@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from realtime import servers
 from realtime.publishing import publish
 from realtime.servers import uvicorn as uvicorn_paths
+from tests.waiting import until
 
 
 def free_port():
@@ -39,8 +40,7 @@ async def serve():
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
+        await until(lambda: server.started, "uvicorn starts serving")
         started.append((server, task))
         return f"ws://127.0.0.1:{config.port}"
 
