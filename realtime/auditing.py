@@ -13,8 +13,8 @@ Two ways in:
   server writes each row at once. They are published live.
 - **In the background** (`session_writer().add(...)`): a socket's own session (connect,
   disconnect, subscription and filter changes). Thousands of sockets connect at once
-  after a deploy: the socket goes on at once, its row is written within FLUSH_DELAY
-  seconds with the others that came meanwhile, and it is not published live. One
+  after a deploy: the socket goes on at once, its row is written with the others once they
+  pause for FLUSH_DELAY seconds (within FLUSH_AT_MOST), and it is not published live. One
   `user_action` per socket, fanned out to every admin socket, was most of an admin
   socket's connect (the console hides these rows anyway; the audit API lists them).
   Rows still waiting when the process is killed outright are lost; on SIGTERM they are
@@ -40,10 +40,13 @@ socket_audit = Signal()
 # building hundreds of rows at once, while sockets keep connecting, stays in the process's
 # memory afterwards (500: +4.5 MB per 1,000 sockets connected; 20: none measurable).
 MAX_BATCH = 20
-# Background rows: how long one waits for others, how many rows go in one transaction,
-# and how many may wait at most (the database being down): beyond, new rows are dropped
-# and counted, never held without bound.
+# Background rows are written once no new one has come for FLUSH_DELAY seconds, or once
+# the first has waited FLUSH_AT_MOST (a reconnect storm is not slowed by writing its rows
+# while it lasts: writing them takes the interpreter from the connects); SESSION_BATCH
+# rows in one transaction; at most MAX_PENDING waiting (the database being down): beyond,
+# new rows are dropped and counted, never held without bound.
 FLUSH_DELAY = 0.5
+FLUSH_AT_MOST = 10.0
 SESSION_BATCH = 50
 MAX_PENDING = 50_000
 
@@ -119,6 +122,7 @@ class SessionAuditWriter:
     def __init__(self):
         self._pending = []
         self._flusher = None
+        self._last_added = 0.0
         self.dropped = 0
 
     @property
@@ -133,12 +137,18 @@ class SessionAuditWriter:
                 logger.warning("socket audit rows dropped: %d waiting already", MAX_PENDING)
             return
         self._pending.append(row_for(action, principal, details, scope))
+        loop = asyncio.get_running_loop()
+        self._last_added = loop.time()
         if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+            self._flusher = loop.create_task(self._flush_later())
 
     async def _flush_later(self):
+        """Wait for a pause in the rows (FLUSH_DELAY), at most FLUSH_AT_MOST, then write."""
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.sleep(FLUSH_DELAY)
+            deadline = loop.time() + FLUSH_AT_MOST
+            while (delay := min(self._last_added + FLUSH_DELAY, deadline) - loop.time()) > 0:
+                await asyncio.sleep(delay)
             await self.flush()
         finally:
             self._flusher = None

@@ -7,6 +7,7 @@ from django.test import Client as HttpClient
 
 from realtime.models import Event
 from tests.sockets import eventually
+from tests.waiting import until
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -374,3 +375,43 @@ async def test_auth_failure_is_audited(ws):
     client = await ws("/ws", token="garbage")
     await client.receive_close()
     assert await asyncio.to_thread(AuditLog.objects.filter(action="realtime.auth_failed").exists)
+
+
+def captured_writes(monkeypatch):
+    """The batches SessionAuditWriter hands to the audit log, captured instead of written."""
+    from realtime import auditing
+
+    batches = []
+    monkeypatch.setattr(auditing, "send_rows", lambda rows, live: batches.append(list(rows)))
+    return batches
+
+
+async def test_socket_audit_rows_wait_while_connects_keep_coming(monkeypatch):
+    """A reconnect storm is not slowed by writing its rows while it lasts: they are written
+    once the rows pause (generous margins: a gap of a whole FLUSH_DELAY never happens here)."""
+    from realtime import auditing
+
+    batches = captured_writes(monkeypatch)
+    monkeypatch.setattr(auditing, "FLUSH_DELAY", 1.0)
+    monkeypatch.setattr(auditing, "FLUSH_AT_MOST", 60)
+    writer = auditing.SessionAuditWriter()
+    for n in range(15):
+        writer.add("realtime.connect", None, {"client_id": str(n)}, {"client": ("1.2.3.4", 1)})
+        await asyncio.sleep(0.1)
+    assert batches == []  # 1.5 s of rows, none written yet
+    await until(lambda: writer.pending == 0, message="the rows were never written")
+    assert [row.target_id for batch in batches for row in batch] == [str(n) for n in range(15)]
+
+
+async def test_socket_audit_rows_are_written_within_the_bound_however_long_the_storm(
+    monkeypatch,
+):
+    from realtime import auditing
+
+    batches = captured_writes(monkeypatch)
+    monkeypatch.setattr(auditing, "FLUSH_DELAY", 60)  # rows never pause
+    monkeypatch.setattr(auditing, "FLUSH_AT_MOST", 0.2)
+    writer = auditing.SessionAuditWriter()
+    writer.add("realtime.connect", None, {"client_id": "first"}, {"client": ("1.2.3.4", 1)})
+    await until(lambda: batches, message="the bound did not write the row")
+    assert [row.target_id for row in batches[0]] == ["first"]
