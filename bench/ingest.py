@@ -63,9 +63,9 @@ from bench.servers import (
     HOST,
     ROOT,
     ServerProcess,
+    bench_environment,
     free_port,
     prepare_database,
-    server_environment,
 )
 
 
@@ -279,9 +279,8 @@ def detectors(sigma_texts=()):
     from incidents.pipeline.state import BoundedState
 
     state = BoundedState()
-    analyzer = Analyzer(load_rules(), state)
     if not sigma_texts:
-        return analyzer, None
+        return Analyzer(load_rules(), state), None
     from django.conf import settings
 
     from incidents.sigma.engine import SigmaEngine
@@ -291,8 +290,7 @@ def detectors(sigma_texts=()):
         [read_rule(text) for text in sigma_texts], state, cooldown=settings.SIGMA_COOLDOWN
     )
     # The shipped correlations run in the analyzer, in place of the built-ins.
-    analyzer = Analyzer(engine.builtin_rules(tuple(load_rules())), state)
-    return analyzer, engine
+    return Analyzer(engine.builtin_rules(tuple(load_rules())), state), engine
 
 
 def detected_in_processing_order(raw_logs, sigma_texts=()):
@@ -322,13 +320,7 @@ def detected_in_processing_order(raw_logs, sigma_texts=()):
 def run_server(args, mix, workdir, sigma_texts=()):
     port = free_port()
     udp_port = free_udp_port() if args.transport == "udp" else 0
-    overrides = {
-        "DJANGO_SETTINGS_MODULE": "threatlens.settings",
-        "DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
+    settings = {
         "SYSLOG_IN_PROCESS": "true",
         "SYSLOG_BIND": HOST,
         "SYSLOG_TCP_PORT": port,
@@ -337,7 +329,7 @@ def run_server(args, mix, workdir, sigma_texts=()):
     }
     if args.sockets:
         # As bench.run: every client subscribes once, all as the same user.
-        overrides.update(
+        settings.update(
             {
                 "REALTIME_MAX_CONNECTIONS": args.sockets + 1000,
                 "REALTIME_MAX_CONNECTIONS_PER_USER": args.sockets + 1000,
@@ -345,10 +337,9 @@ def run_server(args, mix, workdir, sigma_texts=()):
                 "REALTIME_MESSAGE_RATE": 10_000_000,
             }
         )
-    for item in args.server_env:
-        name, _, value = item.partition("=")
-        overrides[name] = value
-    env = server_environment(os.environ, **overrides)
+    env = bench_environment(
+        workdir, database_url=args.database_url, server_env=args.server_env, **settings
+    )
     password = secrets.token_urlsafe(16)
     prepared = prepare(env, password)
     reset(env)

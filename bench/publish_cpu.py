@@ -25,7 +25,7 @@ from pathlib import Path
 from bench import profile as profiling
 from bench.publisher import RestPublisher, event_data
 from bench.run import obtain_token
-from bench.servers import ServerProcess, prepare_database, server_environment
+from bench.servers import ServerProcess, bench_environment, prepare_database
 
 
 def main():
@@ -44,20 +44,13 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="publish-cpu-")
     prefix = f"pubcpu{secrets.token_hex(3)}"
-    overrides = {
-        "DJANGO_SETTINGS_MODULE": "threatlens.settings",
-        "DATABASE_URL": args.database_url or f"sqlite:///{Path(workdir) / 'bench.sqlite3'}",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if args.redis:
-        overrides.update(REDIS_URL=args.redis_url, REDIS_KEY_PREFIX=prefix)
-    for item in args.server_env:
-        name, _, value = item.partition("=")
-        overrides[name] = value
-    env = server_environment(os.environ, **overrides)
+    env = bench_environment(
+        workdir,
+        database_url=args.database_url,
+        redis_url=args.redis_url if args.redis else None,
+        prefix=prefix,
+        server_env=args.server_env,
+    )
     password = secrets.token_urlsafe(16)
     users = prepare_database(env, users=0, password=password, prefix=prefix)
     server = ServerProcess("uvicorn", env, workdir, "server").start()

@@ -37,10 +37,10 @@ from bench.servers import (
     HOST,
     ROOT,
     ServerProcess,
+    bench_environment,
     child_setup,
     free_port,
     prepare_database,
-    server_environment,
 )
 
 PHASES = ("steady", "burst")
@@ -236,23 +236,17 @@ def counters_delta(before, after):
 
 
 def base_environment(args, workdir, prefix):
-    overrides = {
-        "DJANGO_SETTINGS_MODULE": "threatlens.settings",
-        "DATABASE_URL": args.database_url or f"sqlite:///{Path(workdir) / 'bench.sqlite3'}",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
+    settings = {
         "REALTIME_MAX_CONNECTIONS": args.clients + 1000,
         "REALTIME_MAX_CONNECTIONS_PER_USER": args.clients + 1000,
         # Every client subscribes once, all as the same few users: the per-user rate
         # limits (10 subscription changes a minute) would refuse most of them.
         "REALTIME_SUBSCRIPTION_RATE": 10_000_000,
         "REALTIME_MESSAGE_RATE": 10_000_000,
-        "PYTHONUNBUFFERED": "1",
     }
     if args.ingest_rate:
         args.syslog_port = free_port()
-        overrides.update(
+        settings.update(
             {
                 "SYSLOG_IN_PROCESS": "true" if args.ingest_in == "server" else "false",
                 "SYSLOG_BIND": HOST,
@@ -261,13 +255,14 @@ def base_environment(args, workdir, prefix):
                 "METRICS_PUBLIC": "true",
             }
         )
-    if args.redis:
-        overrides["REDIS_URL"] = args.redis_url
-        overrides["REDIS_KEY_PREFIX"] = prefix
-    for item in args.server_env:
-        name, _, value = item.partition("=")
-        overrides[name] = value
-    return server_environment(os.environ, **overrides)
+    return bench_environment(
+        workdir,
+        database_url=args.database_url,
+        redis_url=args.redis_url if args.redis else None,
+        prefix=prefix,
+        server_env=args.server_env,
+        **settings,
+    )
 
 
 def warm_up(server, token, event_type, publisher_token):

@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import resource
+import secrets
 import signal
 import socket
 import subprocess
@@ -212,6 +213,29 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+
+def bench_environment(
+    workdir, *, database_url=None, redis_url=None, prefix="", server_env=(), **settings
+):
+    """The environment of a benchmark's server: a fresh SQLite in `workdir` (or
+    `database_url`), a new secret key, DEBUG off and warnings only, Redis when `redis_url`
+    is given, the benchmark's own `settings`, then the user's `--server-env NAME=VALUE`."""
+    overrides = {
+        "DJANGO_SETTINGS_MODULE": "threatlens.settings",
+        "DATABASE_URL": database_url or f"sqlite:///{Path(workdir) / 'bench.sqlite3'}",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    }
+    if redis_url:
+        overrides.update(REDIS_URL=redis_url, REDIS_KEY_PREFIX=prefix)
+    for item in server_env:
+        name, _, value = item.partition("=")
+        overrides[name] = value
+    return server_environment(os.environ, **overrides)
 
 
 def server_environment(base, **overrides):

@@ -36,6 +36,16 @@ logger = logging.getLogger(__name__)
 # `source` of the alerts the pipeline raises (Alert.source).
 ALERT_SOURCE = "pipeline"
 
+# A raw log's counters: saved with each chunk's transaction, read back when one fails.
+COUNTERS = [
+    "lines_total",
+    "lines_malformed",
+    "lines_unknown",
+    "events_created",
+    "alerts_raised",
+    "progress",
+]
+
 
 class ChunkStore:
     """Stores the chunks of one raw log, each in one transaction: the events of its
@@ -72,23 +82,13 @@ class ChunkStore:
             raw_log.lines_total += len(chunk.lines)
             raw_log.lines_malformed += malformed
             raw_log.lines_unknown += unknown
+            new_alerts = len({a.alert_id for a in raised.values() if a.created})
             raw_log.events_created += len(events)
-            raw_log.alerts_raised += len({a.alert_id for a in raised.values() if a.created})
+            raw_log.alerts_raised += new_alerts
             raw_log.progress = chunk.progress
             raw_log.processing_time = time.monotonic() - self.started
             raw_log.save(
-                update_fields=[
-                    "status",
-                    "stage",
-                    "lines_total",
-                    "lines_malformed",
-                    "lines_unknown",
-                    "events_created",
-                    "alerts_raised",
-                    "progress",
-                    "processing_time",
-                    "updated_at",
-                ]
+                update_fields=["status", "stage", *COUNTERS, "processing_time", "updated_at"]
             )
 
             # Everything the batch publishes, in one INSERT into the event table after
@@ -107,7 +107,7 @@ class ChunkStore:
             lines=len(chunk.lines),
             unparsed=malformed + unknown,
             events=len(events),
-            alerts=len({a.alert_id for a in raised.values() if a.created}),
+            alerts=new_alerts,
         )
 
 

@@ -48,7 +48,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from incidents import sigma
-from incidents.chunk_store import ChunkStore
+from incidents.chunk_store import COUNTERS, ChunkStore
 from incidents.conf import pipeline_setting
 from incidents.events import processing_update_data
 from incidents.exceptions import NotFound
@@ -324,7 +324,12 @@ def line_id(raw_log, index):
     """The stable id of a raw log's line (`Check.line`): the same when processed again.
     Its raw log's id and the moment it was received, so that a database emptied and
     started again (ids from 1) never meets the verdicts Redis remembers for the old one."""
-    return f"{raw_log.pk}.{int(raw_log.received_at.timestamp() * 1_000_000)}:{index}"
+    return f"{line_id_prefix(raw_log)}{index}"
+
+
+def line_id_prefix(raw_log):
+    """What the ids of a raw log's lines start with (`line_id`), worked out once per log."""
+    return f"{raw_log.pk}.{int(raw_log.received_at.timestamp() * 1_000_000)}:"
 
 
 # One raw log at a time per process, from its first line to its completion. Without it,
@@ -422,7 +427,7 @@ class _Run:
         raw_log = self.raw_log
         try:
             # The counters as committed: a chunk that failed half-way rolled its own back.
-            raw_log.refresh_from_db(fields=_COUNTERS)
+            raw_log.refresh_from_db(fields=COUNTERS)
         except Exception:
             logger.exception("could not re-read raw log %s", raw_log.pk)
         raw_log.status = RawLogStatus.FAILED
@@ -447,16 +452,6 @@ class _Run:
             logger.exception("could not mark raw log %s as failed", raw_log.pk)
 
 
-_COUNTERS = [
-    "lines_total",
-    "lines_malformed",
-    "lines_unknown",
-    "events_created",
-    "alerts_raised",
-    "progress",
-]
-
-
 @dataclass(slots=True)
 class DetectedChunk:
     """What a chunk's lines gave: drafts in line order, and how many lines were
@@ -477,6 +472,7 @@ class ChunkDetector:
         self.raw_log = raw_log
         self.analyzer = analyzer
         self.hint = raw_log.source if parser_for_hint(raw_log.source) else raw_log.file_name or None
+        self.line_ids = line_id_prefix(raw_log)
 
     def detect(self, chunk):
         """The `DetectedChunk` of `chunk` (a `raw_log_lines.Chunk`)."""
@@ -486,7 +482,8 @@ class ChunkDetector:
         # The built-in rules ask the detection state once for the whole chunk, and so do
         # the Sigma rules.
         self.analyzer.rules = current_rules()
-        ids = [line_id(raw_log, chunk.start + n) for n in range(len(chunk.lines))]
+        prefix = self.line_ids
+        ids = [f"{prefix}{chunk.start + n}" for n in range(len(chunk.lines))]
         by_line = self.analyzer.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
         by_line_sigma = sigma.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
         drafts = []
@@ -511,7 +508,7 @@ class ChunkDetector:
         self.analyzer.analyze_many(
             [parse_line(line, source_hint=self.hint) for _index, line in numbered],
             source=self.raw_log.source,
-            lines=[line_id(self.raw_log, index) for index, _line in numbered],
+            lines=[f"{self.line_ids}{index}" for index, _line in numbered],
         )
 
 

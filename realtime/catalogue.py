@@ -130,11 +130,15 @@ def exists(name):
     return name in _catalogue
 
 
+def undeclare(name):
+    """Forget an event type (tests that declared one of their own)."""
+    _catalogue.pop(name, None)
+    _sorted.changed()
+
+
 def all_types():
     """Every declared entry, in a stable order (family, then name); sorted once per
     change of the catalogue (every socket's connect asks)."""
-    if _sorted.size != len(_catalogue):
-        _sorted.changed()
     if _sorted.entries is None:
         _sorted.entries = tuple(
             sorted(_catalogue.values(), key=lambda entry: (entry.family, entry.name))
@@ -143,9 +147,8 @@ def all_types():
 
 
 def version():
-    """A number that changes whenever the catalogue does: what is derived from it may be
-    kept until then."""
-    all_types()
+    """A number that changes whenever the catalogue does (`declare`, `undeclare`): what
+    is derived from it may be kept until then."""
     return _sorted.generation
 
 
@@ -153,10 +156,10 @@ class _Sorted:
     """The sorted entries, and a generation counted up by every change."""
 
     def __init__(self):
-        self.entries, self.size, self.generation = None, -1, 0
+        self.entries, self.generation = None, 0
 
     def changed(self):
-        self.entries, self.size = None, len(_catalogue)
+        self.entries = None
         self.generation += 1
 
 

@@ -199,8 +199,8 @@ class Analyzer:
 
         preceded = None
         if rule.preceded_by:
-            # The enabled rules it looks back at, in order (none enabled: it cannot fire).
-            self._refresh()
+            # The enabled rules it looks back at, in order (none enabled: it cannot fire);
+            # `by_id` is current: `_candidates` refreshed it for this line.
             preceded = tuple(
                 (earlier.id, _bounded(render(earlier.correlation_key, values, clean=False)),
                  item.within)

@@ -3,7 +3,6 @@
 The interface the rest of ThreatLens uses:
 
     from incidents import sigma
-    drafts = sigma.analyze(parsed_line, source="auth.log")   # SecurityEventDraft list
     by_line = sigma.analyze_many(parsed_lines, source="auth.log", lines=line_ids)
 
 `incidents.processing` calls `analyze_many` once per chunk, beside the built-in analyzer, and asks
@@ -18,13 +17,6 @@ matching, correlations, drafts), `runtime` (this process's engine, reloaded on c
 `replacing` (correlations that replace a built-in rule), `attack` (ATT&CK tags, Navigator
 layer), `services`, `api`, `admin`.
 """
-
-
-def analyze(parsed, *, source=None):
-    """Security event drafts the enabled Sigma rules raise for one parsed line."""
-    from incidents.sigma.runtime import current_engine
-
-    return current_engine().analyze(parsed, source=source)
 
 
 def analyze_many(parsed_lines, *, source=None, lines=None):

@@ -35,7 +35,7 @@ Its detection rule stays quiet here unless another correlation generates.
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from incidents.pipeline.analyzer import DETAIL_FIELDS, SecurityEventDraft, _bounded
 from incidents.pipeline.parsers.base import is_ip
@@ -58,11 +58,6 @@ class RuleStats:
     last_hit: float | None = None
     evaluations: int = 0
     seconds: float = 0.0
-
-
-@dataclass
-class _Route:
-    detections: list = field(default_factory=list)
 
 
 class SigmaEngine:

@@ -10,7 +10,6 @@ from django.conf import settings
 from realtime.filters import EventFilter, FilterError
 
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL_ERROR = 1011

@@ -190,7 +190,7 @@ def sensitive_event_type():
         sensitive_permission="realtime.view_connections",
     )
     yield entry
-    catalogue._catalogue.pop("test_sensitive")
+    catalogue.undeclare("test_sensitive")
 
 
 async def test_sensitive_fields_are_removed_for_users_without_the_permission(
@@ -302,6 +302,6 @@ def test_what_is_derived_from_the_catalogue_follows_its_changes():
         assert "test_late_type" in {entry.name for entry in catalogue.all_types()}
         assert "test_late_type" in access.expand(["family:security"], everything)
     finally:
-        catalogue._catalogue.pop("test_late_type")
+        catalogue.undeclare("test_late_type")
     assert "test_late_type" not in {entry.name for entry in catalogue.all_types()}
     assert "test_late_type" not in access.expand(["family:security"], everything)
