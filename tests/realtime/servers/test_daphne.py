@@ -114,15 +114,15 @@ def test_a_lost_connection_is_left_to_twisted(pair):
 
 def test_protocol_options_are_read_from_the_factory_not_copied():
     from autobahn.twisted.websocket import WebSocketServerFactory
-    from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
     from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet.testing import StringTransport
 
     daphne.install()
     factory = WebSocketServerFactory()
     factory.protocol = WebSocketProtocol
     factory.setProtocolOptions(autoPingInterval=7, openHandshakeTimeout=3)
     protocol = factory.buildProtocol(None)
-    AutobahnProtocol._connectionMade(protocol)  # where autobahn copies what is missing
+    protocol.makeConnection(StringTransport())  # where autobahn copies what is missing
     if protocol.openHandshakeTimeoutCall is not None:
         protocol.openHandshakeTimeoutCall.cancel()
     copied = set(WebSocketProtocol.CONFIG_ATTRS) & set(vars(protocol))

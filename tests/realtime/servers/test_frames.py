@@ -39,8 +39,10 @@ def test_a_send_of_an_unknown_server_goes_through_asgi():
 
 
 def test_uvicorn_and_daphne_sends_are_recognised():
+    from autobahn.twisted.websocket import WebSocketServerFactory
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet.testing import StringTransport
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     from websockets.server import ServerProtocol
 
@@ -50,8 +52,11 @@ def test_uvicorn_and_daphne_sends_are_recognised():
     assert type(access) is UvicornAccess
     assert access.protocol is uvicorn_protocol
 
-    daphne_protocol = WebSocketProtocol.__new__(WebSocketProtocol)
-    daphne_protocol._perMessageCompress = None
+    factory = WebSocketServerFactory()
+    factory.protocol = WebSocketProtocol
+    factory.setProtocolOptions(openHandshakeTimeout=0)
+    daphne_protocol = factory.buildProtocol(None)
+    daphne_protocol.makeConnection(StringTransport())  # as Twisted connects it
     server = Server.__new__(Server)
     access = servers.access_for(functools.partial(server.handle_reply, daphne_protocol))
     assert type(access) is DaphneAccess
