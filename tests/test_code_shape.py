@@ -1,4 +1,5 @@
-"""Small classes with one job (issue 18): no class of the project grows past 250 lines.
+"""Small classes with one job (issue 18): no class of the project, its benchmark or its tests
+grows past 250 lines.
 
 A class that needs more is doing more than one thing: split it by responsibility, as
 the hub, the socket consumer and the syslog receiver were (docs/development.md)."""
@@ -7,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("threatlens", "realtime", "incidents", "dns", "bench")
+PACKAGES = ("threatlens", "realtime", "incidents", "dns", "bench", "tests")
 LIMIT = 250
 
 
