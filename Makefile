@@ -64,9 +64,10 @@ pytest-services: install
 # Third pass: the socket and end-to-end tests with every server fast path off
 # (realtime/servers/, docs/servers.md), embedded default: how sockets are served when a
 # library is not at its pinned version or a fast path is turned off.
+SOCKET_TESTS := $(wildcard tests/*/test_socket.py)
 pytest-plain: install
 	env -u DATABASE_URL -u REDIS_URL REALTIME_FAST_PATHS=none \
-		$(BIN)/pytest -q $(PYTEST_ARGS) tests/realtime tests/e2e tests/test_routing.py
+		$(BIN)/pytest -q $(PYTEST_ARGS) tests/realtime tests/e2e tests/test_routing.py $(SOCKET_TESTS)
 
 test: lint check pytest pytest-services pytest-plain
 
