@@ -245,23 +245,35 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session", autouse=True)
 def _connections_of_other_threads_closed(django_db_setup):
-    """Dropping a test database fails while a connection to it is open. Four kinds outlive
-    the tests: the connection of asgiref's thread for `sync_to_async` (the tests' own
-    calls do not close it), those of the ASGI handler's kept request threads, those of
-    ended threads, which only the garbage collector closes (PostgreSQL's pool counts them
-    as in use until then), and one that the last database error of a transaction keeps:
-    Django keeps that error on the connection (`rollback_exc`), and its traceback keeps the
-    cursor and so the psycopg connection of the time."""
+    """Dropping a test database fails while a connection to it is open. Some outlive the
+    tests: the connection of asgiref's thread for `sync_to_async` (the tests' own calls
+    do not close it), those of the ASGI handler's kept request threads, those of ended
+    threads, which only the garbage collector closes (PostgreSQL's pool counts them as in
+    use until then), and any that something still references without closing it (the
+    psycopg connection a kept exception's traceback holds: Django keeps a transaction's
+    last database error on the connection wrapper). The first three are closed; on
+    PostgreSQL, the server then ends whatever other session the test database still has."""
     yield
+    import asyncio
     import gc
 
-    from asgiref.sync import SyncToAsync
+    from asgiref.sync import sync_to_async
     from django.db import connections
 
     from threatlens.asgi import django_asgi_app
 
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+    # Outside any async_to_sync, a thread-sensitive sync_to_async call runs in asgiref's
+    # one shared thread: the thread whose connection the tests' own calls left open.
+    asyncio.run(sync_to_async(connections.close_all)())
     django_asgi_app.request_threads.close(wait=True)
-    for connection in connections.all(initialized_only=True):
-        connection.rollback_exc = None
     gc.collect()
+    # Still open now: the pool's idle connections (closed with the pool anyway) and any
+    # that something references without ever closing. The server ends them all, by the
+    # public SQL function, as nothing in Python can reach the second kind.
+    for connection in connections.all(initialized_only=True):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
