@@ -22,8 +22,9 @@ transaction: its security events, the alerts they raise through
 published after that commit (`incidents.chunk_store`). A malformed line is counted, never
 fatal. Parsing and analysis run outside the transaction, so the database write lock
 (SQLite) is held only for the writes. A process processes one raw log at a time (from its
-first line to its completion), so concurrent uploads never interleave their lines in the
-detection state.
+first line to its completion), in the order they were handed over, through its one
+processing worker (`incidents.processing_worker`), so concurrent uploads never interleave
+their lines in the detection state.
 
 Events published per chunk: `security_event` for each stored event (priority =
 severity); for each event at or above ALERT_SEVERITY_THRESHOLD the alert's own
@@ -56,6 +57,7 @@ from incidents.models import RawLog, RawLogStatus
 from incidents.pipeline.analyzer import Analyzer
 from incidents.pipeline.parsers import parse_line, parser_for_hint
 from incidents.pipeline.state import BoundedState
+from incidents.processing_worker import processing_worker
 from incidents.raw_log_lines import RawLogChunks, raw_log_lines
 from incidents.security_events import COMPLETED, FAILED, STARTED
 from incidents.threat_intel import domain_lookup
@@ -149,8 +151,9 @@ def process_raw_log(raw_log_id, *, analyzer=None):
 
     Only a raw log still in `received` is processed (the claim is one conditional
     UPDATE, so two workers never process the same log); for any other the raw log is
-    returned as it is. Raises `NotFound` for an unknown id. Waits while this process
-    processes another raw log (one at a time: see `_detection_turn`).
+    returned as it is. Raises `NotFound` for an unknown id. Processes in the caller's
+    thread once its turn comes: the raw logs handed to this process's processing worker
+    before it are processed first (`incidents.processing_worker`).
     """
     now = timezone.now()
     claimed = RawLog.objects.filter(pk=raw_log_id, status=RawLogStatus.RECEIVED).update(
@@ -236,8 +239,14 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
         # into its live state would count lines twice. The resumed logs get their own.
         state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
     analyzer = Analyzer(current_rules(), state, domain_lookup=domain_lookup())
-    with _detection_turn:
+    # One turn for the replay and the resumed logs: nothing received since (newer lines)
+    # is analysed between them.
+    with processing_worker().turn():
         _replay_before(pending[0].pk, analyzer, replay_lines)
+        return _resume(pending, analyzer)
+
+
+def _resume(pending, analyzer):
     resumed = []
     for raw_log in pending:
         if raw_log.status == RawLogStatus.RECEIVED:
@@ -332,18 +341,6 @@ def line_id_prefix(raw_log):
     return f"{raw_log.pk}.{int(raw_log.received_at.timestamp() * 1_000_000)}:"
 
 
-# One raw log at a time per process, from its first line to its completion. Without it,
-# raw logs processed at the same time (concurrent uploads, each request in a thread of
-# its own; the syslog sink's worker; a watcher) interleaved their chunks, and within a
-# chunk their checks, in this process's detection state: what was stored matched the
-# analyzer over no order of the raw logs. With it, a process stores exactly what the
-# analyzer alone finds over its raw logs one after the other, in the order they took
-# the lock, which is the order of their `finished_at` (set before it is released).
-# Deadlock-free: a thread waiting for it holds no transaction (process_raw_log is never
-# called inside one), so the holder's writes never wait for a waiter (SQLite's one writer).
-_detection_turn = threading.Lock()
-
-
 class _Run:
     """The processing of one claimed raw log: its stages, chunk after chunk.
 
@@ -370,7 +367,11 @@ class _Run:
         )
 
     def run(self):
-        with _detection_turn:
+        # One raw log at a time per process, in the order they were handed over (the
+        # module docstring of `incidents.processing_worker` says why). Deadlock-free: a
+        # thread waiting for its turn holds no transaction (process_raw_log is never
+        # called inside one), so the holder's writes never wait for a waiter (SQLite).
+        with processing_worker().turn():
             self._run()
 
     def _run(self):
