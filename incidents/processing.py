@@ -288,18 +288,21 @@ def _replay_before(first_pk, analyzer, limit):
             break
         chosen.append(raw_log.pk)
         total += raw_log.lines_total
+    chunk_lines = max(1, int(pipeline_setting("LOG_PROCESSING_CHUNK_LINES")))
     for pk in reversed(chosen):
         raw_log = RawLog.objects.get(pk=pk)
-        hint = raw_log.source if parser_for_hint(raw_log.source) else raw_log.file_name or None
+        # Chunk by chunk, as they were processed (`ChunkDetector.replay`).
+        replay, numbered = ChunkDetector(raw_log, analyzer).replay, []
         try:
             for index, (line, _progress) in enumerate(raw_log_lines(raw_log)):
-                analyzer.analyze(
-                    parse_line(line, source_hint=hint),
-                    source=raw_log.source,
-                    line=line_id(raw_log, index),
-                )
+                numbered.append((index, line))
+                if len(numbered) >= chunk_lines:
+                    replay(numbered)
+                    numbered = []
         except OSError:
-            continue  # a file that is gone: its windows are lost
+            pass  # a file that is gone: the windows of its lines not read are lost
+        if numbered:
+            replay(numbered)
 
 
 def resume_in_background():
@@ -486,8 +489,11 @@ class ChunkDetector:
         prefix = self.line_ids
         ids = [f"{prefix}{chunk.start + n}" for n in range(len(chunk.lines))]
         by_line = self.analyzer.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
-        by_line_sigma = sigma.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
-        drafts = []
+        # On the analyzer's state: a resumed raw log's own, when it has one.
+        by_line_sigma = sigma.analyze_many(
+            parsed_lines, source=raw_log.source, lines=ids, state=self.analyzer.state
+        )
+        drafts, builtin = [], []
         for parsed, line_drafts, sigma_drafts in zip(
             parsed_lines, by_line, by_line_sigma, strict=True
         ):
@@ -495,8 +501,10 @@ class ChunkDetector:
                 malformed += 1
             elif parsed.category == "unknown":
                 unknown += 1
+            builtin.extend(line_drafts)
             drafts.extend(line_drafts)
             drafts.extend(sigma_drafts)
+        sigma.count_replacement_firings(builtin)
 
         for draft in drafts:
             draft.src_ip = _clean_ip(draft.src_ip)
@@ -504,12 +512,15 @@ class ChunkDetector:
 
     def replay(self, numbered):
         """Analyse [(line number, line), ...] again without storing anything: the
-        detection state learns from lines committed before a crash."""
+        detection state learns from lines committed before a crash, for the built-in
+        rules and the Sigma rules (their cooldowns and correlations) alike."""
         self.analyzer.rules = current_rules()
-        self.analyzer.analyze_many(
-            [parse_line(line, source_hint=self.hint) for _index, line in numbered],
-            source=self.raw_log.source,
-            lines=[f"{self.line_ids}{index}" for index, _line in numbered],
+        parsed_lines = [parse_line(line, source_hint=self.hint) for _index, line in numbered]
+        ids = [f"{self.line_ids}{index}" for index, _line in numbered]
+        source = self.raw_log.source
+        self.analyzer.analyze_many(parsed_lines, source=source, lines=ids)
+        sigma.analyze_many(
+            parsed_lines, source=source, lines=ids, state=self.analyzer.state, replay=True
         )
 
 
