@@ -12,6 +12,7 @@ this process's processing worker (`incidents.processing_worker`) and returns at 
 Either way a process processes its raw logs one at a time, in the order they came.
 """
 
+import atexit
 import logging
 import os
 import threading
@@ -163,6 +164,7 @@ def too_large(size, limit):
 
 _pending = set()  # futures of the raw logs handed to the worker and not processed yet
 _pending_lock = threading.Lock()
+_drain_at_exit = False
 
 
 def processing_mode(raw_log):
@@ -187,9 +189,15 @@ def start_processing(raw_log):
 
 
 def _submit(raw_log_id):
+    global _drain_at_exit
     future = processing_worker().submit(_process_in_worker, raw_log_id)
     with _pending_lock:
         _pending.add(future)
+        if not _drain_at_exit:
+            # The worker thread is a daemon: at exit, finish what was handed to it first
+            # (what an exit still cuts short is resumed at the next start).
+            atexit.register(wait_for_background_processing)
+            _drain_at_exit = True
     future.add_done_callback(_forget)
 
 

@@ -1,8 +1,12 @@
 """A process's one processing worker: jobs and turns one at a time, first in, first out;
 background uploads go to it, inline ones take a turn in their request."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +15,8 @@ from incidents.models import RawLogStatus
 from incidents.processing_worker import ProcessingWorker
 from tests.ingest.helpers import brute_force
 from tests.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def queued(worker, count):
@@ -109,3 +115,31 @@ def test_an_inline_upload_answers_with_its_raw_log_processed(upload, alice):
     response = upload(alice, source="auth.log", content="\n".join(brute_force(12)))
     assert response.status_code == 202
     assert response.json()["status"] == RawLogStatus.COMPLETED
+
+
+def test_at_exit_the_raw_logs_handed_to_the_worker_are_processed_first(tmp_path):
+    script = (
+        "import time, django\n"
+        "django.setup()\n"
+        "from incidents import ingest\n"
+        "def slow(raw_log_id):\n"
+        "    time.sleep(0.5)\n"
+        "    print('processed', raw_log_id, flush=True)\n"
+        "ingest._process_in_worker = slow\n"
+        "ingest._submit(7)\n"
+        "ingest._submit(8)\n"
+    )
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="threatlens.settings",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'unused.sqlite3'}",
+        PYTHONPATH=str(ROOT),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:2] == ["processed 7", "processed 8"]
