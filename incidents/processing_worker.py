@@ -40,7 +40,6 @@ class ProcessingWorker:
         self._lock = threading.Lock()  # starting the thread
         self._thread = None
         self._local = threading.local()  # `in_turn` of each calling thread
-        self.done = 0  # jobs and turns finished (tests, figures)
 
     def submit(self, fn, *args):
         """Run `fn(*args)` in the worker thread after everything queued before; returns
@@ -58,7 +57,11 @@ class ProcessingWorker:
             return
         started, finished = threading.Event(), threading.Event()
         self._put((started, finished))
-        started.wait()
+        try:
+            started.wait()
+        except BaseException:
+            finished.set()  # interrupted while waiting: the worker must not wait for it
+            raise
         self._local.in_turn = True
         try:
             yield
@@ -97,7 +100,6 @@ class ProcessingWorker:
                         future.set_result(fn(*args))
                     except BaseException as exc:  # the caller's to see, the worker goes on
                         future.set_exception(exc)
-            self.done += 1
 
 
 _worker = None
