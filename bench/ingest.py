@@ -2,7 +2,8 @@
 into security events and alerts, against the parse-only ceiling measured in the same run.
 
     python -m bench.ingest [--mix realistic attack-heavy] [--lines 50000]
-                           [--database-url postgres://...] [--server uvicorn|daphne]
+                           [--database-url postgres://...] [--redis redis://...]
+                           [--server uvicorn|daphne]
                            [--sigma N [--sigma-without-shipped]]
 
 For each mix (bench/ingest_mix.py), on a fresh database (a temporary SQLite file unless
@@ -22,7 +23,10 @@ For each mix (bench/ingest_mix.py), on a fresh database (a temporary SQLite file
    `parse_line` alone (parse-only), and `parse_line` + the analyzer with every shipped
    rule (detection without storage), over the lines in the form the transport sends
    them (syslog messages; for `--transport http` the lines as a log file holds them,
-   with their source). Our processed rate is printed as a ratio of them,
+   with their source), detection per chunk of LOG_PROCESSING_CHUNK_LINES lines of one
+   raw log, as the server detects (`analyze_many`, the state asked once per chunk), in
+   memory even with --redis (the server's state round trips are part of its cost).
+   Our processed rate is printed as a ratio of them,
    `events_match_detection_only` checks that the server stored exactly the events the
    analyzer alone finds in the same lines, and `events_match_processing_order` that it
    stored exactly what the analyzer alone finds over the raw logs it stored, in the
@@ -137,6 +141,13 @@ def parse_args(argv=None):
         "e.g. -10 on a busy shared machine, as bench.run's --nice; negative needs root)",
     )
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None,
+        help="give the server REDIS_URL (redis://127.0.0.1:6379/4): the detection state, "
+        "channel layer and cache in Redis, under a prefix of this run's, removed after",
+    )
     parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
@@ -182,7 +193,9 @@ def main(argv=None):
             "load_1m_before": round(os.getloadavg()[0], 2),
         }
         sample = generate(mix, min(args.lines, args.ceiling_lines), seed=args.seed)
-        result.update(ceilings(sample, sigma_texts, transport=args.transport))
+        result.update(
+            ceilings(sample, sigma_texts, transport=args.transport, block_lines=block_lines(args))
+        )
         result["ceiling_lines"] = len(sample)
         with tempfile.TemporaryDirectory(prefix="bench-ingest-") as workdir:
             result.update(run_server(args, mix, Path(workdir), sigma_texts))
@@ -208,6 +221,12 @@ def main(argv=None):
 # -- the ceilings ----------------------------------------------------------------------------
 
 
+def block_lines(args):
+    """Lines the server stores and processes together: an upload's for `http`, else the
+    sink's batch."""
+    return args.post_lines if args.transport == "http" else SINK_BATCH_LINES
+
+
 def sigma_rule_texts(generated, *, shipped=True):
     """The Sigma rules' YAML of `--sigma N` (none without it): the ones the server runs,
     so the shipped rules that start disabled are left out."""
@@ -221,17 +240,23 @@ def sigma_rule_texts(generated, *, shipped=True):
     return [text for text in texts if read_rule(text).enabled_by_default]
 
 
-def ceilings(lines, sigma_texts=(), *, transport="tcp"):
+def ceilings(lines, sigma_texts=(), *, transport="tcp", block_lines=None):
     """Parse-only and parse + detect rates over `lines`, in this process, in the form the
     transport sends them: syslog messages with the receiver's source hint, or for `http`
     the lines as a log file holds them with their source (`{"source", "content"}`), as
-    `incidents.processing` parses an upload. Detection is the built-in analyzer, plus a
-    Sigma engine over `sigma_texts` if any, both on one state, in the order
-    `incidents.processing` calls them."""
+    `incidents.processing` parses an upload.
+
+    Detection runs as the server runs it: the lines in blocks of `block_lines` (the
+    sink's batch, 5,000 lines; for `http` the lines per call), cut into raw logs as the
+    server cuts them (`server_chunks`), each in chunks of LOG_PROCESSING_CHUNK_LINES
+    parsed then analysed together:
+    the built-in analyzer's `analyze_many` and, with `sigma_texts`, a Sigma engine's
+    `analyze_many` on the same state, in the order `ChunkDetector` calls them."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threatlens.settings")
     import django
 
     django.setup()
+    from incidents.conf import pipeline_setting
     from incidents.pipeline.parsers import parse_line, parser_for_hint
     from incidents.syslog.routing import source_for
 
@@ -250,24 +275,60 @@ def ceilings(lines, sigma_texts=(), *, transport="tcp"):
         parse_line(text, source_hint=hint)
     parse_cpu = time.process_time() - started
 
+    chunks = server_chunks(
+        messages,
+        transport=transport,
+        block_lines=block_lines or (200 if transport == "http" else SINK_BATCH_LINES),
+        chunk_lines=pipeline_setting("LOG_PROCESSING_CHUNK_LINES"),
+    )
     analyzer, engine = detectors(sigma_texts)
     drafts = 0
-    if engine is not None:
-        started = time.process_time()
-        for text, hint, source in messages:
-            parsed = parse_line(text, source_hint=hint)
-            drafts += len(analyzer.analyze(parsed, source=source))
-            drafts += len(engine.analyze(parsed, source=source))
-    else:
-        started = time.process_time()
-        for text, hint, source in messages:
-            drafts += len(analyzer.analyze(parse_line(text, source_hint=hint), source=source))
+    started = time.process_time()
+    for number, (hint, source, texts) in enumerate(chunks):
+        parsed = [parse_line(text, source_hint=hint) for text in texts]
+        ids = [f"{number}:{n}" for n in range(len(texts))]
+        drafts += sum(map(len, analyzer.analyze_many(parsed, source=source, lines=ids)))
+        if engine is not None:
+            drafts += sum(map(len, engine.analyze_many(parsed, source=source, lines=ids)))
     detect_cpu = time.process_time() - started
     return {
         "parse_only_per_cpu_second": round(len(lines) / parse_cpu),
         "detection_only_per_cpu_second": round(len(lines) / detect_cpu),
         "detection_only_events": drafts,
     }
+
+
+# The syslog sink's batch (`RawLogSink(batch_lines=...)`): lines stored and processed together.
+SINK_BATCH_LINES = 5_000
+
+
+def server_chunks(messages, *, transport, block_lines, chunk_lines):
+    """[(parser hint, source, [texts])]: `messages` ((text, hint, source) in the order
+    sent) cut as the server cuts them into raw logs, then into chunks of `chunk_lines`.
+    Syslog: blocks of `block_lines` (the sink's batch), a raw log per source within a
+    block (sources in order of first appearance, as `sink.store_lines`). HTTP: the calls
+    of `ingest_send.send_http` unpaced (a source's lines, `block_lines` at a time, sent
+    once full; the rest at the end), a raw log each."""
+    raw_logs = []
+    if transport == "http":
+        pending = {}
+        for text, hint, source in messages:
+            texts = pending.setdefault((hint, source), [])
+            texts.append(text)
+            if len(texts) >= block_lines:
+                raw_logs.append((hint, source, pending.pop((hint, source))))
+        raw_logs += [(hint, source, texts) for (hint, source), texts in pending.items()]
+    else:
+        for start in range(0, len(messages), block_lines):
+            by_source = {}
+            for text, hint, source in messages[start : start + block_lines]:
+                by_source.setdefault((hint, source), []).append(text)
+            raw_logs += [(hint, source, texts) for (hint, source), texts in by_source.items()]
+    return [
+        (hint, source, texts[first : first + chunk_lines])
+        for hint, source, texts in raw_logs
+        for first in range(0, len(texts), chunk_lines)
+    ]
 
 
 def detectors(sigma_texts=()):
@@ -337,8 +398,16 @@ def run_server(args, mix, workdir, sigma_texts=()):
                 "REALTIME_MESSAGE_RATE": 10_000_000,
             }
         )
+    # A prefix per run and mix: the detection state in Redis starts empty, as it does
+    # in memory (a previous mix's windows and claims would change what is detected).
+    prefix = f"bench-ingest-{secrets.token_hex(4)}:"
     env = bench_environment(
-        workdir, database_url=args.database_url, server_env=args.server_env, **settings
+        workdir,
+        database_url=args.database_url,
+        redis_url=args.redis,
+        prefix=prefix,
+        server_env=args.server_env,
+        **settings,
     )
     password = secrets.token_urlsafe(16)
     prepared = prepare(env, password)
@@ -397,11 +466,16 @@ def run_server(args, mix, workdir, sigma_texts=()):
         if workers is not None:
             workers.close()
         server.stop()
+        if args.redis:
+            from bench.run import clean_redis
+
+            clean_redis(args.redis, prefix)
     elapsed = processed_at - sent_at
     processed = stored["lines"]
     result = {
         "server": args.server,
         "database": "postgresql" if args.database_url else "sqlite",
+        "redis": bool(args.redis),
         "accepted_per_second": round(args.lines / max(1e-9, accepted_at - sent_at)),
         "processed_per_second": round(processed / elapsed),
         "seconds": round(elapsed, 2),

@@ -13,12 +13,12 @@ DEFAULTS = {
     "LOG_UPLOAD_MAX_BYTES": 10 * 1024 * 1024,
     # Lines per chunk: one transaction and one processing_update per chunk.
     "LOG_PROCESSING_CHUNK_LINES": 500,
-    # "inline": an upload is processed inside the request; "thread": in a background
-    # worker after the commit; "auto": inline up to LOG_PROCESSING_INLINE_MAX_BYTES.
+    # "inline": an upload is processed inside the request; "thread": by the process's
+    # processing worker after the commit; "auto": inline up to
+    # LOG_PROCESSING_INLINE_MAX_BYTES. Either way one raw log at a time per process, in
+    # the order they came (incidents.processing_worker).
     "LOG_PROCESSING": "auto",
     "LOG_PROCESSING_INLINE_MAX_BYTES": 256 * 1024,
-    # Background workers per server process (uploads processed at the same time).
-    "LOG_PROCESSING_WORKERS": 2,
     # Keys of detection state per rule and kind (counters, claims, remembered scopes);
     # when full, the stalest is evicted and counted.
     "DETECTION_STATE_MAX_KEYS": 10_000,

@@ -6,14 +6,16 @@
 `receive_raw_log` validates and stores a raw log (one transaction: the row, an audit row
 for a user's upload, `processing_update` "received" after commit); bad input raises an
 `incidents.exceptions` error and stores nothing. `start_processing` runs
-`processing.process_raw_log` inline or hands it to this process's background workers
+`processing.process_raw_log` inline (in the request, once its turn comes) or hands it to
+this process's processing worker (`incidents.processing_worker`) and returns at once
 (`LOG_PROCESSING`: inline, thread, or auto = inline up to LOG_PROCESSING_INLINE_MAX_BYTES).
+Either way a process processes its raw logs one at a time, in the order they came.
 """
 
+import atexit
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.db import close_old_connections, connections, transaction
@@ -23,6 +25,7 @@ from incidents.events import processing_update_data
 from incidents.exceptions import PermissionDenied, ValidationError
 from incidents.models import RawLog
 from incidents.processing import process_raw_log
+from incidents.processing_worker import processing_worker
 from incidents.security_events import COMPLETED
 from realtime.publishing import publish_on_commit
 from threatlens.audit.services import record
@@ -159,9 +162,9 @@ def too_large(size, limit):
 
 # -- processing ----------------------------------------------------------------------------------
 
-_executor = None
-_executor_lock = threading.Lock()
-_pending = set()
+_pending = set()  # futures of the raw logs handed to the worker and not processed yet
+_pending_lock = threading.Lock()
+_drain_at_exit = False
 
 
 def processing_mode(raw_log):
@@ -176,8 +179,9 @@ def processing_mode(raw_log):
 
 
 def start_processing(raw_log):
-    """Process `raw_log` now (inline) or in a background worker once the current
-    transaction commits (thread). Returns the raw log (re-read when processed inline)."""
+    """Process `raw_log` now (inline: in the caller's thread, after the raw logs handed
+    over before it) or by this process's processing worker once the current transaction
+    commits (thread). Returns the raw log (re-read when processed inline)."""
     if processing_mode(raw_log) == "inline":
         return process_raw_log(raw_log.pk)
     transaction.on_commit(lambda: _submit(raw_log.pk))
@@ -185,16 +189,21 @@ def start_processing(raw_log):
 
 
 def _submit(raw_log_id):
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(
-                max_workers=max(1, int(pipeline_setting("LOG_PROCESSING_WORKERS"))),
-                thread_name_prefix="log-processing",
-            )
-        future = _executor.submit(_process_in_worker, raw_log_id)
+    global _drain_at_exit
+    future = processing_worker().submit(_process_in_worker, raw_log_id)
+    with _pending_lock:
         _pending.add(future)
-    future.add_done_callback(_pending.discard)
+        if not _drain_at_exit:
+            # The worker thread is a daemon: at exit, finish what was handed to it first
+            # (what an exit still cuts short is resumed at the next start).
+            atexit.register(wait_for_background_processing)
+            _drain_at_exit = True
+    future.add_done_callback(_forget)
+
+
+def _forget(future):
+    with _pending_lock:
+        _pending.discard(future)
 
 
 def _process_in_worker(raw_log_id):
@@ -209,11 +218,11 @@ def _process_in_worker(raw_log_id):
 
 
 def wait_for_background_processing(timeout=None):
-    """Wait until the raw logs handed to background workers so far are processed (tests,
+    """Wait until the raw logs handed to the processing worker so far are processed (tests,
     shutdown). Returns True when all finished within `timeout` seconds."""
     from concurrent.futures import wait
 
-    with _executor_lock:
+    with _pending_lock:
         futures = set(_pending)
     if not futures:
         return True

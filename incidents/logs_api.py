@@ -2,7 +2,7 @@
 
 - `POST /api/logs/`: `{"source", "content"}` (JSON) or a multipart `file` plus `source`;
   answers 202 with the raw log's status (processed inline when small, else in a
-  background worker; follow it at `GET /api/logs/<id>/` or through `processing_update`).
+  process's processing worker; follow it at `GET /api/logs/<id>/` or through `processing_update`).
 - `GET /api/logs/`, `GET /api/logs/<id>/`: raw logs and their processing status.
 - `GET /api/events/`, `GET /api/events/<event_id>/`: security events, in the shape of the
   `security_event` payload (same serializer).

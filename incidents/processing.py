@@ -22,8 +22,9 @@ transaction: its security events, the alerts they raise through
 published after that commit (`incidents.chunk_store`). A malformed line is counted, never
 fatal. Parsing and analysis run outside the transaction, so the database write lock
 (SQLite) is held only for the writes. A process processes one raw log at a time (from its
-first line to its completion), so concurrent uploads never interleave their lines in the
-detection state.
+first line to its completion), in the order they were handed over, through its one
+processing worker (`incidents.processing_worker`), so concurrent uploads never interleave
+their lines in the detection state.
 
 Events published per chunk: `security_event` for each stored event (priority =
 severity); for each event at or above ALERT_SEVERITY_THRESHOLD the alert's own
@@ -56,6 +57,7 @@ from incidents.models import RawLog, RawLogStatus
 from incidents.pipeline.analyzer import Analyzer
 from incidents.pipeline.parsers import parse_line, parser_for_hint
 from incidents.pipeline.state import BoundedState
+from incidents.processing_worker import processing_worker
 from incidents.raw_log_lines import RawLogChunks, raw_log_lines
 from incidents.security_events import COMPLETED, FAILED, STARTED
 from incidents.threat_intel import domain_lookup
@@ -149,8 +151,9 @@ def process_raw_log(raw_log_id, *, analyzer=None):
 
     Only a raw log still in `received` is processed (the claim is one conditional
     UPDATE, so two workers never process the same log); for any other the raw log is
-    returned as it is. Raises `NotFound` for an unknown id. Waits while this process
-    processes another raw log (one at a time: see `_detection_turn`).
+    returned as it is. Raises `NotFound` for an unknown id. Processes in the caller's
+    thread once its turn comes: the raw logs handed to this process's processing worker
+    before it are processed first (`incidents.processing_worker`).
     """
     now = timezone.now()
     claimed = RawLog.objects.filter(pk=raw_log_id, status=RawLogStatus.RECEIVED).update(
@@ -236,8 +239,14 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
         # into its live state would count lines twice. The resumed logs get their own.
         state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
     analyzer = Analyzer(current_rules(), state, domain_lookup=domain_lookup())
-    with _detection_turn:
+    # One turn for the replay and the resumed logs: nothing received since (newer lines)
+    # is analysed between them.
+    with processing_worker().turn():
         _replay_before(pending[0].pk, analyzer, replay_lines)
+        return _resume(pending, analyzer)
+
+
+def _resume(pending, analyzer):
     resumed = []
     for raw_log in pending:
         if raw_log.status == RawLogStatus.RECEIVED:
@@ -279,18 +288,21 @@ def _replay_before(first_pk, analyzer, limit):
             break
         chosen.append(raw_log.pk)
         total += raw_log.lines_total
+    chunk_lines = max(1, int(pipeline_setting("LOG_PROCESSING_CHUNK_LINES")))
     for pk in reversed(chosen):
         raw_log = RawLog.objects.get(pk=pk)
-        hint = raw_log.source if parser_for_hint(raw_log.source) else raw_log.file_name or None
+        # Chunk by chunk, as they were processed (`ChunkDetector.replay`).
+        replay, numbered = ChunkDetector(raw_log, analyzer).replay, []
         try:
             for index, (line, _progress) in enumerate(raw_log_lines(raw_log)):
-                analyzer.analyze(
-                    parse_line(line, source_hint=hint),
-                    source=raw_log.source,
-                    line=line_id(raw_log, index),
-                )
+                numbered.append((index, line))
+                if len(numbered) >= chunk_lines:
+                    replay(numbered)
+                    numbered = []
         except OSError:
-            continue  # a file that is gone: its windows are lost
+            pass  # a file that is gone: the windows of its lines not read are lost
+        if numbered:
+            replay(numbered)
 
 
 def resume_in_background():
@@ -332,18 +344,6 @@ def line_id_prefix(raw_log):
     return f"{raw_log.pk}.{int(raw_log.received_at.timestamp() * 1_000_000)}:"
 
 
-# One raw log at a time per process, from its first line to its completion. Without it,
-# raw logs processed at the same time (concurrent uploads, each request in a thread of
-# its own; the syslog sink's worker; a watcher) interleaved their chunks, and within a
-# chunk their checks, in this process's detection state: what was stored matched the
-# analyzer over no order of the raw logs. With it, a process stores exactly what the
-# analyzer alone finds over its raw logs one after the other, in the order they took
-# the lock, which is the order of their `finished_at` (set before it is released).
-# Deadlock-free: a thread waiting for it holds no transaction (process_raw_log is never
-# called inside one), so the holder's writes never wait for a waiter (SQLite's one writer).
-_detection_turn = threading.Lock()
-
-
 class _Run:
     """The processing of one claimed raw log: its stages, chunk after chunk.
 
@@ -370,7 +370,11 @@ class _Run:
         )
 
     def run(self):
-        with _detection_turn:
+        # One raw log at a time per process, in the order they were handed over (the
+        # module docstring of `incidents.processing_worker` says why). Deadlock-free: a
+        # thread waiting for its turn holds no transaction (process_raw_log is never
+        # called inside one), so the holder's writes never wait for a waiter (SQLite).
+        with processing_worker().turn():
             self._run()
 
     def _run(self):
@@ -485,8 +489,11 @@ class ChunkDetector:
         prefix = self.line_ids
         ids = [f"{prefix}{chunk.start + n}" for n in range(len(chunk.lines))]
         by_line = self.analyzer.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
-        by_line_sigma = sigma.analyze_many(parsed_lines, source=raw_log.source, lines=ids)
-        drafts = []
+        # On the analyzer's state: a resumed raw log's own, when it has one.
+        by_line_sigma = sigma.analyze_many(
+            parsed_lines, source=raw_log.source, lines=ids, state=self.analyzer.state
+        )
+        drafts, builtin = [], []
         for parsed, line_drafts, sigma_drafts in zip(
             parsed_lines, by_line, by_line_sigma, strict=True
         ):
@@ -494,8 +501,10 @@ class ChunkDetector:
                 malformed += 1
             elif parsed.category == "unknown":
                 unknown += 1
+            builtin.extend(line_drafts)
             drafts.extend(line_drafts)
             drafts.extend(sigma_drafts)
+        sigma.count_replacement_firings(builtin)
 
         for draft in drafts:
             draft.src_ip = _clean_ip(draft.src_ip)
@@ -503,12 +512,15 @@ class ChunkDetector:
 
     def replay(self, numbered):
         """Analyse [(line number, line), ...] again without storing anything: the
-        detection state learns from lines committed before a crash."""
+        detection state learns from lines committed before a crash, for the built-in
+        rules and the Sigma rules (their cooldowns and correlations) alike."""
         self.analyzer.rules = current_rules()
-        self.analyzer.analyze_many(
-            [parse_line(line, source_hint=self.hint) for _index, line in numbered],
-            source=self.raw_log.source,
-            lines=[f"{self.line_ids}{index}" for index, _line in numbered],
+        parsed_lines = [parse_line(line, source_hint=self.hint) for _index, line in numbered]
+        ids = [f"{self.line_ids}{index}" for index, _line in numbered]
+        source = self.raw_log.source
+        self.analyzer.analyze_many(parsed_lines, source=source, lines=ids)
+        sigma.analyze_many(
+            parsed_lines, source=source, lines=ids, state=self.analyzer.state, replay=True
         )
 
 

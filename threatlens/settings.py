@@ -392,7 +392,6 @@ if LOG_PROCESSING not in ("auto", "inline", "thread"):
     )
 LOG_PROCESSING_INLINE_MAX_BYTES = env_int("LOG_PROCESSING_INLINE_MAX_BYTES", 256 * 1024, minimum=0)
 LOG_PROCESSING_CHUNK_LINES = env_int("LOG_PROCESSING_CHUNK_LINES", 500, minimum=1)
-LOG_PROCESSING_WORKERS = env_int("LOG_PROCESSING_WORKERS", 2, minimum=1)
 # Detection state per rule (counted addresses, users, claims): at most this many keys,
 # the stalest evicted first and counted (docs/ingest.md).
 DETECTION_STATE_MAX_KEYS = env_int("DETECTION_STATE_MAX_KEYS", 10_000, minimum=1)

@@ -19,12 +19,24 @@ layer), `services`, `api`, `admin`.
 """
 
 
-def analyze_many(parsed_lines, *, source=None, lines=None):
+def analyze_many(parsed_lines, *, source=None, lines=None, state=None, replay=False):
     """The drafts of each parsed line (a list per line), the detection state asked once
-    for all of them; `lines`: stable line ids (`processing.line_id`)."""
+    for all of them; `lines`: stable line ids (`processing.line_id`); `state`: the
+    built-in analyzer's (default: this process's detection state); `replay`: lines stored
+    before a crash, analysed again for the state only (no hit counted)."""
     from incidents.sigma.runtime import current_engine
 
-    return current_engine().analyze_many(parsed_lines, source=source, lines=lines)
+    return current_engine().analyze_many(
+        parsed_lines, source=source, lines=lines, state=state, replay=replay
+    )
+
+
+def count_replacement_firings(drafts):
+    """Count, in the Sigma rules' hits, the built-in analyzer's drafts raised by a Sigma
+    correlation that replaces a built-in rule (`replacing`)."""
+    from incidents.sigma.runtime import current_engine
+
+    current_engine().count_replacement_firings(drafts)
 
 
 def builtin_rules(rules):

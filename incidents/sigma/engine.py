@@ -59,6 +59,11 @@ class RuleStats:
     evaluations: int = 0
     seconds: float = 0.0
 
+    def hit(self):
+        """The rule matched a line (a detection rule) or fired (a correlation)."""
+        self.hits += 1
+        self.last_hit = time.time()
+
 
 class SigmaEngine:
     """The loaded rules of one process (see the module docstring)."""
@@ -135,6 +140,16 @@ class SigmaEngine:
         self._builtin = (rules, result)
         return result
 
+    def count_replacement_firings(self, drafts):
+        """Count as hits of their correlation the built-in analyzer's `drafts` raised by a
+        correlation that replaces a built-in rule (it runs there, not here)."""
+        for draft in drafts:
+            sigma = draft.details.get("sigma")
+            if sigma and sigma.get("kind") == "correlation":
+                stats = self.stats.get(sigma.get("id"))
+                if stats is not None:
+                    stats.hit()
+
     def rules_for(self, line_facets):
         """(rules, route): the detection rules whose log source the facets satisfy, and
         their combined function (`compiler.compile_route`); memoised per facet set."""
@@ -179,14 +194,19 @@ class SigmaEngine:
         """Security event drafts for a parsed line (often none)."""
         return self.analyze_many([parsed], source=source, lines=[line])[0]
 
-    def analyze_many(self, parsed_lines, *, source=None, lines=None):
+    def analyze_many(self, parsed_lines, *, source=None, lines=None, state=None, replay=False):
         """The drafts of each line, in order (a list per line), with one call to the state
         for all of them, as the built-in analyzer does (`Analyzer.analyze_many`): what each
         matching rule asks the state (a `Check`: a cooldown claim, a count, a sequence) is
         worked out from its line, the state answers them in order (one script call to a
         shared state in Redis), and the rules that fired get their drafts. `lines`: a
         stable id per line, which a shared state uses to count a line processed twice
-        (after a crash) once."""
+        (after a crash) once. `state`: the built-in analyzer's, when it is not this
+        engine's (a resumed raw log's own). `replay`: lines stored before a crash, analysed
+        again only for the state to learn them: their hits and firings were counted
+        then, not again."""
+        state = self.state if state is None else state
+        count = not replay
         plans, checks = [], []
         for position, parsed in enumerate(parsed_lines):
             hits = self.matching(parsed)
@@ -199,9 +219,8 @@ class SigmaEngine:
             # Not the built-in rules' id: a shared state remembers the verdicts per line.
             line = None if line is None else f"{line}:sigma"
             for rule in hits:
-                stats = self.stats[rule.sigma_id]
-                stats.hits += 1
-                stats.last_hit = time.time()
+                if count:
+                    self.stats[rule.sigma_id].hit()
                 if rule.sigma_id not in self.quiet:
                     key = f"sigma:{rule.sigma_id}:{_actor(values)}"
                     checks.append(
@@ -219,12 +238,15 @@ class SigmaEngine:
                         plans.append((position, correlation, parsed, values, moment, base, summary))
         results = [[] for _ in parsed_lines]
         if checks:
-            for plan, verdict in zip(plans, self.state.evaluate(checks), strict=True):
+            for plan, verdict in zip(plans, state.evaluate(checks), strict=True):
                 if not verdict.fired:
                     continue
                 position, rule, parsed, values, moment, key, summary = plan
                 extra = {}
                 if summary is not None:
+                    if count:
+                        # A correlation's hit is its firing (a detection rule's, its match).
+                        self.stats[rule.sigma_id].hit()
                     if verdict.count is not None:
                         summary = {
                             **summary,

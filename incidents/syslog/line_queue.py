@@ -25,14 +25,16 @@ class SinkClosed(RuntimeError):
 
 class Batch:
     """Lines handed over together; `done` (a future of `loop`) is resolved once they are
-    stored, for a sender waiting for that (RELP)."""
+    stored, for a sender waiting for that (RELP). `size`: their bytes as `take` counts
+    them (each line's text and a separator), worked out once."""
 
-    __slots__ = ("done", "lines", "loop")
+    __slots__ = ("done", "lines", "loop", "size")
 
     def __init__(self, lines, loop=None, done=None):
         self.lines = lines
         self.loop = loop
         self.done = done
+        self.size = sum(len(line.text) + 1 for line in lines)
 
     def settle(self, error):
         """Tell a waiting durable sender its lines are stored (`error` None) or not."""
@@ -59,6 +61,11 @@ class LineQueue:
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._queue = deque()
+        # What the consumer's wake-ups ask of the queued batches, kept as they come and go
+        # (a rescan per wake-up cost O(queued) each, O(n²) under a backlog): their lines,
+        # and how many have a durable sender waiting.
+        self._queued_lines = 0
+        self._queued_durable = 0
         self._held = 0
         self._waiting = []  # (loop, future) of `put` calls waiting for room
         self._closed = False
@@ -115,7 +122,16 @@ class LineQueue:
         # Called with the lock held.
         self._queue.append(batch)
         self._held += len(batch.lines)
+        self._queued_lines += len(batch.lines)
+        self._queued_durable += batch.done is not None
         self._wakeup.notify()
+
+    def _dequeue(self):
+        # Called with the lock held.
+        batch = self._queue.popleft()
+        self._queued_lines -= len(batch.lines)
+        self._queued_durable -= batch.done is not None
+        return batch
 
     # -- the consumer -----------------------------------------------------------------------------
 
@@ -130,12 +146,11 @@ class LineQueue:
             taken, count, size = [], 0, 0
             while self._queue and (not taken or count < self.batch_lines):
                 batch = self._queue[0]
-                batch_size = sum(len(line.text) + 1 for line in batch.lines)
-                if taken and size + batch_size > self.batch_bytes:
+                if taken and size + batch.size > self.batch_bytes:
                     break
-                taken.append(self._queue.popleft())
+                taken.append(self._dequeue())
                 count += len(batch.lines)
-                size += batch_size
+                size += batch.size
             self._working_since = min(
                 (batch.lines[0].received_at for batch in taken if batch.lines), default=None
             )
@@ -148,9 +163,9 @@ class LineQueue:
             return
         deadline = self._queue[0].lines[0].received_at + self.batch_wait
         while not self._closed:
-            if any(batch.done is not None for batch in self._queue):
+            if self._queued_durable:
                 return  # a durable sender waits for its acknowledgement
-            if sum(len(batch.lines) for batch in self._queue) >= self.batch_lines:
+            if self._queued_lines >= self.batch_lines:
                 return
             if self._held >= self.max_lines:
                 return  # full: waiting frees no room

@@ -225,14 +225,17 @@ def store_lines(batches):
 
 
 def process_stored(raw_logs):
-    """Process `raw_logs` in order; a failure is logged, and the next one goes on."""
+    """Process `raw_logs` in order, in one turn of this process's processing worker (no
+    upload comes between them); a failure is logged, and the next one goes on."""
     from incidents.processing import process_raw_log
+    from incidents.processing_worker import processing_worker
 
-    for raw_log in raw_logs:
-        try:
-            process_raw_log(raw_log.pk)
-        except Exception:
-            logger.exception("processing raw log %s of received lines failed", raw_log.pk)
+    with processing_worker().turn():
+        for raw_log in raw_logs:
+            try:
+                process_raw_log(raw_log.pk)
+            except Exception:
+                logger.exception("processing raw log %s of received lines failed", raw_log.pk)
 
 
 def recent_lines(file_name, limit):

@@ -5,9 +5,10 @@ from django.test import TestCase
 
 from incidents.models import Alert, SecurityEvent
 from incidents.sigma.models import SigmaRule
+from incidents.sigma.services import sync_shipped
 from tests.pipeline.helpers import T0, ssh_failure, syslog
 from tests.prometheus_samples import samples
-from tests.sigma.helpers import rule_yaml
+from tests.sigma.helpers import correlation_yaml, rule_yaml
 
 pytestmark = pytest.mark.django_db
 
@@ -248,3 +249,43 @@ def test_a_viewer_reads_the_coverage_and_an_anonymous_client_does_not(api_client
     assert api_client.get("/api/sigma/rules/coverage/tactics/").status_code in (401, 403)
     api_client.force_authenticate(bob)
     assert api_client.get("/api/sigma/rules/coverage/tactics/").status_code == 200
+
+
+def rule_stats(api_client, user, **query):
+    api_client.force_authenticate(user)
+    results = api_client.get("/api/sigma/rules/", query).json()["results"]
+    return {rule["title"]: rule["stats"]["hits"] for rule in results}
+
+
+def test_the_rules_list_counts_a_correlation_s_firings_as_its_hits(api_client, alice):
+    post_rule(
+        api_client,
+        alice,
+        rule_yaml("sel: {action: login_failure}\ncondition: sel", title="Failed", name="failed"),
+    )
+    burst = "type: event_count\nrules: [failed]\ngroup-by: [src_ip]\ntimespan: 10m\n"
+    post_rule(api_client, alice, correlation_yaml(burst + "condition: {gte: 5}", title="Burst"))
+
+    lines = [ssh_failure(T0, ip="203.0.113.7", port=40000 + n) for n in range(12)]
+    lines += [ssh_failure(T0, ip="198.51.100.9", port=41000 + n) for n in range(5)]
+    lines += [ssh_failure(T0, ip="192.0.2.1", port=42000 + n) for n in range(4)]
+    ingest(api_client, alice, *lines)
+
+    fired = SecurityEvent.objects.filter(message__startswith="Burst").count()
+    assert fired == 2  # once per address per timespan, at the fifth failure
+    assert rule_stats(api_client, alice) == {"Failed": 21, "Burst": 2}
+
+
+def test_a_correlation_that_replaces_a_built_in_rule_counts_its_firings_too(api_client, alice):
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        sync_shipped()
+    ingest(
+        api_client, alice, *[ssh_failure(T0, ip="203.0.113.7", port=40000 + n) for n in range(30)]
+    )
+
+    by_ip = SecurityEvent.objects.filter(rule_id="ssh_bruteforce_ip")
+    assert by_ip.count() >= 1
+    assert {event.details["sigma"]["kind"] for event in by_ip} == {"correlation"}
+    hits = rule_stats(api_client, alice, kind="correlation")
+    title = by_ip.first().details["sigma"]["title"]
+    assert hits[title] == by_ip.count()
