@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from realtime import catalogue, groups
-from realtime.wakeup import table_wakeups
 from realtime.transport import ORIGIN, layer_message
+from realtime.wakeup import table_wakeups
 
 logger = logging.getLogger(__name__)
 

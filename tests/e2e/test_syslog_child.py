@@ -15,7 +15,7 @@ import websockets
 from incidents.models import RawLog
 from realtime.models import Event
 from tests.e2e.live_server import free_port
-from tests.e2e.test_syslog import TRAVERSAL, security_events
+from tests.e2e.test_syslog import TRAVERSAL
 from tests.syslog.helpers import in_thread
 from tests.waiting import until, wait_until
 
