@@ -94,7 +94,7 @@ class SyslogChildProcess:
             began = time.monotonic()
             try:
                 process = self._spawn()
-            except OSError as exc:
+            except Exception as exc:  # never the end of supervision: tried again later
                 self.error = f"cannot start: {exc}"
                 logger.warning("the syslog child process cannot start: %s", exc)
             else:
@@ -119,7 +119,8 @@ class SyslogChildProcess:
             delay = min(delay * 2, LONGEST_DELAY)
 
     def _spawn(self):
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
+        module = settings.SETTINGS_MODULE or os.environ.get("DJANGO_SETTINGS_MODULE")
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": module or "threatlens.settings"}
         with self._lock:
             # Under the lock with `stop()`: it either sees this child or stops its start.
             if self._stopping.is_set():
