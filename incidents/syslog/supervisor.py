@@ -133,6 +133,9 @@ class SyslogChildProcess:
                 stdout=subprocess.PIPE,
                 text=True,
                 pass_fds=(self._wake_fd,),
+                # Its own process group: a terminal's Ctrl-C reaches the server alone, which
+                # then stops the child in order (SIGTERM), instead of both at once.
+                start_new_session=True,
             )
             return self.process
 
