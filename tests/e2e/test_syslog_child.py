@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+import urllib.request
 from datetime import datetime
 
 import psutil
@@ -77,6 +78,7 @@ async def first_security_event(ws, timeout=10.0):
 def child_server(running_server, tcp_port, **env):
     return running_server(
         "uvicorn",
+        METRICS_PUBLIC="true",
         SYSLOG_IN_PROCESS="true",
         SYSLOG_TCP_PORT=str(tcp_port),
         SYSLOG_UDP_PORT="0",
@@ -108,6 +110,14 @@ async def test_a_line_reaches_a_socket_at_once_through_the_childs_wake_up(
     assert took < 5, f"{took:.3f} s from the syslog line to the socket"
     origins = await in_thread(lambda: set(Event.objects.values_list("origin", flat=True)))
     assert any(f":{child.pid}:" in origin for origin in origins)
+
+    # The child's figures are the server's: its /metrics count the line.
+    def received_in_metrics():
+        with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return "threatlens_ingest_lines_received_total 1.0" in text.splitlines()
+
+    await until(lambda: in_thread(received_in_metrics), "/metrics shows the child's line")
 
 
 async def test_a_killed_child_is_started_again_and_the_next_line_is_detected(
