@@ -12,6 +12,7 @@ broadcast server (bench/ceiling.py), and our figures as ratios of it. See bench/
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -137,10 +138,13 @@ def parse_args(argv=None):
     )
     add(
         "--ingest-in",
-        choices=("server", "run_syslog"),
+        choices=("server", "loop", "run_syslog"),
         default="server",
-        help="with --ingest-rate: the syslog receiver and its processing inside our server "
-        "(the embedded default) or in a `manage.py run_syslog` process beside it",
+        help="with --ingest-rate: the syslog receiver and its processing run by our server "
+        "(the embedded default: its supervised child process), on the server's own event "
+        "loop (SYSLOG_PROCESS=loop, the old default), or in a `manage.py run_syslog` "
+        "process started beside it. The ceiling gets the same load: a `run_syslog` on a "
+        "scratch copy of the database beside it",
     )
     add("--json", metavar="PATH", help="also write every figure as JSON")
     add("--server-env", action="append", default=[], metavar="NAME=VALUE")
@@ -248,7 +252,8 @@ def base_environment(args, workdir, prefix):
         args.syslog_port = free_port()
         settings.update(
             {
-                "SYSLOG_IN_PROCESS": "true" if args.ingest_in == "server" else "false",
+                "SYSLOG_IN_PROCESS": "false" if args.ingest_in == "run_syslog" else "true",
+                "SYSLOG_PROCESS": "loop" if args.ingest_in == "loop" else "child",
                 "SYSLOG_BIND": HOST,
                 "SYSLOG_TCP_PORT": args.syslog_port,
                 "SYSLOG_UDP_PORT": 0,
@@ -582,8 +587,10 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
             snapshot_after = servers[0].snapshot_memory(2)
             on_first = sum(1 for index in range(args.clients) if index % count == 0)
             memory_profile = memprobe.analyse(snapshot_before, snapshot_after, on_first)
-        if args.ingest_rate and target == "ours":
-            ingest = IngestLoad(args, env, servers[0]).start()
+        if args.ingest_rate:
+            # The ceiling too: "ours / ceiling" then compares with a plain server on the
+            # same loaded machine, not with one that has the cores to itself.
+            ingest = IngestLoad(args, env, servers[0], beside=target != "ours").start()
         phases = []
         for phase in args.phase_list:
             log(f"{kind}: {phase} phase")
@@ -636,8 +643,7 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
         if ingest_figures is not None:
             result["ingest"] = ingest_figures
             result["label"] += f", ingest {args.ingest_rate:g} lines/s"
-            if args.ingest_in == "run_syslog":
-                result["label"] += " in run_syslog"
+            result["label"] += f" in {ingest.where}"
         if memory_profile:
             result["memory_profile"] = memory_profile
         profiles = [connect_profile] if connect_profile else []
@@ -662,24 +668,36 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
 class IngestLoad:
     """Syslog traffic in the background (`--ingest-rate`): `bench.ingest_send` sending the
     realistic mix over TCP to the server's receiver, paced, until stopped; then how much
-    it sent and how much the server processed (its /metrics)."""
+    it sent and how much the server processed (its /metrics).
+
+    `beside`: a ceiling's load, `manage.py run_syslog` on a scratch copy of the database
+    (the ceiling has no receiver, and the run's database stays as ours left it)."""
 
     WARM_UP = 3.0  # seconds of ingest before the phases start
 
-    def __init__(self, args, env, server):
+    def __init__(self, args, env, server, *, beside=False):
         self.args = args
-        self.env = env
+        self.env = scratch_environment(env, server.workdir) if beside else env
         self.server = server
+        self.separate = beside or args.ingest_in == "run_syslog"
+        self.where = {
+            "server": "the server's child process",
+            "loop": "the server's event loop",
+        }.get(args.ingest_in, "run_syslog")
+        if beside:
+            self.where = "run_syslog beside it (scratch database)"
         self.process = None
         self.receiver = None
         self.figures = None
+        self.processed_before = 0
 
     def start(self):
         log(
             f"ingest: {self.args.ingest_rate:g} lines/s over syslog TCP in the background, "
-            f"received and processed in {self.args.ingest_in}"
+            f"received and processed in {self.where}"
         )
-        if self.args.ingest_in == "run_syslog":
+        if self.separate:
+            self.processed_before = processed_lines(self.env) or 0
             self.receiver = ServerProcess(
                 "run_syslog", self.env, self.server.workdir, "run_syslog", nice=self.args.nice
             )
@@ -723,12 +741,29 @@ class IngestLoad:
             # Its /metrics are not served: what it processed is in the database.
             figures["receiver_cpu_seconds"] = round(self.receiver.cpu_seconds(), 1)
             self.receiver.stop(timeout=60)
-            figures["lines_processed"] = processed_lines(self.env)
+            figures["lines_processed"] = (processed_lines(self.env) or 0) - self.processed_before
         else:
             figures.update(ingest_counters(self.server))
         self.figures = figures
         log(f"ingest: {figures}")
         return figures
+
+
+def scratch_environment(env, workdir):
+    """`env` on a copy of the run's SQLite database (a PostgreSQL one is shared)."""
+    url = env.get("DATABASE_URL", "")
+    if not url.startswith("sqlite:///"):
+        return env
+    import sqlite3
+
+    scratch = Path(workdir) / "ingest-scratch.sqlite3"
+    scratch.unlink(missing_ok=True)
+    with (
+        contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as source,
+        contextlib.closing(sqlite3.connect(scratch)) as target,
+    ):
+        source.backup(target)
+    return {**env, "DATABASE_URL": f"sqlite:///{scratch}"}
 
 
 def processed_lines(env):

@@ -184,8 +184,15 @@ class ServerProcess:
         return total
 
     def cpu_seconds(self):
+        """CPU time of the server and its children (the syslog child process), live or
+        ended."""
         times = self.ps.cpu_times()
-        return times.user + times.system
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in self.ps.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+        return total
 
     def snapshot_memory(self, number, timeout=120):
         """Ask a `memprobe` server for tracemalloc snapshot `number`; returns its path."""

@@ -16,6 +16,10 @@ Figures (since this process started):
   has waited (0 when none wait);
 - state_keys, state_evictions: detection state held and evicted while it still mattered,
   per rule (`incidents.pipeline.state.BoundedState`).
+
+A process that stands for another one (a server and its syslog child process,
+`incidents/syslog/supervisor.py`) adds that one's figures (`add_figures_source`), so
+operators see the server's and its child's ingest as one.
 """
 
 import logging
@@ -57,8 +61,54 @@ class ProcessingCounters:
 PROCESSING = ProcessingCounters()
 
 
+_figures_sources = []  # callables: another process's snapshot() (or None), added here
+
+SUMMED = (
+    "lines_processed", "lines_unparsed", "events_created", "alerts_raised", "batches",
+    "lines_received", "lines_dropped", "lines_malformed", "queue_depth", "queue_capacity",
+)  # fmt: skip
+
+
+def add_figures_source(source):
+    """Add another process's figures (`source()`: its `snapshot()`, or None) to this one's."""
+    _figures_sources.append(source)
+
+
+def remove_figures_source(source):
+    if source in _figures_sources:
+        _figures_sources.remove(source)
+
+
+def _add_other(figures, other):
+    for key in SUMMED:
+        figures[key] += other.get(key, 0)
+    figures["lag_seconds"] = max(figures["lag_seconds"], other.get("lag_seconds", 0.0))
+    by_transport = figures["lines_malformed_by_transport"]
+    for transport, count in other.get("lines_malformed_by_transport", {}).items():
+        by_transport[transport] = by_transport.get(transport, 0) + count
+    if other.get("state_shared") and figures["state_shared"]:
+        return  # the same Redis state, already read here
+    figures["state_keys"] += other.get("state_keys", 0)
+    figures["state_evictions"] += other.get("state_evictions", 0)
+    for rule, item in other.get("state_by_rule", {}).items():
+        mine = figures["state_by_rule"].setdefault(rule, {"keys": 0, "evictions": 0})
+        mine["keys"] = mine.get("keys", 0) + item.get("keys", 0)
+        mine["evictions"] = mine.get("evictions", 0) + item.get("evictions", 0)
+
+
 def snapshot():
-    """This process's ingest figures (see the module docstring)."""
+    """This process's ingest figures (see the module docstring), with those of the
+    processes it stands for."""
+    figures = own_snapshot()
+    for source in list(_figures_sources):
+        other = source()
+        if other:
+            _add_other(figures, other)
+    return figures
+
+
+def own_snapshot():
+    """This process's own ingest figures (see the module docstring)."""
     from incidents.processing import current_detection_state
     from incidents.syslog.sink import current_sink
 
@@ -83,6 +133,7 @@ def snapshot():
         logger.warning("detection state figures unavailable: %s", type(exc).__name__)
         per_rule = {}
     figures.update(
+        state_shared=bool(getattr(state, "shared", False)),
         state_keys=sum(item["keys"] for item in per_rule.values()),
         state_evictions=sum(item["evictions"] for item in per_rule.values()),
         state_by_rule=per_rule,

@@ -16,7 +16,7 @@ from django.db import transaction
 from realtime import catalogue, envelopes, groups
 from realtime.catalogue import Audience
 from realtime.models import Event
-from realtime.transport import ORIGIN, layer_message, send_to_hubs
+from realtime.transport import ORIGIN, layer_message, send_to_hubs, wake_table_pollers
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ def publish(event_type, data, *, priority=None, recipients=None, object_key=""):
     event, data_json = _unsaved(event_type, data, priority, recipients, object_key)
     event.save()
     _send(event, data_json)
+    wake_table_pollers()
     return event
 
 
@@ -57,6 +58,7 @@ def publish_many(items):
     events = Event.objects.bulk_create([event for event, _ in unsaved])
     for event, (_, data_json) in zip(events, unsaved, strict=True):
         _send(event, data_json)
+    wake_table_pollers()
     return events
 
 

@@ -17,6 +17,7 @@ from django.db import close_old_connections
 
 from realtime import catalogue, groups
 from realtime.transport import ORIGIN, layer_message
+from realtime.wakeup import table_wakeups
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,9 @@ class EventTablePoller:
         if settings.REDIS_URL:
             interval = max(interval, 1.0)  # a safety net only: the layer is shared
         while True:
-            await asyncio.sleep(interval)
+            # A child process's commit wakes it at once (realtime.wakeup); the interval
+            # is the floor that delivers whatever else stored events, or a broken channel.
+            await table_wakeups.wait(interval)
             try:
                 # Only membership tests on `seen` in that thread: atomic under the GIL, so
                 # no copy of up to SEEN_LIMIT ids twice a second.

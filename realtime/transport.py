@@ -18,6 +18,8 @@ import uuid
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from realtime import wakeup
+
 logger = logging.getLogger(__name__)
 
 # Names this process: in the events it stores, its heartbeat, its connection counts and
@@ -54,6 +56,13 @@ def send_to_hubs(group, message):
         held.append((group, message))
         return
     _send_now(group, message)
+
+
+def wake_table_pollers():
+    """After a commit of events: without a shared layer, a server that started this
+    process polls its event table at once (`realtime.wakeup`; a no-op elsewhere)."""
+    if shared_layer() is None:
+        wakeup.notify_hubs()
 
 
 def _send_now(group, message):

@@ -88,6 +88,7 @@ def _no_in_process_services(settings):
     settings.MONITORS_IN_PROCESS = False
     settings.WATCH_LOGS = []
     settings.SYSLOG_IN_PROCESS = False
+    settings.SYSLOG_PROCESS = "loop"  # a test that starts it in-process shares its database
     settings.RESUME_RAW_LOGS = False
 
 

@@ -462,6 +462,12 @@ SYSLOG_IDLE_TIMEOUT = env_duration("SYSLOG_IDLE_TIMEOUT", 3600, minimum=1)
 # The server process runs the receiver (like the monitors); next to several server
 # processes, `manage.py run_syslog` does.
 SYSLOG_IN_PROCESS = env_bool("SYSLOG_IN_PROCESS", not REDIS_URL)
+# Where such a server runs it: `child`, a `run_syslog` child process it supervises (its
+# parsing and detection then leave the hub's interpreter lock alone), or `loop`, on the
+# server's own event loop (one process, as before).
+SYSLOG_PROCESS = env_str("SYSLOG_PROCESS", "child")
+if SYSLOG_PROCESS not in ("child", "loop"):
+    raise ImproperlyConfigured(f"SYSLOG_PROCESS must be child or loop, not {SYSLOG_PROCESS!r}")
 
 # --- DNS ---------------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
-"""The syslog receiver inside a server process (SYSLOG_IN_PROCESS), like the monitors.
+"""The syslog receiver on a server process's event loop (SYSLOG_IN_PROCESS with
+SYSLOG_PROCESS=loop; the default runs it in a child process: `supervisor.py`).
 
 `threatlens.monitoring.startup.start_in_process` starts a `SyslogService` on the
-server's event loop when SYSLOG_IN_PROCESS is on and a SYSLOG_*_PORT is set. Its ports
+server's event loop when SYSLOG_IN_PROCESS is on, SYSLOG_PROCESS is `loop` and a
+SYSLOG_*_PORT is set. Its ports
 are its lease: when another process holds them (a second server process, or
 `manage.py run_syslog`), this one says so once and tries again every `retry_interval`
 seconds, so it takes over within that time when the holder stops.

@@ -113,8 +113,14 @@ def test_a_sigma_rule_uploaded_over_rest_fires_on_the_next_syslog_line_in_every_
     running_server, run_syslog, alice, token_for
 ):
     server_port = free_port()
+    # The receiver on the server's loop, so the upload's own process processes the line
+    # (the default child process learns of the rule as `run_syslog` does, below).
     server = running_server(
-        "uvicorn", SYSLOG_IN_PROCESS="true", SYSLOG_TCP_PORT=str(server_port), SYSLOG_UDP_PORT="0"
+        "uvicorn",
+        SYSLOG_IN_PROCESS="true",
+        SYSLOG_PROCESS="loop",
+        SYSLOG_TCP_PORT=str(server_port),
+        SYSLOG_UDP_PORT="0",
     )
     receiver_port, receiver, receiver_log = run_syslog()
     token = token_for(alice)

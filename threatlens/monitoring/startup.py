@@ -6,7 +6,9 @@ on when REDIS_URL is unset) starts the monitor runner on the server's event loop
 `WATCH_LOGS` (default: empty) starts the log watchers in a thread. Both start once per
 process (the runner's leader lease and the watchers' lease keep several processes from
 publishing twice when they share a cache). `SYSLOG_IN_PROCESS` (the same default) with a
-`SYSLOG_*_PORT` starts the syslog receiver on the event loop; its ports are its lease.
+`SYSLOG_*_PORT` starts the syslog receiver: in a supervised `run_syslog` child process
+(`SYSLOG_PROCESS=child`, the default) or on the event loop (`loop`); its ports are its
+lease.
 
 Two ways to start them:
 
@@ -187,14 +189,24 @@ def _start_watchers(targets, runner):
 
 
 def _start_syslog(loop, config, runner):
-    from incidents.syslog.service import SyslogService
-    from incidents.syslog.sink import get_sink
+    """The receiver in a supervised child process (SYSLOG_PROCESS=child, the default:
+    its parsing and detection then leave the hub's interpreter lock alone), or on this
+    loop (`loop`)."""
+    if getattr(settings, "SYSLOG_PROCESS", "child") == "child":
+        from incidents.syslog.supervisor import SyslogChildProcess
 
-    service = SyslogService(config, get_sink())
+        service = SyslogChildProcess(config)
+        start = service.start
+    else:
+        from incidents.syslog.service import SyslogService
+        from incidents.syslog.sink import get_sink
+
+        service = SyslogService(config, get_sink())
+        start = partial(_call_in_loop, loop, service.start)
     if runner is not None:
         interval = getattr(settings, "MONITORS", {}).get("CHECK_INTERVAL", 15.0)
         runner.add_check("syslog_receiver", service.health, interval=interval)
-    _call_in_loop(loop, service.start)
+    start()
     return service
 
 

@@ -1,5 +1,5 @@
 """manage.py run_syslog [--bind ADDRESS] [--udp-port N] [--tcp-port N] [--tls-port N]
-[--relp-port N] [--store-only]"""
+[--relp-port N] [--store-only] [--supervised [--wake-fd N]]"""
 
 import asyncio
 import contextlib
@@ -12,6 +12,8 @@ from incidents.processing import resume_in_background
 from incidents.syslog.server import ReceiverConfig, SyslogReceiver
 from incidents.syslog.service import describe
 from incidents.syslog.sink import get_sink
+from incidents.syslog.supervised import report_stats, stop_when_parent_exits
+from realtime.wakeup import adopt_wake_fd
 
 
 class Command(BaseCommand):
@@ -37,8 +39,34 @@ class Command(BaseCommand):
             help="Store what is received and leave its processing to `manage.py "
             "process_logs` workers.",
         )
+        parser.add_argument(
+            "--supervised",
+            action="store_true",
+            help="Run as a server's syslog child process (SYSLOG_PROCESS=child): exit when "
+            "standard input closes (the server is gone), report figures as JSON lines on "
+            "standard output.",
+        )
+        parser.add_argument(
+            "--wake-fd",
+            type=int,
+            metavar="N",
+            help="With --supervised: a datagram socket inherited from the server; a byte is "
+            "sent on it after each commit of events, so the server's hub polls at once.",
+        )
 
-    def handle(self, *args, bind, udp_port, tcp_port, tls_port, relp_port, store_only, **options):
+    def handle(
+        self,
+        *args,
+        bind,
+        udp_port,
+        tcp_port,
+        tls_port,
+        relp_port,
+        store_only,
+        supervised=False,
+        wake_fd=None,
+        **options,
+    ):
         overrides = {"bind": bind} if bind else {}
         for name, port in (
             ("udp_port", udp_port),
@@ -56,10 +84,13 @@ class Command(BaseCommand):
                 "No syslog port is set: set SYSLOG_UDP_PORT, SYSLOG_TCP_PORT, SYSLOG_TLS_PORT "
                 "or SYSLOG_RELP_PORT, or pass --udp-port, --tcp-port, --tls-port or --relp-port."
             )
-        asyncio.run(self._run(config, process=not store_only))
-        self.stdout.write("Stopped.")
+        if wake_fd is not None:
+            adopt_wake_fd(wake_fd)
+        asyncio.run(self._run(config, process=not store_only, supervised=supervised))
+        with contextlib.suppress(BrokenPipeError):  # a supervised child's server is gone
+            self.stdout.write("Stopped.")
 
-    async def _run(self, config, *, process):
+    async def _run(self, config, *, process, supervised=False):
         sink = get_sink(process=process)
         receiver = SyslogReceiver(sink, config)
         try:
@@ -79,6 +110,16 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, stop.set)
+        reporter = None
+        if supervised:
+            stop_when_parent_exits(stop)
+            reporter = loop.create_task(report_stats(receiver, self._write_line))
         await stop.wait()
+        if reporter is not None:
+            reporter.cancel()
         await receiver.stop()
         await asyncio.to_thread(getattr(sink, "close", lambda: None))
+
+    def _write_line(self, line):
+        self.stdout.write(line)
+        self.stdout.flush()

@@ -1,0 +1,218 @@
+"""The syslog receiver and its processing in a child process of the server
+(SYSLOG_PROCESS=child, the default of SYSLOG_IN_PROCESS).
+
+Parsing, detection and storing hold the interpreter lock; in the server's own process
+they took it from the hub that delivers events to sockets (bench/RESULTS.md: the steady
+p99 doubled, a burst lost 44%). So the server starts `manage.py run_syslog --supervised`
+beside itself and watches over it from a thread of its own:
+
+- a fresh interpreter (not a fork of the server: its loop, threads, sockets and database
+  connections are not the child's to inherit), the tested `run_syslog` path;
+- restarted when it exits, after 1 s, then twice as long each time up to 15 s (back to
+  1 s once a child ran a minute), with a WARNING naming its exit code: a port held by
+  another process (a second server, a `run_syslog`) is taken over within 15 s of being
+  freed;
+- stopped with SIGTERM (it stores what it received, then exits), killed after
+  `stop_timeout` seconds; it exits by itself when the server dies (its standard input,
+  a pipe the server holds, ends: `incidents/syslog/supervised.py`);
+- its figures arrive as a JSON line a second on its standard output, and are shown as
+  this process's `syslog_receiver` component and added to `log_ingest` and `/metrics`;
+- after each commit of events it wakes the hub's event-table poll through a datagram
+  socket (`realtime.wakeup`), so its events reach sockets within milliseconds.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from django.conf import settings
+
+from incidents import ingest_metrics
+from incidents.syslog.service import describe
+from realtime.wakeup import table_wakeups
+
+logger = logging.getLogger(__name__)
+
+FIRST_DELAY, LONGEST_DELAY = 1.0, 15.0  # seconds before a restart, doubling
+STEADY_RUN = 60.0  # a child that ran this long starts the back-off again
+# Ingest counters that only grow: a restarted child starts them at 0 again.
+GROWING = (
+    "lines_processed", "lines_unparsed", "events_created", "alerts_raised", "batches",
+    "lines_received", "lines_dropped", "lines_malformed",
+)  # fmt: skip
+
+
+class SyslogChildProcess:
+    """`manage.py run_syslog --supervised` for `config`, started, watched and restarted."""
+
+    def __init__(self, config, *, stop_timeout=20.0, first_delay=FIRST_DELAY):
+        self.config = config
+        self.stop_timeout = stop_timeout
+        self.first_delay = first_delay
+        self.process = None
+        self.stats = None  # the running child's latest receiver figures
+        self.error = ""
+        self.exit_codes = []  # of the children that ended
+        self.started_at = time.time()
+        self._ingest = None  # the running child's latest ingest figures
+        self._carried = dict.fromkeys(GROWING, 0)  # ... of the children that ended
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = None
+        self._wake_fd = None
+
+    def __repr__(self):
+        return f"<SyslogChildProcess pid={getattr(self.process, 'pid', None)}>"
+
+    def start(self):
+        self._wake_fd = table_wakeups.open()
+        ingest_metrics.add_figures_source(self.ingest_figures)
+        self._thread = threading.Thread(target=self._supervise, name="syslog-child", daemon=True)
+        self._thread.start()
+        return self
+
+    def command(self):
+        config = self.config
+        ports = [
+            f"--{name}-port={getattr(config, f'{name}_port') or 0}"
+            for name in ("udp", "tcp", "tls", "relp")
+        ]
+        return [
+            sys.executable, "-m", "django", "run_syslog", f"--bind={config.bind}", *ports,
+            "--supervised", f"--wake-fd={self._wake_fd}",
+        ]  # fmt: skip
+
+    def _supervise(self):
+        delay = self.first_delay
+        while not self._stopping.is_set():
+            began = time.monotonic()
+            try:
+                process = self._spawn()
+            except Exception as exc:  # never the end of supervision: tried again later
+                self.error = f"cannot start: {exc}"
+                logger.warning("the syslog child process cannot start: %s", exc)
+            else:
+                if process is None:
+                    return
+                self._follow(process)
+                code = process.wait()
+                self._ended(process, code)
+                if self._stopping.is_set():
+                    return
+                logger.warning(
+                    "the syslog child process (pid %d) exited with code %s; starting it "
+                    "again in %g s",
+                    process.pid,
+                    code,
+                    delay,
+                )
+            if time.monotonic() - began >= STEADY_RUN:
+                delay = self.first_delay
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, LONGEST_DELAY)
+
+    def _spawn(self):
+        module = settings.SETTINGS_MODULE or os.environ.get("DJANGO_SETTINGS_MODULE")
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": module or "threatlens.settings"}
+        with self._lock:
+            # Under the lock with `stop()`: it either sees this child or stops its start.
+            if self._stopping.is_set():
+                return None
+            self.process = subprocess.Popen(
+                self.command(),
+                cwd=settings.BASE_DIR,
+                env=env,
+                stdin=subprocess.PIPE,  # never written: its end is the child's lifeline
+                stdout=subprocess.PIPE,
+                text=True,
+                pass_fds=(self._wake_fd,),
+                # Its own process group: a terminal's Ctrl-C reaches the server alone, which
+                # then stops the child in order (SIGTERM), instead of both at once.
+                start_new_session=True,
+            )
+            return self.process
+
+    def _follow(self, process):
+        """Read the child's output until it exits: its reports, and its own lines."""
+        for line in process.stdout:
+            try:
+                report = json.loads(line)
+            except ValueError:
+                report = None
+            if isinstance(report, dict) and "syslog_stats" in report:
+                self.stats, self._ingest, self.error = report["syslog_stats"], report["ingest"], ""
+            elif line.strip():
+                logger.info("syslog child (pid %d): %s", process.pid, line.strip())
+
+    def _ended(self, process, code):
+        last = self._ingest or {}
+        for key in GROWING:
+            self._carried[key] += last.get(key, 0)
+        self.stats = self._ingest = None
+        self.exit_codes.append(code)
+        self.error = f"the child process exited with code {code}"
+        process.stdin.close()
+        process.stdout.close()
+
+    def ingest_figures(self):
+        """The children's ingest figures: the running one's, plus the totals of those
+        that ended."""
+        figures = dict(self._ingest or {})
+        for key, total in self._carried.items():
+            figures[key] = figures.get(key, 0) + total
+        return figures
+
+    def stop_sync(self):
+        """Stop the child (SIGTERM; killed after `stop_timeout` s) and its supervision."""
+        self._stopping.set()
+        with self._lock:
+            process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("the syslog child process did not stop in time: killed")
+                process.kill()
+        if self._thread is not None:
+            self._thread.join(self.stop_timeout)
+        ingest_metrics.remove_figures_source(self.ingest_figures)
+
+    async def stop(self):
+        await asyncio.to_thread(self.stop_sync)
+
+    def health(self):
+        """The `syslog_receiver` component, for the monitor runner."""
+        from threatlens.monitoring.health import HEALTHY, WARNING, ComponentHealth
+
+        stats = self.stats
+        if stats is None:
+            return ComponentHealth(
+                component="syslog_receiver",
+                status=WARNING,
+                message=f"not listening: {self.error or 'starting'}",
+                uptime=round(time.time() - self.started_at, 1),
+            )
+        listening = {name: address.rsplit(":", 1) for name, address in stats["listening"].items()}
+        return ComponentHealth(
+            component="syslog_receiver",
+            status=HEALTHY,
+            metrics={
+                "messages_received": sum(stats["received"].values()),
+                "messages_malformed": sum(stats["malformed"].values()),
+                "udp_dropped": stats["udp_dropped"],
+                "udp_kernel_drops": stats["udp_kernel_drops"],
+                "connections_open": stats["connections_open"],
+                "listening": describe(listening),
+                "process": self.process.pid if self.process is not None else None,
+                "restarts": len(self.exit_codes),
+            },
+            uptime=round(time.time() - (stats.get("started_at") or self.started_at), 1),
+        )
