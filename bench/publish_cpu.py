@@ -1,7 +1,7 @@
 """Server CPU per `POST /api/realtime/publish/` request: what a shared machine can measure.
 
     python -m bench.publish_cpu [--requests 2000] [--concurrency 4] [--batch 1]
-                                [--redis] [--database-url URL] [--profile DIR]
+                                [--redis] [--database-url URL] [--profile DIR [--profile-gil]]
 
 Starts one uvicorn server on a fresh database (as bench.run does), warms it up, then sends
 `--requests` publishes over `--concurrency` keep-alive connections and reports the
@@ -39,6 +39,9 @@ def main():
     parser.add_argument("--event-type", default="config_change")
     parser.add_argument("--pad-bytes", type=int, default=150)
     parser.add_argument("--profile", default=None, help="py-spy the server into this folder")
+    parser.add_argument(
+        "--profile-gil", action="store_true", help="with --profile: the GIL holder only"
+    )
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
 
@@ -76,7 +79,9 @@ def main():
         sampler = None
         if args.profile:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
-            sampler = profiling.start(server.pid, 3600, str(Path(args.profile) / "publish"))
+            sampler = profiling.start(
+                server.pid, 3600, str(Path(args.profile) / "publish"), gil=args.profile_gil
+            )
             time.sleep(1)
         counter = iter(range(args.requests))
         lock = threading.Lock()

@@ -15,6 +15,7 @@ from django.db import transaction
 
 from realtime import catalogue, envelopes, groups
 from realtime.catalogue import Audience
+from realtime.group_commit import GroupCommit
 from realtime.models import Event
 from realtime.transport import ORIGIN, layer_message, send_to_hubs
 
@@ -41,12 +42,22 @@ def publish(event_type, data, *, priority=None, recipients=None, object_key=""):
     """Store and broadcast one event now. Returns the stored `Event`.
 
     Call it after the data it describes is committed; from code that writes, use
-    `publish_on_commit` so that a rolled-back transaction publishes nothing.
+    `publish_on_commit` so that a rolled-back transaction publishes nothing. Outside a
+    transaction, events published at the same time by other threads are stored with this
+    one in one INSERT and one commit (`realtime.group_commit`); it returns once its own
+    is committed, and raises what storing its own raised.
     """
     event, data_json = _unsaved(event_type, data, priority, recipients, object_key)
-    event.save()
+    _stored_together.store(event)
     _send(event, data_json)
     return event
+
+
+# Concurrent `publish` calls of this process (one-event REST requests) share a commit.
+_stored_together = GroupCommit(
+    store_many=lambda events: Event.objects.bulk_create(events),
+    store_one=lambda event: event.save(force_insert=True),
+)
 
 
 def publish_many(items):
