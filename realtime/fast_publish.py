@@ -24,7 +24,10 @@ and this one never answers differently. A database failure is a 503 `PUBLISH_FAI
 from the view. `PUBLISH_FAST_PATH=false` turns the layer off.
 """
 
+import asyncio
+import contextvars
 import logging
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 
@@ -40,7 +43,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from realtime import auth
 from realtime.catalogue import PUBLISH
 from realtime.parsers import BoundedJSONParser
-from realtime.publishing import PublishError, publish
+from realtime.publishing import PublishError, publish_each
 from realtime.serializers import PublishSerializer
 from realtime.transport import sends_held_until_done
 
@@ -52,12 +55,12 @@ JSON = "application/json"
 _checker = PublishSerializer()  # run_validation keeps nothing on the instance
 _parser = BoundedJSONParser()
 _renderer = JSONRenderer()
-# Threads that store the fast path's events; concurrent ones share an INSERT and a commit
-# (`publish`, realtime.group_commit). Their database connections are checked and given
-# back around each call, as a consumer's are (`database_sync_to_async`).
-_publishing_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="publish")
-_publish_in_thread = database_sync_to_async(
-    publish, thread_sensitive=False, executor=_publishing_threads
+# The thread that stores the fast path's events, a group at a time. Its database
+# connection is checked and given back around each group, as a consumer's is
+# (`database_sync_to_async`: on PostgreSQL, back to the pool).
+_publishing_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish")
+_publish_each_in_thread = database_sync_to_async(
+    publish_each, thread_sensitive=False, executor=_publishing_thread
 )
 
 PUBLISH_FAILED = {
@@ -84,23 +87,73 @@ class PublishFastPath:
         body, complete = await _read_body(receive)
         values = checked_event(body) if complete else None
         if values is not None:
-            try:
-                async with sends_held_until_done():
-                    event = await _publish_in_thread(
-                        values["event_type"],
-                        values["data"],
-                        priority=values.get("priority"),
-                        recipients=values.get("recipients"),
-                    )
-            except PublishError:
-                values = None  # nothing stored: the view says why, in its words
-            except DatabaseError:
-                logger.exception("storing a published %s event failed", values["event_type"])
+            outcome = await _groups().publish(
+                values["event_type"],
+                values["data"],
+                {"priority": values.get("priority"), "recipients": values.get("recipients")},
+            )
+            if isinstance(outcome, DatabaseError):
+                logger.error(
+                    "storing a published %s event failed",
+                    values["event_type"],
+                    exc_info=outcome,
+                )
                 return await _answer(send, scope, 503, PUBLISH_FAILED)
-            else:
-                published = {"message_id": event.message_id, "event_type": event.event_type}
+            if isinstance(outcome, Exception) and not isinstance(outcome, PublishError):
+                raise outcome
+            if not isinstance(outcome, PublishError):  # else not stored: the view says why
+                published = {"message_id": outcome.message_id, "event_type": outcome.event_type}
                 return await _answer(send, scope, 201, published)
         await self.application(scope, _replay(body, complete, receive), send)
+
+
+class _Groups:
+    """The fast path's events of one event loop, stored a group at a time: those that
+    arrive while a group is being stored form the next one (one hop to the publishing
+    thread, one INSERT, one commit). Each request still gets its own outcome, and its
+    answer only once its event is committed and sent to the hubs."""
+
+    def __init__(self):
+        self.waiting = []  # ((event_type, data, options), future)
+        self.storing = False
+
+    async def publish(self, event_type, data, options):
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append(((event_type, data, options), future))
+        if not self.storing:
+            self.storing = True
+            # A context of its own: the held sends belong to the group, not to the
+            # request that happened to start it.
+            asyncio.get_running_loop().create_task(self._store(), context=contextvars.Context())
+        # Shielded: a request given up on (its client left) leaves its event to its group.
+        return await asyncio.shield(future)
+
+    async def _store(self):
+        try:
+            while self.waiting:
+                group, self.waiting = self.waiting, []
+                try:
+                    # The group's sends go to the hubs from this loop once it is stored.
+                    async with sends_held_until_done():
+                        outcomes = await _publish_each_in_thread([item for item, _ in group])
+                except Exception as exc:  # the hop itself failed: every event of the group
+                    outcomes = [exc] * len(group)
+                for (_, future), outcome in zip(group, outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(outcome)
+        finally:
+            self.storing = False
+
+
+_loop_groups = weakref.WeakKeyDictionary()  # event loop -> _Groups
+
+
+def _groups():
+    loop = asyncio.get_running_loop()
+    groups = _loop_groups.get(loop)
+    if groups is None:
+        groups = _loop_groups[loop] = _Groups()
+    return groups
 
 
 def eligible(scope):

@@ -104,19 +104,29 @@ class GroupCommit:
                 waiting.woken.set()
 
     def _store_group(self, group):
-        try:
-            self._store_many([waiting.event for waiting in group])
-        except Exception as exc:
-            if len(group) == 1:
-                group[0].error = exc
-            else:
-                # Which one failed? Each alone: the others are stored after all.
-                for waiting in group:
-                    waiting.event.pk = None
-                    try:
-                        self._store_one(waiting.event)
-                    except Exception as alone:
-                        waiting.error = alone
+        errors = store_each([waiting.event for waiting in group], self._store_many, self._store_one)
         self.groups_stored += 1
-        for waiting in group:
+        for waiting, error in zip(group, errors, strict=True):
+            waiting.error = error
             waiting.done = True
+
+
+def store_each(instances, store_many, store_one):
+    """Store `instances` with one `store_many` call; if that fails, each with `store_one`,
+    so only those that cannot be stored fail. Returns, per instance, None or the
+    exception that storing it raised."""
+    try:
+        store_many(instances)
+        return [None] * len(instances)
+    except Exception as exc:
+        if len(instances) == 1:
+            return [exc]
+    errors = []
+    for instance in instances:  # which one failed? each alone: the others are stored
+        instance.pk = None
+        try:
+            store_one(instance)
+            errors.append(None)
+        except Exception as alone:
+            errors.append(alone)
+    return errors

@@ -1,6 +1,7 @@
 """`POST /api/realtime/publish/` of one event before Django's request cycle
 (realtime/fast_publish.py): same answers as the view, errors left to the view."""
 
+import asyncio
 import json
 
 import pytest
@@ -187,12 +188,41 @@ async def test_a_database_failure_is_a_503_publish_failed_and_stores_nothing(
     server, carol_token, monkeypatch
 ):
     await post(server, {"event_type": "security_event", "data": {}}, carol_token)
-    monkeypatch.setattr(publishing, "_stored_together", GroupCommit(refuse, refuse))
+    monkeypatch.setattr(publishing, "_store_many", refuse)
+    monkeypatch.setattr(publishing, "_store_one", refuse)
     response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
     assert response["status"] == 503
     assert response["json"]["error_code"] == "PUBLISH_FAILED"
     assert len(server.reached_django) == 1  # answered by the fast path
     assert await sync_to_async(stored)() == 1
+
+
+async def test_concurrent_requests_are_stored_in_groups_each_answered_its_own(
+    server, carol_token, monkeypatch
+):
+    groups = []
+    store_many = publishing._store_many
+
+    def recording(events):
+        groups.append(len(events))
+        store_many(events)
+
+    await post(server, {"event_type": "security_event", "data": {"n": -1}}, carol_token)
+    monkeypatch.setattr(publishing, "_store_many", recording)
+    answers = await asyncio.gather(
+        *(
+            post(server, {"event_type": "security_event", "data": {"n": n}}, carol_token)
+            for n in range(8)
+        )
+    )
+    assert [answer["status"] for answer in answers] == [201] * 8
+    ids = [int(answer["json"]["message_id"]) for answer in answers]
+    assert len(set(ids)) == 8 and sum(groups) == 8
+    assert len(groups) < 8  # those that came while a group was stored waited for the next
+    by_id = await sync_to_async(
+        lambda: dict(Event.objects.filter(pk__in=ids).values_list("pk", "data__n"))
+    )()
+    assert [by_id[i] for i in ids] == list(range(8))
 
 
 def test_a_database_failure_in_the_view_is_a_503_publish_failed_too(
