@@ -191,8 +191,8 @@ def eligible(scope):
 def checked_event(body):
     """The validated values of a single-event JSON body, or None (a list, bad JSON, too
     large, invalid: the view answers those)."""
-    if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-        return None
+    if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE or not body.lstrip().startswith(b"{"):
+        return None  # a list is the view's, not parsed twice
     try:
         data = _parser.parse(BytesIO(body), JSON, {"encoding": "utf-8"})
     except ParseError:
