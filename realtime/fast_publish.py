@@ -45,7 +45,7 @@ from realtime.catalogue import PUBLISH
 from realtime.parsers import BoundedJSONParser
 from realtime.publishing import PublishError, publish_each
 from realtime.serializers import PublishSerializer
-from realtime.transport import sends_held_until_done
+from realtime.transport import send_held, sends_held
 
 logger = logging.getLogger(__name__)
 
@@ -110,21 +110,23 @@ class PublishFastPath:
 class _Groups:
     """The fast path's events of one event loop, stored a group at a time: those that
     arrive while a group is being stored form the next one (one hop to the publishing
-    thread, one INSERT, one commit). Each request still gets its own outcome, and its
-    answer only once its event is committed and sent to the hubs."""
+    thread, one INSERT, one commit). A stored group's events then go to the hubs, in
+    order, while the next group is stored; each request is answered once its own event
+    is committed and sent."""
 
     def __init__(self):
         self.waiting = []  # ((event_type, data, options), future)
         self.storing = False
+        self.sending = None  # the task sending the last stored group
 
     async def publish(self, event_type, data, options):
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.waiting.append(((event_type, data, options), future))
         if not self.storing:
             self.storing = True
-            # A context of its own: the held sends belong to the group, not to the
-            # request that happened to start it.
-            asyncio.get_running_loop().create_task(self._store(), context=contextvars.Context())
+            # A context of its own: the group's sends are not the starting request's.
+            loop.create_task(self._store(), context=contextvars.Context())
         # Shielded: a request given up on (its client left) leaves its event to its group.
         return await asyncio.shield(future)
 
@@ -132,17 +134,30 @@ class _Groups:
         try:
             while self.waiting:
                 group, self.waiting = self.waiting, []
+                held = []
                 try:
-                    # The group's sends go to the hubs from this loop once it is stored.
-                    async with sends_held_until_done():
+                    with sends_held(held):
                         outcomes = await _publish_each_in_thread([item for item, _ in group])
                 except Exception as exc:  # the hop itself failed: every event of the group
                     outcomes = [exc] * len(group)
-                for (_, future), outcome in zip(group, outcomes, strict=True):
-                    if not future.done():
-                        future.set_result(outcome)
+                futures = [future for _, future in group]
+                self.sending = asyncio.ensure_future(
+                    _send_then_answer(self.sending, held, futures, outcomes)
+                )
         finally:
             self.storing = False
+
+
+async def _send_then_answer(previous, held, futures, outcomes):
+    """Send a stored group's events after the group before it, then answer its requests."""
+    try:
+        if previous is not None:
+            await asyncio.wait([previous])
+        await send_held(held)
+    finally:
+        for future, outcome in zip(futures, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
 
 
 _loop_groups = weakref.WeakKeyDictionary()  # event loop -> _Groups

@@ -18,6 +18,7 @@ from realtime.models import Event
 pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/api/realtime/publish/"
+TIMEOUT = 20  # seconds: a loaded machine, not a hung request
 
 
 @pytest.fixture
@@ -56,7 +57,9 @@ async def post(application, body, token=None, content_type=b"application/json", 
     if token:
         headers.append((b"authorization", f"Bearer {token}".encode()))
     headers.append((b"content-length", str(len(body)).encode()))
-    response = await HttpCommunicator(application, "POST", URL, body, headers).get_response()
+    response = await HttpCommunicator(application, "POST", URL, body, headers).get_response(
+        timeout=TIMEOUT
+    )
     response["json"] = json.loads(response["body"]) if response["body"] else None
     response["headers"] = {
         name.lower(): value
@@ -106,7 +109,9 @@ async def test_https_headers_are_the_views_too(https, server, carol_token):
             (b"x-forwarded-proto", b"https"),
             (b"content-length", str(len(body)).encode()),
         ]
-        answers.append(await HttpCommunicator(server, "POST", URL, body, headers).get_response())
+        answers.append(
+            await HttpCommunicator(server, "POST", URL, body, headers).get_response(TIMEOUT)
+        )
     assert [answer["status"] for answer in answers] == [201, 201]
     assert len(server.reached_django) == 1
     django_headers, fast_headers = (
