@@ -175,10 +175,12 @@ def eligible(scope):
     """Whether the request's headers alone allow the fast path: JSON, an allowed Host, no
     redirect to HTTPS due, and a Bearer token known valid here whose user, snapshotted
     here, may publish. No database."""
-    headers = dict(scope["headers"])  # the last of repeated ones, as Django's META
-    content_type = headers.get(b"content-type", b"").decode("latin-1")
-    if content_type.partition(";")[0].strip().lower() != JSON:
-        return False
+    headers = dict(scope["headers"])
+    if len(headers) != len(scope["headers"]):
+        return False  # a repeated header: Django joins them, and answers for itself
+    content_type = headers.get(b"content-type", b"").decode("latin-1").lower().replace(" ", "")
+    if content_type not in (JSON, f"{JSON};charset=utf-8"):
+        return False  # another type or charset: DRF reads those, not this path
     host, _port = split_domain_port(headers.get(b"host", b"").decode("latin-1").lower())
     if not host or not validate_host(host, _allowed_hosts()):
         return False

@@ -168,6 +168,29 @@ async def test_an_unknown_host_is_refused_by_django(server, carol_token):
     assert await sync_to_async(stored)() == 1
 
 
+async def test_another_charset_or_a_repeated_header_goes_through_the_view(server, carol_token):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    body = '{"event_type": "security_event", "data": {"city": "Düsseldorf"}}'.encode("latin-1")
+    response = await post(
+        server, body, carol_token, content_type=b"application/json; charset=latin-1"
+    )
+    assert response["status"] == 201 and len(server.reached_django) == 2
+    stored_city = await sync_to_async(
+        lambda: Event.objects.get(pk=response["json"]["message_id"]).data["city"]
+    )()
+    assert stored_city == "Düsseldorf"
+    body = json.dumps({"event_type": "security_event", "data": {}}).encode()
+    headers = [
+        (b"host", b"localhost"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {carol_token}".encode()),
+        (b"authorization", b"Bearer not-a-token"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    answer = await HttpCommunicator(server, "POST", URL, body, headers).get_response(TIMEOUT)
+    assert answer["status"] == 401 and len(server.reached_django) == 3
+
+
 async def test_lists_and_forms_go_through_the_view(server, carol_token):
     await post(server, {"event_type": "security_event", "data": {}}, carol_token)
     items = [{"event_type": "security_event", "data": {"n": n}} for n in range(3)]
