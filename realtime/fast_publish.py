@@ -116,17 +116,16 @@ class _Groups:
 
     def __init__(self):
         self.waiting = []  # ((event_type, data, options), future)
-        self.storing = False
+        self.storing = None  # the task storing groups, while there are any
         self.sending = None  # the task sending the last stored group
 
     async def publish(self, event_type, data, options):
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.waiting.append(((event_type, data, options), future))
-        if not self.storing:
-            self.storing = True
+        if self.storing is None:
             # A context of its own: the group's sends are not the starting request's.
-            loop.create_task(self._store(), context=contextvars.Context())
+            self.storing = loop.create_task(self._store(), context=contextvars.Context())
         # Shielded: a request given up on (its client left) leaves its event to its group.
         return await asyncio.shield(future)
 
@@ -145,7 +144,7 @@ class _Groups:
                     _send_then_answer(self.sending, held, futures, outcomes)
                 )
         finally:
-            self.storing = False
+            self.storing = None
 
 
 async def _send_then_answer(previous, held, futures, outcomes):
