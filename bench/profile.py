@@ -38,8 +38,10 @@ def py_spy():
     return str(candidate) if candidate.exists() else shutil.which("py-spy")
 
 
-def start(pid, duration, prefix, rate=100, nonblocking=False):
-    """Start sampling `pid` for `duration` seconds; returns the py-spy processes."""
+def start(pid, duration, prefix, rate=100, nonblocking=False, gil=False):
+    """Start sampling `pid` for `duration` seconds; returns the py-spy processes. With
+    `gil`, only the thread holding the interpreter lock is sampled: where the Python
+    CPU of the process goes, waits (sockets, the database, the event loop idle) left out."""
     binary = py_spy()
     if binary is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
@@ -55,6 +57,8 @@ def start(pid, duration, prefix, rate=100, nonblocking=False):
     ]
     if nonblocking:
         common.append("--nonblocking")
+    if gil:
+        common.append("--gil")
     log = open(f"{prefix}.txt.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [*common, "--format", "raw", "-o", f"{prefix}.txt"], stdout=log, stderr=subprocess.STDOUT

@@ -1,7 +1,7 @@
 """Server CPU per `POST /api/realtime/publish/` request: what a shared machine can measure.
 
     python -m bench.publish_cpu [--requests 2000] [--concurrency 4] [--batch 1]
-                                [--redis] [--database-url URL] [--profile DIR]
+                                [--redis] [--database-url URL] [--profile DIR [--profile-gil]]
 
 Starts one uvicorn server on a fresh database (as bench.run does), warms it up, then sends
 `--requests` publishes over `--concurrency` keep-alive connections and reports the
@@ -15,6 +15,7 @@ a summary on stdout).
 import argparse
 import json
 import os
+import resource
 import secrets
 import sys
 import tempfile
@@ -39,6 +40,9 @@ def main():
     parser.add_argument("--event-type", default="config_change")
     parser.add_argument("--pad-bytes", type=int, default=150)
     parser.add_argument("--profile", default=None, help="py-spy the server into this folder")
+    parser.add_argument(
+        "--profile-gil", action="store_true", help="with --profile: the GIL holder only"
+    )
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
 
@@ -76,7 +80,9 @@ def main():
         sampler = None
         if args.profile:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
-            sampler = profiling.start(server.pid, 3600, str(Path(args.profile) / "publish"))
+            sampler = profiling.start(
+                server.pid, 3600, str(Path(args.profile) / "publish"), gil=args.profile_gil
+            )
             time.sleep(1)
         counter = iter(range(args.requests))
         lock = threading.Lock()
@@ -93,6 +99,7 @@ def main():
                 except Exception as exc:  # counted, not fatal
                     errors.append(repr(exc))
 
+        client_before = _own_cpu()
         times_before, wall_before = server.ps.cpu_times(), time.perf_counter()
         load_before = os.getloadavg()[0]
         threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
@@ -104,6 +111,7 @@ def main():
         times = server.ps.cpu_times()
         user, system = times.user - times_before.user, times.system - times_before.system
         cpu = user + system
+        client_cpu = _own_cpu() - client_before
         if sampler:
             for process in sampler:
                 process.send_signal(2)  # SIGINT: py-spy writes what it has
@@ -121,6 +129,9 @@ def main():
             "server_cpu_ms_per_request": round(1000 * cpu / args.requests, 3),
             "of_which_system_ms": round(1000 * system / args.requests, 3),
             "server_cpu_us_per_event": round(1e6 * cpu / (args.requests * args.batch), 1),
+            # The load generator (this process, `--concurrency` threads, http.client): at
+            # some rate it, not the server, is the limit.
+            "client_cpu_ms_per_request": round(1000 * client_cpu / args.requests, 3),
             "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
         print(json.dumps(result))
@@ -131,6 +142,11 @@ def main():
             print(profiling.format_summary(profiling.summarise(raw, 30)))
     finally:
         server.stop()
+
+
+def _own_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

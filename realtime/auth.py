@@ -58,7 +58,7 @@ def origin_allowed(scope):
     hostname, _port = split_domain_port(host)
     if not hostname or not validate_host(hostname, _allowed_hosts()):
         return False
-    return origin == f"{_http_scheme(scope)}://{host}"
+    return origin == f"{http_scheme(scope)}://{host}"
 
 
 def _origin_matches(origin, trusted):
@@ -73,7 +73,7 @@ def _allowed_hosts():
     return settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
 
 
-def _http_scheme(scope):
+def http_scheme(scope):
     """http or https: how the browser reached the socket (through a TLS proxy, the
     header SECURE_PROXY_SSL_HEADER names, as for requests)."""
     proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)

@@ -15,6 +15,7 @@ from django.db import transaction
 
 from realtime import catalogue, envelopes, groups
 from realtime.catalogue import Audience
+from realtime.group_commit import GroupCommit, store_each
 from realtime.models import Event
 from realtime.transport import ORIGIN, layer_message, send_to_hubs, wake_table_pollers
 
@@ -41,13 +42,49 @@ def publish(event_type, data, *, priority=None, recipients=None, object_key=""):
     """Store and broadcast one event now. Returns the stored `Event`.
 
     Call it after the data it describes is committed; from code that writes, use
-    `publish_on_commit` so that a rolled-back transaction publishes nothing.
+    `publish_on_commit` so that a rolled-back transaction publishes nothing. Outside a
+    transaction, events published at the same time by other threads are stored with this
+    one in one INSERT and one commit (`realtime.group_commit`); it returns once its own
+    is committed, and raises what storing its own raised.
     """
     event, data_json = _unsaved(event_type, data, priority, recipients, object_key)
-    event.save()
+    _stored_together.store(event)
     _send(event, data_json)
     wake_table_pollers()
     return event
+
+
+def publish_each(items):
+    """Publish `(event_type, data, options)` items, each on its own: all stored in one
+    INSERT and one commit, or, when that fails, each alone, so that an item that cannot
+    be stored fails alone. Returns per item its `Event` or the exception it raised (a
+    `PublishError` for an item that does not fit its catalogue entry). Not inside a
+    transaction: each stored event is sent at once."""
+    outcomes = [None] * len(items)
+    unsaved = []  # (index, event, data_json)
+    for index, (event_type, data, options) in enumerate(items):
+        try:
+            unsaved.append((index, *_unsaved(event_type, data, **options)))
+        except PublishError as exc:
+            outcomes[index] = exc
+    errors = store_each([event for _, event, _ in unsaved], _store_many, _store_one)
+    for (index, event, data_json), error in zip(unsaved, errors, strict=True):
+        outcomes[index] = event if error is None else error
+        if error is None:
+            _send(event, data_json)
+    return outcomes
+
+
+def _store_many(events):
+    Event.objects.bulk_create(events)
+
+
+def _store_one(event):
+    event.save(force_insert=True)
+
+
+# Concurrent `publish` calls of this process (one-event REST requests) share a commit.
+_stored_together = GroupCommit(store_many=_store_many, store_one=_store_one)
 
 
 def publish_many(items):

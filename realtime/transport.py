@@ -101,21 +101,38 @@ async def sends_held_until_done():
     releases it (daphne's do). Held, the sends go a millisecond or two later and the
     fan-out runs alone. A send that fails is logged; the event is stored either way."""
     held = []
+    try:
+        with sends_held(held):
+            yield
+    finally:
+        await send_held(held)
+
+
+@contextlib.contextmanager
+def sends_held(held):
+    """What is published inside (in this context, and in the threads `sync_to_async`
+    runs it in) is appended to the list `held` instead of being sent; `send_held(held)`
+    sends it later, from the event loop."""
     token = _held_sends.set(held)
     try:
         yield
     finally:
         _held_sends.reset(token)
-        if held:
-            layer = shared_layer()
-            if layer is None:
-                for _group, message in held:
-                    _dispatch_locally(message)
-            else:
-                # From this loop, where the server's own hub uses the layer too: no thread
-                # in between (the sender's loop is for sync code). Shielded: a request
-                # given up on still sends what it stored.
-                await asyncio.shield(asyncio.ensure_future(_send_all(layer, held)))
+
+
+async def send_held(held):
+    """Send what `sends_held` kept, in order, from this loop."""
+    if not held:
+        return
+    layer = shared_layer()
+    if layer is None:
+        for _group, message in held:
+            _dispatch_locally(message)
+    else:
+        # From this loop, where the server's own hub uses the layer too: no thread in
+        # between (the sender's loop is for sync code). Shielded: a request given up on
+        # still sends what it stored.
+        await asyncio.shield(asyncio.ensure_future(_send_all(layer, held)))
 
 
 async def _send_all(layer, held):

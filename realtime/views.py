@@ -1,7 +1,10 @@
 """Monitoring and publishing endpoints of the hub."""
 
+import logging
+
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.db import DatabaseError
 from django.dispatch import Signal
 from django.http import HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
@@ -10,7 +13,7 @@ from django.views.decorators.http import require_GET
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,6 +24,8 @@ from realtime.permissions import CanPublish, CanViewConnections
 from realtime.publishing import publish, publish_many
 from realtime.serializers import DisconnectSerializer, PublishSerializer
 
+logger = logging.getLogger(__name__)
+
 # An administrator's action on live connections over HTTP, for the audit log (which
 # connects a receiver: realtime imports no project app). Sent with `action`, `request`,
 # `target_type`, `target_id`.
@@ -28,6 +33,19 @@ connections_action = Signal()
 
 # Events one `POST /api/realtime/publish/` may carry as a list.
 MAX_EVENTS_PER_REQUEST = 1000
+
+# One instance checks every single-event body: a serializer's fields are copied for each
+# new instance, and `run_validation` keeps nothing on the instance (DRF's `is_valid` is
+# `run_validation` of `initial_data`, its errors the ValidationError's detail).
+_publish_checker = PublishSerializer()
+
+
+class PublishFailed(APIException):
+    """The database did not take the event: nothing was published, the client may retry."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The event could not be stored: nothing was published. Retry later."
+    default_code = "publish_failed"
 
 
 async def _no_health_report():
@@ -115,15 +133,19 @@ class PublishView(APIView):
     def post(self, request):
         if isinstance(request.data, list):
             return self.publish_list(request.data)
-        serializer = PublishSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        values = serializer.validated_data
-        event = publish(
-            values["event_type"],
-            values["data"],
-            priority=values.get("priority"),
-            recipients=values.get("recipients"),
-        )
+        values = _publish_checker.run_validation(request.data)  # a ValidationError: 400
+        try:
+            # Stored together with what other requests publish at the same time (one
+            # INSERT, one commit); this returns once this one is committed.
+            event = publish(
+                values["event_type"],
+                values["data"],
+                priority=values.get("priority"),
+                recipients=values.get("recipients"),
+            )
+        except DatabaseError:
+            logger.exception("storing a published %s event failed", values["event_type"])
+            raise PublishFailed() from None
         return Response(_published(event), status=status.HTTP_201_CREATED)
 
     def publish_list(self, items):
@@ -148,16 +170,23 @@ class PublishView(APIView):
                 },
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        events = publish_many(
-            [
-                (
-                    values["event_type"],
-                    values["data"],
-                    {"priority": values.get("priority"), "recipients": values.get("recipients")},
-                )
-                for values in serializer.validated_data
-            ]
-        )
+        try:
+            events = publish_many(
+                [
+                    (
+                        values["event_type"],
+                        values["data"],
+                        {
+                            "priority": values.get("priority"),
+                            "recipients": values.get("recipients"),
+                        },
+                    )
+                    for values in serializer.validated_data
+                ]
+            )
+        except DatabaseError:
+            logger.exception("storing %d published events failed", len(items))
+            raise PublishFailed() from None
         return Response({"events": [_published(event) for event in events]}, status=201)
 
 

@@ -17,6 +17,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from realtime import servers  # noqa: E402
+from realtime.fast_publish import PublishFastPath  # noqa: E402
 from threatlens.monitoring.startup import InProcessServicesMiddleware  # noqa: E402
 from threatlens.routing import websocket_application  # noqa: E402
 
@@ -29,7 +30,9 @@ application = InProcessServicesMiddleware(
         {
             # The UI's static files are served by the app itself: no build step, no extra
             # server needed for the embedded default (a proxy may serve STATIC_ROOT instead).
-            "http": ASGIStaticFilesHandler(django_asgi_app),
+            # Single-event publishes that need no database check skip Django's request
+            # cycle (realtime/fast_publish.py); everything else goes through Django.
+            "http": PublishFastPath(ASGIStaticFilesHandler(django_asgi_app)),
             "websocket": websocket_application(),
         }
     )

@@ -1,0 +1,300 @@
+"""`POST /api/realtime/publish/` of one event, answered without Django's request cycle
+when nothing but a 201 can come of it.
+
+An integration publishing events one per request spends most of each request in the
+framework: Django's ASGI handler (three hops to the request's thread: `request_started`,
+the middleware and view, the response's close), eight middleware and DRF's dispatch,
+for a request whose every check needs no database. This ASGI layer sits in front of
+Django for that one path and serves the common case itself:
+
+- a POST of a JSON object (`Content-Type: application/json`) within Django's body limit,
+  to an allowed Host, with a Bearer access token that this process already knows valid
+  and whose user has a fresh snapshot here holding the publish permission
+  (`realtime.auth.will_authenticate`, the checks `SnapshotJWTAuthentication` and
+  `CanPublish` make, no database);
+- a body that the endpoint's own serializer (`PublishSerializer`) accepts.
+
+Such a request is published through `realtime.publishing.publish` (one hop to a
+publishing thread; concurrent ones share an INSERT and a commit) and answered 201 with
+the view's body and headers. Anything else (another method or path, a session cookie
+instead of a token, an unknown token, a list, form data, invalid input, a request a
+security setting would redirect) goes to Django unchanged, its body replayed, and gets
+the view's answer, errors and `error_code`s included: the full path stays the reference
+and this one never answers differently. A database failure is a 503 `PUBLISH_FAILED`, as
+from the view. `PUBLISH_FAST_PATH=false` turns the layer off.
+"""
+
+import asyncio
+import contextvars
+import logging
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import DatabaseError
+from django.http.request import split_domain_port, validate_host
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.renderers import JSONRenderer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+from realtime import auth
+from realtime.catalogue import PUBLISH
+from realtime.parsers import BoundedJSONParser
+from realtime.publishing import PublishError, publish_each
+from realtime.serializers import PublishSerializer
+from realtime.transport import send_held, sends_held
+
+logger = logging.getLogger(__name__)
+
+PATH = "/api/realtime/publish/"
+JSON = "application/json"
+
+_checker = PublishSerializer()  # run_validation keeps nothing on the instance
+_parser = BoundedJSONParser()
+_renderer = JSONRenderer()
+# The thread that stores the fast path's events, a group at a time. Its database
+# connection is checked and given back around each group, as a consumer's is
+# (`database_sync_to_async`: on PostgreSQL, back to the pool).
+_publishing_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish")
+_publish_each_in_thread = database_sync_to_async(
+    publish_each, thread_sensitive=False, executor=_publishing_thread
+)
+
+PUBLISH_FAILED = {
+    "detail": "The event could not be stored: nothing was published. Retry later.",
+    "error_code": "PUBLISH_FAILED",
+}
+
+
+class PublishFastPath:
+    """ASGI middleware: serves eligible single-event publishes, passes the rest on."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        if not (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == PATH
+            and settings.PUBLISH_FAST_PATH
+            and eligible(scope)
+        ):
+            return await self.application(scope, receive, send)
+        body, complete = await _read_body(receive)
+        values = checked_event(body) if complete else None
+        if values is not None:
+            outcome = await _groups().publish(
+                values["event_type"],
+                values["data"],
+                {"priority": values.get("priority"), "recipients": values.get("recipients")},
+            )
+            if isinstance(outcome, DatabaseError):
+                logger.error(
+                    "storing a published %s event failed",
+                    values["event_type"],
+                    exc_info=outcome,
+                )
+                return await _answer(send, scope, 503, PUBLISH_FAILED)
+            if isinstance(outcome, Exception) and not isinstance(outcome, PublishError):
+                raise outcome
+            if not isinstance(outcome, PublishError):  # else not stored: the view says why
+                published = {"message_id": outcome.message_id, "event_type": outcome.event_type}
+                return await _answer(send, scope, 201, published)
+        await self.application(scope, _replay(body, complete, receive), send)
+
+
+class _Groups:
+    """The fast path's events of one event loop, stored a group at a time: those that
+    arrive while a group is being stored form the next one (one hop to the publishing
+    thread, one INSERT, one commit). A stored group's events then go to the hubs, in
+    order, while the next group is stored; each request is answered once its own event
+    is committed and sent."""
+
+    def __init__(self):
+        self.waiting = []  # ((event_type, data, options), future)
+        self.storing = None  # the task storing groups, while there are any
+        self.sending = None  # the task sending the last stored group
+
+    async def publish(self, event_type, data, options):
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.waiting.append(((event_type, data, options), future))
+        if self.storing is None:
+            # A context of its own: the group's sends are not the starting request's.
+            self.storing = loop.create_task(self._store(), context=contextvars.Context())
+        # Shielded: a request given up on (its client left) leaves its event to its group.
+        return await asyncio.shield(future)
+
+    async def _store(self):
+        try:
+            while self.waiting:
+                group, self.waiting = self.waiting, []
+                held = []
+                try:
+                    with sends_held(held):
+                        outcomes = await _publish_each_in_thread([item for item, _ in group])
+                except Exception as exc:  # the hop itself failed: every event of the group
+                    outcomes = [exc] * len(group)
+                futures = [future for _, future in group]
+                self.sending = asyncio.ensure_future(
+                    _send_then_answer(self.sending, held, futures, outcomes)
+                )
+        finally:
+            self.storing = None
+
+
+async def _send_then_answer(previous, held, futures, outcomes):
+    """Send a stored group's events after the group before it, then answer its requests."""
+    try:
+        if previous is not None:
+            await asyncio.wait([previous])
+        await send_held(held)
+    finally:
+        for future, outcome in zip(futures, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+
+_loop_groups = weakref.WeakKeyDictionary()  # event loop -> _Groups
+
+
+def _groups():
+    loop = asyncio.get_running_loop()
+    groups = _loop_groups.get(loop)
+    if groups is None:
+        groups = _loop_groups[loop] = _Groups()
+    return groups
+
+
+def eligible(scope):
+    """Whether the request's headers alone allow the fast path: JSON, an allowed Host, no
+    redirect to HTTPS due, and a Bearer token known valid here whose user, snapshotted
+    here, may publish. No database."""
+    headers = dict(scope["headers"])
+    if len(headers) != len(scope["headers"]):
+        return False  # a repeated header: Django joins them, and answers for itself
+    content_type = headers.get(b"content-type", b"").decode("latin-1").lower().replace(" ", "")
+    if content_type not in (JSON, f"{JSON};charset=utf-8"):
+        return False  # another type or charset: DRF reads those, not this path
+    host, _port = split_domain_port(headers.get(b"host", b"").decode("latin-1").lower())
+    if not host or not validate_host(host, _allowed_hosts()):
+        return False
+    if (settings.SECURE_SSL_REDIRECT and not _secure(scope)) or settings.DISALLOWED_USER_AGENTS:
+        return False
+    # What SnapshotJWTAuthentication accepts without asking anyone: simplejwt's header
+    # (its name and types, compared as simplejwt does), access tokens only, no revoke check.
+    if (
+        jwt_settings.AUTH_HEADER_NAME != "HTTP_AUTHORIZATION"
+        or list(jwt_settings.AUTH_TOKEN_CLASSES) != [AccessToken]
+        or jwt_settings.CHECK_REVOKE_TOKEN
+    ):
+        return False
+    parts = headers.get(b"authorization", b"").split()
+    if len(parts) != 2 or parts[0].decode("latin-1") not in jwt_settings.AUTH_HEADER_TYPES:
+        return False
+    try:
+        user_id, _expiry = auth.token_claims(parts[1].decode("latin-1"))
+        principal = auth.cached_principal_of_claim(user_id)
+    except auth.AuthFailed:
+        return False
+    return principal is not None and principal.has_perm(PUBLISH)
+
+
+def checked_event(body):
+    """The validated values of a single-event JSON body, or None (a list, bad JSON, too
+    large, invalid: the view answers those)."""
+    if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE or not body.lstrip().startswith(b"{"):
+        return None  # a list is the view's, not parsed twice
+    try:
+        data = _parser.parse(BytesIO(body), JSON, {"encoding": "utf-8"})
+    except ParseError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return _checker.run_validation(data)
+    except ValidationError:
+        return None
+
+
+async def _read_body(receive):
+    """(body, complete): complete is False when the client left, or the body is larger
+    than Django would take (the rest is not read here)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return b"".join(chunks), False
+
+
+def _replay(body, complete, receive):
+    """`receive` for the next application: what was read, then the rest from the client."""
+    given = False
+
+    async def replayed():
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": not complete}
+        return await receive()
+
+    return replayed
+
+
+async def _answer(send, scope, status, payload):
+    content = _renderer.render(payload)
+    headers = [
+        (b"content-type", JSON.encode()),
+        (b"vary", b"Accept"),
+        (b"allow", b"POST, OPTIONS"),
+        (b"content-length", str(len(content)).encode()),
+        *_security_headers(scope),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+def _security_headers(scope):
+    """What Django's SecurityMiddleware and XFrameOptionsMiddleware add to the view's
+    answer (tests/realtime/test_fast_publish.py compares the two paths' headers)."""
+    headers = []
+    if settings.X_FRAME_OPTIONS:
+        headers.append((b"x-frame-options", settings.X_FRAME_OPTIONS.upper().encode()))
+    if settings.SECURE_HSTS_SECONDS and _secure(scope):
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        headers.append((b"strict-transport-security", value.encode()))
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append((b"x-content-type-options", b"nosniff"))
+    if settings.SECURE_REFERRER_POLICY:
+        policy = settings.SECURE_REFERRER_POLICY
+        if not isinstance(policy, str):
+            policy = ",".join(policy)
+        headers.append((b"referrer-policy", policy.encode()))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append(
+            (b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode())
+        )
+    return headers
+
+
+def _allowed_hosts():
+    return settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+
+
+def _secure(scope):
+    return auth.http_scheme(scope) == "https"
