@@ -38,7 +38,7 @@ async def test_many_calls_at_once_share_a_bounded_pool_and_few_round_trips():
         await asyncio.gather(
             *(store.remove_connection("test-origin", user_id) for user_id in range(POOL_SIZE * 10))
         )
-        assert len(taken) == 1
+        assert len(taken) <= 3
         again = await store.add_connection("test-origin", 0)
         await store.remove_connection("test-origin", 0)
         assert again == (totals[0], 1)  # all counted out
