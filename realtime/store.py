@@ -52,6 +52,17 @@ class LocalStore:
             self.windows = {k: v for k, v in self.windows.items() if v[1] == start}
         return count + 1, window - (now - start)
 
+    async def hits(self, limits, window):
+        """Count a hit in each (key, limit) of `limits` in turn, until one is past its
+        limit; returns (the counts made, seconds left in the window)."""
+        counts = []
+        for key, limit in limits:
+            count, left = await self.hit(key, window)
+            counts.append(count)
+            if count > limit:
+                break
+        return counts, left
+
     async def count(self, key, window):
         """Hits counted in the current fixed window, without counting one."""
         now = time.time()
@@ -119,13 +130,24 @@ return counts
 """
 
 
-# KEYS: the rate-limit windows hit, ARGV: each one's TTL. Counted in turn; one reply (the
-# counts) to read instead of two per hit.
+# KEYS: the rate-limit windows hit; ARGV: for each, its TTL, its limit, and 1 if it is the
+# last of one call's. A call's windows are counted in turn until one is past its limit
+# (the rest are not counted: 0). One reply (the counts) to read instead of two per hit.
+NO_LIMIT = 2**53  # a limit no count reaches
 HITS = """
 local counts = {}
+local stopped = false
 for i, key in ipairs(KEYS) do
-  counts[i] = redis.call('INCR', key)
-  redis.call('EXPIRE', key, ARGV[i])
+  if stopped then
+    counts[i] = 0
+  else
+    counts[i] = redis.call('INCR', key)
+    redis.call('EXPIRE', key, ARGV[3 * i - 2])
+    stopped = counts[i] > tonumber(ARGV[3 * i - 1])
+  end
+  if ARGV[3 * i] == '1' then
+    stopped = false
+  end
 end
 return counts
 """
@@ -255,15 +277,29 @@ class RedisStore:
         return [None] * len(items)
 
     async def hit(self, key, window):
+        counts, left = await self.hits([(key, NO_LIMIT)], window)
+        return counts[0], left
+
+    async def hits(self, limits, window):
         now = time.time()
         start = int(now - now % window)
-        count = await self._hitting((self._key("rl", key, start), int(window) + 1))
-        return count, window - (now - start)
+        keys = [(self._key("rl", key, start), limit) for key, limit in limits]
+        counts = await self._hitting((keys, int(window) + 1))
+        return counts, window - (now - start)
 
     async def _hits(self, items):
-        return await self._hits_script(
-            keys=[redis_key for redis_key, _ in items], args=[ttl for _, ttl in items]
-        )
+        keys, args = [], []
+        for windows, ttl in items:
+            for index, (redis_key, limit) in enumerate(windows, 1):
+                keys.append(redis_key)
+                args += [ttl, min(limit, NO_LIMIT), int(index == len(windows))]
+        counts = await self._hits_script(keys=keys, args=args)
+        results, at = [], 0
+        for windows, _ in items:
+            # The call's counts, up to the first past its limit (those not made are 0).
+            results.append([count for count in counts[at : at + len(windows)] if count])
+            at += len(windows)
+        return results
 
     async def count(self, key, window):
         now = time.time()

@@ -3,6 +3,7 @@ connecting at once neither open a connection each nor wait for one each (runs on
 PostgreSQL + Redis pass)."""
 
 import asyncio
+import uuid
 
 import pytest
 from django.conf import settings
@@ -42,5 +43,18 @@ async def test_many_calls_at_once_share_a_bounded_pool_and_few_round_trips():
         again = await store.add_connection("test-origin", 0)
         await store.remove_connection("test-origin", 0)
         assert again == (totals[0], 1)  # all counted out
+    finally:
+        await store.redis.aclose()
+
+
+async def test_a_message_s_windows_are_counted_until_one_is_past_its_limit():
+    store = RedisStore(settings.REDIS_URL, settings.REDIS_KEY_PREFIX)
+    key = f"test-{uuid.uuid4().hex}"
+    limits = [(f"msg:{key}", 1), (f"sub:{key}", 10)]
+    try:
+        first, second = await asyncio.gather(store.hits(limits, 60), store.hits(limits, 60))
+        assert (first[0], second[0]) == ([1, 1], [2])  # the second stops at msg
+        assert await store.count(f"sub:{key}", 60) == 1
+        assert (await store.hit(f"sub:{key}", 60))[0] == 2
     finally:
         await store.redis.aclose()
