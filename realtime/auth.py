@@ -1,6 +1,8 @@
 """Authenticating sockets: JWT (query, header or `auth` message) or the session cookie."""
 
+import asyncio
 import contextlib
+import functools
 import hashlib
 from importlib import import_module
 from urllib.parse import urlsplit
@@ -151,7 +153,7 @@ async def principal_from_token(raw_token):
     user_id, expires_at = token_claims(raw_token)
     principal = cached_principal_of_claim(user_id)
     if principal is None:
-        principal = await _read_principal(user_id)
+        principal = await _shared_read(user_id)
     return principal, expires_at
 
 
@@ -174,6 +176,34 @@ def will_authenticate(raw_token):
         return cached_principal_of_claim(token_claims(raw_token)[0]) is not None
     except AuthFailed:
         return False
+
+
+# Snapshot reads under way: {(event loop, user id claim, access.forgotten()): task}.
+_reads = {}
+
+
+async def _shared_read(user_id):
+    """The user's snapshot, read once for every socket of theirs that finds none at the
+    same time: when it expires during a reconnect storm, the hundred sockets connecting
+    then would each read it (a queue of queries on the database thread, holding the
+    interpreter from the connects). A read begun before a change's `access.forget` is
+    not shared with sockets that come after it."""
+    loop = asyncio.get_running_loop()
+    key = (loop, user_id, access.forgotten())
+    task = _reads.get(key)
+    if task is None:
+        task = _reads[key] = loop.create_task(_read_principal(user_id))
+        task.add_done_callback(functools.partial(_read_done, key))
+    try:
+        return await asyncio.shield(task)  # a socket that goes away leaves it to the others
+    except AuthFailed as exc:
+        raise AuthFailed(str(exc)) from None  # one exception each, not one raised by all
+
+
+def _read_done(key, task):
+    _reads.pop(key, None)
+    if not task.cancelled():
+        task.exception()  # retrieved: every socket that waited may have gone
 
 
 @database_sync_to_async
