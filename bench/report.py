@@ -169,6 +169,11 @@ def format_target(result):
         + f"; connect rate {_fmt(connect['per_second'], '{:.0f}')}/s over "
         f"{connect['seconds']:.1f} s (handshake+subscribe p50 "
         f"{_fmt(connect['handshake_p50_ms'])} ms, p99 {_fmt(connect['handshake_p99_ms'])} ms)"
+        + (
+            f"; server CPU {connect['server_cpu_ms_per_connect']:.2f} ms per connect (second wave)"
+            if connect.get("server_cpu_ms_per_connect") is not None
+            else ""
+        )
     )
     memory = result["memory"]
     lines.append(

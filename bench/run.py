@@ -561,9 +561,18 @@ def run_target(target, args, env, workdir, prepared=None, password=None, profile
         first_wave = workers.connect_summaries(timeout=wave_timeout)
         time.sleep(args.settle)
         half = [server.rss() for server in servers]
+        # The server's CPU time over the second wave (the first includes the clients'
+        # start-up): CPU per connect, which holds when the machine is shared and rates
+        # do not. Background audit rows are written after a wave, not counted here.
+        cpu_before = sum(server.cpu_seconds() for server in servers)
         second_wave = workers.ask({"cmd": "connect_rest"}, timeout=wave_timeout)
+        second_wave_cpu = sum(server.cpu_seconds() for server in servers) - cpu_before
         workers.connect_summary = first_wave + second_wave
         connect = report.connect_figures(workers.connect_summary)
+        second_wave_ok = sum(summary["ok"] for summary in second_wave)
+        connect["server_cpu_ms_per_connect"] = (
+            1000 * second_wave_cpu / second_wave_ok if second_wave_ok else None
+        )
         connect_profile = None
         if spies:
             profiling.wait(spies)

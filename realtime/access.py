@@ -68,12 +68,25 @@ def cached_principal(user_id):
 
 def forget(user_id):
     """Drop a user's snapshot: the next `principal_for` reads the database."""
+    global _forgotten
     _principals.pop(user_id, None)
+    _forgotten += 1
 
 
 def forget_all():
+    global _forgotten
     _principals.clear()
     _receivable.clear()
+    _forgotten += 1
+
+
+_forgotten = 0  # snapshots dropped so far
+
+
+def forgotten():
+    """How many times snapshots were dropped: a read that began before the last drop
+    may hold what changed since (`realtime.auth` shares only reads begun after)."""
+    return _forgotten
 
 
 def read_principal(user):

@@ -1,5 +1,8 @@
 """Authenticating sockets: JWT (query, header or `auth` message) or the session cookie."""
 
+import asyncio
+import contextlib
+import functools
 import hashlib
 from importlib import import_module
 from urllib.parse import urlsplit
@@ -103,16 +106,33 @@ def forget_verified_tokens():
 def token_claims(raw_token):
     """(user id, expiry as a UNIX time) of a valid access token; raises AuthFailed. Checks
     the signature and the expiry only: no database."""
-    key = hashlib.sha256(raw_token.encode("utf-8", "replace")).digest()
-    known = _verified.get(key)
+    key = _digest(raw_token)
+    known = _known_claims(key)
     if known is not None:
-        if known[1] > clock.now():
-            return known
-        raise AuthFailed("Authentication token invalid or expired: Token is expired")
+        return known
     try:
         token = AccessToken(raw_token)
     except TokenError as exc:
         raise AuthFailed(f"Authentication token invalid or expired: {exc}") from None
+    return _remember(key, token)
+
+
+def _digest(raw_token):
+    return hashlib.sha256(raw_token.encode("utf-8", "replace")).digest()
+
+
+def _known_claims(key):
+    """The claims of a token whose signature was checked here before, or None; raises
+    AuthFailed once it has expired."""
+    known = _verified.get(key)
+    if known is not None and known[1] <= clock.now():
+        raise AuthFailed("Authentication token invalid or expired: Token is expired")
+    return known
+
+
+def _remember(key, token):
+    """Keep the claims of a token whose signature was just checked; raises AuthFailed
+    (keeping nothing) if it has expired by our clock."""
     claims = (token.get(api_settings.USER_ID_CLAIM), float(token["exp"]))
     if claims[1] <= clock.now():  # simplejwt reads the real clock; ours may be ahead
         raise AuthFailed("Authentication token invalid or expired: Token is expired")
@@ -133,7 +153,7 @@ async def principal_from_token(raw_token):
     user_id, expires_at = token_claims(raw_token)
     principal = cached_principal_of_claim(user_id)
     if principal is None:
-        principal = await _read_principal(user_id)
+        principal = await _shared_read(user_id)
     return principal, expires_at
 
 
@@ -156,6 +176,34 @@ def will_authenticate(raw_token):
         return cached_principal_of_claim(token_claims(raw_token)[0]) is not None
     except AuthFailed:
         return False
+
+
+# Snapshot reads under way: {(event loop, user id claim, access.forgotten()): task}.
+_reads = {}
+
+
+async def _shared_read(user_id):
+    """The user's snapshot, read once for every socket of theirs that finds none at the
+    same time: when it expires during a reconnect storm, the hundred sockets connecting
+    then would each read it (a queue of queries on the database thread, holding the
+    interpreter from the connects). A read begun before a change's `access.forget` is
+    not shared with sockets that come after it."""
+    loop = asyncio.get_running_loop()
+    key = (loop, user_id, access.forgotten())
+    task = _reads.get(key)
+    if task is None:
+        task = _reads[key] = loop.create_task(_read_principal(user_id))
+        task.add_done_callback(functools.partial(_read_done, key))
+    try:
+        return await asyncio.shield(task)  # a socket that goes away leaves it to the others
+    except AuthFailed as exc:
+        raise AuthFailed(str(exc)) from None  # one exception each, not one raised by all
+
+
+def _read_done(key, task):
+    _reads.pop(key, None)
+    if not task.cancelled():
+        task.exception()  # retrieved: every socket that waited may have gone
 
 
 @database_sync_to_async
@@ -183,16 +231,20 @@ class SnapshotJWTAuthentication(JWTAuthentication):
     def get_validated_token(self, raw_token):
         """The access token, its signature checked once per process (`token_claims`
         keeps it) and its expiry on every use. A token not known valid, or with other
-        token classes configured, goes through simplejwt's checks and its errors."""
+        token classes configured, goes through simplejwt's checks and its errors, once."""
         if list(api_settings.AUTH_TOKEN_CLASSES) != [AccessToken]:
             return super().get_validated_token(raw_token)
         text = raw_token.decode("latin-1") if isinstance(raw_token, bytes) else raw_token
-        try:
-            token_claims(text)
-        except AuthFailed:
-            return super().get_validated_token(raw_token)
-        # Checked above (signature, token type, expiry): decoded without the checks.
-        return AccessToken(text, verify=False)
+        key = _digest(text)
+        with contextlib.suppress(AuthFailed):  # expired by our clock: simplejwt decides
+            if _known_claims(key) is not None:
+                # Checked before (signature, token type) and not expired: decoded
+                # without the checks.
+                return AccessToken(text, verify=False)
+        token = super().get_validated_token(raw_token)
+        with contextlib.suppress(AuthFailed):  # valid by simplejwt's clock, not by ours
+            _remember(key, token)
+        return token
 
     def get_user(self, validated_token):
         principal = None

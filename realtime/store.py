@@ -8,6 +8,7 @@ default there is one server process and it lives in that process's memory.
 """
 
 import asyncio
+import functools
 import json
 import time
 
@@ -51,6 +52,17 @@ class LocalStore:
             self.windows = {k: v for k, v in self.windows.items() if v[1] == start}
         return count + 1, window - (now - start)
 
+    async def hits(self, limits, window):
+        """Count a hit in each (key, limit) of `limits` in turn, until one is past its
+        limit; returns (the counts made, seconds left in the window)."""
+        counts = []
+        for key, limit in limits:
+            count, left = await self.hit(key, window)
+            counts.append(count)
+            if count > limit:
+                break
+        return counts, left
+
     async def count(self, key, window):
         """Hits counted in the current fixed window, without counting one."""
         now = time.time()
@@ -93,21 +105,105 @@ POOL_SIZE = 20
 POOL_WAIT = 5
 
 
-# KEYS: this process's count hash, the live processes' sorted set. ARGV: the user's field,
-# the hash's TTL, now, the cutoff of live processes, the prefix of count hashes, origin.
-ADD_CONNECTION = """
-redis.call('HINCRBY', KEYS[1], 'total', 1)
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
-local total, mine = 0, 0
-for _, origin in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[4], '+inf')) do
-  local row = redis.call('HMGET', ARGV[5] .. origin, 'total', ARGV[1])
-  total = total + (tonumber(row[1]) or 0)
-  mine = mine + (tonumber(row[2]) or 0)
+# KEYS: this process's count hash, the live processes' sorted set. ARGV: the hash's TTL,
+# now, the cutoff of live processes, the prefix of count hashes, origin, then the user's
+# field of each socket counted in. Each socket in turn is counted, then every live
+# process's counts summed: what a script per socket returned, in one round trip.
+ADD_CONNECTIONS = """
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[3], '+inf')
+local counts = {}
+for i = 6, #ARGV do
+  redis.call('HINCRBY', KEYS[1], 'total', 1)
+  redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+  local total, mine = 0, 0
+  for _, origin in ipairs(live) do
+    local row = redis.call('HMGET', ARGV[4] .. origin, 'total', ARGV[i])
+    total = total + (tonumber(row[1]) or 0)
+    mine = mine + (tonumber(row[2]) or 0)
+  end
+  counts[#counts + 1] = total
+  counts[#counts + 1] = mine
 end
-return {total, mine}
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return counts
 """
+
+
+# KEYS: the rate-limit windows hit; ARGV: for each, its TTL, its limit, and 1 if it is the
+# last of one call's. A call's windows are counted in turn until one is past its limit
+# (the rest are not counted: 0). One reply (the counts) to read instead of two per hit.
+NO_LIMIT = 2**53  # a limit no count reaches
+HITS = """
+local counts = {}
+local stopped = false
+for i, key in ipairs(KEYS) do
+  if stopped then
+    counts[i] = 0
+  else
+    counts[i] = redis.call('INCR', key)
+    redis.call('EXPIRE', key, ARGV[3 * i - 2])
+    stopped = counts[i] > tonumber(ARGV[3 * i - 1])
+  end
+  if ARGV[3 * i] == '1' then
+    stopped = false
+  end
+end
+return counts
+"""
+
+# KEYS: the count hashes, ARGV: the user's field, for each socket counted out.
+REMOVE_CONNECTIONS = """
+for i, key in ipairs(KEYS) do
+  redis.call('HINCRBY', key, 'total', -1)
+  redis.call('HINCRBY', key, ARGV[i], -1)
+end
+return #KEYS
+"""
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached for a call sent with others (`SharedRoundTrip`)."""
+
+
+class SharedRoundTrip:
+    """Calls made while one turn of the event loop runs go to Redis together. Thousands
+    of sockets connect at once after a deploy: each waited for a pooled connection and a
+    round trip of its own, most of a connect on Redis. Each now awaits one round trip of
+    all the calls made beside it. `send(items)` returns one result per item, in order;
+    if it raises, every call of the batch raises StoreUnavailable."""
+
+    __slots__ = ("send", "pending")
+
+    def __init__(self, send):
+        self.send = send
+        self.pending = None
+
+    def __call__(self, item):
+        """A future of the item's result."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self.pending is None:
+            self.pending = []
+            # Starts on the loop's next turn, with every call made until then.
+            loop.create_task(self._send_pending())
+        self.pending.append((item, future))
+        return future
+
+    async def _send_pending(self):
+        batch, self.pending = self.pending, None
+        try:
+            results = await self.send([item for item, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    error = StoreUnavailable(f"{type(exc).__name__}: {exc}")
+                    error.__cause__ = exc
+                    future.set_exception(error)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # else its caller was cancelled
+                future.set_result(result)
 
 
 class RedisStore:
@@ -134,7 +230,12 @@ class RedisStore:
         )
         self.redis = redis.Redis.from_pool(pool)  # closed with the client
         self.prefix = f"{prefix}.rt"
-        self._add_connection = self.redis.register_script(ADD_CONNECTION)
+        self._add_connections = self.redis.register_script(ADD_CONNECTIONS)
+        self._remove_connections_script = self.redis.register_script(REMOVE_CONNECTIONS)
+        self._hits_script = self.redis.register_script(HITS)
+        self._adding = {}  # origin -> its SharedRoundTrip
+        self._removing = SharedRoundTrip(self._remove_connections)
+        self._hitting = SharedRoundTrip(self._hits)
 
     def _key(self, *parts):
         return ":".join((self.prefix, *map(str, parts)))
@@ -146,35 +247,59 @@ class RedisStore:
         ]
 
     async def add_connection(self, origin, user_id):
-        # One round trip (a script runs atomically): count the socket in, then sum every
-        # live process's counts. Each connect waits on it.
-        total, mine = await self._add_connection(
+        # Counted in and every live process's counts summed atomically (a script), in
+        # one round trip with the other sockets connecting meanwhile. Each connect waits
+        # on it.
+        adding = self._adding.get(origin)
+        if adding is None:
+            adding = self._adding[origin] = SharedRoundTrip(
+                functools.partial(self._add_connections_of, origin)
+            )
+        return await adding(f"u:{user_id}")
+
+    async def _add_connections_of(self, origin, fields):
+        now = time.time()
+        counts = await self._add_connections(
             keys=[self._key("conn", origin), self._key("procs")],
-            args=[
-                f"u:{user_id}",
-                PROCESS_TTL,
-                time.time(),
-                time.time() - PROCESS_TTL,
-                self._key("conn", ""),
-                origin,
-            ],
+            args=[PROCESS_TTL, now, now - PROCESS_TTL, self._key("conn", ""), origin, *fields],
         )
-        return int(total), int(mine)
+        pairs = zip(counts[::2], counts[1::2], strict=True)
+        return [(int(total), int(mine)) for total, mine in pairs]
 
     async def remove_connection(self, origin, user_id):
-        key = self._key("conn", origin)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, "total", -1).hincrby(key, f"u:{user_id}", -1)
-            await pipe.execute()
+        await self._removing((origin, user_id))
+
+    async def _remove_connections(self, items):
+        await self._remove_connections_script(
+            keys=[self._key("conn", origin) for origin, _ in items],
+            args=[f"u:{user_id}" for _, user_id in items],
+        )
+        return [None] * len(items)
 
     async def hit(self, key, window):
+        counts, left = await self.hits([(key, NO_LIMIT)], window)
+        return counts[0], left
+
+    async def hits(self, limits, window):
         now = time.time()
         start = int(now - now % window)
-        redis_key = self._key("rl", key, start)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(redis_key).expire(redis_key, int(window) + 1)
-            count, _ = await pipe.execute()
-        return count, window - (now - start)
+        keys = [(self._key("rl", key, start), limit) for key, limit in limits]
+        counts = await self._hitting((keys, int(window) + 1))
+        return counts, window - (now - start)
+
+    async def _hits(self, items):
+        keys, args = [], []
+        for windows, ttl in items:
+            for index, (redis_key, limit) in enumerate(windows, 1):
+                keys.append(redis_key)
+                args += [ttl, min(limit, NO_LIMIT), int(index == len(windows))]
+        counts = await self._hits_script(keys=keys, args=args)
+        results, at = [], 0
+        for windows, _ in items:
+            # The call's counts, up to the first past its limit (those not made are 0).
+            results.append([count for count in counts[at : at + len(windows)] if count])
+            at += len(windows)
+        return results
 
     async def count(self, key, window):
         now = time.time()

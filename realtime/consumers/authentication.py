@@ -122,10 +122,13 @@ class SocketAuthenticator:
 
 
 async def current_principal(user_id):
-    """The user's principal read afresh; None once the account is gone or inactive."""
-    user = await database_sync_to_async(
-        lambda: get_user_model().objects.filter(pk=user_id).first()
-    )()
+    """The user's principal read afresh; None once the account is gone or inactive. One
+    trip to a database thread reads both."""
+    return await database_sync_to_async(_read_current_principal)(user_id)
+
+
+def _read_current_principal(user_id):
+    user = get_user_model().objects.filter(pk=user_id).first()
     if user is None or not user.is_active:
         return None
-    return await database_sync_to_async(access.principal_for)(user)
+    return access.principal_for(user)

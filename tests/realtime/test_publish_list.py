@@ -218,6 +218,23 @@ def test_a_token_is_verified_once_per_process(as_carol, monkeypatch):
     assert decoded == [False]  # read, not verified again
 
 
+def test_a_forged_token_is_checked_once_and_refused(api_client, carol, token_for, monkeypatch):
+    header, payload, _signature = token_for(carol).split(".")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {header}.{payload}.forged")
+    decoded = []
+    decode = TokenBackend.decode
+
+    def recorded(self, token, verify=True):
+        decoded.append(verify)
+        return decode(self, token, verify)
+
+    monkeypatch.setattr(TokenBackend, "decode", recorded)
+    response = api_client.post(URL, event(0), format="json")
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+    assert decoded == [True]  # its signature checked once
+
+
 def test_a_verified_token_is_refused_once_it_expires(as_carol, clock, monkeypatch):
     assert as_carol.post(URL, event(0), format="json").status_code == 201
     clock.advance(24 * 3600)  # the cache's clock, and simplejwt's:

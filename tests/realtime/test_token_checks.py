@@ -1,8 +1,11 @@
 """What a connect checks of its token, and what it may skip once the token is known."""
 
+import asyncio
+
 import pytest
 from django.contrib.auth.models import Group
 
+from realtime import access
 from realtime.hub import get_hub
 from tests.sockets import in_thread
 
@@ -54,3 +57,21 @@ async def test_a_role_change_reaches_the_next_socket_at_once(ws, alice, token_fo
     assert (await second.receive_type("connection_established"))["data"]["user"]["role"] == (
         "viewer"
     )
+
+
+async def test_sockets_of_a_user_connecting_at_once_read_the_user_once(
+    ws, alice, token_for, monkeypatch
+):
+    token = token_for(alice)
+    reads = []
+    read_principal = access.read_principal
+
+    def counted(user):
+        reads.append(user.pk)
+        return read_principal(user)
+
+    monkeypatch.setattr(access, "read_principal", counted)
+    sockets = await asyncio.gather(*(ws("/ws", token=token) for _ in range(5)))
+    for socket in sockets:
+        assert (await socket.receive())["type"] == "connection_established"
+    assert reads == [alice.pk]
