@@ -245,7 +245,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _connections_of_other_threads_closed(django_db_setup):
+def _connections_of_other_threads_closed(django_db_setup, django_db_blocker):
     """Dropping a test database fails while a connection to it is open. Some outlive the
     tests: the connection of asgiref's thread for `sync_to_async` (the tests' own calls
     do not close it), those of the ASGI handler's kept request threads, those of ended
@@ -273,7 +273,7 @@ def _connections_of_other_threads_closed(django_db_setup):
     # public SQL function, as nothing in Python can reach the second kind.
     for connection in connections.all(initialized_only=True):
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
+            with django_db_blocker.unblock(), connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
