@@ -31,9 +31,9 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from django.http.request import split_domain_port, validate_host
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.renderers import JSONRenderer
@@ -55,12 +55,23 @@ JSON = "application/json"
 _checker = PublishSerializer()  # run_validation keeps nothing on the instance
 _parser = BoundedJSONParser()
 _renderer = JSONRenderer()
-# The thread that stores the fast path's events, a group at a time. Its database
-# connection is checked and given back around each group, as a consumer's is
-# (`database_sync_to_async`: on PostgreSQL, back to the pool).
+# The thread that stores the fast path's events, a group at a time.
 _publishing_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish")
-_publish_each_in_thread = database_sync_to_async(
-    publish_each, thread_sensitive=False, executor=_publishing_thread
+
+
+def _publish_group(items):
+    """`publish_each` in the publishing thread, its database connection checked before
+    and given back after (CONN_MAX_AGE: kept on SQLite, back to the pool on PostgreSQL),
+    as a request thread's is at the end of each request."""
+    close_old_connections()
+    try:
+        return publish_each(items)
+    finally:
+        close_old_connections()
+
+
+_publish_each_in_thread = sync_to_async(
+    _publish_group, thread_sensitive=False, executor=_publishing_thread
 )
 
 PUBLISH_FAILED = {
