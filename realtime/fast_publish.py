@@ -123,7 +123,7 @@ class _Groups:
     arrive while a group is being stored form the next one (one hop to the publishing
     thread, one INSERT, one commit). A stored group's events then go to the hubs, in
     order, while the next group is stored; each request is answered once its own event
-    is committed and sent."""
+    is committed, before its send (as the view answers before its sends)."""
 
     def __init__(self):
         self.waiting = []  # ((event_type, data, options), future)
@@ -152,22 +152,22 @@ class _Groups:
                     outcomes = [exc] * len(group)
                 futures = [future for _, future in group]
                 self.sending = asyncio.ensure_future(
-                    _send_then_answer(self.sending, held, futures, outcomes)
+                    _answer_then_send(self.sending, held, futures, outcomes)
                 )
         finally:
             self.storing = None
 
 
-async def _send_then_answer(previous, held, futures, outcomes):
-    """Send a stored group's events after the group before it, then answer its requests."""
-    try:
-        if previous is not None:
-            await asyncio.wait([previous])
-        await send_held(held)
-    finally:
-        for future, outcome in zip(futures, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
+async def _answer_then_send(previous, held, futures, outcomes):
+    """Answer a stored group's requests (their events are committed), then send its
+    events after the group before it, as the view sends after its response: a hub that
+    misses a send still finds the events in the event table."""
+    for future, outcome in zip(futures, outcomes, strict=True):
+        if not future.done():
+            future.set_result(outcome)
+    if previous is not None:
+        await asyncio.wait([previous])
+    await send_held(held)
 
 
 _loop_groups = weakref.WeakKeyDictionary()  # event loop -> _Groups
