@@ -61,13 +61,12 @@ pytest-services: install
 		echo "SKIPPED: the PostgreSQL and Redis pass (not reachable at $(TEST_DATABASE_URL) and $(TEST_REDIS_URL))."; \
 	fi
 
-# Third pass: the socket and end-to-end tests with every server fast path off
-# (realtime/servers/, docs/servers.md), embedded default: how sockets are served when a
-# library is not at its pinned version or a fast path is turned off.
-SOCKET_TESTS := $(wildcard tests/*/test_socket.py)
+# Third pass: the whole suite with every fast path off (the server fast paths of
+# realtime/servers/, docs/servers.md, and the publish fast path), embedded default: how
+# the server works when a library is not at its pinned version or a fast path is off.
 pytest-plain: install
-	env -u DATABASE_URL -u REDIS_URL REALTIME_FAST_PATHS=none \
-		$(BIN)/pytest -q $(PYTEST_ARGS) tests/realtime tests/e2e tests/test_routing.py $(SOCKET_TESTS)
+	env -u DATABASE_URL -u REDIS_URL REALTIME_FAST_PATHS=none PUBLISH_FAST_PATH=false \
+		$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test: lint check pytest pytest-services pytest-plain
 
