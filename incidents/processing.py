@@ -155,19 +155,22 @@ def process_raw_log(raw_log_id, *, analyzer=None):
     thread once its turn comes: the raw logs handed to this process's processing worker
     before it are processed first (`incidents.processing_worker`).
     """
-    now = timezone.now()
-    claimed = RawLog.objects.filter(pk=raw_log_id, status=RawLogStatus.RECEIVED).update(
-        status=RawLogStatus.PARSING, stage=RawLogStatus.PARSING, started_at=now, updated_at=now
-    )
-    raw_log = RawLog.objects.filter(pk=raw_log_id).first()
-    if raw_log is None:
-        raise NotFound(f"Raw log {raw_log_id} not found.")
-    if not claimed:
+    # Claimed in its turn, not before it: a log claimed and then left waiting behind
+    # others would look stale to another process's resume pass, which would take it over.
+    with processing_worker().turn():
+        now = timezone.now()
+        claimed = RawLog.objects.filter(pk=raw_log_id, status=RawLogStatus.RECEIVED).update(
+            status=RawLogStatus.PARSING, stage=RawLogStatus.PARSING, started_at=now, updated_at=now
+        )
+        raw_log = RawLog.objects.filter(pk=raw_log_id).first()
+        if raw_log is None:
+            raise NotFound(f"Raw log {raw_log_id} not found.")
+        if not claimed:
+            return raw_log
+        # Alerts raised here are the system's, not those of whoever's request runs this.
+        with audit_context(request=None, actor=None, source="pipeline"):
+            _Run(raw_log, analyzer or build_analyzer()).run()
         return raw_log
-    # Alerts raised here are the system's, not those of whoever's request runs this.
-    with audit_context(request=None, actor=None, source="pipeline"):
-        _Run(raw_log, analyzer or build_analyzer()).run()
-    return raw_log
 
 
 def process_next_raw_log(*, analyzer=None):
@@ -179,6 +182,11 @@ def process_next_raw_log(*, analyzer=None):
     the same row; the conditional UPDATE of `process_raw_log` is what makes the claim
     exclusive (on SQLite, which has no SKIP LOCKED, it is all there is).
     """
+    with processing_worker().turn():  # claimed in its turn (see process_raw_log)
+        return _process_next(analyzer)
+
+
+def _process_next(analyzer):
     queryset = RawLog.objects.filter(status=RawLogStatus.RECEIVED).order_by("id")
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
@@ -217,6 +225,13 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
     replay_lines = (
         pipeline_setting("RAW_LOG_RESUME_REPLAY_LINES") if replay_lines is None else replay_lines
     )
+    # One turn for the choice of logs, the replay and the resumed logs: nothing received
+    # since (newer lines) is analysed between them or before them.
+    with processing_worker().turn():
+        return _resume_stale(stale_after, replay_lines)
+
+
+def _resume_stale(stale_after, replay_lines):
     cutoff = timezone.now() - timedelta(seconds=stale_after)
     # A raw log stored less than `stale_after` ago may be in the hands of a live sink
     # about to process it (this process's, after the start): taking it would process
@@ -239,11 +254,8 @@ def resume_interrupted(*, stale_after=None, replay_lines=None):
         # into its live state would count lines twice. The resumed logs get their own.
         state = BoundedState(max_keys=pipeline_setting("DETECTION_STATE_MAX_KEYS"))
     analyzer = Analyzer(current_rules(), state, domain_lookup=domain_lookup())
-    # One turn for the replay and the resumed logs: nothing received since (newer lines)
-    # is analysed between them.
-    with processing_worker().turn():
-        _replay_before(pending[0].pk, analyzer, replay_lines)
-        return _resume(pending, analyzer)
+    _replay_before(pending[0].pk, analyzer, replay_lines)
+    return _resume(pending, analyzer)
 
 
 def _resume(pending, analyzer):

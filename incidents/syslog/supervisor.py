@@ -41,11 +41,25 @@ logger = logging.getLogger(__name__)
 
 FIRST_DELAY, LONGEST_DELAY = 1.0, 15.0  # seconds before a restart, doubling
 STEADY_RUN = 60.0  # a child that ran this long starts the back-off again
-# Ingest counters that only grow: a restarted child starts them at 0 again.
-GROWING = (
-    "lines_processed", "lines_unparsed", "events_created", "alerts_raised", "batches",
-    "lines_received", "lines_dropped", "lines_malformed",
-)  # fmt: skip
+# Ingest counters that only grow (the summed figures but the queue's gauges): a
+# restarted child starts them at 0 again, so those of the children that ended are kept.
+GAUGES = ("queue_depth", "queue_capacity")
+GROWING = (*(key for key in ingest_metrics.SUMMED if key not in GAUGES), "state_evictions")
+
+
+def carried_over(carried, last):
+    """`carried` (the growing figures of the children that ended) plus those of `last`,
+    the latest report of a child that ended; a new dict."""
+    total = {key: carried.get(key, 0) + last.get(key, 0) for key in GROWING}
+    by_transport = dict(carried.get("lines_malformed_by_transport", {}))
+    for transport, count in last.get("lines_malformed_by_transport", {}).items():
+        by_transport[transport] = by_transport.get(transport, 0) + count
+    by_rule = {rule: dict(item) for rule, item in carried.get("state_by_rule", {}).items()}
+    for rule, item in last.get("state_by_rule", {}).items():
+        mine = by_rule.setdefault(rule, {"keys": 0, "evictions": 0})
+        mine["evictions"] += item.get("evictions", 0)  # its keys died with it
+    total.update(lines_malformed_by_transport=by_transport, state_by_rule=by_rule)
+    return total
 
 
 class SyslogChildProcess:
@@ -61,7 +75,7 @@ class SyslogChildProcess:
         self.exit_codes = []  # of the children that ended
         self.started_at = time.time()
         self._ingest = None  # the running child's latest ingest figures
-        self._carried = dict.fromkeys(GROWING, 0)  # ... of the children that ended
+        self._carried = carried_over({}, {})  # ... of the children that ended
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._thread = None
@@ -147,15 +161,16 @@ class SyslogChildProcess:
             except ValueError:
                 report = None
             if isinstance(report, dict) and "syslog_stats" in report:
-                self.stats, self._ingest, self.error = report["syslog_stats"], report["ingest"], ""
+                with self._lock:
+                    self.stats, self._ingest = report["syslog_stats"], report.get("ingest")
+                self.error = ""
             elif line.strip():
                 logger.info("syslog child (pid %d): %s", process.pid, line.strip())
 
     def _ended(self, process, code):
-        last = self._ingest or {}
-        for key in GROWING:
-            self._carried[key] += last.get(key, 0)
-        self.stats = self._ingest = None
+        with self._lock:  # one swap: a reader never sees the ended child twice, or not at all
+            self._carried = carried_over(self._carried, self._ingest or {})
+            self.stats = self._ingest = None
         self.exit_codes.append(code)
         self.error = f"the child process exited with code {code}"
         process.stdin.close()
@@ -164,9 +179,19 @@ class SyslogChildProcess:
     def ingest_figures(self):
         """The children's ingest figures: the running one's, plus the totals of those
         that ended."""
-        figures = dict(self._ingest or {})
-        for key, total in self._carried.items():
-            figures[key] = figures.get(key, 0) + total
+        with self._lock:
+            running, carried = self._ingest or {}, self._carried
+        figures = dict(running)
+        for key in GROWING:
+            figures[key] = figures.get(key, 0) + carried[key]
+        by_transport = dict(running.get("lines_malformed_by_transport", {}))
+        for transport, count in carried["lines_malformed_by_transport"].items():
+            by_transport[transport] = by_transport.get(transport, 0) + count
+        by_rule = {rule: dict(item) for rule, item in running.get("state_by_rule", {}).items()}
+        for rule, item in carried["state_by_rule"].items():
+            mine = by_rule.setdefault(rule, {"keys": 0, "evictions": 0})
+            mine["evictions"] = mine.get("evictions", 0) + item["evictions"]
+        figures.update(lines_malformed_by_transport=by_transport, state_by_rule=by_rule)
         return figures
 
     def stop_sync(self):

@@ -136,7 +136,9 @@ def start_in_process(loop=None):
             services.watch_service = _start_watchers(targets, services.runner)
         if syslog_config is not None:
             services.syslog = _start_syslog(loop, syslog_config, services.runner)
-        _resume_raw_logs()
+        # A syslog child resumes the raw logs itself (run_syslog does): two processes
+        # resuming at once would split them between two detection states.
+        _resume_interrupted_work(raw_logs=not _is_child(services.syslog))
         if services.runner is not None:
             _call_in_loop(loop, services.runner.start)
             logger.info("monitors started in this server process")
@@ -144,14 +146,21 @@ def start_in_process(loop=None):
         return services
 
 
-def _resume_raw_logs():
+def _is_child(syslog):
+    from incidents.syslog.supervisor import SyslogChildProcess
+
+    return isinstance(syslog, SyslogChildProcess)
+
+
+def _resume_interrupted_work(*, raw_logs):
     from incidents.conf import pipeline_setting
     from incidents.processing import resume_in_background
 
     if pipeline_setting("RESUME_RAW_LOGS"):
         from dns.bulk import fail_interrupted_in_background
 
-        resume_in_background()
+        if raw_logs:
+            resume_in_background()
         fail_interrupted_in_background()
 
 
