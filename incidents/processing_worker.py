@@ -18,8 +18,9 @@ beside the server, with Redis) are how processing scales out.
 The worker thread runs the background jobs (an upload under LOG_PROCESSING=thread). A
 caller that waits for its own raw log (an inline upload, the syslog sink's thread, a
 watcher, a command, the resume pass) takes a `turn` instead: it queues like a job, the
-worker stops there, and the caller processes in its own thread (whose connection may hold a transaction the worker's
-would not see, a test's) until it hands the turn back. Reentrant: the worker's own jobs and a thread already in its turn never wait for
+worker stops there, and the caller processes in its own thread (whose connection may
+hold a transaction the worker's would not see, a test's) until it hands the turn back.
+Reentrant: the worker's own jobs and a thread already in its turn never wait for
 themselves.
 """
 
