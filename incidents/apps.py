@@ -6,7 +6,7 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incident response"
 
     def ready(self):
-        from incidents import events  # noqa: F401  (events declares on import)
+        from incidents import checks, events  # noqa: F401  (they register on import)
         from incidents.models import (
             Alert,
             Incident,

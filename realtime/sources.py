@@ -28,6 +28,7 @@ LAYER_CHECK_INTERVAL = 5  # seconds between round trips through the layer
 LAYER_RETRY_INTERVAL = 0.5  # ... while it is unavailable: delivery resumes soon after
 LAYER_CHECK_TIMEOUT = 3
 WAKE_TIMEOUT = 0.5
+POLL_SPACING = 0.02  # seconds between two reads of the event table, however many wake-ups
 
 
 class LayerListener:
@@ -168,6 +169,8 @@ class EventTablePoller:
             # A child process's commit wakes it at once (realtime.wakeup); the interval
             # is the floor that delivers whatever else stored events, or a broken channel.
             await table_wakeups.wait(interval)
+            # At most one read per POLL_SPACING: the wake-ups meanwhile make one poll.
+            await asyncio.sleep(POLL_SPACING)
             try:
                 # Only membership tests on `seen` in that thread: atomic under the GIL, so
                 # no copy of up to SEEN_LIMIT ids twice a second.

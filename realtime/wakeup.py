@@ -79,8 +79,12 @@ class TableWakeups:
         except OSError as exc:
             logger.warning("hub wake-up channel broken (%s): the poll interval delivers", exc)
             self._loop.remove_reader(self._reader.fileno())
+            event = self._event
             with self._lock:
-                self._reader = None  # the loop forgets it; the next `open()` makes a new pair
+                self._reader.close()
+                self._reader = self._loop = self._event = None  # polled at the interval now
+            event.set()
+            return
         self._event.set()
 
 

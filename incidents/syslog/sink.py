@@ -29,6 +29,7 @@ from django.db import close_old_connections, connections, transaction
 from incidents.syslog.line_queue import LineQueue, SinkClosed
 
 logger = logging.getLogger(__name__)
+CLOSE_TIMEOUT = 60.0  # seconds a stopping sink gives what it holds to be stored and processed
 
 __all__ = ["RawLogSink", "ReceivedLine", "SinkClosed", "get_sink", "origin_name"]
 
@@ -137,13 +138,20 @@ class RawLogSink:
     def closed(self):
         return self.queue.closed
 
-    def close(self, timeout=10.0):
-        """Take no more lines; store and process what is queued (within `timeout`)."""
+    def close(self, timeout=CLOSE_TIMEOUT):
+        """Take no more lines; store and process what is queued (within `timeout`: the
+        queue holds at most `max_lines`, seconds of work at the rates of bench/RESULTS.md)."""
         self.queue.close()
         with self._lock:
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+            if thread.is_alive():
+                logger.warning(
+                    "the syslog sink did not finish in %g s: lines still queued are not "
+                    "stored (RELP senders send them again)",
+                    timeout,
+                )
 
     # -- the worker -------------------------------------------------------------------------------
 

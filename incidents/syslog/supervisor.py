@@ -12,7 +12,8 @@ beside itself and watches over it from a thread of its own:
   1 s once a child ran a minute), with a WARNING naming its exit code: a port held by
   another process (a second server, a `run_syslog`) is taken over within 15 s of being
   freed;
-- stopped with SIGTERM (it stores what it received, then exits), killed after
+- stopped with SIGTERM (it stores and processes what it holds, within the sink's
+  `CLOSE_TIMEOUT` of 60 s, then exits), killed after
   `stop_timeout` seconds; it exits by itself when the server dies (its standard input,
   a pipe the server holds, ends: `incidents/syslog/supervised.py`);
 - its figures arrive as a JSON line a second on its standard output, and are shown as
@@ -65,7 +66,7 @@ def carried_over(carried, last):
 class SyslogChildProcess:
     """`manage.py run_syslog --supervised` for `config`, started, watched and restarted."""
 
-    def __init__(self, config, *, stop_timeout=20.0, first_delay=FIRST_DELAY):
+    def __init__(self, config, *, stop_timeout=75.0, first_delay=FIRST_DELAY):
         self.config = config
         self.stop_timeout = stop_timeout
         self.first_delay = first_delay
@@ -103,29 +104,32 @@ class SyslogChildProcess:
         ]  # fmt: skip
 
     def _supervise(self):
-        delay = self.first_delay
+        delay, last_code = self.first_delay, None
         while not self._stopping.is_set():
             began = time.monotonic()
             try:
                 process = self._spawn()
-            except Exception as exc:  # never the end of supervision: tried again later
-                self.error = f"cannot start: {exc}"
-                logger.warning("the syslog child process cannot start: %s", exc)
-            else:
                 if process is None:
                     return
-                self._follow(process)
-                code = process.wait()
-                self._ended(process, code)
+                code = self._watch(process)
+            except Exception as exc:  # never the end of supervision: tried again later
+                self.error = f"cannot start or watch: {exc}"
+                logger.exception("the syslog child process cannot start or be watched")
+            else:
                 if self._stopping.is_set():
                     return
-                logger.warning(
+                # The same failure again and again (its port held by another process): said
+                # once, then quietly retried.
+                again = code == last_code and time.monotonic() - began < STEADY_RUN
+                logger.log(
+                    logging.DEBUG if again else logging.WARNING,
                     "the syslog child process (pid %d) exited with code %s; starting it "
                     "again in %g s",
                     process.pid,
                     code,
                     delay,
                 )
+                last_code = code
             if time.monotonic() - began >= STEADY_RUN:
                 delay = self.first_delay
             if self._stopping.wait(delay):
@@ -146,6 +150,7 @@ class SyslogChildProcess:
                 stdin=subprocess.PIPE,  # never written: its end is the child's lifeline
                 stdout=subprocess.PIPE,
                 text=True,
+                errors="replace",
                 pass_fds=(self._wake_fd,),
                 # Its own process group: a terminal's Ctrl-C reaches the server alone, which
                 # then stops the child in order (SIGTERM), instead of both at once.
@@ -153,19 +158,37 @@ class SyslogChildProcess:
             )
             return self.process
 
+    def _watch(self, process):
+        """Follow the child until it exits; its exit code. Its output is read to the end
+        whatever happens here: a child whose output is not read blocks on its next write."""
+        try:
+            self._follow(process)
+        finally:
+            for _line in process.stdout:
+                pass
+            code = process.wait()
+            self._ended(process, code)
+        return code
+
     def _follow(self, process):
         """Read the child's output until it exits: its reports, and its own lines."""
         for line in process.stdout:
             try:
-                report = json.loads(line)
-            except ValueError:
-                report = None
-            if isinstance(report, dict) and "syslog_stats" in report:
-                with self._lock:
-                    self.stats, self._ingest = report["syslog_stats"], report.get("ingest")
-                self.error = ""
-            elif line.strip():
-                logger.info("syslog child (pid %d): %s", process.pid, line.strip())
+                self._read(process, line)
+            except Exception:  # one unreadable line, not the end of the child's figures
+                logger.exception("unreadable line from the syslog child process")
+
+    def _read(self, process, line):
+        try:
+            report = json.loads(line)
+        except ValueError:
+            report = None
+        if isinstance(report, dict) and "syslog_stats" in report:
+            with self._lock:
+                self.stats, self._ingest = report["syslog_stats"], report.get("ingest")
+            self.error = ""
+        elif line.strip():
+            logger.info("syslog child (pid %d): %s", process.pid, line.strip())
 
     def _ended(self, process, code):
         with self._lock:  # one swap: a reader never sees the ended child twice, or not at all

@@ -143,3 +143,13 @@ def test_at_exit_the_raw_logs_handed_to_the_worker_are_processed_first(tmp_path)
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split("\n")[:2] == ["processed 7", "processed 8"]
+
+
+def test_a_removed_setting_still_set_is_named_by_manage_py_check(monkeypatch):
+    from incidents.checks import removed_settings
+
+    monkeypatch.delenv("LOG_PROCESSING_WORKERS", raising=False)
+    assert removed_settings(None) == []
+    monkeypatch.setenv("LOG_PROCESSING_WORKERS", "4")
+    [warning] = removed_settings(None)
+    assert warning.id == "incidents.W001" and "LOG_PROCESSING_WORKERS" in warning.msg

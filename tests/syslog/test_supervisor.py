@@ -91,3 +91,30 @@ def test_figures_of_ended_children_are_carried_so_counters_never_go_back():
     assert figures["lines_received"] == 7 and figures["lines_processed"] == 6
     assert figures["queue_depth"] == 0
     assert process.exit_codes == [-9]
+
+
+def test_labelled_counters_of_ended_children_are_carried_too():
+    process = SyslogChildProcess(ReceiverConfig(tcp_port=1))
+    process._ingest = {
+        "lines_malformed": 3,
+        "lines_malformed_by_transport": {"tcp": 2, "udp": 1},
+        "state_evictions": 4,
+        "state_by_rule": {"ssh_bruteforce": {"keys": 10, "evictions": 4}},
+    }
+
+    class Ended:
+        stdin = stdout = type("Closed", (), {"close": lambda self: None})()
+
+    process._ended(Ended(), 0)
+    process._ingest = {
+        "lines_malformed": 1,
+        "lines_malformed_by_transport": {"tcp": 1},
+        "state_evictions": 0,
+        "state_by_rule": {"ssh_bruteforce": {"keys": 2, "evictions": 0}},
+    }
+    figures = process.ingest_figures()
+    assert figures["lines_malformed"] == 4
+    assert figures["lines_malformed_by_transport"] == {"tcp": 3, "udp": 1}
+    assert figures["state_evictions"] == 4
+    # Evictions only grow; the keys are the running child's (the ended one's died with it).
+    assert figures["state_by_rule"] == {"ssh_bruteforce": {"keys": 2, "evictions": 4}}

@@ -91,6 +91,12 @@ class Command(BaseCommand):
             self.stdout.write("Stopped.")
 
     async def _run(self, config, *, process, supervised=False):
+        # Signals first: a SIGTERM while the receiver starts stops it in order too.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
         sink = get_sink(process=process)
         receiver = SyslogReceiver(sink, config)
         try:
@@ -105,11 +111,6 @@ class Command(BaseCommand):
         if process and pipeline_setting("RESUME_RAW_LOGS"):
             # What a crash stored but did not process (or left mid-stage) is finished now.
             resume_in_background()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
         reporter = None
         if supervised:
             stop_when_parent_exits(stop)
