@@ -100,26 +100,38 @@ class SyslogService:
 
     def health(self):
         """The `syslog_receiver` component, for the monitor runner."""
-        from threatlens.monitoring.health import HEALTHY, WARNING, ComponentHealth
-
         if self.receiver is None:
-            return ComponentHealth(
-                component="syslog_receiver",
-                status=WARNING,
-                message=f"not listening: {self.error or 'starting'}",
-                uptime=round(time.time() - self.started_at, 1),
-            )
-        stats = self.receiver.stats()
+            return receiver_health(None, error=self.error, started_at=self.started_at)
+        return receiver_health(
+            self.receiver.stats(),
+            listening=self.receiver.addresses,
+            started_at=self.receiver.started_at or self.started_at,
+        )
+
+
+def receiver_health(stats, *, listening=None, started_at, error="", **more):
+    """The `syslog_receiver` component from a receiver's `stats()` (None: not listening,
+    because of `error`); `more` metrics added."""
+    from threatlens.monitoring.health import HEALTHY, WARNING, ComponentHealth
+
+    if stats is None:
         return ComponentHealth(
             component="syslog_receiver",
-            status=HEALTHY,
-            metrics={
-                "messages_received": sum(stats["received"].values()),
-                "messages_malformed": sum(stats["malformed"].values()),
-                "udp_dropped": stats["udp_dropped"],
-                "udp_kernel_drops": stats["udp_kernel_drops"],
-                "connections_open": stats["connections_open"],
-                "listening": describe(self.receiver.addresses),
-            },
-            uptime=round(time.time() - (self.receiver.started_at or self.started_at), 1),
+            status=WARNING,
+            message=f"not listening: {error or 'starting'}",
+            uptime=round(time.time() - started_at, 1),
         )
+    return ComponentHealth(
+        component="syslog_receiver",
+        status=HEALTHY,
+        metrics={
+            "messages_received": sum(stats["received"].values()),
+            "messages_malformed": sum(stats["malformed"].values()),
+            "udp_dropped": stats["udp_dropped"],
+            "udp_kernel_drops": stats["udp_kernel_drops"],
+            "connections_open": stats["connections_open"],
+            "listening": describe(listening),
+            **more,
+        },
+        uptime=round(time.time() - started_at, 1),
+    )

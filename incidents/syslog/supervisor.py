@@ -35,7 +35,7 @@ import time
 from django.conf import settings
 
 from incidents import ingest_metrics
-from incidents.syslog.service import describe
+from incidents.syslog.service import receiver_health
 from realtime.wakeup import table_wakeups
 
 logger = logging.getLogger(__name__)
@@ -238,29 +238,15 @@ class SyslogChildProcess:
 
     def health(self):
         """The `syslog_receiver` component, for the monitor runner."""
-        from threatlens.monitoring.health import HEALTHY, WARNING, ComponentHealth
-
         stats = self.stats
         if stats is None:
-            return ComponentHealth(
-                component="syslog_receiver",
-                status=WARNING,
-                message=f"not listening: {self.error or 'starting'}",
-                uptime=round(time.time() - self.started_at, 1),
-            )
-        listening = {name: address.rsplit(":", 1) for name, address in stats["listening"].items()}
-        return ComponentHealth(
-            component="syslog_receiver",
-            status=HEALTHY,
-            metrics={
-                "messages_received": sum(stats["received"].values()),
-                "messages_malformed": sum(stats["malformed"].values()),
-                "udp_dropped": stats["udp_dropped"],
-                "udp_kernel_drops": stats["udp_kernel_drops"],
-                "connections_open": stats["connections_open"],
-                "listening": describe(listening),
-                "process": self.process.pid if self.process is not None else None,
-                "restarts": len(self.exit_codes),
+            return receiver_health(None, error=self.error, started_at=self.started_at)
+        return receiver_health(
+            stats,
+            listening={
+                name: address.rsplit(":", 1) for name, address in stats["listening"].items()
             },
-            uptime=round(time.time() - (stats.get("started_at") or self.started_at), 1),
+            started_at=stats.get("started_at") or self.started_at,
+            process=self.process.pid if self.process is not None else None,
+            restarts=len(self.exit_codes),
         )

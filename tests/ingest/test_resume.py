@@ -25,6 +25,23 @@ def attack_log():
     return receive_raw_log(source="auth.log", content="\n".join(lines), actor=None)
 
 
+def crash_at_the_fifth_chunk(monkeypatch, raw_log):
+    """Process `raw_log` until its fifth chunk, where the process "dies"."""
+    real_chunk = processing._Run._process_chunk
+    chunks = []
+
+    def crashing(self, chunk):
+        if len(chunks) == 4:
+            raise Crash()
+        chunks.append(chunk)
+        real_chunk(self, chunk)
+
+    monkeypatch.setattr(processing._Run, "_process_chunk", crashing)
+    with pytest.raises(Crash), TestCase.captureOnCommitCallbacks(execute=True):
+        process_raw_log(raw_log.pk)
+    monkeypatch.setattr(processing._Run, "_process_chunk", real_chunk)
+
+
 @pytest.mark.parametrize("resume_chunk_lines", [50, 70])
 def test_a_log_interrupted_mid_stage_is_resumed_and_gives_what_a_clean_run_gives(
     settings, monkeypatch, resume_chunk_lines
@@ -37,19 +54,7 @@ def test_a_log_interrupted_mid_stage_is_resumed_and_gives_what_a_clean_run_gives
 
     forget_everything()
     raw_log = attack_log()
-    real_chunk = processing._Run._process_chunk
-    chunks = []
-
-    def crash_at_the_fifth_chunk(self, chunk):
-        if len(chunks) == 4:
-            raise Crash()
-        chunks.append(chunk)
-        real_chunk(self, chunk)
-
-    monkeypatch.setattr(processing._Run, "_process_chunk", crash_at_the_fifth_chunk)
-    with pytest.raises(Crash), TestCase.captureOnCommitCallbacks(execute=True):
-        process_raw_log(raw_log.pk)
-    monkeypatch.setattr(processing._Run, "_process_chunk", real_chunk)
+    crash_at_the_fifth_chunk(monkeypatch, raw_log)
     raw_log.refresh_from_db()
     assert (raw_log.status, raw_log.lines_total) == (RawLogStatus.ANALYSIS, 200)
     assert detected() != clean
@@ -159,19 +164,7 @@ def test_a_resumed_log_replays_its_sigma_lines_too_and_gives_what_a_clean_run_gi
 
     forget_everything()
     raw_log = attack_log()
-    real_chunk = processing._Run._process_chunk
-    chunks = []
-
-    def crash_mid_burst(self, chunk):
-        if len(chunks) == 4:
-            raise Crash()
-        chunks.append(chunk)
-        real_chunk(self, chunk)
-
-    monkeypatch.setattr(processing._Run, "_process_chunk", crash_mid_burst)
-    with pytest.raises(Crash), TestCase.captureOnCommitCallbacks(execute=True):
-        process_raw_log(raw_log.pk)
-    monkeypatch.setattr(processing._Run, "_process_chunk", real_chunk)
+    crash_at_the_fifth_chunk(monkeypatch, raw_log)
 
     reset_detection_state()  # the process's memory died with it
     with TestCase.captureOnCommitCallbacks(execute=True):
