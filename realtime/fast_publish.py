@@ -97,25 +97,30 @@ class PublishFastPath:
             return await self.application(scope, receive, send)
         body, complete = await _read_body(receive)
         values = checked_event(body) if complete else None
+        outcome = None
         if values is not None:
             outcome = await _groups().publish(
                 values["event_type"],
                 values["data"],
                 {"priority": values.get("priority"), "recipients": values.get("recipients")},
             )
-            if isinstance(outcome, DatabaseError):
-                logger.error(
-                    "storing a published %s event failed",
-                    values["event_type"],
-                    exc_info=outcome,
-                )
-                return await _answer(send, scope, 503, PUBLISH_FAILED)
-            if isinstance(outcome, Exception) and not isinstance(outcome, PublishError):
-                raise outcome
-            if not isinstance(outcome, PublishError):  # else not stored: the view says why
-                published = {"message_id": outcome.message_id, "event_type": outcome.event_type}
-                return await _answer(send, scope, 201, published)
-        await self.application(scope, _replay(body, complete, receive), send)
+        if outcome is None or isinstance(outcome, PublishError):
+            # Not for this path, too many waiting, or not stored: the view says why.
+            return await self.application(scope, _replay(body, complete, receive), send)
+        if isinstance(outcome, DatabaseError):
+            logger.error(
+                "storing a published %s event failed", values["event_type"], exc_info=outcome
+            )
+            return await _answer(send, scope, 503, PUBLISH_FAILED)
+        if isinstance(outcome, Exception):
+            raise outcome
+        published = {"message_id": outcome.message_id, "event_type": outcome.event_type}
+        return await _answer(send, scope, 201, published)
+
+
+# Events the fast path of one event loop holds waiting for the group being stored; beyond
+# this the request goes to the view (its thread pool bounds it) instead of queueing here.
+MAX_WAITING = 1000
 
 
 class _Groups:
@@ -131,6 +136,10 @@ class _Groups:
         self.sending = None  # the task sending the last stored group
 
     async def publish(self, event_type, data, options):
+        """The stored Event, the exception storing it raised, or None if too many events
+        wait already (the caller hands the request to the view)."""
+        if len(self.waiting) >= MAX_WAITING:
+            return None
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.waiting.append(((event_type, data, options), future))

@@ -263,3 +263,15 @@ def test_a_database_failure_in_the_view_is_a_503_publish_failed_too(
     assert response.status_code == 503
     assert response.json()["error_code"] == "PUBLISH_FAILED"
     assert stored() == 0
+
+
+async def test_beyond_the_events_waiting_a_request_goes_to_the_view(
+    server, carol_token, monkeypatch
+):
+    from realtime import fast_publish
+
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    monkeypatch.setattr(fast_publish, "MAX_WAITING", 0)
+    response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    assert response["status"] == 201 and len(server.reached_django) == 2
+    assert await sync_to_async(stored)() == 2
