@@ -42,6 +42,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from realtime import auth
 from realtime.catalogue import PUBLISH
+from realtime.group_commit import each_its_own
 from realtime.parsers import BoundedJSONParser
 from realtime.publishing import PublishError, publish_each
 from realtime.serializers import PublishSerializer
@@ -62,12 +63,16 @@ _publishing_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publi
 def _publish_group(items):
     """`publish_each` in the publishing thread, its database connection checked before
     and given back after (CONN_MAX_AGE: kept on SQLite, back to the pool on PostgreSQL),
-    as a request thread's is at the end of each request."""
+    as a request thread's is at the end of each request. The outcomes are publish_each's:
+    once it returned, its events are committed, whatever giving the connection back does."""
     close_old_connections()
     try:
         return publish_each(items)
     finally:
-        close_old_connections()
+        try:
+            close_old_connections()
+        except Exception:
+            logger.exception("giving back the publishing thread's database connection failed")
 
 
 _publish_each_in_thread = sync_to_async(
@@ -157,8 +162,8 @@ class _Groups:
                 try:
                     with sends_held(held):
                         outcomes = await _publish_each_in_thread([item for item, _ in group])
-                except Exception as exc:  # the hop itself failed: every event of the group
-                    outcomes = [exc] * len(group)
+                except Exception as exc:  # nothing was stored: every event of the group
+                    outcomes = each_its_own(exc, len(group))
                 futures = [future for _, future in group]
                 self.sending = asyncio.ensure_future(
                     _answer_then_send(self.sending, held, futures, outcomes)

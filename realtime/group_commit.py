@@ -126,7 +126,7 @@ def store_each(instances, store_many, store_one):
         if len(instances) == 1:
             return [exc]
     except Exception as exc:
-        return [exc] + [_copy(exc) for _ in instances[1:]]
+        return each_its_own(exc, len(instances))
     errors = []
     for instance in instances:  # which one failed? each alone: the others are stored
         instance.pk = None
@@ -138,9 +138,13 @@ def store_each(instances, store_many, store_one):
     return errors
 
 
+def each_its_own(exc, count):
+    """`exc` and count - 1 exceptions like it, one per publisher (one object raised by
+    several publishers at once would share, and grow, one traceback)."""
+    return [exc] + [_copy(exc) for _ in range(count - 1)]
+
+
 def _copy(exc):
-    """An exception like `exc` for another publisher (one object raised in several
-    threads at once would share, and grow, one traceback)."""
     try:
         copy = type(exc)(*exc.args)
     except Exception:

@@ -275,3 +275,24 @@ async def test_beyond_the_events_waiting_a_request_goes_to_the_view(
     response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
     assert response["status"] == 201 and len(server.reached_django) == 2
     assert await sync_to_async(stored)() == 2
+
+
+async def test_a_failure_giving_the_connection_back_after_the_commit_is_no_503(
+    server, carol_token, monkeypatch
+):
+    """The events are committed: a 503 ("nothing was published, retry") would duplicate
+    them on retry."""
+    from realtime import fast_publish
+
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    calls = []
+
+    def close_old_connections():
+        calls.append(1)
+        if len(calls) % 2 == 0:  # the one after publish_each
+            raise DatabaseError("connection lost while closing")
+
+    monkeypatch.setattr(fast_publish, "close_old_connections", close_old_connections)
+    response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    assert response["status"] == 201 and len(server.reached_django) == 1
+    assert await sync_to_async(stored)() == 2
