@@ -133,7 +133,14 @@ class PublishView(APIView):
     def post(self, request):
         if isinstance(request.data, list):
             return self.publish_list(request.data)
-        values = _publish_checker.run_validation(request.data)  # a ValidationError: 400
+        try:
+            values = _publish_checker.run_validation(request.data)
+        except ValidationError:
+            # A 400 with its errors as `is_valid` words them (a body of `null`: "No data
+            # provided" under non_field_errors, so the answer is an object with an
+            # error_code, not a bare list).
+            PublishSerializer(data=request.data).is_valid(raise_exception=True)
+            raise
         try:
             # Stored together with what other requests publish at the same time (one
             # INSERT, one commit); this returns once this one is committed.
