@@ -33,7 +33,7 @@ from io import BytesIO
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, DataError, IntegrityError, close_old_connections
 from django.http.request import split_domain_port, validate_host
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.renderers import JSONRenderer
@@ -47,6 +47,7 @@ from realtime.parsers import BoundedJSONParser
 from realtime.publishing import PublishError, publish_each
 from realtime.serializers import PublishSerializer
 from realtime.transport import send_held, sends_held
+from realtime.views import InvalidEventData, PublishFailed, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +80,6 @@ _publish_each_in_thread = sync_to_async(
     _publish_group, thread_sensitive=False, executor=_publishing_thread
 )
 
-PUBLISH_FAILED = {
-    "detail": "The event could not be stored: nothing was published. Retry later.",
-    "error_code": "PUBLISH_FAILED",
-}
-
 
 class PublishFastPath:
     """ASGI middleware: serves eligible single-event publishes, passes the rest on."""
@@ -112,11 +108,17 @@ class PublishFastPath:
         if outcome is None or isinstance(outcome, PublishError):
             # Not for this path, too many waiting, or not stored: the view says why.
             return await self.application(scope, _replay(body, complete, receive), send)
+        if isinstance(outcome, (DataError, IntegrityError)):
+            logger.error(
+                "the database refused a published %s event", values["event_type"], exc_info=outcome
+            )
+            return await _answer(send, scope, 400, error_body(InvalidEventData))
         if isinstance(outcome, DatabaseError):
             logger.error(
                 "storing a published %s event failed", values["event_type"], exc_info=outcome
             )
-            return await _answer(send, scope, 503, PUBLISH_FAILED)
+            retry_after = [(b"retry-after", str(PublishFailed.wait).encode())]
+            return await _answer(send, scope, 503, error_body(PublishFailed), retry_after)
         if isinstance(outcome, Exception):
             raise outcome
         published = {"message_id": outcome.message_id, "event_type": outcome.event_type}
@@ -277,9 +279,10 @@ def _replay(body, complete, receive):
     return replayed
 
 
-async def _answer(send, scope, status, payload):
+async def _answer(send, scope, status, payload, extra_headers=()):
     content = _renderer.render(payload)
     headers = [
+        *extra_headers,
         (b"content-type", JSON.encode()),
         (b"vary", b"Accept"),
         (b"allow", b"POST, OPTIONS"),

@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator
 from django.core.signals import request_started
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 
 from realtime import publishing
 from realtime.fast_publish import PublishFastPath
@@ -220,9 +220,26 @@ async def test_a_database_failure_is_a_503_publish_failed_and_stores_nothing(
     monkeypatch.setattr(publishing, "_store_many", refuse)
     monkeypatch.setattr(publishing, "_store_one", refuse)
     response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
-    assert response["status"] == 503
+    assert response["status"] == 503 and response["headers"][b"retry-after"] == b"1"
     assert response["json"]["error_code"] == "PUBLISH_FAILED"
     assert len(server.reached_django) == 1  # answered by the fast path
+    assert await sync_to_async(stored)() == 1
+
+
+def refuse_data(events=None):
+    raise DataError("unsupported Unicode escape sequence")
+
+
+async def test_data_the_database_refuses_is_a_400_invalid_event_data(
+    server, carol_token, monkeypatch
+):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    monkeypatch.setattr(publishing, "_store_many", refuse_data)
+    monkeypatch.setattr(publishing, "_store_one", refuse_data)
+    response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    assert response["status"] == 400 and b"retry-after" not in response["headers"]
+    assert response["json"]["error_code"] == "INVALID_EVENT_DATA"
+    assert len(server.reached_django) == 1
     assert await sync_to_async(stored)() == 1
 
 
@@ -260,8 +277,22 @@ def test_a_database_failure_in_the_view_is_a_503_publish_failed_too(
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(carol)}")
     monkeypatch.setattr(publishing, "_stored_together", GroupCommit(refuse, refuse))
     response = api_client.post(URL, {"event_type": "security_event", "data": {}}, format="json")
-    assert response.status_code == 503
+    assert response.status_code == 503 and response["Retry-After"] == "1"
     assert response.json()["error_code"] == "PUBLISH_FAILED"
+    assert stored() == 0
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_data_the_database_refuses_is_a_400_in_the_view_too(
+    api_client, carol, token_for, monkeypatch, many
+):
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(carol)}")
+    monkeypatch.setattr(publishing, "_stored_together", GroupCommit(refuse_data, refuse_data))
+    monkeypatch.setattr(Event.objects, "bulk_create", refuse_data)  # a list's one INSERT
+    body = {"event_type": "security_event", "data": {}}
+    response = api_client.post(URL, [body, body] if many else body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "INVALID_EVENT_DATA"
     assert stored() == 0
 
 
