@@ -7,8 +7,10 @@ the middleware and view, the response's close), eight middleware and DRF's dispa
 for a request whose every check needs no database. This ASGI layer sits in front of
 Django for that one path and serves the common case itself:
 
-- a POST of a JSON object (`Content-Type: application/json`) within Django's body limit,
-  to an allowed Host, with a Bearer access token that this process already knows valid
+- a POST of a JSON object (`Content-Type: application/json`) of at most 64 KiB, its
+  Content-Length given and matching the body, no Accept but `*/*` or `application/json`
+  and no `?format=`, to an allowed Host, with a Bearer access token that this process
+  already knows valid
   and whose user has a fresh snapshot here holding the publish permission
   (`realtime.auth.will_authenticate`, the checks `SnapshotJWTAuthentication` and
   `CanPublish` make, no database);
@@ -17,8 +19,8 @@ Django for that one path and serves the common case itself:
 Such a request is published through `realtime.publishing.publish` (one hop to a
 publishing thread; concurrent ones share an INSERT and a commit) and answered 201 with
 the view's body and headers. Anything else (another method or path, a session cookie
-instead of a token, an unknown token, a list, form data, invalid input, a request a
-security setting would redirect) goes to Django unchanged, its body replayed, and gets
+instead of a token, an unknown token, a list, form data, invalid input, a larger or
+chunked body, another Accept, a request a security setting would redirect) goes to Django unchanged, its body replayed, and gets
 the view's answer, errors and `error_code`s included: the full path stays the reference
 and this one never answers differently. A database failure is a 503 `PUBLISH_FAILED`, as
 from the view. `PUBLISH_FAST_PATH=false` turns the layer off.
@@ -30,6 +32,7 @@ import logging
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -53,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 PATH = "/api/realtime/publish/"
 JSON = "application/json"
+# Bodies parsed and validated on the event loop: larger ones go to the view's thread.
+FAST_BODY_MAX = 64 * 1024
 
 _checker = PublishSerializer()  # run_validation keeps nothing on the instance
 _parser = BoundedJSONParser()
@@ -97,7 +102,9 @@ class PublishFastPath:
         ):
             return await self.application(scope, receive, send)
         body, complete = await _read_body(receive)
-        values = checked_event(body) if complete else None
+        values = None
+        if complete and len(body) == int(dict(scope["headers"])[b"content-length"]):
+            values = checked_event(body)  # else the view answers the mismatch
         outcome = None
         if values is not None:
             outcome = await _groups().publish(
@@ -204,6 +211,13 @@ def eligible(scope):
     headers = dict(scope["headers"])
     if len(headers) != len(scope["headers"]):
         return False  # a repeated header: Django joins them, and answers for itself
+    if headers.get(b"accept", b"*/*").replace(b" ", b"").lower() not in (b"*/*", JSON.encode()):
+        return False  # DRF's content negotiation answers another Accept (a 406, or HTML)
+    if "format" in parse_qs(scope.get("query_string", b"").decode("latin-1")):
+        return False  # ?format= picks DRF's renderer
+    length = headers.get(b"content-length", b"")
+    if not length.isdigit() or int(length) > body_limit():
+        return False  # chunked (no length), or too large to parse on the event loop
     content_type = headers.get(b"content-type", b"").decode("latin-1").lower().replace(" ", "")
     if content_type not in (JSON, f"{JSON};charset=utf-8"):
         return False  # another type or charset: DRF reads those, not this path
@@ -234,7 +248,7 @@ def eligible(scope):
 def checked_event(body):
     """The validated values of a single-event JSON body, or None (a list, bad JSON, too
     large, invalid: the view answers those)."""
-    if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE or not body.lstrip().startswith(b"{"):
+    if len(body) > body_limit() or not body.lstrip().startswith(b"{"):
         return None  # a list is the view's, not parsed twice
     try:
         data = _parser.parse(BytesIO(body), JSON, {"encoding": "utf-8"})
@@ -248,9 +262,17 @@ def checked_event(body):
         return None
 
 
+def body_limit():
+    """The largest body this path takes: FAST_BODY_MAX (parsed and checked on the event
+    loop, so small), less if Django takes less (DATA_UPLOAD_MAX_MEMORY_SIZE, None: no
+    limit)."""
+    django_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return FAST_BODY_MAX if django_limit is None else min(FAST_BODY_MAX, django_limit)
+
+
 async def _read_body(receive):
     """(body, complete): complete is False when the client left, or the body is larger
-    than Django would take (the rest is not read here)."""
+    than this path takes (the rest is not read here)."""
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -261,7 +283,7 @@ async def _read_body(receive):
         size += len(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks), True
-        if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        if size > body_limit():
             return b"".join(chunks), False
 
 

@@ -327,3 +327,57 @@ async def test_a_failure_giving_the_connection_back_after_the_commit_is_no_503(
     response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
     assert response["status"] == 201 and len(server.reached_django) == 1
     assert await sync_to_async(stored)() == 2
+
+
+async def send_raw(application, body, headers, query_string=b""):
+    scope_path = URL + (f"?{query_string.decode()}" if query_string else "")
+    response = await HttpCommunicator(application, "POST", scope_path, body, headers).get_response(
+        timeout=TIMEOUT
+    )
+    return response
+
+
+@pytest.mark.parametrize(
+    "accept, query, status",
+    [
+        (b"text/html", b"", 201),  # DRF's browsable API renders it, not this path
+        (b"application/xml", b"", 406),
+        (None, b"format=api", 201),
+        (None, b"format=xml", 404),
+    ],
+)
+async def test_another_accept_or_format_goes_through_the_view(
+    server, carol_token, accept, query, status
+):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    body = json.dumps({"event_type": "security_event", "data": {}}).encode()
+    headers = [
+        (b"host", b"localhost"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {carol_token}".encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if accept:
+        headers.append((b"accept", accept))
+    response = await send_raw(server, body, headers, query)
+    assert len(server.reached_django) == 2
+    assert response["status"] == status
+
+
+async def test_a_chunked_or_large_body_goes_through_the_view(server, carol_token, settings):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    body = json.dumps({"event_type": "security_event", "data": {}}).encode()
+    headers = [
+        (b"host", b"localhost"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {carol_token}".encode()),
+    ]
+    chunked = await send_raw(server, body, [*headers, (b"transfer-encoding", b"chunked")])
+    assert len(server.reached_django) == 2
+    assert chunked["status"] == 400  # as the view answers a body it cannot read
+    large = {"event_type": "security_event", "data": {"text": "x" * 70_000}}
+    response = await post(server, large, carol_token)
+    assert response["status"] == 201 and len(server.reached_django) == 3
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None  # no limit: not an error
+    response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    assert response["status"] == 201 and len(server.reached_django) == 3
