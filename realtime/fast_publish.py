@@ -9,21 +9,24 @@ Django for that one path and serves the common case itself:
 
 - a POST of a JSON object (`Content-Type: application/json`) of at most 64 KiB, its
   Content-Length given and matching the body, no Accept but `*/*` or `application/json`
-  and no `?format=`, to an allowed Host, with a Bearer access token that this process
-  already knows valid
-  and whose user has a fresh snapshot here holding the publish permission
-  (`realtime.auth.will_authenticate`, the checks `SnapshotJWTAuthentication` and
-  `CanPublish` make, no database);
+  and no `?format=`, to an allowed Host, with a Bearer access token whose signature this
+  process checked before and whose user has a fresh snapshot here holding the publish
+  permission (the checks `SnapshotJWTAuthentication` and `CanPublish` make, no
+  database);
 - a body that the endpoint's own serializer (`PublishSerializer`) accepts.
 
-Such a request is published through `realtime.publishing.publish` (one hop to a
+Such a request is published through `realtime.publishing.publish_each` (one hop to a
 publishing thread; concurrent ones share an INSERT and a commit) and answered 201 with
-the view's body and headers. Anything else (another method or path, a session cookie
-instead of a token, an unknown token, a list, form data, invalid input, a larger or
-chunked body, another Accept, a request a security setting would redirect) goes to Django unchanged, its body replayed, and gets
-the view's answer, errors and `error_code`s included: the full path stays the reference
-and this one never answers differently. A database failure is a 503 `PUBLISH_FAILED`, as
-from the view. `PUBLISH_FAST_PATH=false` turns the layer off.
+the view's body and headers once its event is committed; its event goes to the hubs
+after that answer (the view sends before its response: a hub that misses the send here
+still finds the event by its event-table poll). Anything else (another method or path, a
+session cookie instead of a token, a token not seen here, a list, form data, invalid
+input, a larger or chunked body, another Accept, a request a security setting would
+redirect, too many events waiting) goes to Django unchanged, its body replayed, and gets
+the view's answer, errors and `error_code`s included. The fast path's own answers besides
+the 201 are the view's for the same database outcome: 400 `INVALID_EVENT_DATA` when the
+database refuses the event's data, 503 `PUBLISH_FAILED` (with Retry-After) when it fails
+otherwise. `PUBLISH_FAST_PATH=false` turns the layer off.
 """
 
 import asyncio
@@ -48,9 +51,8 @@ from realtime.catalogue import PUBLISH
 from realtime.group_commit import each_its_own
 from realtime.parsers import BoundedJSONParser
 from realtime.publishing import PublishError, publish_each
-from realtime.serializers import PublishSerializer
 from realtime.transport import send_held, sends_held
-from realtime.views import InvalidEventData, PublishFailed, error_body
+from realtime.views import InvalidEventData, PublishFailed, error_body, publish_checker
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,6 @@ JSON = "application/json"
 # Bodies parsed and validated on the event loop: larger ones go to the view's thread.
 FAST_BODY_MAX = 64 * 1024
 
-_checker = PublishSerializer()  # run_validation keeps nothing on the instance
 _parser = BoundedJSONParser()
 _renderer = JSONRenderer()
 # The thread that stores the fast path's events, a group at a time.
@@ -102,6 +103,8 @@ class PublishFastPath:
         ):
             return await self.application(scope, receive, send)
         body, complete = await _read_body(receive)
+        if body is None:
+            return  # the client left before its body was read: nothing to answer
         values = None
         if complete and len(body) == int(dict(scope["headers"])[b"content-length"]):
             values = checked_event(body)  # else the view answers the mismatch
@@ -140,9 +143,10 @@ MAX_WAITING = 1000
 class _Groups:
     """The fast path's events of one event loop, stored a group at a time: those that
     arrive while a group is being stored form the next one (one hop to the publishing
-    thread, one INSERT, one commit). A stored group's events then go to the hubs, in
-    order, while the next group is stored; each request is answered once its own event
-    is committed, before its send (as the view answers before its sends)."""
+    thread, one INSERT, one commit). Each request is answered once its own event is
+    committed; the group's events then go to the hubs, in order, while the next group is
+    stored (the view sends before it answers; here a missed send is caught by the hubs'
+    event-table poll)."""
 
     def __init__(self):
         self.waiting = []  # ((event_type, data, options), future)
@@ -173,6 +177,12 @@ class _Groups:
                         outcomes = await _publish_each_in_thread([item for item, _ in group])
                 except Exception as exc:  # nothing was stored: every event of the group
                     outcomes = each_its_own(exc, len(group))
+                except BaseException:  # cancelled (the loop closes): no request waits on
+                    for _, future in group + self.waiting:
+                        if not future.done():
+                            future.set_result(RuntimeError("the publishing was cancelled"))
+                    self.waiting = []
+                    raise
                 futures = [future for _, future in group]
                 self.sending = asyncio.ensure_future(
                     _answer_then_send(self.sending, held, futures, outcomes)
@@ -183,8 +193,8 @@ class _Groups:
 
 async def _answer_then_send(previous, held, futures, outcomes):
     """Answer a stored group's requests (their events are committed), then send its
-    events after the group before it, as the view sends after its response: a hub that
-    misses a send still finds the events in the event table."""
+    events after the group before it: a hub that misses a send still finds the events
+    in the event table."""
     for future, outcome in zip(futures, outcomes, strict=True):
         if not future.done():
             future.set_result(outcome)
@@ -222,7 +232,7 @@ def eligible(scope):
     if content_type not in (JSON, f"{JSON};charset=utf-8"):
         return False  # another type or charset: DRF reads those, not this path
     host, _port = split_domain_port(headers.get(b"host", b"").decode("latin-1").lower())
-    if not host or not validate_host(host, _allowed_hosts()):
+    if not host or not validate_host(host, auth.allowed_hosts()):
         return False
     if (settings.SECURE_SSL_REDIRECT and not _secure(scope)) or settings.DISALLOWED_USER_AGENTS:
         return False
@@ -234,12 +244,17 @@ def eligible(scope):
         or jwt_settings.CHECK_REVOKE_TOKEN
     ):
         return False
+    header_types = jwt_settings.AUTH_HEADER_TYPES
+    if not isinstance(header_types, (list, tuple)):
+        header_types = (header_types,)  # as simplejwt reads a single type
     parts = headers.get(b"authorization", b"").split()
-    if len(parts) != 2 or parts[0].decode("latin-1") not in jwt_settings.AUTH_HEADER_TYPES:
+    if len(parts) != 2 or parts[0].decode("latin-1") not in header_types:
         return False
     try:
-        user_id, _expiry = auth.token_claims(parts[1].decode("latin-1"))
-        principal = auth.cached_principal_of_claim(user_id)
+        # Only a token whose signature was checked here before (no signature check on
+        # the event loop): an unseen one goes to the view, which checks and keeps it.
+        claims = auth.known_token_claims(parts[1].decode("latin-1"))
+        principal = claims and auth.cached_principal_of_claim(claims[0])
     except auth.AuthFailed:
         return False
     return principal is not None and principal.has_perm(PUBLISH)
@@ -257,7 +272,7 @@ def checked_event(body):
     if not isinstance(data, dict):
         return None
     try:
-        return _checker.run_validation(data)
+        return publish_checker.run_validation(data)
     except ValidationError:
         return None
 
@@ -271,13 +286,13 @@ def body_limit():
 
 
 async def _read_body(receive):
-    """(body, complete): complete is False when the client left, or the body is larger
-    than this path takes (the rest is not read here)."""
+    """(body, complete): complete is False when the body is larger than this path takes
+    (the rest is not read here); (None, False) when the client left."""
     chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks), False
+            return None, False
         chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)
@@ -340,10 +355,6 @@ def _security_headers(scope):
             (b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode())
         )
     return headers
-
-
-def _allowed_hosts():
-    return settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
 
 
 def _secure(scope):

@@ -37,7 +37,7 @@ MAX_EVENTS_PER_REQUEST = 1000
 # One instance checks every single-event body: a serializer's fields are copied for each
 # new instance, and `run_validation` keeps nothing on the instance (DRF's `is_valid` is
 # `run_validation` of `initial_data`, its errors the ValidationError's detail).
-_publish_checker = PublishSerializer()
+publish_checker = PublishSerializer()
 
 
 class PublishFailed(APIException):
@@ -149,7 +149,7 @@ class PublishView(APIView):
         if isinstance(request.data, list):
             return self.publish_list(request.data)
         try:
-            values = _publish_checker.run_validation(request.data)
+            values = publish_checker.run_validation(request.data)
         except ValidationError:
             # A 400 with its errors as `is_valid` words them (a body of `null`: "No data
             # provided" under non_field_errors, so the answer is an object with an

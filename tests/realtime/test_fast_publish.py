@@ -381,3 +381,60 @@ async def test_a_chunked_or_large_body_goes_through_the_view(server, carol_token
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None  # no limit: not an error
     response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
     assert response["status"] == 201 and len(server.reached_django) == 3
+
+
+async def test_a_token_not_seen_here_goes_to_the_view_which_checks_it(
+    server, carol, token_for, carol_token
+):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    other_token = await sync_to_async(token_for)(carol)  # carol's snapshot is held
+    response = await post(server, {"event_type": "security_event", "data": {}}, other_token)
+    assert response["status"] == 201 and len(server.reached_django) == 2
+    response = await post(server, {"event_type": "security_event", "data": {}}, other_token)
+    assert response["status"] == 201 and len(server.reached_django) == 2  # now known
+
+
+async def test_a_single_header_type_is_compared_whole_as_simplejwt_does(
+    server, carol_token, monkeypatch
+):
+    from rest_framework_simplejwt.settings import api_settings
+
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    monkeypatch.setattr(api_settings, "AUTH_HEADER_TYPES", "Bearer")  # as SIMPLE_JWT gives it
+    body = json.dumps({"event_type": "security_event", "data": {}}).encode()
+    headers = [
+        (b"host", b"localhost"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bear {carol_token}".encode()),  # "Bear" is in "Bearer"
+        (b"content-length", str(len(body)).encode()),
+    ]
+    response = await send_raw(server, body, headers)
+    assert response["status"] == 401 and len(server.reached_django) == 2
+
+
+async def test_a_client_gone_before_its_body_is_answered_nothing(server, carol_token):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": URL,
+        "query_string": b"",
+        "scheme": "http",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {carol_token}".encode()),
+            (b"content-length", b"60"),
+        ],
+    }
+    sent = []
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    await asyncio.wait_for(server(scope, receive, send), TIMEOUT)
+    assert sent == [] and len(server.reached_django) == 1
+    assert await sync_to_async(stored)() == 1
