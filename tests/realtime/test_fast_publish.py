@@ -7,6 +7,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator
+from django.conf import settings as django_settings
 from django.core.signals import request_started
 from django.db import DatabaseError, DataError
 
@@ -438,3 +439,18 @@ async def test_a_client_gone_before_its_body_is_answered_nothing(server, carol_t
     await asyncio.wait_for(server(scope, receive, send), TIMEOUT)
     assert sent == [] and len(server.reached_django) == 1
     assert await sync_to_async(stored)() == 1
+
+
+@pytest.mark.skipif(
+    "postgresql" not in django_settings.DATABASES["default"]["ENGINE"],
+    reason="PostgreSQL's jsonb refuses a NUL",
+)
+async def test_a_nul_in_data_is_a_400_invalid_event_data_on_postgresql(server, carol_token):
+    body = {"event_type": "security_event", "data": {"text": "a\u0000b"}}
+    through_view = await post(server, body, carol_token)  # the first: snapshots carol
+    fast = await post(server, body, carol_token)
+    assert len(server.reached_django) == 1
+    for response in (through_view, fast):
+        assert response["status"] == 400
+        assert response["json"]["error_code"] == "INVALID_EVENT_DATA"
+    assert await sync_to_async(stored)() == 0
