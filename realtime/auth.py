@@ -59,7 +59,7 @@ def origin_allowed(scope):
         return True
     host = (header(scope, b"host") or "").strip().lower()
     hostname, _port = split_domain_port(host)
-    if not hostname or not validate_host(hostname, _allowed_hosts()):
+    if not hostname or not validate_host(hostname, allowed_hosts()):
         return False
     return origin == f"{http_scheme(scope)}://{host}"
 
@@ -72,7 +72,8 @@ def _origin_matches(origin, trusted):
     return given.scheme == scheme and (given.netloc or "").endswith("." + pattern)
 
 
-def _allowed_hosts():
+def allowed_hosts():
+    """ALLOWED_HOSTS as Django's request checks it (with DEBUG, the loopback names)."""
     return settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
 
 
@@ -115,6 +116,12 @@ def token_claims(raw_token):
     except TokenError as exc:
         raise AuthFailed(f"Authentication token invalid or expired: {exc}") from None
     return _remember(key, token)
+
+
+def known_token_claims(raw_token):
+    """`token_claims` of a token whose signature was checked here before, else None
+    without checking it; raises AuthFailed once it has expired."""
+    return _known_claims(_digest(raw_token))
 
 
 def _digest(raw_token):

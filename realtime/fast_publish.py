@@ -7,21 +7,26 @@ the middleware and view, the response's close), eight middleware and DRF's dispa
 for a request whose every check needs no database. This ASGI layer sits in front of
 Django for that one path and serves the common case itself:
 
-- a POST of a JSON object (`Content-Type: application/json`) within Django's body limit,
-  to an allowed Host, with a Bearer access token that this process already knows valid
-  and whose user has a fresh snapshot here holding the publish permission
-  (`realtime.auth.will_authenticate`, the checks `SnapshotJWTAuthentication` and
-  `CanPublish` make, no database);
+- a POST of a JSON object (`Content-Type: application/json`) of at most 64 KiB, its
+  Content-Length given and matching the body, no Accept but `*/*` or `application/json`
+  and no `?format=`, to an allowed Host, with a Bearer access token whose signature this
+  process checked before and whose user has a fresh snapshot here holding the publish
+  permission (the checks `SnapshotJWTAuthentication` and `CanPublish` make, no
+  database);
 - a body that the endpoint's own serializer (`PublishSerializer`) accepts.
 
-Such a request is published through `realtime.publishing.publish` (one hop to a
+Such a request is published through `realtime.publishing.publish_each` (one hop to a
 publishing thread; concurrent ones share an INSERT and a commit) and answered 201 with
-the view's body and headers. Anything else (another method or path, a session cookie
-instead of a token, an unknown token, a list, form data, invalid input, a request a
-security setting would redirect) goes to Django unchanged, its body replayed, and gets
-the view's answer, errors and `error_code`s included: the full path stays the reference
-and this one never answers differently. A database failure is a 503 `PUBLISH_FAILED`, as
-from the view. `PUBLISH_FAST_PATH=false` turns the layer off.
+the view's body and headers once its event is committed; its event goes to the hubs
+after that answer (the view sends before its response: a hub that misses the send here
+still finds the event by its event-table poll). Anything else (another method or path, a
+session cookie instead of a token, a token not seen here, a list, form data, invalid
+input, a larger or chunked body, another Accept, a request a security setting would
+redirect, too many events waiting) goes to Django unchanged, its body replayed, and gets
+the view's answer, errors and `error_code`s included. The fast path's own answers besides
+the 201 are the view's for the same database outcome: 400 `INVALID_EVENT_DATA` when the
+database refuses the event's data, 503 `PUBLISH_FAILED` (with Retry-After) when it fails
+otherwise. `PUBLISH_FAST_PATH=false` turns the layer off.
 """
 
 import asyncio
@@ -30,10 +35,11 @@ import logging
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, DataError, IntegrityError, close_old_connections
 from django.http.request import split_domain_port, validate_host
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.renderers import JSONRenderer
@@ -42,17 +48,19 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from realtime import auth
 from realtime.catalogue import PUBLISH
+from realtime.group_commit import each_its_own
 from realtime.parsers import BoundedJSONParser
 from realtime.publishing import PublishError, publish_each
-from realtime.serializers import PublishSerializer
 from realtime.transport import send_held, sends_held
+from realtime.views import InvalidEventData, PublishFailed, error_body, publish_checker
 
 logger = logging.getLogger(__name__)
 
 PATH = "/api/realtime/publish/"
 JSON = "application/json"
+# Bodies parsed and validated on the event loop: larger ones go to the view's thread.
+FAST_BODY_MAX = 64 * 1024
 
-_checker = PublishSerializer()  # run_validation keeps nothing on the instance
 _parser = BoundedJSONParser()
 _renderer = JSONRenderer()
 # The thread that stores the fast path's events, a group at a time.
@@ -62,22 +70,21 @@ _publishing_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publi
 def _publish_group(items):
     """`publish_each` in the publishing thread, its database connection checked before
     and given back after (CONN_MAX_AGE: kept on SQLite, back to the pool on PostgreSQL),
-    as a request thread's is at the end of each request."""
+    as a request thread's is at the end of each request. The outcomes are publish_each's:
+    once it returned, its events are committed, whatever giving the connection back does."""
     close_old_connections()
     try:
         return publish_each(items)
     finally:
-        close_old_connections()
+        try:
+            close_old_connections()
+        except Exception:
+            logger.exception("giving back the publishing thread's database connection failed")
 
 
 _publish_each_in_thread = sync_to_async(
     _publish_group, thread_sensitive=False, executor=_publishing_thread
 )
-
-PUBLISH_FAILED = {
-    "detail": "The event could not be stored: nothing was published. Retry later.",
-    "error_code": "PUBLISH_FAILED",
-}
 
 
 class PublishFastPath:
@@ -96,34 +103,50 @@ class PublishFastPath:
         ):
             return await self.application(scope, receive, send)
         body, complete = await _read_body(receive)
-        values = checked_event(body) if complete else None
+        if body is None:
+            return  # the client left before its body was read: nothing to answer
+        values = None
+        if complete and len(body) == int(dict(scope["headers"])[b"content-length"]):
+            values = checked_event(body)  # else the view answers the mismatch
+        outcome = None
         if values is not None:
             outcome = await _groups().publish(
                 values["event_type"],
                 values["data"],
                 {"priority": values.get("priority"), "recipients": values.get("recipients")},
             )
-            if isinstance(outcome, DatabaseError):
-                logger.error(
-                    "storing a published %s event failed",
-                    values["event_type"],
-                    exc_info=outcome,
-                )
-                return await _answer(send, scope, 503, PUBLISH_FAILED)
-            if isinstance(outcome, Exception) and not isinstance(outcome, PublishError):
-                raise outcome
-            if not isinstance(outcome, PublishError):  # else not stored: the view says why
-                published = {"message_id": outcome.message_id, "event_type": outcome.event_type}
-                return await _answer(send, scope, 201, published)
-        await self.application(scope, _replay(body, complete, receive), send)
+        if outcome is None or isinstance(outcome, PublishError):
+            # Not for this path, too many waiting, or not stored: the view says why.
+            return await self.application(scope, _replay(body, complete, receive), send)
+        if isinstance(outcome, (DataError, IntegrityError)):
+            logger.error(
+                "the database refused a published %s event", values["event_type"], exc_info=outcome
+            )
+            return await _answer(send, scope, 400, error_body(InvalidEventData))
+        if isinstance(outcome, DatabaseError):
+            logger.error(
+                "storing a published %s event failed", values["event_type"], exc_info=outcome
+            )
+            retry_after = [(b"retry-after", str(PublishFailed.wait).encode())]
+            return await _answer(send, scope, 503, error_body(PublishFailed), retry_after)
+        if isinstance(outcome, Exception):
+            raise outcome
+        published = {"message_id": outcome.message_id, "event_type": outcome.event_type}
+        return await _answer(send, scope, 201, published)
+
+
+# Events the fast path of one event loop holds waiting for the group being stored; beyond
+# this the request goes to the view (its thread pool bounds it) instead of queueing here.
+MAX_WAITING = 1000
 
 
 class _Groups:
     """The fast path's events of one event loop, stored a group at a time: those that
     arrive while a group is being stored form the next one (one hop to the publishing
-    thread, one INSERT, one commit). A stored group's events then go to the hubs, in
-    order, while the next group is stored; each request is answered once its own event
-    is committed, before its send (as the view answers before its sends)."""
+    thread, one INSERT, one commit). Each request is answered once its own event is
+    committed; the group's events then go to the hubs, in order, while the next group is
+    stored (the view sends before it answers; here a missed send is caught by the hubs'
+    event-table poll)."""
 
     def __init__(self):
         self.waiting = []  # ((event_type, data, options), future)
@@ -131,6 +154,10 @@ class _Groups:
         self.sending = None  # the task sending the last stored group
 
     async def publish(self, event_type, data, options):
+        """The stored Event, the exception storing it raised, or None if too many events
+        wait already (the caller hands the request to the view)."""
+        if len(self.waiting) >= MAX_WAITING:
+            return None
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.waiting.append(((event_type, data, options), future))
@@ -148,8 +175,14 @@ class _Groups:
                 try:
                     with sends_held(held):
                         outcomes = await _publish_each_in_thread([item for item, _ in group])
-                except Exception as exc:  # the hop itself failed: every event of the group
-                    outcomes = [exc] * len(group)
+                except Exception as exc:  # nothing was stored: every event of the group
+                    outcomes = each_its_own(exc, len(group))
+                except BaseException:  # cancelled (the loop closes): no request waits on
+                    for _, future in group + self.waiting:
+                        if not future.done():
+                            future.set_result(RuntimeError("the publishing was cancelled"))
+                    self.waiting = []
+                    raise
                 futures = [future for _, future in group]
                 self.sending = asyncio.ensure_future(
                     _answer_then_send(self.sending, held, futures, outcomes)
@@ -160,8 +193,8 @@ class _Groups:
 
 async def _answer_then_send(previous, held, futures, outcomes):
     """Answer a stored group's requests (their events are committed), then send its
-    events after the group before it, as the view sends after its response: a hub that
-    misses a send still finds the events in the event table."""
+    events after the group before it: a hub that misses a send still finds the events
+    in the event table."""
     for future, outcome in zip(futures, outcomes, strict=True):
         if not future.done():
             future.set_result(outcome)
@@ -188,11 +221,18 @@ def eligible(scope):
     headers = dict(scope["headers"])
     if len(headers) != len(scope["headers"]):
         return False  # a repeated header: Django joins them, and answers for itself
+    if headers.get(b"accept", b"*/*").replace(b" ", b"").lower() not in (b"*/*", JSON.encode()):
+        return False  # DRF's content negotiation answers another Accept (a 406, or HTML)
+    if "format" in parse_qs(scope.get("query_string", b"").decode("latin-1")):
+        return False  # ?format= picks DRF's renderer
+    length = headers.get(b"content-length", b"")
+    if not length.isdigit() or int(length) > body_limit():
+        return False  # chunked (no length), or too large to parse on the event loop
     content_type = headers.get(b"content-type", b"").decode("latin-1").lower().replace(" ", "")
     if content_type not in (JSON, f"{JSON};charset=utf-8"):
         return False  # another type or charset: DRF reads those, not this path
     host, _port = split_domain_port(headers.get(b"host", b"").decode("latin-1").lower())
-    if not host or not validate_host(host, _allowed_hosts()):
+    if not host or not validate_host(host, auth.allowed_hosts()):
         return False
     if (settings.SECURE_SSL_REDIRECT and not _secure(scope)) or settings.DISALLOWED_USER_AGENTS:
         return False
@@ -204,12 +244,17 @@ def eligible(scope):
         or jwt_settings.CHECK_REVOKE_TOKEN
     ):
         return False
+    header_types = jwt_settings.AUTH_HEADER_TYPES
+    if not isinstance(header_types, (list, tuple)):
+        header_types = (header_types,)  # as simplejwt reads a single type
     parts = headers.get(b"authorization", b"").split()
-    if len(parts) != 2 or parts[0].decode("latin-1") not in jwt_settings.AUTH_HEADER_TYPES:
+    if len(parts) != 2 or parts[0].decode("latin-1") not in header_types:
         return False
     try:
-        user_id, _expiry = auth.token_claims(parts[1].decode("latin-1"))
-        principal = auth.cached_principal_of_claim(user_id)
+        # Only a token whose signature was checked here before (no signature check on
+        # the event loop): an unseen one goes to the view, which checks and keeps it.
+        claims = auth.known_token_claims(parts[1].decode("latin-1"))
+        principal = claims and auth.cached_principal_of_claim(claims[0])
     except auth.AuthFailed:
         return False
     return principal is not None and principal.has_perm(PUBLISH)
@@ -218,7 +263,7 @@ def eligible(scope):
 def checked_event(body):
     """The validated values of a single-event JSON body, or None (a list, bad JSON, too
     large, invalid: the view answers those)."""
-    if len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE or not body.lstrip().startswith(b"{"):
+    if len(body) > body_limit() or not body.lstrip().startswith(b"{"):
         return None  # a list is the view's, not parsed twice
     try:
         data = _parser.parse(BytesIO(body), JSON, {"encoding": "utf-8"})
@@ -227,25 +272,33 @@ def checked_event(body):
     if not isinstance(data, dict):
         return None
     try:
-        return _checker.run_validation(data)
+        return publish_checker.run_validation(data)
     except ValidationError:
         return None
 
 
+def body_limit():
+    """The largest body this path takes: FAST_BODY_MAX (parsed and checked on the event
+    loop, so small), less if Django takes less (DATA_UPLOAD_MAX_MEMORY_SIZE, None: no
+    limit)."""
+    django_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return FAST_BODY_MAX if django_limit is None else min(FAST_BODY_MAX, django_limit)
+
+
 async def _read_body(receive):
-    """(body, complete): complete is False when the client left, or the body is larger
-    than Django would take (the rest is not read here)."""
+    """(body, complete): complete is False when the body is larger than this path takes
+    (the rest is not read here); (None, False) when the client left."""
     chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks), False
+            return None, False
         chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks), True
-        if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        if size > body_limit():
             return b"".join(chunks), False
 
 
@@ -263,9 +316,10 @@ def _replay(body, complete, receive):
     return replayed
 
 
-async def _answer(send, scope, status, payload):
+async def _answer(send, scope, status, payload, extra_headers=()):
     content = _renderer.render(payload)
     headers = [
+        *extra_headers,
         (b"content-type", JSON.encode()),
         (b"vary", b"Accept"),
         (b"allow", b"POST, OPTIONS"),
@@ -301,10 +355,6 @@ def _security_headers(scope):
             (b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode())
         )
     return headers
-
-
-def _allowed_hosts():
-    return settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
 
 
 def _secure(scope):

@@ -14,14 +14,17 @@ thread stores for others for longer than one commit.
 Per-publisher semantics are kept: `store` returns only once the event is committed; a
 publisher whose event is part of the caller's own transaction (inside `atomic`) is not
 grouped at all (its row must commit or roll back with that transaction); and when a
-group's INSERT fails, each of its events is tried again alone, so an event that cannot
-be stored fails only its own publisher. Events of one thread are stored in the order it
-hands them in (it waits for each), so one client's sequential requests keep their order.
+group's INSERT is refused for its data (an IntegrityError or a DataError), each of its
+events is tried again alone, so an event that cannot be stored fails only its own
+publisher; any other failure (a lock or pool timeout, a lost connection) fails the whole
+group at once, as trying each event alone would only wait that long again for each.
+Events of one thread are stored in the order it hands them in (it waits for each), so one
+client's sequential requests keep their order.
 """
 
 import threading
 
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 
 
 class _Waiting:
@@ -112,15 +115,18 @@ class GroupCommit:
 
 
 def store_each(instances, store_many, store_one):
-    """Store `instances` with one `store_many` call; if that fails, each with `store_one`,
-    so only those that cannot be stored fail. Returns, per instance, None or the
-    exception that storing it raised."""
+    """Store `instances` with one `store_many` call; if the data is refused (IntegrityError,
+    DataError), each with `store_one`, so only those that cannot be stored fail; any other
+    failure fails them all. Returns, per instance, None or the exception that storing it
+    raised (each its own)."""
     try:
         store_many(instances)
         return [None] * len(instances)
-    except Exception as exc:
+    except (IntegrityError, DataError) as exc:
         if len(instances) == 1:
             return [exc]
+    except Exception as exc:
+        return each_its_own(exc, len(instances))
     errors = []
     for instance in instances:  # which one failed? each alone: the others are stored
         instance.pk = None
@@ -130,3 +136,18 @@ def store_each(instances, store_many, store_one):
         except Exception as alone:
             errors.append(alone)
     return errors
+
+
+def each_its_own(exc, count):
+    """`exc` and count - 1 exceptions like it, one per publisher (one object raised by
+    several publishers at once would share, and grow, one traceback)."""
+    return [exc] + [_copy(exc) for _ in range(count - 1)]
+
+
+def _copy(exc):
+    try:
+        copy = type(exc)(*exc.args)
+    except Exception:
+        return exc
+    copy.__cause__ = exc.__cause__
+    return copy

@@ -56,8 +56,9 @@ def publish(event_type, data, *, priority=None, recipients=None, object_key=""):
 
 def publish_each(items):
     """Publish `(event_type, data, options)` items, each on its own: all stored in one
-    INSERT and one commit, or, when that fails, each alone, so that an item that cannot
-    be stored fails alone. Returns per item its `Event` or the exception it raised (a
+    INSERT and one commit, or, when the database refuses the data (IntegrityError,
+    DataError), each alone, so that an item that cannot be stored fails alone (any other
+    failure fails them all). Returns per item its `Event` or the exception it raised (a
     `PublishError` for an item that does not fit its catalogue entry). Not inside a
     transaction: each stored event is sent at once."""
     outcomes = [None] * len(items)

@@ -55,7 +55,8 @@ class LocalStore:
     async def hits(self, limits, window):
         """Count a hit in each (key, limit) of `limits` in turn, until one is past its
         limit; returns (the counts made, seconds left in the window)."""
-        counts = []
+        now = time.time()
+        counts, left = [], window - now % window  # no limits: nothing counted
         for key, limit in limits:
             count, left = await self.hit(key, window)
             counts.append(count)
@@ -166,18 +167,23 @@ class StoreUnavailable(Exception):
     """The store could not be reached for a call sent with others (`SharedRoundTrip`)."""
 
 
+# Calls sent to Redis in one script call at most: a longer batch is split.
+MAX_BATCH = 256
+
+
 class SharedRoundTrip:
     """Calls made while one turn of the event loop runs go to Redis together. Thousands
     of sockets connect at once after a deploy: each waited for a pooled connection and a
     round trip of its own, most of a connect on Redis. Each now awaits one round trip of
-    all the calls made beside it. `send(items)` returns one result per item, in order;
-    if it raises, every call of the batch raises StoreUnavailable."""
+    all the calls made beside it, MAX_BATCH at most. `send(items)` returns one result per
+    item, in order; if it raises, every call of the batch raises StoreUnavailable."""
 
-    __slots__ = ("send", "pending")
+    __slots__ = ("send", "pending", "sending")
 
     def __init__(self, send):
         self.send = send
-        self.pending = None
+        self.pending = None  # the batch the next turn of the loop sends
+        self.sending = set()  # the tasks sending batches (the loop keeps weak references)
 
     def __call__(self, item):
         """A future of the item's result."""
@@ -186,20 +192,27 @@ class SharedRoundTrip:
         if self.pending is None:
             self.pending = []
             # Starts on the loop's next turn, with every call made until then.
-            loop.create_task(self._send_pending())
+            task = loop.create_task(self._send_batch(self.pending))
+            self.sending.add(task)
+            task.add_done_callback(self.sending.discard)
         self.pending.append((item, future))
+        if len(self.pending) >= MAX_BATCH:
+            self.pending = None  # full: the next call starts another
         return future
 
-    async def _send_pending(self):
-        batch, self.pending = self.pending, None
+    async def _send_batch(self, batch):
+        if self.pending is batch:
+            self.pending = None
         try:
             results = await self.send([item for item, _ in batch])
-        except Exception as exc:
+        except BaseException as exc:
             for _, future in batch:
                 if not future.done():
                     error = StoreUnavailable(f"{type(exc).__name__}: {exc}")
                     error.__cause__ = exc
                     future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise  # cancelled: its callers have heard
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():  # else its caller was cancelled
@@ -213,26 +226,36 @@ class RedisStore:
     def __init__(self, url, prefix):
         import redis.asyncio as redis
         from redis.asyncio.retry import Retry
-        from redis.backoff import ExponentialBackoff
+        from redis.backoff import ExponentialBackoff, NoBackoff
         from redis.exceptions import ConnectionError, TimeoutError
 
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=POOL_SIZE,
-            timeout=POOL_WAIT,
-            socket_connect_timeout=2,
-            socket_timeout=2,
-            health_check_interval=15,
-            # After a Redis restart the pooled connections are dead: each is replaced on
-            # first use instead of failing that call (a pool from a URL retries nothing).
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-            retry_on_error=[ConnectionError, TimeoutError],
-        )
-        self.redis = redis.Redis.from_pool(pool)  # closed with the client
+        def client(retries):
+            pool = redis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=POOL_SIZE,
+                timeout=POOL_WAIT,
+                socket_connect_timeout=2,
+                socket_timeout=2,
+                health_check_interval=15,
+                retry=Retry(
+                    ExponentialBackoff(cap=0.5, base=0.05) if retries else NoBackoff(), retries
+                ),
+                retry_on_error=[ConnectionError, TimeoutError],
+            )
+            return redis.Redis.from_pool(pool)  # closed with the client
+
+        # After a Redis restart the pooled connections are dead: each is replaced on
+        # first use instead of failing that call (a pool from a URL retries nothing).
+        self.redis = client(retries=3)
+        # The scripts that count (sockets in and out, rate-limit hits) are never sent
+        # twice: one that timed out may have run, and run again its counts would go in
+        # twice. Their own client, which retries nothing (redis-py's retry belongs to a
+        # pool's connections, not to a call); a failed batch is StoreUnavailable.
+        self.counting = client(retries=0)
         self.prefix = f"{prefix}.rt"
-        self._add_connections = self.redis.register_script(ADD_CONNECTIONS)
-        self._remove_connections_script = self.redis.register_script(REMOVE_CONNECTIONS)
-        self._hits_script = self.redis.register_script(HITS)
+        self._add_connections = self.counting.register_script(ADD_CONNECTIONS)
+        self._remove_connections_script = self.counting.register_script(REMOVE_CONNECTIONS)
+        self._hits_script = self.counting.register_script(HITS)
         self._adding = {}  # origin -> its SharedRoundTrip
         self._removing = SharedRoundTrip(self._remove_connections)
         self._hitting = SharedRoundTrip(self._hits)
@@ -349,6 +372,10 @@ class RedisStore:
 
     async def ping(self):
         return await asyncio.wait_for(self.redis.ping(), 2)
+
+    async def aclose(self):
+        await self.redis.aclose()
+        await self.counting.aclose()
 
 
 _local_store = LocalStore()

@@ -4,7 +4,7 @@ import logging
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError, IntegrityError
 from django.dispatch import Signal
 from django.http import HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
@@ -37,7 +37,7 @@ MAX_EVENTS_PER_REQUEST = 1000
 # One instance checks every single-event body: a serializer's fields are copied for each
 # new instance, and `run_validation` keeps nothing on the instance (DRF's `is_valid` is
 # `run_validation` of `initial_data`, its errors the ValidationError's detail).
-_publish_checker = PublishSerializer()
+publish_checker = PublishSerializer()
 
 
 class PublishFailed(APIException):
@@ -46,6 +46,21 @@ class PublishFailed(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The event could not be stored: nothing was published. Retry later."
     default_code = "publish_failed"
+    wait = 1  # seconds: DRF's exception handler answers it as Retry-After
+
+
+class InvalidEventData(APIException):
+    """The database refused the event's data (a DataError or IntegrityError, e.g. a
+    NUL character in `data` on PostgreSQL's jsonb): retrying the same event cannot help."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "The database refused the event's data: nothing was published."
+    default_code = "invalid_event_data"
+
+
+def error_body(exc_class):
+    """The JSON body of one of these errors, as the API's exception handler gives it."""
+    return {"detail": str(exc_class.default_detail), "error_code": exc_class.default_code.upper()}
 
 
 async def _no_health_report():
@@ -133,7 +148,14 @@ class PublishView(APIView):
     def post(self, request):
         if isinstance(request.data, list):
             return self.publish_list(request.data)
-        values = _publish_checker.run_validation(request.data)  # a ValidationError: 400
+        try:
+            values = publish_checker.run_validation(request.data)
+        except ValidationError:
+            # A 400 with its errors as `is_valid` words them (a body of `null`: "No data
+            # provided" under non_field_errors, so the answer is an object with an
+            # error_code, not a bare list).
+            PublishSerializer(data=request.data).is_valid(raise_exception=True)
+            raise
         try:
             # Stored together with what other requests publish at the same time (one
             # INSERT, one commit); this returns once this one is committed.
@@ -143,6 +165,9 @@ class PublishView(APIView):
                 priority=values.get("priority"),
                 recipients=values.get("recipients"),
             )
+        except (DataError, IntegrityError):
+            logger.exception("the database refused a published %s event", values["event_type"])
+            raise InvalidEventData() from None
         except DatabaseError:
             logger.exception("storing a published %s event failed", values["event_type"])
             raise PublishFailed() from None
@@ -184,6 +209,9 @@ class PublishView(APIView):
                     for values in serializer.validated_data
                 ]
             )
+        except (DataError, IntegrityError):
+            logger.exception("the database refused %d published events", len(items))
+            raise InvalidEventData() from None
         except DatabaseError:
             logger.exception("storing %d published events failed", len(items))
             raise PublishFailed() from None

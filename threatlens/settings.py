@@ -342,7 +342,8 @@ REALTIME = {
 # their names. Each is also off when a library it reaches into is not at its pinned version.
 REALTIME_FAST_PATHS = env_list("REALTIME_FAST_PATHS", ["all"])
 # `POST /api/realtime/publish/` of one event with a token known valid, served before
-# Django's request cycle (realtime/fast_publish.py, docs/realtime.md); false: all through DRF.
+# Django's request cycle (realtime/fast_publish.py, docs/development.md section 8); false:
+# all through DRF.
 PUBLISH_FAST_PATH = env_bool("PUBLISH_FAST_PATH", True)
 
 # Roles are groups, strongest first; a user's role is the first group they belong to.

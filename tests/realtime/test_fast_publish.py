@@ -7,8 +7,9 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import HttpCommunicator
+from django.conf import settings as django_settings
 from django.core.signals import request_started
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 
 from realtime import publishing
 from realtime.fast_publish import PublishFastPath
@@ -220,9 +221,26 @@ async def test_a_database_failure_is_a_503_publish_failed_and_stores_nothing(
     monkeypatch.setattr(publishing, "_store_many", refuse)
     monkeypatch.setattr(publishing, "_store_one", refuse)
     response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
-    assert response["status"] == 503
+    assert response["status"] == 503 and response["headers"][b"retry-after"] == b"1"
     assert response["json"]["error_code"] == "PUBLISH_FAILED"
     assert len(server.reached_django) == 1  # answered by the fast path
+    assert await sync_to_async(stored)() == 1
+
+
+def refuse_data(events=None):
+    raise DataError("unsupported Unicode escape sequence")
+
+
+async def test_data_the_database_refuses_is_a_400_invalid_event_data(
+    server, carol_token, monkeypatch
+):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    monkeypatch.setattr(publishing, "_store_many", refuse_data)
+    monkeypatch.setattr(publishing, "_store_one", refuse_data)
+    response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    assert response["status"] == 400 and b"retry-after" not in response["headers"]
+    assert response["json"]["error_code"] == "INVALID_EVENT_DATA"
+    assert len(server.reached_django) == 1
     assert await sync_to_async(stored)() == 1
 
 
@@ -260,6 +278,179 @@ def test_a_database_failure_in_the_view_is_a_503_publish_failed_too(
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(carol)}")
     monkeypatch.setattr(publishing, "_stored_together", GroupCommit(refuse, refuse))
     response = api_client.post(URL, {"event_type": "security_event", "data": {}}, format="json")
-    assert response.status_code == 503
+    assert response.status_code == 503 and response["Retry-After"] == "1"
     assert response.json()["error_code"] == "PUBLISH_FAILED"
     assert stored() == 0
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_data_the_database_refuses_is_a_400_in_the_view_too(
+    api_client, carol, token_for, monkeypatch, many
+):
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(carol)}")
+    monkeypatch.setattr(publishing, "_stored_together", GroupCommit(refuse_data, refuse_data))
+    monkeypatch.setattr(Event.objects, "bulk_create", refuse_data)  # a list's one INSERT
+    body = {"event_type": "security_event", "data": {}}
+    response = api_client.post(URL, [body, body] if many else body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "INVALID_EVENT_DATA"
+    assert stored() == 0
+
+
+async def test_beyond_the_events_waiting_a_request_goes_to_the_view(
+    server, carol_token, monkeypatch
+):
+    from realtime import fast_publish
+
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    monkeypatch.setattr(fast_publish, "MAX_WAITING", 0)
+    response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    assert response["status"] == 201 and len(server.reached_django) == 2
+    assert await sync_to_async(stored)() == 2
+
+
+async def test_a_failure_giving_the_connection_back_after_the_commit_is_no_503(
+    server, carol_token, monkeypatch
+):
+    """The events are committed: a 503 ("nothing was published, retry") would duplicate
+    them on retry."""
+    from realtime import fast_publish
+
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    calls = []
+
+    def close_old_connections():
+        calls.append(1)
+        if len(calls) % 2 == 0:  # the one after publish_each
+            raise DatabaseError("connection lost while closing")
+
+    monkeypatch.setattr(fast_publish, "close_old_connections", close_old_connections)
+    response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    assert response["status"] == 201 and len(server.reached_django) == 1
+    assert await sync_to_async(stored)() == 2
+
+
+async def send_raw(application, body, headers, query_string=b""):
+    scope_path = URL + (f"?{query_string.decode()}" if query_string else "")
+    response = await HttpCommunicator(application, "POST", scope_path, body, headers).get_response(
+        timeout=TIMEOUT
+    )
+    return response
+
+
+@pytest.mark.parametrize(
+    "accept, query, status",
+    [
+        (b"text/html", b"", 201),  # DRF's browsable API renders it, not this path
+        (b"application/xml", b"", 406),
+        (None, b"format=api", 201),
+        (None, b"format=xml", 404),
+    ],
+)
+async def test_another_accept_or_format_goes_through_the_view(
+    server, carol_token, accept, query, status
+):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    body = json.dumps({"event_type": "security_event", "data": {}}).encode()
+    headers = [
+        (b"host", b"localhost"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {carol_token}".encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if accept:
+        headers.append((b"accept", accept))
+    response = await send_raw(server, body, headers, query)
+    assert len(server.reached_django) == 2
+    assert response["status"] == status
+
+
+async def test_a_chunked_or_large_body_goes_through_the_view(server, carol_token, settings):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    body = json.dumps({"event_type": "security_event", "data": {}}).encode()
+    headers = [
+        (b"host", b"localhost"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {carol_token}".encode()),
+    ]
+    chunked = await send_raw(server, body, [*headers, (b"transfer-encoding", b"chunked")])
+    assert len(server.reached_django) == 2
+    assert chunked["status"] == 400  # as the view answers a body it cannot read
+    large = {"event_type": "security_event", "data": {"text": "x" * 70_000}}
+    response = await post(server, large, carol_token)
+    assert response["status"] == 201 and len(server.reached_django) == 3
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None  # no limit: not an error
+    response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    assert response["status"] == 201 and len(server.reached_django) == 3
+
+
+async def test_a_token_not_seen_here_goes_to_the_view_which_checks_it(
+    server, carol, token_for, carol_token
+):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    other_token = await sync_to_async(token_for)(carol)  # carol's snapshot is held
+    response = await post(server, {"event_type": "security_event", "data": {}}, other_token)
+    assert response["status"] == 201 and len(server.reached_django) == 2
+    response = await post(server, {"event_type": "security_event", "data": {}}, other_token)
+    assert response["status"] == 201 and len(server.reached_django) == 2  # now known
+
+
+async def test_a_single_header_type_is_compared_whole_as_simplejwt_does(
+    server, carol_token, monkeypatch
+):
+    from rest_framework_simplejwt.settings import api_settings
+
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    monkeypatch.setattr(api_settings, "AUTH_HEADER_TYPES", "Bearer")  # as SIMPLE_JWT gives it
+    body = json.dumps({"event_type": "security_event", "data": {}}).encode()
+    headers = [
+        (b"host", b"localhost"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bear {carol_token}".encode()),  # "Bear" is in "Bearer"
+        (b"content-length", str(len(body)).encode()),
+    ]
+    response = await send_raw(server, body, headers)
+    assert response["status"] == 401 and len(server.reached_django) == 2
+
+
+async def test_a_client_gone_before_its_body_is_answered_nothing(server, carol_token):
+    await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": URL,
+        "query_string": b"",
+        "scheme": "http",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {carol_token}".encode()),
+            (b"content-length", b"60"),
+        ],
+    }
+    sent = []
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    await asyncio.wait_for(server(scope, receive, send), TIMEOUT)
+    assert sent == [] and len(server.reached_django) == 1
+    assert await sync_to_async(stored)() == 1
+
+
+@pytest.mark.skipif(
+    "postgresql" not in django_settings.DATABASES["default"]["ENGINE"],
+    reason="PostgreSQL's jsonb refuses a NUL",
+)
+async def test_a_nul_in_data_is_a_400_invalid_event_data_on_postgresql(server, carol_token):
+    body = {"event_type": "security_event", "data": {"text": "a\u0000b"}}
+    through_view = await post(server, body, carol_token)  # the first: snapshots carol
+    fast = await post(server, body, carol_token)
+    assert len(server.reached_django) == 1
+    for response in (through_view, fast):
+        assert response["status"] == 400
+        assert response["json"]["error_code"] == "INVALID_EVENT_DATA"
+    assert await sync_to_async(stored)() == 0

@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from django.db import DatabaseError, connections, transaction
+from django.db import DataError, OperationalError, connections, transaction
 
 from realtime import publishing
 from realtime.group_commit import GroupCommit
@@ -18,22 +18,25 @@ class GatedStore:
     so that the next publishers queue up behind it. `refuse` names data that no INSERT
     takes (a group holding it fails, and so does it alone)."""
 
-    def __init__(self, refuse=None):
+    def __init__(self, refuse=None, error=DataError):
         self.gate = threading.Event()
         self.groups = []
+        self.alone = 0  # store_one calls
         self.refuse = refuse
+        self.error = error
 
     def many(self, events):
         self.groups.append(len(events))
         if len(self.groups) == 1:
             assert self.gate.wait(10)
         if any(event.data == self.refuse for event in events):
-            raise DatabaseError("refused by the test")
+            raise self.error("refused by the test")
         Event.objects.bulk_create(events)
 
     def one(self, event):
+        self.alone += 1
         if event.data == self.refuse:
-            raise DatabaseError("refused by the test")
+            raise self.error("refused by the test")
         event.save(force_insert=True)
 
 
@@ -93,10 +96,27 @@ def test_a_group_that_fails_fails_only_the_publisher_whose_event_cannot_be_store
     for thread in threads:
         thread.join(10)
     assert store.groups == [1, 3]
-    assert isinstance(outcomes[2], DatabaseError)
+    assert isinstance(outcomes[2], DataError)
     stored = [outcomes[n] for n in (0, 1, 3)]
     assert all(isinstance(event, Event) and event.pk for event in stored)
     assert sorted(Event.objects.values_list("data__n", flat=True)) == [0, 1, 3]
+
+
+def test_a_group_that_times_out_fails_at_once_without_trying_each_event_alone(gated):
+    """A lock or pool timeout is no one event's fault: each event tried alone would wait
+    as long again (N times 20 s on SQLite)."""
+    store, committer = gated(refuse={"n": "slow"}, error=OperationalError)
+    datas = [{"n": 0}, {"n": 1}, {"n": "slow"}, {"n": 3}]
+    threads, outcomes = publish_in_threads(datas, store)
+    wait_until(lambda: committer.queued == 3, "three publishers wait")
+    store.gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert store.groups == [1, 3] and store.alone == 0
+    errors = [outcomes[n] for n in (1, 2, 3)]
+    assert all(isinstance(error, OperationalError) for error in errors)
+    assert len({id(error) for error in errors}) == 3  # each publisher its own
+    assert list(Event.objects.values_list("data__n", flat=True)) == [0]
 
 
 def test_a_publisher_waiting_in_line_leads_the_next_group(gated):

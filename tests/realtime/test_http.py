@@ -68,6 +68,17 @@ def test_bad_publish_is_a_400_with_a_reason_and_stores_nothing(api_client, carol
     assert Event.objects.count() == stored
 
 
+@pytest.mark.parametrize("body", ["null", '"text"', "3"])
+def test_a_publish_body_that_is_no_object_is_a_400_with_an_error_code(api_client, carol, body):
+    api_client.force_authenticate(carol)
+    stored = Event.objects.count()
+    response = api_client.post("/api/realtime/publish/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "INVALID"
+    assert response.json()["non_field_errors"]
+    assert Event.objects.count() == stored
+
+
 def test_analyst_may_not_publish(api_client, alice):
     api_client.force_authenticate(alice)
     response = api_client.post(

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL"
 
 async def test_many_calls_at_once_share_a_bounded_pool_and_few_round_trips():
     store = RedisStore(settings.REDIS_URL, settings.REDIS_KEY_PREFIX)
-    pool = store.redis.connection_pool
+    pool = store.counting.connection_pool
     used, taken = set(), []
     get_connection = pool.get_connection
 
@@ -44,7 +44,7 @@ async def test_many_calls_at_once_share_a_bounded_pool_and_few_round_trips():
         await store.remove_connection("test-origin", 0)
         assert again == (totals[0], 1)  # all counted out
     finally:
-        await store.redis.aclose()
+        await store.aclose()
 
 
 async def test_a_message_s_windows_are_counted_until_one_is_past_its_limit():
@@ -57,4 +57,14 @@ async def test_a_message_s_windows_are_counted_until_one_is_past_its_limit():
         assert await store.count(f"sub:{key}", 60) == 1
         assert (await store.hit(f"sub:{key}", 60))[0] == 2
     finally:
-        await store.redis.aclose()
+        await store.aclose()
+
+
+async def test_the_counting_scripts_are_never_retried():
+    """A script that timed out may have run: sent again, its counts would go in twice."""
+    store = RedisStore(settings.REDIS_URL, settings.REDIS_KEY_PREFIX)
+    try:
+        assert store.counting.get_retry().get_retries() == 0
+        assert store.redis.get_retry().get_retries() > 0  # idempotent commands are
+    finally:
+        await store.aclose()
