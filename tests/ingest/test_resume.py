@@ -20,9 +20,12 @@ class Crash(BaseException):
     """The process dying mid-stage: nothing catches it, nothing is marked failed."""
 
 
-def attack_log():
-    lines = [m.text for m in generate("attack-heavy", 600, seed=11)]
+def receive(lines):
     return receive_raw_log(source="auth.log", content="\n".join(lines), actor=None)
+
+
+def attack_log():
+    return receive([m.text for m in generate("attack-heavy", 600, seed=11)])
 
 
 def crash_at_the_fifth_chunk(monkeypatch, raw_log):
@@ -102,9 +105,6 @@ def test_a_log_another_process_is_working_on_is_left_alone():
 def test_the_logs_completed_before_the_crash_rebuild_the_detection_state(replay_lines):
     lines = [m.text for m in generate("attack-heavy", 600, seed=12)]
 
-    def receive(part):
-        return receive_raw_log(source="auth.log", content="\n".join(part), actor=None)
-
     with TestCase.captureOnCommitCallbacks(execute=True):
         process_raw_log(receive(lines[:300]).pk)
         process_raw_log(receive(lines[300:]).pk)
@@ -179,9 +179,6 @@ def test_the_completed_logs_replayed_before_a_resume_replay_their_sigma_lines_ch
 ):
     settings.LOG_PROCESSING_CHUNK_LINES = 50
     lines = [m.text for m in generate("attack-heavy", 600, seed=12)]
-
-    def receive(part):
-        return receive_raw_log(source="auth.log", content="\n".join(part), actor=None)
 
     with TestCase.captureOnCommitCallbacks(execute=True):
         process_raw_log(receive(lines[:300]).pk)
