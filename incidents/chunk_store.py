@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from incidents import block_hits
 from incidents.events import (
@@ -27,7 +28,7 @@ from incidents.exceptions import IncidentsError
 from incidents.ingest_metrics import PROCESSING
 from incidents.models import CLOSED_ALERT_STATUSES, Alert, RawLogStatus, SecurityEvent
 from incidents.pipeline.alert_input import alert_input
-from incidents.security_events import IN_PROGRESS
+from incidents.security_events import COMPLETED, IN_PROGRESS
 from incidents.services import MAX_BULK_ALERTS, ingest_alert, ingest_alerts
 from realtime.publishing import publish_many_on_commit
 
@@ -60,9 +61,14 @@ class ChunkStore:
         self.alerts = AlertRaiser(threshold)
         self.started = started
 
-    def store(self, chunk, drafts, *, malformed, unknown):
+    def store(self, chunk, drafts, *, malformed, unknown, before=()):
+        """Store `chunk` in one transaction; `before`: items published ahead of the
+        chunk's own (the raw log's `started`). The last chunk (`chunk.last`) completes
+        the raw log in the same transaction."""
         raw_log = self.raw_log
         with transaction.atomic():
+            # First in the commit's one INSERT, ahead of the alerts' events.
+            publish_many_on_commit(before)
             # Before the events are built: it names the incident on their listing.
             block_hits.link_and_record(drafts)
             raised = self.alerts.raise_alerts(drafts)
@@ -87,9 +93,14 @@ class ChunkStore:
             raw_log.alerts_raised += new_alerts
             raw_log.progress = chunk.progress
             raw_log.processing_time = time.monotonic() - self.started
-            raw_log.save(
-                update_fields=["status", "stage", *COUNTERS, "processing_time", "updated_at"]
-            )
+            progress = processing_update_data(raw_log, status=IN_PROGRESS)
+            fields = ["status", "stage", *COUNTERS, "processing_time", "updated_at"]
+            if chunk.last:
+                # One transaction less per raw log: its completion commits with its last
+                # chunk (a second writer, the syslog child, holds SQLite's lock less often).
+                mark_completed(raw_log, self.started)
+                fields = [*fields, "finished_at"]
+            raw_log.save(update_fields=fields)
 
             # Everything the batch publishes, in one INSERT into the event table after
             # the commit: its events, then its alerts and threats, then the progress.
@@ -101,7 +112,10 @@ class ChunkStore:
                 (event_type, data, {"priority": draft.severity})
                 for event_type, data, draft in published
             ]
-            items.append(("processing_update", processing_update_data(raw_log, status=IN_PROGRESS)))
+            items.append(("processing_update", progress))
+            if chunk.last:
+                completed = processing_update_data(raw_log, status=COMPLETED)
+                items.append(("processing_update", completed))
             publish_many_on_commit(items)
         PROCESSING.add(
             lines=len(chunk.lines),
@@ -109,6 +123,14 @@ class ChunkStore:
             events=len(events),
             alerts=new_alerts,
         )
+
+
+def mark_completed(raw_log, started):
+    """Set `raw_log` completed (not saved); `started` is its processing's `time.monotonic()`."""
+    raw_log.status = raw_log.stage = RawLogStatus.COMPLETED
+    raw_log.progress = 1.0
+    raw_log.finished_at = timezone.now()
+    raw_log.processing_time = time.monotonic() - started
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,16 +15,18 @@ reason. Each step publishes `processing_update` (see `events.processing_update_d
 Lines are parsed (`incidents.pipeline.parse_line`) and analysed by the built-in rules
 (`Analyzer` over this process's bounded detection state; `current_rules`: a loaded Sigma
 correlation may replace one) and the Sigma rules (`incidents.sigma.analyze_many`, on the
-same state) chunk by chunk, each asking the state once per chunk, so a large file
-never sits in memory as parsed lines and clients see progress. Each chunk's writes are one
-transaction: its security events, the alerts they raise through
-`incidents.services.ingest_alert`, and the raw log's counters; every event of the chunk is
-published after that commit (`incidents.chunk_store`). A malformed line is counted, never
-fatal. Parsing and analysis run outside the transaction, so the database write lock
-(SQLite) is held only for the writes. A process processes one raw log at a time (from its
-first line to its completion), in the order they were handed over, through its one
-processing worker (`incidents.processing_worker`), so concurrent uploads never interleave
-their lines in the detection state.
+same state) chunk by chunk, each asking the state once per chunk, so a large file never sits
+in memory as parsed lines and clients see progress. Each chunk's writes are one transaction:
+its security events, the alerts they raise through `incidents.services.ingest_alert`, and
+the raw log's counters; every event of the chunk is published after that commit
+(`incidents.chunk_store`). The `started` update goes out with the first chunk's events and
+the last chunk's transaction completes the log: two write transactions per raw log (on
+SQLite, each one a moment other writers wait). A malformed line is counted, never fatal.
+Parsing and analysis run outside the transaction, so the database write lock (SQLite) is
+held only for the writes. A process processes one raw log at a time (from its first line to
+its completion), in the order they were handed over, through its one processing worker
+(`incidents.processing_worker`), so concurrent uploads never interleave their lines in the
+detection state.
 
 Events published per chunk: `security_event` for each stored event (priority =
 severity); for each event at or above ALERT_SEVERITY_THRESHOLD the alert's own
@@ -49,7 +51,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from incidents import sigma
-from incidents.chunk_store import COUNTERS, ChunkStore
+from incidents.chunk_store import COUNTERS, ChunkStore, mark_completed
 from incidents.conf import pipeline_setting
 from incidents.events import processing_update_data
 from incidents.exceptions import NotFound
@@ -61,7 +63,7 @@ from incidents.processing_worker import processing_worker
 from incidents.raw_log_lines import RawLogChunks, raw_log_lines
 from incidents.security_events import COMPLETED, FAILED, STARTED
 from incidents.threat_intel import domain_lookup
-from realtime.publishing import publish_on_commit
+from realtime.publishing import publish_many_on_commit
 from threatlens.audit.context import audit_context
 
 logger = logging.getLogger(__name__)
@@ -171,6 +173,40 @@ def process_raw_log(raw_log_id, *, analyzer=None):
         with audit_context(request=None, actor=None, source="pipeline"):
             _Run(raw_log, analyzer or build_analyzer()).run()
         return raw_log
+
+
+def process_raw_logs(raw_log_ids):
+    """Process received raw logs in the order given, in one turn of this process's
+    processing worker; returns the ids it processed.
+
+    Those still `received` are claimed together, in one transaction (a conditional
+    UPDATE after locking the rows, so another worker's claim is never taken over); each
+    is then processed as `process_raw_log` would. A log that fails is marked failed and
+    logged, and the next one goes on.
+    """
+    with processing_worker().turn():
+        claimed = _claim(raw_log_ids)
+        for raw_log in claimed:
+            try:
+                with audit_context(request=None, actor=None, source="pipeline"):
+                    _Run(raw_log, build_analyzer()).run()
+            except Exception:
+                logger.exception("processing raw log %s failed", raw_log.pk)
+        return [raw_log.pk for raw_log in claimed]
+
+
+def _claim(raw_log_ids):
+    now = timezone.now()
+    received = RawLog.objects.filter(pk__in=raw_log_ids, status=RawLogStatus.RECEIVED)
+    with transaction.atomic():
+        if connection.features.has_select_for_update:
+            received = received.select_for_update()
+        ids = list(received.values_list("pk", flat=True))
+        RawLog.objects.filter(pk__in=ids).update(
+            status=RawLogStatus.PARSING, stage=RawLogStatus.PARSING, started_at=now, updated_at=now
+        )
+    order = {pk: index for index, pk in enumerate(raw_log_ids)}
+    return sorted(RawLog.objects.filter(pk__in=ids), key=lambda raw_log: order[raw_log.pk])
 
 
 def process_next_raw_log(*, analyzer=None):
@@ -366,6 +402,8 @@ class _Run:
     def __init__(self, raw_log, analyzer, *, done_lines=0):
         self.raw_log = raw_log
         self.started = time.monotonic()
+        # Published with the first chunk's events, in its INSERT (one transaction less).
+        self.announce = [("processing_update", processing_update_data(raw_log, status=STARTED))]
         self.detector = ChunkDetector(raw_log, analyzer)
         # Lines whose chunks were committed before a crash (`resume_interrupted`) are
         # only replayed into the detection state.
@@ -391,10 +429,11 @@ class _Run:
 
     def _run(self):
         raw_log = self.raw_log
-        publish_on_commit("processing_update", processing_update_data(raw_log, status=STARTED))
+        completed = False
         try:
             for chunk in self.chunks:
                 self._process_chunk(chunk)
+                completed = chunk.last
         except Exception as exc:
             if _is_shared_state_outage(exc):
                 # Redis gone mid-way: the lines are fine and the committed chunks are
@@ -410,20 +449,23 @@ class _Run:
             logger.exception("processing raw log %s failed", raw_log.pk)
             self._fail(exc)
             return
-        self._complete()
+        if not completed:  # every line was committed before a crash: no chunk was left
+            self._complete()
 
     def _process_chunk(self, chunk):
         detected = self.detector.detect(chunk)
         self.store.store(
-            chunk, detected.drafts, malformed=detected.malformed, unknown=detected.unknown
+            chunk,
+            detected.drafts,
+            malformed=detected.malformed,
+            unknown=detected.unknown,
+            before=self.announce,
         )
+        self.announce = []
 
     def _complete(self):
         raw_log = self.raw_log
-        raw_log.status = raw_log.stage = RawLogStatus.COMPLETED
-        raw_log.progress = 1.0
-        raw_log.finished_at = timezone.now()
-        raw_log.processing_time = time.monotonic() - self.started
+        mark_completed(raw_log, self.started)
         with transaction.atomic():
             raw_log.save(
                 update_fields=[
@@ -435,8 +477,11 @@ class _Run:
                     "updated_at",
                 ]
             )
-            publish_on_commit(
-                "processing_update", processing_update_data(raw_log, status=COMPLETED)
+            publish_many_on_commit(
+                [
+                    *self.announce,
+                    ("processing_update", processing_update_data(raw_log, status=COMPLETED)),
+                ]
             )
 
     def _fail(self, exc):
@@ -461,8 +506,11 @@ class _Run:
                         "updated_at",
                     ]
                 )
-                publish_on_commit(
-                    "processing_update", processing_update_data(raw_log, status=FAILED)
+                publish_many_on_commit(
+                    [
+                        *self.announce,
+                        ("processing_update", processing_update_data(raw_log, status=FAILED)),
+                    ]
                 )
         except Exception:
             logger.exception("could not mark raw log %s as failed", raw_log.pk)

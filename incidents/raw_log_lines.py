@@ -1,7 +1,8 @@
 """A raw log's lines, read from its content or its file and cut into chunks.
 
     for chunk in RawLogChunks(raw_log, chunk_lines=500, done_lines=0, replay=replay):
-        ...  # chunk.lines, chunk.progress (0..1), chunk.start (its first line's number)
+        ...  # chunk.lines, chunk.progress (0..1), chunk.start (its first line's number),
+             # chunk.last (no chunk after it)
 
 Blank lines are skipped, NUL characters replaced (PostgreSQL stores none in text), a
 gzip file (`.gz`) read through gzip. A file that cannot be read raises OSError.
@@ -23,6 +24,7 @@ class Chunk:
     lines: list
     progress: float
     start: int  # the number of the chunk's first line in its raw log (from 0)
+    last: bool = False  # no chunk comes after it: its commit completes the raw log
 
 
 class RawLogChunks:
@@ -43,6 +45,17 @@ class RawLogChunks:
         self.replay = replay
 
     def __iter__(self):
+        # One chunk ahead, so that the last one is known as such (`Chunk.last`).
+        ahead = None
+        for chunk in self._chunks():
+            if ahead is not None:
+                yield ahead
+            ahead = chunk
+        if ahead is not None:
+            ahead.last = True
+            yield ahead
+
+    def _chunks(self):
         batch, progress, start, replay = [], 0.0, self.done_lines, []
         for index, (line, progress) in enumerate(raw_log_lines(self.raw_log)):
             if index < self.done_lines:
@@ -64,8 +77,9 @@ class RawLogChunks:
                 batch = []
         if replay:
             self.replay(replay)
-        # `lines_total` counts the committed chunks (the caller's): 0 means none was.
-        if batch or self.raw_log.lines_total == 0:
+        # A log without lines (none stored before a crash, none in a chunk) still gets
+        # one chunk, so that its stages run.
+        if batch or start == 0:
             yield Chunk(batch, 1.0, start)
 
 

@@ -234,16 +234,14 @@ def store_lines(batches):
 
 def process_stored(raw_logs):
     """Process `raw_logs` in order, in one turn of this process's processing worker (no
-    upload comes between them); a failure is logged, and the next one goes on."""
-    from incidents.processing import process_raw_log
-    from incidents.processing_worker import processing_worker
+    upload comes between them), claimed in one transaction; a failure is logged, and the
+    next one goes on."""
+    from incidents.processing import process_raw_logs
 
-    with processing_worker().turn():
-        for raw_log in raw_logs:
-            try:
-                process_raw_log(raw_log.pk)
-            except Exception:
-                logger.exception("processing raw log %s of received lines failed", raw_log.pk)
+    try:
+        process_raw_logs([raw_log.pk for raw_log in raw_logs])
+    except Exception:
+        logger.exception("processing %d raw logs of received lines failed", len(raw_logs))
 
 
 def recent_lines(file_name, limit):
