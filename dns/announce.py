@@ -82,7 +82,6 @@ def zone_changed(zone, action, changes, *, actor, request=None, recipients=None,
         f"zone_{action}",
         dict(events.zone_event_data(zone, action, changes, actor)),
         recipients=readers,
-        object_key=f"zone:{zone.pk}",
         merge_key=zone.pk,
         merge=events.merge_changes,
     )
@@ -107,7 +106,6 @@ def record_changed(record, zone, action, changes, *, actor, request=None):
         f"record_{action}",
         dict(events.record_event_data(record, zone, action, changes, actor)),
         recipients=zone_readers(zone.pk),
-        object_key=f"zone:{zone.pk}",
         merge_key=record.pk,
         merge=events.merge_changes,
     )
@@ -221,5 +219,4 @@ def access_changed(access, action, *, actor, request=None):
             events.zone_access_data(access, "revoked" if action == "deleted" else "granted", actor)
         ),
         recipients=grantee,
-        object_key=f"zone:{access.zone_id}",
     )

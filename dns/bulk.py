@@ -136,7 +136,6 @@ class Progress:
                 )
             ),
             recipients=self.recipients,
-            object_key=f"zone:{self.zone.pk}",
         )
 
 
@@ -376,13 +375,11 @@ def _announce_done(job, zone, actor, recipients):
         "bulk_operation_progress",
         dict(events.bulk_progress_data(job, zone, stage="done", processed=job.total, progress=1.0)),
         recipients=recipients,
-        object_key=f"zone:{zone.pk}",
     )
     publish_on_commit(
         "bulk_operation_complete",
         dict(events.bulk_complete_data(job, zone, actor)),
         recipients=recipients,
-        object_key=f"zone:{zone.pk}",
     )
     announce.config_changed("records", f"bulk_{job.operation}", actor, zone=zone)
 
@@ -411,7 +408,6 @@ def _fail(job, zone, actor, recipients, errors, *, undo=False):
         "bulk_operation_complete",
         dict(events.bulk_complete_data(job, zone, actor)),
         recipients=recipients,
-        object_key=f"zone:{zone.pk}",
     )
 
 

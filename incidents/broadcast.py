@@ -140,7 +140,6 @@ def _alert_event(alert, payload, *, created):
         payload,
         {
             "priority": PRIORITY_FOR_SEVERITY.get(alert.severity) if created else None,
-            "object_key": f"alert:{alert.pk}",
         },
     )
 
@@ -152,6 +151,5 @@ def _incident_event(incident, change):
         {
             "priority": PRIORITY_FOR_SEVERITY.get(incident.severity) if change.created else None,
             "recipients": incident_recipients(incident, also=change.also_notify),
-            "object_key": f"incident:{incident.pk}",
         },
     )

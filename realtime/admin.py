@@ -9,7 +9,7 @@ from realtime.models import Event
 class EventAdmin(admin.ModelAdmin):
     list_display = ("id", "event_type", "priority", "category", "source", "created_at", "origin")
     list_filter = ("event_type", "priority")
-    search_fields = ("event_type", "category", "source", "object_key")
+    search_fields = ("event_type", "category", "source")
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request):

@@ -23,9 +23,6 @@ class Event(models.Model):
     # Filter metadata, copied out of `data` once so filters never look inside payloads.
     category = models.CharField(max_length=64, blank=True)
     source = models.CharField(max_length=128, blank=True)
-    # What the event is about (`incident:12`, `zone:3`): an object's events are found by it
-    # (the admin searches it). Delivery never reads it: who gets an event is its audience.
-    object_key = models.CharField(max_length=64, blank=True, db_index=True)
 
     class Meta:
         ordering = ["id"]

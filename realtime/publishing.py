@@ -38,7 +38,7 @@ class Recipients:
         return cls(users=frozenset({getattr(user_or_id, "pk", user_or_id)}))
 
 
-def publish(event_type, data, *, priority=None, recipients=None, object_key=""):
+def publish(event_type, data, *, priority=None, recipients=None):
     """Store and broadcast one event now. Returns the stored `Event`.
 
     Call it after the data it describes is committed; from code that writes, use
@@ -47,7 +47,7 @@ def publish(event_type, data, *, priority=None, recipients=None, object_key=""):
     one in one INSERT and one commit (`realtime.group_commit`); it returns once its own
     is committed, and raises what storing its own raised.
     """
-    event, data_json = _unsaved(event_type, data, priority, recipients, object_key)
+    event, data_json = _unsaved(event_type, data, priority, recipients)
     _stored_together.store(event)
     _send(event, data_json)
     wake_table_pollers()
@@ -307,7 +307,7 @@ def _flush(entries):
             logger.exception("after publishing %s events", change_class.__name__)
 
 
-def _unsaved(event_type, data, priority=None, recipients=None, object_key=""):
+def _unsaved(event_type, data, priority=None, recipients=None):
     """The unsaved `Event` for a checked event, and its payload encoded once."""
     entry = _check(event_type, data, priority, recipients)
     priority = entry.priority if priority is None else priority
@@ -321,7 +321,6 @@ def _unsaved(event_type, data, priority=None, recipients=None, object_key=""):
         recipient_groups=sorted(recipients.groups) if recipients else None,
         category=_text_field(data, "category", 64),
         source=_text_field(data, "source", 128),
-        object_key=object_key[:64],
     )
     return event, data_json
 

@@ -14,8 +14,14 @@ from threatlens.writeguard import DirectWrite, service_writes
 pytestmark = pytest.mark.django_db
 
 
+def about(event):
+    """What an alert or incident event is about: `alert:12`, `incident:3`."""
+    kind = "incident" if event.event_type.startswith("incident") else "alert"
+    return f"{kind}:{event.data['id']}"
+
+
 def kinds():
-    return [(e.event_type, e.object_key) for e in events()]
+    return [(e.event_type, about(e)) for e in events()]
 
 
 def test_ingest_publishes_new_alert_with_the_rest_payload(
@@ -27,7 +33,7 @@ def test_ingest_publishes_new_alert_with_the_rest_payload(
             actor=alice,
         )
     [event] = events()
-    assert (event.event_type, event.priority, event.object_key) == (
+    assert (event.event_type, event.priority, about(event)) == (
         "new_alert",
         10,
         f"alert:{alert.pk}",
@@ -148,7 +154,7 @@ def test_reassigning_tells_both_incidents(alice, dave, take, django_capture_on_c
     dave = grant(dave, "reassign_alert")
     with django_capture_on_commit_callbacks(execute=True):
         _, daves = services.take_alert_ownership(alert.pk, actor=dave)
-    by_type = {(e.event_type, e.object_key): e for e in events()}
+    by_type = {(e.event_type, about(e)): e for e in events()}
     assert by_type[("incident_created", f"incident:{daves.pk}")].recipient_users == [dave.pk]
     old = by_type[("incident_updated", f"incident:{alices.pk}")]
     assert old.recipient_users == [alice.pk] and old.data["alert_ids"] == []
