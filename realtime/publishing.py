@@ -18,6 +18,7 @@ from realtime.catalogue import Audience
 from realtime.group_commit import GroupCommit, store_each
 from realtime.models import Event
 from realtime.transport import ORIGIN, layer_message, send_to_hubs, wake_table_pollers
+from realtime.write_lock import when_unlocked
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +78,11 @@ def publish_each(items):
 
 
 def _store_many(events):
-    Event.objects.bulk_create(events)
+    when_unlocked(lambda: Event.objects.bulk_create(events))
 
 
 def _store_one(event):
-    event.save(force_insert=True)
+    when_unlocked(lambda: event.save(force_insert=True))
 
 
 # Concurrent `publish` calls of this process (one-event REST requests) share a commit.
@@ -93,7 +94,8 @@ def publish_many(items):
     `(event_type, data)` pairs or `(event_type, data, options)` with `publish`'s keyword
     arguments. All are checked first: one bad item publishes none. Returns the `Event`s."""
     unsaved = [_unsaved(item[0], item[1], **(item[2] if len(item) > 2 else {})) for item in items]
-    events = Event.objects.bulk_create([event for event, _ in unsaved])
+    events = [event for event, _ in unsaved]
+    _store_many(events)
     for event, (_, data_json) in zip(events, unsaved, strict=True):
         _send(event, data_json)
     wake_table_pollers()
