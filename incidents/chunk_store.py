@@ -29,7 +29,7 @@ from incidents.ingest_metrics import PROCESSING
 from incidents.models import CLOSED_ALERT_STATUSES, Alert, RawLogStatus, SecurityEvent
 from incidents.pipeline.alert_input import alert_input
 from incidents.security_events import COMPLETED, IN_PROGRESS
-from incidents.services import MAX_BULK_ALERTS, ingest_alert, ingest_alerts
+from incidents.services import MAX_BULK_ALERTS, check_alerts, ingest_alert, ingest_alerts
 from realtime.publishing import publish_many_on_commit
 
 logger = logging.getLogger(__name__)
@@ -66,12 +66,13 @@ class ChunkStore:
         chunk's own (the raw log's `started`). The last chunk (`chunk.last`) completes
         the raw log in the same transaction."""
         raw_log = self.raw_log
+        alerts = self.alerts.prepare(drafts)
         with transaction.atomic():
             # First in the commit's one INSERT, ahead of the alerts' events.
             publish_many_on_commit(before)
             # Before the events are built: it names the incident on their listing.
             block_hits.link_and_record(drafts)
-            raised = self.alerts.raise_alerts(drafts)
+            raised = self.alerts.raise_alerts(alerts)
             events, published = [], []
             for index, draft in enumerate(drafts):
                 alert = raised.get(index)
@@ -134,6 +135,17 @@ def mark_completed(raw_log, started):
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedAlerts:
+    """A chunk's drafts at or above the threshold (`(index, draft)`), their alert bodies
+    without external ids, and those bodies checked, per slice of MAX_BULK_ALERTS (None
+    for a slice with an invalid one)."""
+
+    severe: list
+    bodies: list
+    checked: list
+
+
+@dataclass(frozen=True, slots=True)
 class RaisedAlert:
     """A draft's alert after the batch: its id, whether this draft created it, its
     occurrence count as of this draft, its incident."""
@@ -150,29 +162,44 @@ class AlertRaiser:
     def __init__(self, threshold):
         self.threshold = threshold
 
-    def raise_alerts(self, drafts):
-        """Raise or repeat the alerts of the batch's drafts at or above the threshold, in
-        one `ingest_alerts` call. Returns {draft index: RaisedAlert}.
+    def prepare(self, drafts):
+        """Before the transaction: the drafts at or above the threshold, with their alert
+        bodies built and checked (`check_alerts`), so that the write lock is held only
+        for the writes. Pass the result to `raise_alerts`."""
+        severe = [(i, d) for i, d in enumerate(drafts) if d.severity >= self.threshold]
+        bodies = [alert_input(draft, source=ALERT_SOURCE) for _, draft in severe]
+        checked = []
+        for start in range(0, len(bodies), MAX_BULK_ALERTS):
+            try:
+                checked.append(check_alerts(bodies[start : start + MAX_BULK_ALERTS]))
+            except IncidentsError:
+                checked.append(None)  # one is invalid: that slice goes one by one
+        return PreparedAlerts(severe, bodies, checked)
+
+    def raise_alerts(self, prepared):
+        """Raise or repeat the alerts of a batch's `prepare`d drafts, in one
+        `ingest_alerts` call. Returns {draft index: RaisedAlert}.
 
         A draft repeats the open alert of its correlation key when there is one: its
         external id is that alert's, so `ingest_alerts`' (source, external_id) identity
         updates it (occurrence_count, last_seen_at) instead of queueing another. Drafts of
         one key within the batch join the same alert, as they would one by one.
         """
-        severe = [(i, d) for i, d in enumerate(drafts) if d.severity >= self.threshold]
+        severe = prepared.severe
         if not severe:
             return {}
         firsts = {}
         for _, draft in severe:
             firsts.setdefault(draft.correlation_key, draft)
         external_ids = _external_ids(firsts)
+        ids = [external_ids[draft.correlation_key] for _, draft in severe]
         bodies = [
-            alert_input(draft, source=ALERT_SOURCE, external_id=external_ids[draft.correlation_key])
-            for _, draft in severe
+            {**body, "external_id": id_} for body, id_ in zip(prepared.bodies, ids, strict=True)
         ]
         results = []
-        for start in range(0, len(bodies), MAX_BULK_ALERTS):
-            results += _ingest_alerts(bodies[start : start + MAX_BULK_ALERTS])
+        for slice_, start in enumerate(range(0, len(bodies), MAX_BULK_ALERTS)):
+            end = start + MAX_BULK_ALERTS
+            results += _ingest_alerts(bodies[start:end], prepared.checked[slice_], ids[start:end])
         found = {
             pk: (count, incident_id)
             for pk, count, incident_id in Alert.objects.filter(
@@ -235,12 +262,13 @@ def _external_ids(first_drafts):
     return found
 
 
-def _ingest_alerts(bodies):
-    """[(alert id, created)] for `bodies`, in one transaction; if one is refused, they go
-    one by one, and a refused alert is (None, False): its event is still stored and
-    published."""
+def _ingest_alerts(bodies, checked, external_ids):
+    """[(alert id, created)] for `bodies` (`checked`: the same alerts checked, without
+    their `external_ids`, or None), in one transaction; if one is refused, they go one by
+    one, and a refused alert is (None, False): its event is still stored and published."""
     try:
-        return ingest_alerts(bodies, actor=None).results
+        items = bodies if checked is None else checked.with_external_ids(external_ids)
+        return ingest_alerts(items, actor=None).results
     except IncidentsError:
         pass
     results = []

@@ -111,10 +111,56 @@ class BulkIngestResult:
     results: list = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class CheckedAlerts:
+    """Alert bodies that passed validation (`check_alerts`), for `ingest_alerts`.
+
+    Checked before the caller's transaction, so that the database write lock is not held
+    while a serializer runs (the pipeline's chunks, docs/ingest.md)."""
+
+    fields: tuple  # the validated fields of each alert
+    external_id_field: serializers.Field
+
+    def with_external_ids(self, external_ids):
+        """The same alerts, alert i with the external id `external_ids[i]` (validated as
+        the serializer validates it; raises ValidationError)."""
+        fields = []
+        for index, (alert, external_id) in enumerate(zip(self.fields, external_ids, strict=True)):
+            try:
+                value = self.external_id_field.run_validation(external_id)
+            except serializers.ValidationError as exc:
+                raise ValidationError(
+                    "An external id is invalid; none were stored.",
+                    details={"errors": {str(index): {"external_id": exc.detail}}},
+                ) from None
+            fields.append({**alert, "external_id": value})
+        return CheckedAlerts(tuple(fields), self.external_id_field)
+
+
+def check_alerts(items):
+    """`CheckedAlerts` for a list of alert bodies, as `ingest_alerts` would check them;
+    raises ValidationError (each bad item by its index) when one is invalid."""
+    if not isinstance(items, list):
+        raise ValidationError("Expected a list of alerts.")
+    if not items:
+        raise ValidationError("The list of alerts is empty.")
+    if len(items) > MAX_BULK_ALERTS:
+        raise ValidationError(f"At most {MAX_BULK_ALERTS} alerts per request, not {len(items)}.")
+    serializer = AlertIngestSerializer()
+    validated, errors = _validated_alerts(items, serializer)
+    if errors:
+        raise ValidationError(
+            f"{len(errors)} of {len(items)} alerts are invalid; none were stored.",
+            details={"errors": errors},
+        )
+    return CheckedAlerts(tuple(validated), serializer.fields["external_id"])
+
+
 @service
 def ingest_alerts(items, *, actor, request=None):
     """Raise many alerts at once, all or nothing: if any item is invalid, nothing is stored
-    and the error lists each bad item by its index.
+    and the error lists each bad item by its index. `items` is a list of alert bodies, or
+    `CheckedAlerts` (`check_alerts`) checked earlier.
 
     Items with the same (source, external_id) within the list, or matching an existing
     alert, are merged as in `ingest_alert` (with the same permission check: one refused
@@ -122,18 +168,8 @@ def ingest_alerts(items, *, actor, request=None):
     announced explicitly, as `bulk_create` does not go through `save_alert`).
     """
     _require(actor, ADD_ALERT, "raise alerts", system_allowed=True)
-    if not isinstance(items, list):
-        raise ValidationError("Expected a list of alerts.")
-    if not items:
-        raise ValidationError("The list of alerts is empty.")
-    if len(items) > MAX_BULK_ALERTS:
-        raise ValidationError(f"At most {MAX_BULK_ALERTS} alerts per request, not {len(items)}.")
-    validated, errors = _validated_alerts(items)
-    if errors:
-        raise ValidationError(
-            f"{len(errors)} of {len(items)} alerts are invalid; none were stored.",
-            details={"errors": errors},
-        )
+    checked = items if isinstance(items, CheckedAlerts) else check_alerts(items)
+    validated = [dict(fields) for fields in checked.fields]
 
     # One group per distinct (source, external_id); alerts without an external id are
     # each their own group. A group's later items update its first, as a repeat would.
@@ -242,12 +278,11 @@ def _validated_alert(data):
     return dict(serializer.validated_data)
 
 
-def _validated_alerts(items):
+def _validated_alerts(items, serializer):
     """`_validated_alert` of every item, through one serializer instance: DRF builds a
     serializer's fields per instance, so they are built once, not once per alert (what
     a list serializer does, without its version-dependent error format).
     Returns (validated fields, {str(index): errors})."""
-    serializer = AlertIngestSerializer()
     validated, errors = [], {}
     for index, item in enumerate(items):
         if not isinstance(item, dict):

@@ -155,6 +155,27 @@ def test_bulk_ingest_needs_a_list_of_reasonable_size(alice, payload):
     assert not Alert.objects.exists()
 
 
+def test_alerts_checked_before_the_transaction_are_stored_with_their_external_ids(alice):
+    """The pipeline checks its alerts before it takes the write lock, and gives them
+    their external ids inside (chunk_store.AlertRaiser)."""
+    checked = services.check_alerts([alert_data(), alert_data(title="second")])
+
+    result = services.ingest_alerts(checked.with_external_ids([" k-1 ", "k-2"]), actor=alice)
+
+    assert len(result.created) == 2
+    assert set(Alert.objects.values_list("external_id", flat=True)) == {"k-1", "k-2"}
+
+
+def test_a_checked_alert_refuses_an_invalid_external_id(alice):
+    checked = services.check_alerts([alert_data()])
+    with pytest.raises(ValidationError) as caught:
+        checked.with_external_ids(["x" * 300])
+    assert set(caught.value.details["errors"]["0"]) == {"external_id"}
+    with pytest.raises(ValidationError, match="invalid"):
+        services.check_alerts([alert_data(severity="bad")])
+    assert not Alert.objects.exists()
+
+
 def test_viewer_cannot_bulk_ingest(bob):
     with pytest.raises(PermissionDenied):
         services.ingest_alerts([alert_data()], actor=bob)
