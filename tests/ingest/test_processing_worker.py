@@ -2,6 +2,7 @@
 background uploads go to it, inline ones take a turn in their request."""
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -84,6 +85,32 @@ def test_a_failing_job_gives_its_error_to_the_caller_and_the_worker_goes_on():
     with pytest.raises(ZeroDivisionError):
         failed.result(5)
     assert worker.submit(lambda: "next").result(5) == "next"
+
+
+def test_a_turn_given_up_while_waiting_does_not_hold_up_the_worker():
+    """A caller interrupted before its turn came (a signal, a stop) still hands it back:
+    the worker goes on with what came after it."""
+    worker = ProcessingWorker()
+    gate = threading.Event()
+    worker.submit(gate.wait, 5)  # the worker is busy: a turn asked for now waits
+
+    class GaveUp(Exception):
+        pass
+
+    def give_up(signum, frame):
+        raise GaveUp
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    try:
+        with pytest.raises(GaveUp), worker.turn():
+            pytest.fail("the turn came while the worker was busy")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    after = worker.submit(lambda: "after")
+    gate.set()
+    assert after.result(timeout=5) == "after"
 
 
 def test_one_worker_per_process():
