@@ -117,16 +117,38 @@ async def test_groups_are_stored_at_once_in_as_many_lanes_as_set(
     assert await sync_to_async(stored)() == 3
 
 
-def test_one_event_is_stored_in_one_autocommit_statement_and_several_in_a_transaction():
-    in_transaction = []
+def test_a_group_is_stored_in_one_statement_outside_any_transaction():
+    """One INSERT, committed as it runs (one round trip), for one event or several."""
+    inserts = []
 
     def record(execute, sql, params, many, context):
         if sql.lstrip().upper().startswith("INSERT"):
-            in_transaction.append(connection.in_atomic_block)
+            inserts.append(connection.in_atomic_block)
         return execute(sql, params, many, context)
 
     item = ("security_event", {}, {})
     with connection.execute_wrapper(record):
         publishing.publish_each([item])
-        publishing.publish_each([item, item])
-    assert in_transaction == [False, True]
+        publishing.publish_each([item, item, item])
+    assert inserts == [False, False]
+
+
+def test_each_event_of_a_group_gets_its_own_row():
+    from realtime.models import Event
+    from realtime.publishing import Recipients
+
+    items = [
+        ("security_event", {"n": 1, "category": "auth"}, {"priority": 9}),
+        ("incident_updated", {"n": 2}, {"recipients": Recipients(users=frozenset({7}))}),
+        ("security_event", {"n": 3, "source": "fw"}, {}),
+    ]
+    events = publishing.publish_each(items)
+    assert len({event.pk for event in events}) == 3
+    for event, (event_type, data, _options) in zip(events, items, strict=True):
+        row = Event.objects.get(pk=event.pk)
+        assert (row.event_type, row.data) == (event_type, data)
+        assert row.created_at == event.created_at
+    rows = {row.data["n"]: row for row in Event.objects.filter(pk__in=[e.pk for e in events])}
+    assert (rows[1].priority, rows[1].category) == (9, "auth")
+    assert (rows[2].recipient_users, rows[3].recipient_users) == ([7], None)
+    assert rows[3].source == "fw"
