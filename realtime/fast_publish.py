@@ -33,13 +33,11 @@ import asyncio
 import contextvars
 import logging
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, DataError, IntegrityError, close_old_connections
+from django.db import DatabaseError, DataError, IntegrityError
 from django.http.request import split_domain_port, validate_host
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.renderers import JSONRenderer
@@ -50,6 +48,7 @@ from realtime import auth
 from realtime.catalogue import PUBLISH
 from realtime.group_commit import each_its_own
 from realtime.parsers import BoundedJSONParser
+from realtime.publish_lanes import Lanes
 from realtime.publishing import PublishError, publish_each
 from realtime.transport import send_held, sends_held
 from realtime.views import InvalidEventData, PublishFailed, error_body, publish_checker
@@ -63,28 +62,17 @@ FAST_BODY_MAX = 64 * 1024
 
 _parser = BoundedJSONParser()
 _renderer = JSONRenderer()
-# The thread that stores the fast path's events, a group at a time.
-_publishing_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish")
 
 
 def _publish_group(items):
-    """`publish_each` in the publishing thread, its database connection checked before
-    and given back after (CONN_MAX_AGE: kept on SQLite, back to the pool on PostgreSQL),
-    as a request thread's is at the end of each request. The outcomes are publish_each's:
-    once it returned, its events are committed, whatever giving the connection back does."""
-    close_old_connections()
-    try:
-        return publish_each(items)
-    finally:
-        try:
-            close_old_connections()
-        except Exception:
-            logger.exception("giving back the publishing thread's database connection failed")
+    """`publish_each` in a publishing lane's thread (`realtime.publish_lanes`, which
+    keeps the thread's database connection between groups). The outcomes are
+    publish_each's: once it returned, its events are committed."""
+    return publish_each(items)
 
 
-_publish_each_in_thread = sync_to_async(
-    _publish_group, thread_sensitive=False, executor=_publishing_thread
-)
+# The threads that store the fast path's events, a group each (_Groups).
+publishing_lanes = Lanes(_publish_group, "publish")
 
 
 class PublishFastPath:
@@ -142,15 +130,19 @@ MAX_WAITING = 1000
 
 class _Groups:
     """The fast path's events of one event loop, stored a group at a time: those that
-    arrive while a group is being stored form the next one (one hop to the publishing
-    thread, one INSERT, one commit). Each request is answered once its own event is
-    committed; the group's events then go to the hubs, in order, while the next group is
-    stored (the view sends before it answers; here a missed send is caught by the hubs'
-    event-table poll)."""
+    arrive while every lane is storing a group form the next one (one hop to a publishing
+    thread, one INSERT, one commit). Each of `lanes` (`realtime.publish_lanes`) stores a
+    group at a time, with its own database connection: PostgreSQL flushes its log once
+    for commits that overlap, so a group need not wait for another's commit (one lane on
+    SQLite, which writes one transaction at a time; PUBLISH_COMMITS_IN_FLIGHT). Each
+    request is answered once its own event is committed; the groups' events then go to
+    the hubs in the order the groups were stored (the view sends before it answers; here
+    a missed send is caught by the hubs' event-table poll)."""
 
-    def __init__(self):
+    def __init__(self, lanes):
+        self.free = list(lanes)  # the lanes storing no group now
         self.waiting = []  # ((event_type, data, options), future)
-        self.storing = None  # the task storing groups, while there are any
+        self.storing = set()  # the tasks storing a group each (the loop keeps weak references)
         self.sending = None  # the task sending the last stored group
 
     async def publish(self, event_type, data, options):
@@ -158,37 +150,47 @@ class _Groups:
         wait already (the caller hands the request to the view)."""
         if len(self.waiting) >= MAX_WAITING:
             return None
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = asyncio.get_running_loop().create_future()
         self.waiting.append(((event_type, data, options), future))
-        if self.storing is None:
-            # A context of its own: the group's sends are not the starting request's.
-            self.storing = loop.create_task(self._store(), context=contextvars.Context())
+        if self.free:
+            self._store_next()
         # Shielded: a request given up on (its client left) leaves its event to its group.
         return await asyncio.shield(future)
 
-    async def _store(self):
+    def _store_next(self):
+        """Take every waiting event into a group and start storing it."""
+        group, self.waiting = self.waiting, []
+        # The lane used last: its connection is the one most likely kept (others give
+        # theirs back when they have been idle a while).
+        lane = self.free.pop()
+        # A context of its own: the group's sends are not the starting request's.
+        task = asyncio.get_running_loop().create_task(
+            self._store(lane, group), context=contextvars.Context()
+        )
+        self.storing.add(task)
+
+    async def _store(self, lane, group):
+        held = []
         try:
-            while self.waiting:
-                group, self.waiting = self.waiting, []
-                held = []
-                try:
-                    with sends_held(held):
-                        outcomes = await _publish_each_in_thread([item for item, _ in group])
-                except Exception as exc:  # nothing was stored: every event of the group
-                    outcomes = each_its_own(exc, len(group))
-                except BaseException:  # cancelled (the loop closes): no request waits on
-                    for _, future in group + self.waiting:
-                        if not future.done():
-                            future.set_result(RuntimeError("the publishing was cancelled"))
-                    self.waiting = []
-                    raise
-                futures = [future for _, future in group]
-                self.sending = asyncio.ensure_future(
-                    _answer_then_send(self.sending, held, futures, outcomes)
-                )
+            with sends_held(held):
+                outcomes = await lane.run([item for item, _ in group])
+        except Exception as exc:  # nothing was stored: every event of the group
+            outcomes = each_its_own(exc, len(group))
+        except BaseException:  # cancelled (the loop closes): no request waits on
+            for _, future in group + self.waiting:
+                if not future.done():
+                    future.set_result(RuntimeError("the publishing was cancelled"))
+            self.waiting = []
+            raise
         finally:
-            self.storing = None
+            self.storing.discard(asyncio.current_task())
+            self.free.append(lane)
+        if self.waiting and self.free:
+            self._store_next()
+        futures = [future for _, future in group]
+        self.sending = asyncio.ensure_future(
+            _answer_then_send(self.sending, held, futures, outcomes)
+        )
 
 
 async def _answer_then_send(previous, held, futures, outcomes):
@@ -210,7 +212,9 @@ def _groups():
     loop = asyncio.get_running_loop()
     groups = _loop_groups.get(loop)
     if groups is None:
-        groups = _loop_groups[loop] = _Groups()
+        groups = _loop_groups[loop] = _Groups(
+            publishing_lanes.get(settings.PUBLISH_COMMITS_IN_FLIGHT)
+        )
     return groups
 
 

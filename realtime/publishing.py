@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connections, router, transaction
 
 from realtime import catalogue, envelopes, groups
 from realtime.catalogue import Audience
@@ -78,7 +78,49 @@ def publish_each(items):
 
 
 def _store_many(events):
-    when_unlocked(lambda: Event.objects.bulk_create(events))
+    when_unlocked(lambda: _insert(events))
+
+
+def _insert(events):
+    if len(events) == 1:
+        # One statement in autocommit: PostgreSQL commits it before it answers, in one
+        # round trip, where bulk_create's transaction takes three (BEGIN, INSERT, COMMIT).
+        events[0].save(force_insert=True)
+    else:
+        _insert_in_one_statement(events)
+
+
+def _insert_in_one_statement(events):
+    """bulk_create's INSERT ... RETURNING id, without the transaction bulk_create opens
+    around it: one statement is atomic by itself and, outside a transaction, committed
+    before the database answers (one round trip instead of three). Inside the caller's
+    transaction it is part of it, as bulk_create's INSERT would be."""
+    connection = connections[router.db_for_write(Event)]
+    meta = Event._meta
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    if not connection.features.can_return_rows_from_bulk_insert or len(
+        events
+    ) > connection.ops.bulk_batch_size(fields, events):
+        # More rows than one statement takes (SQLite's parameter limit): bulk_create's
+        # batches, in its transaction.
+        Event.objects.bulk_create(events)
+        return
+    quote = connection.ops.quote_name
+    params = []
+    for event in events:
+        params.extend(
+            field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields
+        )
+    values = connection.ops.bulk_insert_sql(fields, [["%s"] * len(fields)] * len(events))
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"{values} RETURNING {quote(meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    for event, pk in zip(events, ids, strict=True):
+        event.pk = pk
 
 
 def _store_one(event):

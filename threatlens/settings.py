@@ -345,6 +345,16 @@ REALTIME_FAST_PATHS = env_list("REALTIME_FAST_PATHS", ["all"])
 # Django's request cycle (realtime/fast_publish.py, docs/development.md section 8); false:
 # all through DRF.
 PUBLISH_FAST_PATH = env_bool("PUBLISH_FAST_PATH", True)
+# Groups of that path's events stored at once, each in its own transaction and thread.
+# PostgreSQL flushes its log once for commits that overlap, so a second group need not
+# wait for the first's flush; SQLite writes one transaction at a time, and a second would
+# only wait for the first's lock.
+PUBLISH_COMMITS_IN_FLIGHT = env_int(
+    "PUBLISH_COMMITS_IN_FLIGHT",
+    1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 4,
+    minimum=1,
+    maximum=64,
+)
 
 # Roles are groups, strongest first; a user's role is the first group they belong to.
 ROLES = ("admin", "analyst", "viewer")

@@ -3,6 +3,7 @@
 
 import asyncio
 import json
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -313,21 +314,27 @@ async def test_a_failure_giving_the_connection_back_after_the_commit_is_no_503(
     server, carol_token, monkeypatch
 ):
     """The events are committed: a 503 ("nothing was published, retry") would duplicate
-    them on retry."""
-    from realtime import fast_publish
+    them on retry. (The lane gives its connection back once idle: at once here.)"""
+    from realtime import publish_lanes
 
     await post(server, {"event_type": "security_event", "data": {}}, carol_token)
     calls = []
 
-    def close_old_connections():
-        calls.append(1)
-        if len(calls) % 2 == 0:  # the one after publish_each
-            raise DatabaseError("connection lost while closing")
+    real = publish_lanes.connections.close_all
 
-    monkeypatch.setattr(fast_publish, "close_old_connections", close_old_connections)
-    response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
-    assert response["status"] == 201 and len(server.reached_django) == 1
-    assert await sync_to_async(stored)() == 2
+    def close_all():
+        if not threading.current_thread().name.startswith("publish"):
+            return real()
+        calls.append(1)
+        raise DatabaseError("connection lost while closing")
+
+    monkeypatch.setattr(publish_lanes, "IDLE", 0)
+    monkeypatch.setattr(publish_lanes.connections, "close_all", close_all)
+    for _ in range(2):
+        response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
+        assert response["status"] == 201 and len(server.reached_django) == 1
+    assert await sync_to_async(stored)() == 3
+    assert calls
 
 
 async def send_raw(application, body, headers, query_string=b""):
