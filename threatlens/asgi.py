@@ -15,9 +15,11 @@ from threatlens.handlers import get_asgi_application  # noqa: E402
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from realtime import servers  # noqa: E402
 from realtime.fast_publish import PublishFastPath  # noqa: E402
+from threatlens import collector  # noqa: E402
 from threatlens.monitoring.startup import InProcessServicesMiddleware  # noqa: E402
 from threatlens.routing import websocket_application  # noqa: E402
 
@@ -37,3 +39,6 @@ application = InProcessServicesMiddleware(
         }
     )
 )
+
+# Last: what is loaded by now lives as long as the process (threatlens/collector.py).
+collector.tune_for_server(settings.SERVER_GC_YOUNG_THRESHOLD)

@@ -167,6 +167,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Threads of finished HTTP requests kept, with their database connections, for the next
 # requests (threatlens.handlers); more run while more requests are in progress at once.
 REQUEST_THREADS_KEPT = env_int("REQUEST_THREADS_KEPT", 8, minimum=1, maximum=1000)
+# The server's garbage collector (threatlens/collector.py): its youngest generation is
+# collected every this many allocations (Python's default: 700), after the loaded
+# application is frozen out of every collection; 0 leaves the collector as Python sets it.
+SERVER_GC_YOUNG_THRESHOLD = env_int("SERVER_GC_YOUNG_THRESHOLD", 20_000, minimum=0)
 
 # --- Redis: channel layer and cache ---------------------------------------------------
 

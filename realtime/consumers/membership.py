@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-import uuid
+import secrets
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -52,7 +52,7 @@ class SocketMembership:
         principal = consumer.principal
         connection = Connection(
             send=consumer.base_send,
-            connection_id=f"conn_{uuid.uuid4().hex[:16]}",
+            connection_id=f"conn_{secrets.token_hex(8)}",  # 16 random hex digits, no UUID object
             client_id=client_id,
             principal=principal,
             capacity=settings.REALTIME["QUEUE_SIZE"],

@@ -99,7 +99,7 @@ class GuardedAccess(SocketAccess):
     paths = {}
 
     def __init__(self):
-        self.broken = frozenset(name for name, path in self.paths.items() if not enabled(path))
+        self.broken = _turned_off(type(self))
 
     def _broke(self, method, exc):
         self.broken = self.broken | {method}
@@ -258,7 +258,30 @@ _configured = [None, frozenset()]
 
 def enabled(path):
     """Whether the fast path `path` is on: configured, and its libraries as pinned."""
-    return path in configured() and not _untested(FAST_PATHS[path])
+    return path in _enabled()
+
+
+def _enabled():
+    """The fast paths on: asked several times per socket, so worked out once per
+    settings value (and again after `reset()`)."""
+    chosen = configured()
+    if _on[0] is not chosen:
+        _on[:] = [chosen, frozenset(p for p in chosen if not _untested(FAST_PATHS[p])), {}]
+    return _on[1]
+
+
+_on = [None, frozenset(), {}]  # [configured(), the paths on, {access class: its methods off}]
+
+
+def _turned_off(access_class):
+    """The methods of a `GuardedAccess` class whose fast path is off."""
+    on = _enabled()
+    off = _on[2].get(access_class)
+    if off is None:
+        off = _on[2][access_class] = frozenset(
+            name for name, path in access_class.paths.items() if path not in on
+        )
+    return off
 
 
 def _untested(distributions):
@@ -332,3 +355,4 @@ def reset():
     version_tested.cache_clear()
     pinned_versions.cache_clear()
     _warned.clear()
+    _on[:] = [None, frozenset(), {}]
