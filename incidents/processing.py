@@ -181,18 +181,26 @@ def process_raw_logs(raw_log_ids):
 
     Those still `received` are claimed together, in one transaction (a conditional
     UPDATE after locking the rows, so another worker's claim is never taken over); each
-    is then processed as `process_raw_log` would. A log that fails is marked failed and
-    logged, and the next one goes on.
+    is then processed as `process_raw_log` would. A claimed log waiting behind the
+    others for more than half of RAW_LOG_RESUME_AFTER is claimed again before it is
+    processed (another process's resume pass may take a log untouched for that long:
+    then it is left to it). A log that fails is marked failed and logged, and the next
+    one goes on.
     """
     with processing_worker().turn():
-        claimed = _claim(raw_log_ids)
+        claimed, at = _claim(raw_log_ids), time.monotonic()
+        processed = []
         for raw_log in claimed:
+            waited = time.monotonic() - at
+            if waited > pipeline_setting("RAW_LOG_RESUME_AFTER") / 2 and not _claim_again(raw_log):
+                continue
             try:
                 with audit_context(request=None, actor=None, source="pipeline"):
                     _Run(raw_log, build_analyzer()).run()
             except Exception:
                 logger.exception("processing raw log %s failed", raw_log.pk)
-        return [raw_log.pk for raw_log in claimed]
+            processed.append(raw_log.pk)
+        return processed
 
 
 def _claim(raw_log_ids):
@@ -202,11 +210,25 @@ def _claim(raw_log_ids):
         if connection.features.has_select_for_update:
             received = received.select_for_update()
         ids = list(received.values_list("pk", flat=True))
-        RawLog.objects.filter(pk__in=ids).update(
+        RawLog.objects.filter(pk__in=ids, status=RawLogStatus.RECEIVED).update(
             status=RawLogStatus.PARSING, stage=RawLogStatus.PARSING, started_at=now, updated_at=now
         )
     order = {pk: index for index, pk in enumerate(raw_log_ids)}
     return sorted(RawLog.objects.filter(pk__in=ids), key=lambda raw_log: order[raw_log.pk])
+
+
+def _claim_again(raw_log):
+    """Touch a log claimed a while ago, if it is still as this process claimed it (no
+    resume pass took it over meanwhile); returns whether it was."""
+    now = timezone.now()
+    touched = RawLog.objects.filter(
+        pk=raw_log.pk, status=RawLogStatus.PARSING, updated_at=raw_log.updated_at
+    ).update(updated_at=now)
+    if not touched:
+        logger.warning("raw log %s was taken over before its turn came", raw_log.pk)
+        return False
+    raw_log.updated_at = now
+    return True
 
 
 def process_next_raw_log(*, analyzer=None):
@@ -487,8 +509,9 @@ class _Run:
     def _fail(self, exc):
         raw_log = self.raw_log
         try:
-            # The counters as committed: a chunk that failed half-way rolled its own back.
-            raw_log.refresh_from_db(fields=COUNTERS)
+            # The counters (and stage) as committed: a chunk that failed half-way rolled
+            # its own back (the last one had already marked the log completed in memory).
+            raw_log.refresh_from_db(fields=[*COUNTERS, "stage"])
         except Exception:
             logger.exception("could not re-read raw log %s", raw_log.pk)
         raw_log.status = RawLogStatus.FAILED

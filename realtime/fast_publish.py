@@ -132,9 +132,9 @@ class _Groups:
     """The fast path's events of one event loop, stored a group at a time: those that
     arrive while every lane is storing a group form the next one (one hop to a publishing
     thread, one INSERT, one commit). Each of `lanes` (`realtime.publish_lanes`) stores a
-    group at a time, with its own database connection: PostgreSQL flushes its log once
-    for commits that overlap, so a group need not wait for another's commit (one lane on
-    SQLite, which writes one transaction at a time; PUBLISH_COMMITS_IN_FLIGHT). Each
+    group at a time, with its own database connection (PUBLISH_COMMITS_IN_FLIGHT, 1:
+    with more, overlapping groups' ids interleave and their events reach the hubs out of
+    id order). Each
     request is answered once its own event is committed; the groups' events then go to
     the hubs in the order the groups were stored (the view sends before it answers; here
     a missed send is caught by the hubs' event-table poll)."""

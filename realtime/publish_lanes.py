@@ -7,8 +7,9 @@ its connection while groups follow each other, so that a group of one event is o
 trip (`realtime.publishing` stores it in one autocommit statement), and gives it back
 once it has had no group for `IDLE` seconds, or when the connection saw an error (a
 fresh, checked one comes from the pool for the next group).
-Several lanes store groups at once (`PUBLISH_COMMITS_IN_FLIGHT`): PostgreSQL flushes its
-log once for commits that overlap.
+Several lanes may store groups at once (`PUBLISH_COMMITS_IN_FLIGHT`, 1 by default:
+PostgreSQL would share a log flush between overlapping commits, but their groups' ids
+interleave and reach the hubs out of id order).
 """
 
 import asyncio

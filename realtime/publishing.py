@@ -78,49 +78,65 @@ def publish_each(items):
 
 
 def _store_many(events):
-    when_unlocked(lambda: _insert(events))
-
-
-def _insert(events):
+    """Store `events` in one statement where one takes them (else bulk_create's batches
+    in its transaction), waiting for SQLite's write lock in short steps. The statement
+    is built once, whatever the wait."""
+    if not events:
+        return
     if len(events) == 1:
         # One statement in autocommit: PostgreSQL commits it before it answers, in one
         # round trip, where bulk_create's transaction takes three (BEGIN, INSERT, COMMIT).
-        events[0].save(force_insert=True)
+        _store_one(events[0])
+        return
+    insert = _OneStatementInsert.of(events)
+    if insert is None:
+        when_unlocked(lambda: Event.objects.bulk_create(events))
     else:
-        _insert_in_one_statement(events)
+        when_unlocked(insert.execute)
 
 
-def _insert_in_one_statement(events):
+class _OneStatementInsert:
     """bulk_create's INSERT ... RETURNING id, without the transaction bulk_create opens
     around it: one statement is atomic by itself and, outside a transaction, committed
     before the database answers (one round trip instead of three). Inside the caller's
     transaction it is part of it, as bulk_create's INSERT would be."""
-    connection = connections[router.db_for_write(Event)]
-    meta = Event._meta
-    fields = [field for field in meta.concrete_fields if field is not meta.pk]
-    if not connection.features.can_return_rows_from_bulk_insert or len(
-        events
-    ) > connection.ops.bulk_batch_size(fields, events):
-        # More rows than one statement takes (SQLite's parameter limit): bulk_create's
-        # batches, in its transaction.
-        Event.objects.bulk_create(events)
-        return
-    quote = connection.ops.quote_name
-    params = []
-    for event in events:
-        params.extend(
-            field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields
+
+    def __init__(self, connection, events, sql, params):
+        self.connection = connection
+        self.events = events
+        self.sql = sql
+        self.params = params
+
+    @classmethod
+    def of(cls, events):
+        """The statement for `events`, or None when one statement cannot take them all
+        (a database without INSERT ... RETURNING, SQLite's parameter limit)."""
+        connection = connections[router.db_for_write(Event)]
+        meta = Event._meta
+        fields = [field for field in meta.concrete_fields if field is not meta.pk]
+        if not connection.features.can_return_rows_from_bulk_insert or len(
+            events
+        ) > connection.ops.bulk_batch_size(fields, events):
+            return None
+        quote = connection.ops.quote_name
+        params = []
+        for event in events:
+            params.extend(
+                field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields
+            )
+        values = connection.ops.bulk_insert_sql(fields, [["%s"] * len(fields)] * len(events))
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+            f"{values} RETURNING {quote(meta.pk.column)}"
         )
-    values = connection.ops.bulk_insert_sql(fields, [["%s"] * len(fields)] * len(events))
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"{values} RETURNING {quote(meta.pk.column)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ids = [row[0] for row in cursor.fetchall()]
-    for event, pk in zip(events, ids, strict=True):
-        event.pk = pk
+        return cls(connection, events, sql, params)
+
+    def execute(self):
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            ids = [row[0] for row in cursor.fetchall()]
+        for event, pk in zip(self.events, ids, strict=True):
+            event.pk = pk
 
 
 def _store_one(event):

@@ -198,8 +198,18 @@ class SharedRoundTrip:
         self.pending.append((item, future))
         if not self.sending:
             # Starts on the loop's next turn, with every call made until then.
-            self.sending.add(loop.create_task(self._send_pending()))
+            task = loop.create_task(self._send_pending())
+            self.sending.add(task)
+            # Cancelled before it started (its loop closing), it never runs its own
+            # `finally`: without this, every later call would wait for it for ever.
+            task.add_done_callback(self._sender_done)
         return future
+
+    def _sender_done(self, task):
+        self.sending.discard(task)
+        if task.cancelled():
+            left, self.pending = self.pending, []
+            _fail(left, "the store's sender was cancelled")
 
     async def _send_pending(self):
         try:

@@ -9,8 +9,11 @@ whose subscribers count its latency in milliseconds, that schedule is most of th
 
 `when_unlocked(fn)` runs `fn` (one whole transaction, called outside any other) with
 SQLite's busy timeout at zero and, while the database is locked, tries again every
-`STEP` seconds until the connection's own timeout (DATABASES OPTIONS "timeout") has
-passed; then the last "database is locked" is raised, as SQLite would have raised it.
+`STEP` seconds (every `LONG_STEP` once it has waited `SHORT_STEPS_FOR`: a lock held that
+long is held by a long transaction, and a thread trying that often would keep the
+interpreter lock from the event loop) until the connection's own timeout (DATABASES
+OPTIONS "timeout") has passed; then the last "database is locked" is raised, as SQLite
+would have raised it. `fn` should be cheap to call again: build the statement first.
 Trying again is safe because `fn` is a whole transaction: a locked database refuses its
 BEGIN IMMEDIATE, or rolls the transaction back whole. Other databases run `fn` as it is
 (PostgreSQL has no database-wide write lock), and so does a call inside a transaction
@@ -27,6 +30,8 @@ logger = logging.getLogger(__name__)
 # Between tries: well under the child's usual transaction (about a millisecond), long
 # enough not to keep a core busy while one runs.
 STEP = 0.0003
+SHORT_STEPS_FOR = 0.02
+LONG_STEP = 0.002
 DEFAULT_TIMEOUT = 5.0  # seconds: Python's sqlite3 default, when OPTIONS names none
 
 
@@ -39,14 +44,15 @@ def when_unlocked(fn, using=None):
     connection.ensure_connection()
     _set_busy_timeout(connection, 0)
     try:
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
         while True:
             try:
                 return fn()
             except OperationalError as exc:
-                if "database is locked" not in str(exc) or time.monotonic() >= deadline:
+                waited = time.monotonic() - started
+                if "database is locked" not in str(exc) or waited >= timeout:
                     raise
-            time.sleep(STEP)
+            time.sleep(STEP if waited < SHORT_STEPS_FOR else LONG_STEP)
     finally:
         try:
             _set_busy_timeout(connection, round(timeout * 1000))

@@ -350,15 +350,11 @@ REALTIME_FAST_PATHS = env_list("REALTIME_FAST_PATHS", ["all"])
 # all through DRF.
 PUBLISH_FAST_PATH = env_bool("PUBLISH_FAST_PATH", True)
 # Groups of that path's events stored at once, each in its own transaction and thread.
-# PostgreSQL flushes its log once for commits that overlap, so a second group need not
-# wait for the first's flush; SQLite writes one transaction at a time, and a second would
-# only wait for the first's lock.
-PUBLISH_COMMITS_IN_FLIGHT = env_int(
-    "PUBLISH_COMMITS_IN_FLIGHT",
-    1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 4,
-    minimum=1,
-    maximum=64,
-)
+# 1: more let PostgreSQL share a log flush between overlapping commits, but their groups'
+# ids interleave and reach the hubs out of id order (a client resuming from the highest id
+# it saw could miss some), and 4 measured slower than 1 here (bench/RESULTS.md). SQLite
+# writes one transaction at a time.
+PUBLISH_COMMITS_IN_FLIGHT = env_int("PUBLISH_COMMITS_IN_FLIGHT", 1, minimum=1, maximum=64)
 
 # Roles are groups, strongest first; a user's role is the first group they belong to.
 ROLES = ("admin", "analyst", "viewer")

@@ -10,6 +10,7 @@ stay the same."""
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from incidents.ingest import receive_raw_log
 from incidents.models import RawLog, RawLogStatus
@@ -86,3 +87,27 @@ def test_a_log_claimed_elsewhere_is_left_to_its_claimer():
     assert process_raw_logs([theirs.pk, mine.pk]) == [mine.pk]
     theirs.refresh_from_db()
     assert theirs.status == RawLogStatus.PARSING and stages(theirs.pk) == [EVERY_STAGE[0]]
+
+
+def test_a_log_taken_over_while_it_waited_for_its_turn_is_left_to_its_new_owner(
+    settings, monkeypatch
+):
+    """Claimed with its batch, a log waits while the ones before it are processed; one
+    left untouched long enough may be taken over by another process's resume pass."""
+    from incidents import processing
+
+    settings.RAW_LOG_RESUME_AFTER = 0  # every log of the batch is claimed again first
+    first = receive("cron", [cron_line(0)])
+    second = receive("cron", [cron_line(1)])
+    run = processing._Run.run
+
+    def run_then_another_process_takes_the_second(self):
+        run(self)
+        if self.raw_log.pk == first.pk:
+            RawLog.objects.filter(pk=second.pk).update(updated_at=timezone.now())
+
+    monkeypatch.setattr(processing._Run, "run", run_then_another_process_takes_the_second)
+
+    assert process_raw_logs([first.pk, second.pk]) == [first.pk]
+    second.refresh_from_db()
+    assert second.status == RawLogStatus.PARSING and stages(second.pk) == [EVERY_STAGE[0]]

@@ -290,7 +290,7 @@ def test_data_the_database_refuses_is_a_400_in_the_view_too(
 ):
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(carol)}")
     monkeypatch.setattr(publishing, "_stored_together", GroupCommit(refuse_data, refuse_data))
-    monkeypatch.setattr(publishing, "_insert", refuse_data)  # a list's one INSERT
+    monkeypatch.setattr(publishing._OneStatementInsert, "execute", refuse_data)  # one INSERT
     body = {"event_type": "security_event", "data": {}}
     response = api_client.post(URL, [body, body] if many else body, format="json")
     assert response.status_code == 400
