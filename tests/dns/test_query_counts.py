@@ -8,12 +8,13 @@ from dns import services
 from realtime.models import Event
 from tests.dns.helpers import grant
 
-TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+# Also the busy timeout `realtime.write_lock` sets around an event INSERT on SQLite.
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA BUSY_TIMEOUT")
 
 
 def statements(captured):
     """The SQL statements run, without transaction control (which SQLite logs and
-    PostgreSQL does not)."""
+    PostgreSQL does not) and SQLite's lock wait settings."""
     return [
         query["sql"]
         for query in captured.captured_queries
