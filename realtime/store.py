@@ -172,78 +172,51 @@ MAX_BATCH = 256
 
 
 class SharedRoundTrip:
-    """Calls go to Redis together, one round trip in flight at a time. Thousands of
-    sockets connect at once after a deploy: each waited for a pooled connection and a
-    round trip of its own, most of a connect on Redis. The calls made while one turn of
-    the event loop runs go out together on the next turn; those made while a round trip
-    is in flight go together once it is back, MAX_BATCH at most per round trip. Each
-    round trip costs the server about the same CPU whatever its size (redis-py packs,
-    sends, reads and parses a reply), so the busier the server, the more calls share one
-    (a round trip per turn of the loop was 0.3 ms of server CPU per connect while 5,000
-    clients connected). `send(items)` returns one result per item, in order; if it
-    raises, every call of the batch raises StoreUnavailable, and the calls waiting behind
-    it go in the next round trip."""
+    """Calls made while one turn of the event loop runs go to Redis together. Thousands
+    of sockets connect at once after a deploy: each waited for a pooled connection and a
+    round trip of its own, most of a connect on Redis. Each now awaits one round trip of
+    all the calls made beside it, MAX_BATCH at most. `send(items)` returns one result per
+    item, in order; if it raises, every call of the batch raises StoreUnavailable."""
 
     __slots__ = ("send", "pending", "sending")
 
     def __init__(self, send):
         self.send = send
-        self.pending = []  # (item, future) not sent yet
-        self.sending = set()  # the task sending them, while there is one
+        self.pending = None  # the batch the next turn of the loop sends
+        self.sending = set()  # the tasks sending batches (the loop keeps weak references)
 
     def __call__(self, item):
         """A future of the item's result."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.pending.append((item, future))
-        if not self.sending:
+        if self.pending is None:
+            self.pending = []
             # Starts on the loop's next turn, with every call made until then.
-            task = loop.create_task(self._send_pending())
+            task = loop.create_task(self._send_batch(self.pending))
             self.sending.add(task)
-            # Cancelled before it started (its loop closing), it never runs its own
-            # `finally`: without this, every later call would wait for it for ever.
-            task.add_done_callback(self._sender_done)
+            task.add_done_callback(self.sending.discard)
+        self.pending.append((item, future))
+        if len(self.pending) >= MAX_BATCH:
+            self.pending = None  # full: the next call starts another
         return future
 
-    def _sender_done(self, task):
-        self.sending.discard(task)
-        if task.cancelled():
-            left, self.pending = self.pending, []
-            _fail(left, "the store's sender was cancelled")
-
-    async def _send_pending(self):
-        try:
-            while self.pending:
-                batch = self.pending[:MAX_BATCH]
-                del self.pending[:MAX_BATCH]
-                await self._send_batch(batch)
-        finally:
-            self.sending.clear()
-            # Cancelled (the loop is closing): the calls still waiting fail too.
-            left, self.pending = self.pending, []
-            _fail(left, "the store's sender was cancelled")
-
     async def _send_batch(self, batch):
+        if self.pending is batch:
+            self.pending = None
         try:
             results = await self.send([item for item, _ in batch])
         except BaseException as exc:
-            _fail(batch, f"{type(exc).__name__}: {exc}", exc)
+            for _, future in batch:
+                if not future.done():
+                    error = StoreUnavailable(f"{type(exc).__name__}: {exc}")
+                    error.__cause__ = exc
+                    future.set_exception(error)
             if not isinstance(exc, Exception):
                 raise  # cancelled: its callers have heard
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():  # else its caller was cancelled
                 future.set_result(result)
-
-
-def _fail(calls, reason, cause=None):
-    """StoreUnavailable for each call still waiting (one exception each: every caller
-    raises its own)."""
-    for _, future in calls:
-        if not future.done():
-            error = StoreUnavailable(reason)
-            error.__cause__ = cause
-            future.set_exception(error)
 
 
 class RedisStore:

@@ -39,19 +39,6 @@ async def test_a_cancelled_send_fails_its_calls():
             await asyncio.wait_for(call, 5)
 
 
-async def test_a_sender_cancelled_before_it_started_leaves_no_call_waiting():
-    async def send(items):
-        return [item * 2 for item in items]
-
-    shared = SharedRoundTrip(send)
-    first = shared(1)
-    for task in list(shared.sending):
-        task.cancel()  # before its first step: it never runs its own cleanup
-    with pytest.raises(StoreUnavailable):
-        await asyncio.wait_for(first, 5)
-    assert await asyncio.wait_for(shared(2), 5) == 4
-
-
 async def test_no_limits_count_nothing_in_the_local_store():
     counts, left = await LocalStore().hits([], 60)
     assert counts == [] and 0 < left <= 60
