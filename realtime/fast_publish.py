@@ -134,10 +134,9 @@ class _Groups:
     thread, one INSERT, one commit). Each of `lanes` (`realtime.publish_lanes`) stores a
     group at a time, with its own database connection (PUBLISH_COMMITS_IN_FLIGHT, 1:
     with more, overlapping groups' ids interleave and their events reach the hubs out of
-    id order). Each
-    request is answered once its own event is committed; the groups' events then go to
-    the hubs in the order the groups were stored (the view sends before it answers; here
-    a missed send is caught by the hubs' event-table poll)."""
+    id order). Each request is answered once its own event is committed; the groups'
+    events then go to the hubs in the order the groups were stored (the view sends before
+    it answers; here a missed send is caught by the hubs' event-table poll)."""
 
     def __init__(self, lanes):
         self.free = list(lanes)  # the lanes storing no group now
