@@ -5,8 +5,10 @@ PostgreSQL taking it is a round trip of its own before the group's INSERT (the p
 checks the connection it hands out, CONN_HEALTH_CHECKS). A lane is a thread that keeps
 its connection while groups follow each other, so that a group of one event is one round
 trip (`realtime.publishing` stores it in one autocommit statement), and gives it back
-once it has had no group for `IDLE` seconds, or when the connection saw an error (a
-fresh, checked one comes from the pool for the next group).
+once it has had no group for `IDLE` seconds, once it has kept it for `HOLD_AT_MOST`
+seconds (a steady stream of groups would otherwise keep one connection for good, out of
+reach of the pool's checks and lifetime), or when the connection saw an error (a fresh,
+checked one comes from the pool for the next group).
 Several lanes may store groups at once (`PUBLISH_COMMITS_IN_FLIGHT`, 1 by default:
 PostgreSQL would share a log flush between overlapping commits, but their groups' ids
 interleave and reach the hubs out of id order).
@@ -18,6 +20,7 @@ import contextvars
 import logging
 import queue
 import threading
+import time
 
 from django.db import connection, connections
 
@@ -26,6 +29,8 @@ logger = logging.getLogger(__name__)
 # Seconds a lane keeps its database connection after its last group: long enough for a
 # burst's groups (milliseconds apart), short enough to give it back when publishing stops.
 IDLE = 0.5
+# Seconds a lane keeps one connection at most, however often groups come.
+HOLD_AT_MOST = 60.0
 
 
 class Lane:
@@ -46,25 +51,29 @@ class Lane:
         return asyncio.wrap_future(future)
 
     def _run(self):
-        holding = False  # a connection kept since the last group
+        held_since = None  # when the connection kept since the last group was taken
         while True:
             try:
-                context, items, future = self._jobs.get(timeout=IDLE if holding else None)
+                context, items, future = self._jobs.get(
+                    timeout=None if held_since is None else IDLE
+                )
             except queue.Empty:
                 _give_back()
-                holding = False
+                held_since = None
                 continue
             if not future.set_running_or_notify_cancel():
                 continue
+            if held_since is None:
+                held_since = time.monotonic()
             try:
                 future.set_result(context.run(self._work, items))
             except BaseException as exc:
                 future.set_exception(exc)
-            holding = True
-            if connection.errors_occurred:
-                # Lost, or a statement failed: the next group gets a fresh (checked) one.
+            # Lost, or a statement failed: the next group gets a fresh (checked) one; so
+            # does the first group after HOLD_AT_MOST.
+            if connection.errors_occurred or time.monotonic() - held_since > HOLD_AT_MOST:
                 _give_back()
-                holding = False
+                held_since = None
 
 
 def _give_back():

@@ -194,11 +194,23 @@ class SharedRoundTrip:
             # Starts on the loop's next turn, with every call made until then.
             task = loop.create_task(self._send_batch(self.pending))
             self.sending.add(task)
-            task.add_done_callback(self.sending.discard)
+            task.add_done_callback(functools.partial(self._sent, self.pending))
         self.pending.append((item, future))
         if len(self.pending) >= MAX_BATCH:
             self.pending = None  # full: the next call starts another
         return future
+
+    def _sent(self, batch, task):
+        """A task cancelled before its first step never ran `_send_batch`: its batch
+        would stay the one new calls join, and its calls would wait for good."""
+        self.sending.discard(task)
+        if not task.cancelled():
+            return
+        if self.pending is batch:
+            self.pending = None
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(StoreUnavailable("the batch was cancelled before it was sent"))
 
     async def _send_batch(self, batch):
         if self.pending is batch:

@@ -71,6 +71,21 @@ async def test_a_lane_gives_back_a_connection_that_saw_an_error_at_once(give_bac
     assert len(give_backs) == 1
 
 
+async def test_a_lane_gives_back_a_connection_kept_too_long_however_often_groups_come(
+    give_backs, monkeypatch
+):
+    monkeypatch.setattr(publish_lanes, "IDLE", 60)  # not the idle give-back
+    monkeypatch.setattr(publish_lanes, "HOLD_AT_MOST", 0.2)
+    lane = Lane(connected, "test-lane")
+    first = await lane.run([])
+    await asyncio.sleep(0.3)
+    assert await lane.run([]) == first  # the group past the limit still uses it
+    await wait_for(lambda: give_backs)  # then it goes back
+    assert len(give_backs) == 1
+    await lane.run([])
+    assert len(give_backs) == 1  # a fresh one, kept again
+
+
 async def test_a_lane_runs_its_work_in_the_callers_context():
     import contextvars
 

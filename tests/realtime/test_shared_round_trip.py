@@ -39,6 +39,20 @@ async def test_a_cancelled_send_fails_its_calls():
             await asyncio.wait_for(call, 5)
 
 
+async def test_a_send_cancelled_before_it_starts_fails_its_calls_and_the_next_call_goes():
+    async def send(items):
+        return list(items)
+
+    shared = SharedRoundTrip(send)
+    first = shared(1)
+    for task in list(shared.sending):
+        task.cancel()  # before the loop's next turn: _send_batch never runs
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(first, 5)
+    assert await asyncio.wait_for(shared(2), 5) == 2
+    assert not shared.sending
+
+
 async def test_no_limits_count_nothing_in_the_local_store():
     counts, left = await LocalStore().hits([], 60)
     assert counts == [] and 0 < left <= 60

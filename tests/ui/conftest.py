@@ -84,10 +84,20 @@ def browser(ui_server, personas):
             chromium.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.call_failed = call.excinfo is not None  # an expected failure too
+    return report
+
+
 @pytest.fixture
-def ui(ui_server, personas, browser):
+def ui(request, ui_server, personas, browser):
     handle = UI(ui_server, personas, browser)
     yield handle
+    if getattr(request.node, "call_failed", False):
+        handle.write_traces(request.node.name)
     for page in handle.pages:
         if not page.is_closed():
             page.context.close()

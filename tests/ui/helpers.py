@@ -3,6 +3,7 @@ test's handle on the server, personas and browser (`UI`), and screenshots."""
 
 import os
 import re
+import time
 from pathlib import Path
 
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
@@ -86,8 +87,47 @@ class UI:
     def watch(self, page):
         page.js_errors = []
         page.on("pageerror", lambda error: page.js_errors.append(str(error)))
+        page.trace = Trace(page)
         self.pages.append(page)
         return page
+
+    def write_traces(self, name):
+        """After a failed test: each page's trace in test-artifacts/ui/<name>-trace.txt."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_-]+', '-', name)}-trace.txt"
+        with path.open("w") as out:
+            for page in self.pages:
+                out.write(f"=== page {page.trace.opened_at}\n")
+                out.writelines(f"{line}\n" for line in page.trace.lines)
+            out.write("=== server log (tail)\n" + self.server.log_text()[-20000:])
+        return path
+
+
+class Trace:
+    """What a page did, for the failure of a test that is not seen again alone: its API
+    requests and their statuses, its socket frames (shortened) and console messages."""
+
+    FRAME = 240  # characters kept of a frame
+
+    def __init__(self, page):
+        self.lines = []
+        self.opened_at = page.url
+        page.on("console", lambda message: self.add("console", message.text))
+        page.on("response", self.response)
+        page.on("websocket", self.websocket)
+
+    def add(self, kind, text):
+        self.lines.append(f"{time.monotonic():.3f} {kind} {text[: self.FRAME]}")
+
+    def response(self, response):
+        if "/api/" in response.url:
+            self.add("http", f"{response.status} {response.request.method} {response.url}")
+
+    def websocket(self, ws):
+        self.add("ws-open", ws.url)
+        ws.on("framereceived", lambda frame: self.add("ws-in", str(frame)))
+        ws.on("framesent", lambda frame: self.add("ws-out", str(frame)))
+        ws.on("close", lambda _ws: self.add("ws-close", ws.url))
 
     def js_errors(self):
         return {page.url: page.js_errors for page in self.pages if page.js_errors}
