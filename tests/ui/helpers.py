@@ -91,13 +91,16 @@ class UI:
         self.pages.append(page)
         return page
 
+    def js_errors(self):
+        return {page.url: page.js_errors for page in self.pages if page.js_errors}
+
     def write_traces(self, name):
         """After a failed test: each page's trace in test-artifacts/ui/<name>-trace.txt."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_-]+', '-', name)}-trace.txt"
         with path.open("w") as out:
             for page in self.pages:
-                out.write(f"=== page {page.trace.opened_at}\n")
+                out.write(f"=== page {page.url}\n")
                 out.writelines(f"{line}\n" for line in page.trace.lines)
             out.write("=== server log (tail)\n" + self.server.log_text()[-20000:])
         return path
@@ -111,7 +114,6 @@ class Trace:
 
     def __init__(self, page):
         self.lines = []
-        self.opened_at = page.url
         page.on("console", lambda message: self.add("console", message.text))
         page.on("response", self.response)
         page.on("websocket", self.websocket)
@@ -128,9 +130,6 @@ class Trace:
         ws.on("framereceived", lambda frame: self.add("ws-in", str(frame)))
         ws.on("framesent", lambda frame: self.add("ws-out", str(frame)))
         ws.on("close", lambda _ws: self.add("ws-close", ws.url))
-
-    def js_errors(self):
-        return {page.url: page.js_errors for page in self.pages if page.js_errors}
 
 
 def screenshot(page, name):
