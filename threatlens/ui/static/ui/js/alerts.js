@@ -64,13 +64,22 @@ export class AlertRows {
     return this.rows.get(id)?.alert;
   }
 
-  clear() {
+  /** Empty the table. With keepSelection the selected ids stay selected for the rows that
+   * come back (a reload after the socket lost its place); `pruneSelection()` then drops
+   * the others. */
+  clear({ keepSelection = false } = {}) {
     this.rows.clear();
     clear(this.tbody);
-    if (this.selected.size) {
+    if (!keepSelection && this.selected.size) {
       this.selected.clear();
       this.ctx.onSelect?.(this.selected);
     }
+  }
+
+  /** Unselect the ids that have no row (left the list on a reload); tells ctx.onSelect. */
+  pruneSelection() {
+    for (const id of this.selected) if (!this.rows.has(id)) this.selected.delete(id);
+    this.ctx.onSelect?.(this.selected);
   }
 
   /** Insert (at the top, or at the end with append) or update a row. */

@@ -80,7 +80,9 @@ function updateCount() {
     (total > shown ? ` (newest ${shown} of ${total} listed)` : "");
 }
 
-async function load() {
+/** (Re)load the list. keepSelection: a reload of the same view (the socket lost its
+ * place) keeps the analyst's selection of the alerts still listed. */
+async function load({ keepSelection = false } = {}) {
   const request = api.get("/api/alerts/", query());
   loading = request;
   let page;
@@ -91,9 +93,10 @@ async function load() {
     return;
   }
   if (loading !== request) return; // a newer load started
-  rows.clear();
+  rows.clear({ keepSelection });
   total = page.count;
   for (const alert of page.results) rows.upsert(alert, { append: true });
+  if (keepSelection) rows.pruneSelection();
   updateCount();
 }
 
@@ -186,7 +189,7 @@ connectLive({
   page: "alerts",
   eventTypes: config.perms.receive_security ? ["new_alert", "alert_updated"] : [],
   onEvent,
-  onResync: load,
+  onResync: () => load({ keepSelection: true }),
   onError: (frame) => notify(frame.message || "The server reported an error.", "error"),
 });
 
