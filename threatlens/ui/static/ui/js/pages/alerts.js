@@ -102,6 +102,7 @@ async function load({ keepSelection = false } = {}) {
 
 function setView(next) {
   view = next;
+  if (rows.selected.size) rows.selectAll(false); // another view, sort or filter: a fresh selection
   for (const button of document.querySelectorAll("#views [data-view]")) {
     button.setAttribute("aria-pressed", String(button.dataset.view === view));
   }
