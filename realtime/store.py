@@ -208,9 +208,7 @@ class SharedRoundTrip:
             return
         if self.pending is batch:
             self.pending = None
-        for _, future in batch:
-            if not future.done():
-                future.set_exception(StoreUnavailable("the batch was cancelled before it was sent"))
+        _fail(batch, "the batch was cancelled before it was sent")
 
     async def _send_batch(self, batch):
         if self.pending is batch:
@@ -218,17 +216,23 @@ class SharedRoundTrip:
         try:
             results = await self.send([item for item, _ in batch])
         except BaseException as exc:
-            for _, future in batch:
-                if not future.done():
-                    error = StoreUnavailable(f"{type(exc).__name__}: {exc}")
-                    error.__cause__ = exc
-                    future.set_exception(error)
+            _fail(batch, f"{type(exc).__name__}: {exc}", exc)
             if not isinstance(exc, Exception):
                 raise  # cancelled: its callers have heard
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():  # else its caller was cancelled
                 future.set_result(result)
+
+
+def _fail(calls, reason, cause=None):
+    """StoreUnavailable for each call still waiting (one exception each: every caller
+    raises its own)."""
+    for _, future in calls:
+        if not future.done():
+            error = StoreUnavailable(reason)
+            error.__cause__ = cause
+            future.set_exception(error)
 
 
 class RedisStore:
