@@ -172,47 +172,54 @@ MAX_BATCH = 256
 
 
 class SharedRoundTrip:
-    """Calls made while one turn of the event loop runs go to Redis together. Thousands
-    of sockets connect at once after a deploy: each waited for a pooled connection and a
-    round trip of its own, most of a connect on Redis. Each now awaits one round trip of
-    all the calls made beside it, MAX_BATCH at most. `send(items)` returns one result per
-    item, in order; if it raises, every call of the batch raises StoreUnavailable."""
+    """Calls share round trips to Redis. Thousands of sockets connect at once after a
+    deploy: each waited for a pooled connection and a round trip of its own, most of a
+    connect on Redis. A call made while no round trip is under way goes on the loop's
+    next turn, with every call made until then; calls made while one is under way wait
+    for it to end and then go together (in batches of MAX_BATCH at most, sent at once).
+    The busier the server, the more calls share each trip. `send(items)` returns one
+    result per item, in order; if it raises, every call of the batch raises
+    StoreUnavailable."""
 
-    __slots__ = ("send", "pending", "sending")
+    __slots__ = ("send", "pending", "sender")
 
     def __init__(self, send):
         self.send = send
-        self.pending = None  # the batch the next turn of the loop sends
-        self.sending = set()  # the tasks sending batches (the loop keeps weak references)
+        self.pending = []  # (item, future) of the calls the next round trip takes
+        self.sender = None  # the task sending them (the loop keeps weak references)
 
     def __call__(self, item):
         """A future of the item's result."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        if self.pending is None:
-            self.pending = []
-            # Starts on the loop's next turn, with every call made until then.
-            task = loop.create_task(self._send_batch(self.pending))
-            self.sending.add(task)
-            task.add_done_callback(functools.partial(self._sent, self.pending))
         self.pending.append((item, future))
-        if len(self.pending) >= MAX_BATCH:
-            self.pending = None  # full: the next call starts another
+        if self.sender is None:
+            self.sender = loop.create_task(self._send_pending())
+            self.sender.add_done_callback(self._sent)
         return future
 
-    def _sent(self, batch, task):
-        """A task cancelled before its first step never ran `_send_batch`: its batch
-        would stay the one new calls join, and its calls would wait for good."""
-        self.sending.discard(task)
-        if not task.cancelled():
-            return
-        if self.pending is batch:
-            self.pending = None
-        _fail(batch, "the batch was cancelled before it was sent")
+    def _sent(self, task):
+        """A task cancelled before its first step never ran `_send_pending`: its calls
+        would wait for good, and so would every later one."""
+        if self.sender is task:
+            self.sender = None
+            calls, self.pending = self.pending, []
+            _fail(calls, "the round trip was cancelled before it was sent")
+
+    async def _send_pending(self):
+        try:
+            while self.pending:
+                calls, self.pending = self.pending, []
+                batches = [calls[at : at + MAX_BATCH] for at in range(0, len(calls), MAX_BATCH)]
+                await asyncio.gather(*map(self._send_batch, batches))
+        except asyncio.CancelledError:
+            calls, self.pending = self.pending, []
+            _fail(calls, "the round trip was cancelled")
+            raise
+        finally:
+            self.sender = None
 
     async def _send_batch(self, batch):
-        if self.pending is batch:
-            self.pending = None
         try:
             results = await self.send([item for item, _ in batch])
         except BaseException as exc:
