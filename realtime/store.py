@@ -107,19 +107,21 @@ POOL_WAIT = 5
 
 
 # KEYS: this process's count hash, the live processes' sorted set. ARGV: the hash's TTL,
-# now, the cutoff of live processes, the prefix of count hashes, origin, then the user's
-# field of each socket counted in. Each socket in turn is counted, then every live
-# process's counts summed: what a script per socket returned, in one round trip.
+# now, the cutoff of live processes, the prefix of count hashes, origin, then the users'
+# fields of the sockets counted in (a JSON list). Each socket in turn is counted, then
+# every live process's counts summed: what a script per socket returned, in one round
+# trip. The reply is one JSON text ([total, the user's, ...]): redis-py packs and parses
+# each argument and each element of a reply in Python, most of a batch's cost.
 ADD_CONNECTIONS = """
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
 local live = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[3], '+inf')
 local counts = {}
-for i = 6, #ARGV do
+for _, field in ipairs(cjson.decode(ARGV[6])) do
   redis.call('HINCRBY', KEYS[1], 'total', 1)
-  redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+  redis.call('HINCRBY', KEYS[1], field, 1)
   local total, mine = 0, 0
   for _, origin in ipairs(live) do
-    local row = redis.call('HMGET', ARGV[4] .. origin, 'total', ARGV[i])
+    local row = redis.call('HMGET', ARGV[4] .. origin, 'total', field)
     total = total + (tonumber(row[1]) or 0)
     mine = mine + (tonumber(row[2]) or 0)
   end
@@ -127,30 +129,32 @@ for i = 6, #ARGV do
   counts[#counts + 1] = mine
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-return counts
+return cjson.encode(counts)
 """
 
 
-# KEYS: the rate-limit windows hit; ARGV: for each, its TTL, its limit, and 1 if it is the
-# last of one call's. A call's windows are counted in turn until one is past its limit
-# (the rest are not counted: 0). One reply (the counts) to read instead of two per hit.
+# ARGV[1]: the calls, in JSON: for each, the TTL of its windows, then its windows as
+# [key, limit]. A call's windows are counted in turn until one is past its limit (the
+# rest are not counted). The reply, in JSON: for each call, the counts made. The keys go
+# in the argument, not in KEYS: the store is one Redis, never a cluster, and a batch names
+# hundreds of keys, each of which redis-py would pack on its own.
 NO_LIMIT = 2**53  # a limit no count reaches
 HITS = """
-local counts = {}
-local stopped = false
-for i, key in ipairs(KEYS) do
-  if stopped then
-    counts[i] = 0
-  else
-    counts[i] = redis.call('INCR', key)
-    redis.call('EXPIRE', key, ARGV[3 * i - 2])
-    stopped = counts[i] > tonumber(ARGV[3 * i - 1])
+local results = {}
+for i, call in ipairs(cjson.decode(ARGV[1])) do
+  local counts = {}
+  for j = 2, #call do
+    local key, limit = call[j][1], call[j][2]
+    local count = redis.call('INCR', key)
+    redis.call('EXPIRE', key, call[1])
+    counts[#counts + 1] = count
+    if count > limit then
+      break
+    end
   end
-  if ARGV[3 * i] == '1' then
-    stopped = false
-  end
+  results[i] = counts
 end
-return counts
+return cjson.encode(results)
 """
 
 # KEYS: the count hashes, ARGV: the user's field, for each socket counted out.
@@ -305,9 +309,10 @@ class RedisStore:
 
     async def _add_connections_of(self, origin, fields):
         now = time.time()
-        counts = await self._add_connections(
-            keys=[self._key("conn", origin), self._key("procs")],
-            args=[PROCESS_TTL, now, now - PROCESS_TTL, self._key("conn", ""), origin, *fields],
+        args = [PROCESS_TTL, now, now - PROCESS_TTL, self._key("conn", ""), origin]
+        keys = [self._key("conn", origin), self._key("procs")]
+        counts = json.loads(
+            await self._add_connections(keys=keys, args=[*args, json.dumps(fields)])
         )
         pairs = zip(counts[::2], counts[1::2], strict=True)
         return [(int(total), int(mine)) for total, mine in pairs]
@@ -329,23 +334,15 @@ class RedisStore:
     async def hits(self, limits, window):
         now = time.time()
         start = int(now - now % window)
-        keys = [(self._key("rl", key, start), limit) for key, limit in limits]
-        counts = await self._hitting((keys, int(window) + 1))
-        return counts, window - (now - start)
+        left = window - (now - start)
+        if not limits:
+            return [], left  # nothing to count (and cjson would write an empty list as {})
+        windows = [[self._key("rl", key, start), min(limit, NO_LIMIT)] for key, limit in limits]
+        return await self._hitting([int(window) + 1, *windows]), left
 
-    async def _hits(self, items):
-        keys, args = [], []
-        for windows, ttl in items:
-            for index, (redis_key, limit) in enumerate(windows, 1):
-                keys.append(redis_key)
-                args += [ttl, min(limit, NO_LIMIT), int(index == len(windows))]
-        counts = await self._hits_script(keys=keys, args=args)
-        results, at = [], 0
-        for windows, _ in items:
-            # The call's counts, up to the first past its limit (those not made are 0).
-            results.append([count for count in counts[at : at + len(windows)] if count])
-            at += len(windows)
-        return results
+    async def _hits(self, calls):
+        replies = json.loads(await self._hits_script(args=[json.dumps(calls)]))
+        return [[int(count) for count in counts] for counts in replies]
 
     async def count(self, key, window):
         now = time.time()
