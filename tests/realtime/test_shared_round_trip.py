@@ -47,6 +47,22 @@ async def test_calls_made_while_a_round_trip_is_under_way_go_together_after_it()
     await _ended(shared)
 
 
+async def test_a_trip_starts_spacing_seconds_after_the_last_at_the_earliest():
+    loop = asyncio.get_running_loop()
+    starts = []
+
+    async def send(items):
+        starts.append(loop.time())
+        return list(items)
+
+    shared = SharedRoundTrip(send, spacing=0.2)
+    before = loop.time()
+    assert await shared(1) == 1
+    assert starts[0] - before < 0.1  # nothing sent lately: at once
+    assert await asyncio.gather(shared(2), shared(3)) == [2, 3]
+    assert len(starts) == 2 and starts[1] - starts[0] >= 0.2  # one trip, spaced
+
+
 async def test_a_cancelled_send_fails_its_calls():
     started = asyncio.Event()
 
