@@ -10,11 +10,11 @@ from django.contrib.auth import get_user_model
 from realtime import access, auth_failures
 from realtime.auth import (
     AuthFailed,
+    authenticated_at_once,
     bearer_token,
     principal_from_token,
     session_key,
     session_user,
-    will_authenticate,
 )
 from realtime.consumers.protocol import ProtocolError, auth_token
 from realtime.hub import get_hub
@@ -38,15 +38,23 @@ class SocketAuthenticator:
     handshake credentials that keep failing from one source, and renews the token of a
     live socket."""
 
-    __slots__ = ("scope", "token", "failure_key", "timer")
+    __slots__ = ("scope", "token", "credential", "known", "timer")
 
     def __init__(self, scope, query):
         self.scope = scope
         # Not kept: a socket lives long, its token is checked once, in from_handshake().
         self.token = query.pop("token", None) or bearer_token(scope)
-        credential = self.token or session_key(scope)
-        self.failure_key = auth_failures.credential_key(scope, credential) if credential else None
+        self.credential = self.token or session_key(scope)  # what failures count against
+        self.known = None  # the token's (principal, expiry), when known to authenticate
         self.timer = None
+
+    @property
+    def failure_key(self):
+        """The store key of the credential's failures from this source, None without one
+        (a digest: made only when needed, which most connects never are)."""
+        if not self.credential:
+            return None
+        return auth_failures.credential_key(self.scope, self.credential)
 
     async def failed_repeatedly(self):
         """Whether the handshake's credentials keep failing from here (a client
@@ -54,9 +62,10 @@ class SocketAuthenticator:
         audited alone."""
         # A token known to work (valid, its user snapshotted here) is not looked up in
         # the failure counts: a round trip to the store saved on most connects.
+        self.known = authenticated_at_once(self.token) if self.token else None
         if (
-            self.failure_key
-            and not (self.token and will_authenticate(self.token))
+            self.credential
+            and self.known is None
             and await auth_failures.failed_repeatedly(get_hub().store, self.failure_key)
         ):
             auth_failures.audit().refused_early(self.scope)
@@ -68,7 +77,9 @@ class SocketAuthenticator:
         when it carried none. Raises AuthFailed."""
         token, self.token = self.token, None
         if token:
-            principal, expires_at = await principal_from_token(token)
+            known, self.known = self.known, None
+            # Known to authenticate a moment ago (failed_repeatedly): not checked twice.
+            principal, expires_at = known or await principal_from_token(token)
             return Credentials(principal, expires_at, "token")
         user = await session_user(self.scope)
         if user is None:
@@ -82,7 +93,7 @@ class SocketAuthenticator:
         """The credentials of a first `auth` message. Raises ProtocolError (no token)
         and AuthFailed."""
         token = auth_token(message)
-        self.failure_key = auth_failures.credential_key(self.scope, token)
+        self.credential = token
         principal, expires_at = await principal_from_token(token)
         return Credentials(principal, expires_at, "auth_message", request_id=request_id)
 
@@ -101,11 +112,11 @@ class SocketAuthenticator:
 
     def no_credentials(self):
         """The client sent something else than `auth` first: nothing to count."""
-        self.failure_key = None
+        self.credential = None
 
     async def failed(self, reason, client_id):
         """Counted against the credentials, audited once per source and window."""
-        if self.failure_key:
+        if self.credential:
             await auth_failures.count_failure(get_hub().store, self.failure_key)
         details = {"client_id": client_id, "reason": reason, "path": self.scope.get("path")}
         await auth_failures.audit().failed(self.scope, details)

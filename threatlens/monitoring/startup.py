@@ -266,6 +266,7 @@ class InProcessServicesMiddleware:
         # path, realtime/servers/channels.py).
         routes = getattr(app, "application_mapping", None) if frames_saved() else None
         self.routes = routes or {}
+        self.started_on = None  # the event loop it called start_in_process() on
 
     @markcoroutinefunction
     def __call__(self, scope, receive, send):
@@ -274,7 +275,10 @@ class InProcessServicesMiddleware:
         # so that servers take it for an ASGI 3 application.
         if scope["type"] == "lifespan":
             return self._lifespan(receive, send)
-        start_in_process(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        if loop is not self.started_on:  # once per loop: settings read on every connect showed
+            start_in_process(loop)
+            self.started_on = loop
         return self.routes.get(scope["type"], self.app)(scope, receive, send)
 
     async def _lifespan(self, receive, send):
