@@ -276,8 +276,8 @@ class InProcessServicesMiddleware:
         if scope["type"] == "lifespan":
             return self._lifespan(receive, send)
         loop = asyncio.get_running_loop()
-        if loop is not self.started_on:  # once per loop: settings read on every connect showed
-            start_in_process(loop)
+        if loop is not self.started_on:  # once per loop: its settings, read on every
+            start_in_process(loop)  # connect, showed in the connect storm's profile
             self.started_on = loop
         return self.routes.get(scope["type"], self.app)(scope, receive, send)
 
