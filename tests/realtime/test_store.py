@@ -56,6 +56,7 @@ async def test_a_message_s_windows_are_counted_until_one_is_past_its_limit():
         assert (first[0], second[0]) == ([1, 1], [2])  # the second stops at msg
         assert await store.count(f"sub:{key}", 60) == 1
         assert (await store.hit(f"sub:{key}", 60))[0] == 2
+        assert (await store.hits([], 60))[0] == []  # nothing to count: no trip
     finally:
         await store.aclose()
 
