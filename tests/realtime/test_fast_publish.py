@@ -16,6 +16,7 @@ from realtime import publishing
 from realtime.fast_publish import PublishFastPath
 from realtime.group_commit import GroupCommit
 from realtime.models import Event
+from tests.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -311,7 +312,7 @@ async def test_beyond_the_events_waiting_a_request_goes_to_the_view(
 
 
 async def test_a_failure_giving_the_connection_back_after_the_commit_is_no_503(
-    server, carol_token, monkeypatch
+    server, carol_token, monkeypatch, caplog
 ):
     """The events are committed: a 503 ("nothing was published, retry") would duplicate
     them on retry. (The lane gives its connection back once idle: at once here.)"""
@@ -334,7 +335,11 @@ async def test_a_failure_giving_the_connection_back_after_the_commit_is_no_503(
         response = await post(server, {"event_type": "security_event", "data": {}}, carol_token)
         assert response["status"] == 201 and len(server.reached_django) == 1
     assert await sync_to_async(stored)() == 3
-    assert calls
+    # The lane gives back after answering: wait for it (and its log line) within the test.
+    await until(
+        lambda: calls and "giving back a publishing thread" in caplog.text,
+        "the lane tried to give its connection back, and logged the failure",
+    )
 
 
 async def send_raw(application, body, headers, query_string=b""):
