@@ -50,14 +50,14 @@ def command_for(kind, port, uvicorn_ws="auto", workdir=None, uvicorn_deflate=Fal
     if kind == "daphne":
         return [str(BIN / "daphne"), "-b", HOST, "-p", str(port), "threatlens.asgi:application"]
     if kind == "uvicorn":
+        # As `make run` runs it (uvicorn's own log level, no access log), so that what
+        # the server logs costs what it costs there.
         return [
             str(BIN / "uvicorn"),
             "--host",
             HOST,
             "--port",
             str(port),
-            "--log-level",
-            "warning",
             "--no-access-log",
             "--ws",
             uvicorn_ws,
@@ -226,14 +226,14 @@ def bench_environment(
     workdir, *, database_url=None, redis_url=None, prefix="", server_env=(), **settings
 ):
     """The environment of a benchmark's server: a fresh SQLite in `workdir` (or
-    `database_url`), a new secret key, DEBUG off and warnings only, Redis when `redis_url`
-    is given, the benchmark's own `settings`, then the user's `--server-env NAME=VALUE`."""
+    `database_url`), a new secret key, DEBUG off and the log level as `make run` has them,
+    Redis when `redis_url` is given, the benchmark's own `settings`, then the user's
+    `--server-env NAME=VALUE`."""
     overrides = {
         "DJANGO_SETTINGS_MODULE": "threatlens.settings",
         "DATABASE_URL": database_url or f"sqlite:///{Path(workdir) / 'bench.sqlite3'}",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
         **settings,
     }

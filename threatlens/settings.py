@@ -553,5 +553,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    # uvicorn's line per WebSocket, left out (threatlens/serverlog.py).
+    "filters": {"socket_lines": {"()": "threatlens.serverlog.SocketLines"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        "uvicorn.error": {"filters": ["socket_lines"]},
+    },
 }
