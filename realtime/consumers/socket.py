@@ -241,6 +241,11 @@ class SocketConsumer(MessageConsumer):
             }
             self.audit_log.session(self.principal, "realtime.disconnect", details)
         await self.release_slot()
+        # The consumer, its membership and its connection refer to each other: without
+        # these links the three go as the socket ends, with the scope and all they hold,
+        # instead of waiting as garbage for the collector's next full pass (bench.connects:
+        # 13 KB per closed socket, and each full pass walked all of them).
+        self.connection = self.member = None
 
     async def release_slot(self):
         """Stop counting this socket toward the connection limits (once)."""

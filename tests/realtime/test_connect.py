@@ -1,13 +1,18 @@
 """Connecting to the hub: auth in all four ways, refusals with their close codes, limits."""
 
 import asyncio
+import gc
+import weakref
 
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.test import Client as HttpClient
 
+from realtime.hub import get_hub
 from realtime.models import Event
 from tests.sockets import eventually
 from tests.waiting import until
+from threatlens.asgi import application
 from threatlens.audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -277,6 +282,27 @@ async def test_connect_and_disconnect_are_audited(ws, alice, token_for):
             <= set(AuditLog.objects.filter(actor=alice).values_list("action", flat=True))
         )
     )
+
+
+async def test_a_closed_socket_is_freed_at_once_not_left_to_the_collector(
+    fresh_hub, alice, token_for
+):
+    """The consumer, its membership and its connection refer to each other while the
+    socket is open; once it has closed, none of them (nor the scope they hold) waits as
+    garbage for the collector's next full pass."""
+    communicator = WebsocketCommunicator(application, f"/ws?token={token_for(alice)}")
+    assert (await communicator.connect())[0]
+    await communicator.receive_from()
+    (connection,) = get_hub().registry.connections.values()
+    consumer = weakref.ref(connection.owner.consumer)
+    del connection
+    gc.disable()
+    try:
+        await communicator.disconnect()
+        del communicator
+        await until(lambda: consumer() is None, "the consumer is freed, without the collector")
+    finally:
+        gc.enable()
 
 
 async def test_a_user_deleted_while_connected_is_still_named_in_the_audit(ws, alice, token_for):
