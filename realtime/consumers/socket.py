@@ -72,6 +72,7 @@ class SocketConsumer(MessageConsumer):
             return
         # Otherwise accept first: a close before accept reaches the client as HTTP 403
         # and close code 1006, hiding the reason the protocol promises (DESIGN.md).
+        servers.before_accept(self.base_send)
         await self.accept()
         # The server's fast paths for this socket, known once it is accepted.
         self.socket = servers.access_for(self.base_send)

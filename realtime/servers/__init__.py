@@ -56,6 +56,8 @@ FAST_PATHS = {
     "daphne_close_codes": DAPHNE,
     # A stalled client's buffer size and dropping its TCP connection.
     "uvicorn_transport": UVICORN,
+    # uvicorn's and websockets' lines per socket not even made below uvicorn's debug.
+    "uvicorn_socket_log": UVICORN,
     "daphne_transport": DAPHNE,
     # Channels' router and consumer entry points a coroutine frame shorter, no task per socket.
     "channels_frames": ("channels", "asgiref"),
@@ -176,13 +178,26 @@ def access_for(send):
     return PLAIN
 
 
+def before_accept(send):
+    """What is done for the socket under an ASGI `send` before it is accepted: under
+    uvicorn, its lines per socket go to a logger that makes them only at debug."""
+    from realtime.servers import uvicorn
+
+    if enabled("uvicorn_socket_log"):
+        try:
+            uvicorn.quiet_socket_lines(send)
+        except Exception as exc:
+            failed("uvicorn_socket_log", exc)
+
+
 def install():
     """At start-up (threatlens/asgi.py): check the pins, patch the server's classes."""
-    from realtime.servers import daphne
+    from realtime.servers import daphne, uvicorn
 
     for path in configured():
         enabled(path)  # logs a WARNING for a library at an untested version
     daphne.install()
+    uvicorn.install()
 
 
 # --- closing ----------------------------------------------------------------------------------

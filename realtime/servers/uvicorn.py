@@ -11,14 +11,26 @@ or received, the transport not over its high-water mark, no compression negotiat
 response (with their headers) for the life of the socket, though it reads them only until
 the handshake is answered; the scope holds what the application needs.
 
+**Socket lines** (`uvicorn_socket_log`). uvicorn logs every accepted socket at info
+(`"WebSocket /ws?…" [accepted]`), and websockets its `connection open`, through the
+protocol's logger, uvicorn's `uvicorn.error`. `threatlens.serverlog` drops them, but only
+once made: a record each, masked (`threatlens.logredaction`), ~5% of a connect. Before
+accepting, the protocol and its websockets connection get a child logger,
+`uvicorn.error.sockets`, that makes info records only when `uvicorn.error` logs at debug
+(at install); its warnings and errors go to uvicorn's handlers as before.
+
 **Transport** (`uvicorn_transport`). The bytes the transport holds for a socket, and
 dropping the TCP connection of a client that stopped reading (a close frame would wait
 behind its full buffer for ever).
 """
 
 import functools
+import logging
 
 from realtime.servers import GuardedAccess
+
+SERVER_LOGGER = "uvicorn.error"
+SOCKET_LOGGER = "uvicorn.error.sockets"
 
 
 class UvicornAccess(GuardedAccess):
@@ -66,11 +78,30 @@ class UvicornAccess(GuardedAccess):
 
 def access_for(send):
     """A `UvicornAccess` when `send` is a bound `send` of uvicorn's sansio protocol."""
+    protocol = _protocol_of(send)
+    return None if protocol is None else UvicornAccess(protocol)
+
+
+def quiet_socket_lines(send):
+    """The socket's lines per socket through `SOCKET_LOGGER` (before it is accepted)."""
+    protocol = _protocol_of(send)
+    if protocol is not None:
+        protocol.logger = protocol.conn.logger = logging.getLogger(SOCKET_LOGGER)
+
+
+def install():
+    """`SOCKET_LOGGER` makes info records only when uvicorn's logger is at debug, as
+    uvicorn's command line set it before loading the application."""
+    debug = logging.getLogger(SERVER_LOGGER).getEffectiveLevel() <= logging.DEBUG
+    logging.getLogger(SOCKET_LOGGER).setLevel(logging.NOTSET if debug else logging.WARNING)
+
+
+def _protocol_of(send):
     protocol_class = _protocol_class()
     protocol = getattr(send, "__self__", None)
     if protocol_class is None or type(protocol) is not protocol_class:
         return None
-    return UvicornAccess(protocol)
+    return protocol
 
 
 @functools.cache

@@ -28,7 +28,7 @@ def free_port():
 async def serve():
     started = []
 
-    async def start(app):
+    async def start(app, log_level="warning"):
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -36,7 +36,7 @@ async def serve():
             ws="websockets-sansio",
             ws_per_message_deflate=False,
             lifespan="off",
-            log_level="warning",
+            log_level=log_level,
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
@@ -87,6 +87,66 @@ def test_another_servers_send_is_left_alone():
     protocol = Protocol()
     servers.access_for(protocol.send).release_handshake()
     assert protocol.request == protocol.response == "kept"
+
+
+@pytest.fixture
+def records_made():
+    """(logger, message) of every log record made meanwhile, masked as in the server."""
+    made = []
+    factory = logging.getLogRecordFactory()
+
+    def collecting(*args, **kwargs):
+        record = factory(*args, **kwargs)
+        made.append((record.name, record.getMessage()))
+        return record
+
+    logging.setLogRecordFactory(collecting)
+    yield made
+    logging.setLogRecordFactory(factory)
+
+
+async def accept_one(serve, log_level):
+    async def app(scope, receive, send):
+        assert (await receive())["type"] == "websocket.connect"
+        servers.before_accept(send)
+        await send({"type": "websocket.accept"})
+        await receive()  # the close
+
+    url = await serve(app, log_level=log_level)
+    uvicorn_paths.install()  # as threatlens.asgi, once uvicorn has set its log level
+    async with websockets.connect(url + "/ws?token=secret"):
+        pass
+
+
+def socket_lines(made):
+    return [(name, text) for name, text in made if "WebSocket" in text or "connection " in text]
+
+
+async def test_below_debug_no_line_per_socket_is_even_made(serve, records_made):
+    await accept_one(serve, "info")
+    assert socket_lines(records_made) == []
+
+
+async def test_at_debug_the_lines_per_socket_are_made_masked(serve, records_made):
+    await accept_one(serve, "debug")
+    lines = socket_lines(records_made)
+    assert ("uvicorn.error.sockets", "connection open") in lines
+    (accepted,) = [text for _, text in lines if "[accepted]" in text]
+    assert "/ws?token=[redacted]" in accepted
+
+
+async def test_a_socket_line_path_that_breaks_warns_once_and_the_socket_is_accepted(
+    serve, monkeypatch, records_made, warnings_of_servers
+):
+    def renamed(send):  # what a uvicorn release without `conn` would do
+        raise AttributeError("'WebSocketsSansIOProtocol' object has no attribute 'conn'")
+
+    monkeypatch.setattr(uvicorn_paths, "quiet_socket_lines", renamed)
+    await accept_one(serve, "info")
+    await accept_one(serve, "info")
+    assert len(fast_path_warnings(warnings_of_servers, "uvicorn_socket_log")) == 1
+    # Made, then left out by threatlens.serverlog.
+    assert ("uvicorn.error", "connection open") in socket_lines(records_made)
 
 
 # --- the whole server ---------------------------------------------------------------------------
