@@ -19,6 +19,7 @@ the last, per connection.
 import argparse
 import json
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -73,6 +74,10 @@ def main(argv=None):
         ceiling.stop()
         if args.redis:
             clean_redis(args.redis_url, prefix)
+        if args.keep:
+            log(f"kept {workdir} (logs, database)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     results = {"command": " ".join(["python -m bench.connects", *sys.argv[1:]]), "rounds": rounds}
     print(format_rounds(results, args.clients))
     if args.json:

@@ -14,7 +14,7 @@ the handshake is answered; the scope holds what the application needs.
 **Socket lines** (`uvicorn_socket_log`). uvicorn logs every accepted socket at info
 (`"WebSocket /ws?…" [accepted]`), and websockets its `connection open`, through the
 protocol's logger, uvicorn's `uvicorn.error`. `threatlens.serverlog` drops them, but only
-once made: a record each, masked (`threatlens.logredaction`), ~5% of a connect. Before
+once made: a record each, masked (`threatlens.logredaction`), ~7% of a connect. Before
 accepting, the protocol and its websockets connection get a child logger,
 `uvicorn.error.sockets`, that makes info records only when `uvicorn.error` logs at debug
 (at install); its warnings and errors go to uvicorn's handlers as before.
