@@ -9,7 +9,8 @@ or received, the transport not over its high-water mark, no compression negotiat
 
 **Handshake** (`uvicorn_handshake`). The protocol keeps the handshake request and its
 response (with their headers) for the life of the socket, though it reads them only until
-the handshake is answered; the scope holds what the application needs.
+the handshake is answered; the scope holds what the application needs. websockets' parser
+keeps the request too (a local of its generator): its headers are emptied.
 
 **Socket lines** (`uvicorn_socket_log`). uvicorn logs every accepted socket at info
 (`"WebSocket /ws?…" [accepted]`), and websockets its `connection open`, through the
@@ -65,6 +66,10 @@ class UvicornAccess(GuardedAccess):
     def _release_handshake(self):
         protocol = self.protocol
         if protocol.handshake_complete:
+            if protocol.request is not None:
+                # websockets' parser keeps the request, a local of its generator, for the
+                # socket's life: its headers (a dozen objects) go, the empty shell stays.
+                protocol.request.headers.clear()
             protocol.request = None
             protocol.response = None
 
