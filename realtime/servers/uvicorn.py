@@ -31,7 +31,8 @@ import logging
 from realtime.servers import GuardedAccess
 
 SERVER_LOGGER = "uvicorn.error"
-SOCKET_LOGGER = "uvicorn.error.sockets"
+# Looked up once: every socket is given it (getLogger takes logging's lock each time).
+SOCKET_LOGGER = logging.getLogger("uvicorn.error.sockets")
 
 
 class UvicornAccess(GuardedAccess):
@@ -91,14 +92,14 @@ def quiet_socket_lines(send):
     """The socket's lines per socket through `SOCKET_LOGGER` (before it is accepted)."""
     protocol = _protocol_of(send)
     if protocol is not None:
-        protocol.logger = protocol.conn.logger = logging.getLogger(SOCKET_LOGGER)
+        protocol.logger = protocol.conn.logger = SOCKET_LOGGER
 
 
 def install():
     """`SOCKET_LOGGER` makes info records only when uvicorn's logger is at debug, as
     uvicorn's command line set it before loading the application."""
     debug = logging.getLogger(SERVER_LOGGER).getEffectiveLevel() <= logging.DEBUG
-    logging.getLogger(SOCKET_LOGGER).setLevel(logging.NOTSET if debug else logging.WARNING)
+    SOCKET_LOGGER.setLevel(logging.NOTSET if debug else logging.WARNING)
 
 
 def _protocol_of(send):
